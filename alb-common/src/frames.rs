@@ -1,0 +1,98 @@
+//! Frames the agent sends itself: ARP updates that point a client at its
+//! slave, and switch learning frames. Built as fixed 60-byte arrays
+//! (`ETH_ZLEN`), the size the kernel pads them to.
+
+use crate::wire::{ARP_OP_REPLY, ETH_P_ARP, ETH_P_IP, ETH_P_LOOPBACK, Ipv4, Mac};
+
+/// Minimum Ethernet frame without FCS.
+pub const FRAME_LEN: usize = 60;
+
+/// Which form of ARP update to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateForm {
+    /// The kernel's RLB update (spec §1.7): THA = client MAC, TPA = client
+    /// IP. A Linux client applies it only if its entry is older than
+    /// `locktime` (1 s).
+    Rlb,
+    /// Gratuitous: TPA = SPA = server IP and THA = SHA. Linux applies it at
+    /// once whatever the entry's age (`arp_is_garp` in net/ipv4/arp.c),
+    /// so a moved client is corrected in milliseconds, not after locktime.
+    Gratuitous,
+}
+
+/// A unicast ARP reply, sent to `client_mac`, that maps `server_ip` to
+/// `slave_mac`.
+pub fn arp_update(
+    form: UpdateForm,
+    slave_mac: &Mac,
+    server_ip: &Ipv4,
+    client_mac: &Mac,
+    client_ip: &Ipv4,
+) -> [u8; FRAME_LEN] {
+    let (tha, tpa) = match form {
+        UpdateForm::Rlb => (client_mac, client_ip),
+        UpdateForm::Gratuitous => (slave_mac, server_ip),
+    };
+    let mut frame = [0u8; FRAME_LEN];
+    frame[0..6].copy_from_slice(client_mac);
+    frame[6..12].copy_from_slice(slave_mac);
+    frame[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+    frame[14..16].copy_from_slice(&1u16.to_be_bytes());
+    frame[16..18].copy_from_slice(&ETH_P_IP.to_be_bytes());
+    frame[18] = 6;
+    frame[19] = 4;
+    frame[20..22].copy_from_slice(&ARP_OP_REPLY.to_be_bytes());
+    frame[22..28].copy_from_slice(slave_mac);
+    frame[28..32].copy_from_slice(server_ip);
+    frame[32..38].copy_from_slice(tha);
+    frame[38..42].copy_from_slice(tpa);
+    frame
+}
+
+/// A bonding learning frame (spec §2.7): source = destination = `mac`,
+/// ethertype 0x9000, zero padded. It teaches switches where `mac` lives.
+pub fn learning_frame(mac: &Mac) -> [u8; FRAME_LEN] {
+    let mut frame = [0u8; FRAME_LEN];
+    frame[0..6].copy_from_slice(mac);
+    frame[6..12].copy_from_slice(mac);
+    frame[12..14].copy_from_slice(&ETH_P_LOOPBACK.to_be_bytes());
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Parsed, parse};
+
+    const SLAVE: Mac = [2, 0, 0, 0, 0, 19];
+    const CLIENT: Mac = [2, 0, 0, 0, 1, 2];
+    const SERVER_IP: Ipv4 = [198, 18, 0, 1];
+    const CLIENT_IP: Ipv4 = [198, 18, 0, 12];
+
+    #[test]
+    fn rlb_update_matches_spec_1_7() {
+        let frame = arp_update(UpdateForm::Rlb, &SLAVE, &SERVER_IP, &CLIENT, &CLIENT_IP);
+        let Some(Parsed::Arp { eth, arp }) = parse(&frame[..]) else { panic!("not ARP") };
+        assert_eq!((eth.dst, eth.src), (CLIENT, SLAVE));
+        assert_eq!(arp.oper(), ARP_OP_REPLY);
+        assert_eq!((arp.sha, arp.spa, arp.tha, arp.tpa), (SLAVE, SERVER_IP, CLIENT, CLIENT_IP));
+    }
+
+    #[test]
+    fn gratuitous_update_names_the_server_twice() {
+        let frame = arp_update(UpdateForm::Gratuitous, &SLAVE, &SERVER_IP, &CLIENT, &CLIENT_IP);
+        let Some(Parsed::Arp { eth, arp }) = parse(&frame[..]) else { panic!("not ARP") };
+        assert_eq!(eth.dst, CLIENT);
+        assert_eq!((arp.sha, arp.spa, arp.tha, arp.tpa), (SLAVE, SERVER_IP, SLAVE, SERVER_IP));
+    }
+
+    #[test]
+    fn learning_frame_matches_spec_2_7() {
+        let frame = learning_frame(&SLAVE);
+        assert_eq!(frame.len(), 60);
+        assert_eq!(&frame[0..6], &SLAVE);
+        assert_eq!(&frame[6..12], &SLAVE);
+        assert_eq!(&frame[12..14], &[0x90, 0x00]);
+        assert!(frame[14..].iter().all(|&b| b == 0));
+    }
+}

@@ -1,0 +1,18 @@
+//! What alb's BPF programs and its agent share: the layouts of the BPF maps,
+//! the packet-access API and header views, and every decision the data path
+//! takes, as pure functions that run (and are tested and fuzzed) on the host.
+//!
+//! The BPF side (`alb-ebpf`) is a thin shell: it reads a frame through
+//! [`wire::Frame`], asks [`verdict`] what to do, performs the map look-ups the
+//! verdict names and applies the rewrite.
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod assign;
+pub mod frames;
+pub mod maps;
+pub mod reason;
+pub mod verdict;
+pub mod wire;

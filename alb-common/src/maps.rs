@@ -1,0 +1,276 @@
+//! Keys and values of alb's BPF maps, shared by the programs and the agent.
+//!
+//! All maps are BTF-defined, so `bpftool map dump` prints these field names.
+//! Addresses are byte arrays in network order so bpftool prints them as
+//! `[198,18,0,11]` rather than as a host-order integer.
+
+use crate::wire::{Ipv4, Mac};
+
+/// Most slaves one master can have; slave indices are `0..MAX_SLAVES`.
+pub const MAX_SLAVES: usize = 16;
+/// "No slave" in [`Config::active_slave`] and [`ClientEntry::slave`].
+pub const NO_SLAVE: u32 = u32::MAX;
+/// Per-destination transmit buckets (a power of two).
+pub const TX_BUCKETS: u32 = 1024;
+/// Default size of the client table; `alb --max-clients` changes it at load.
+pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
+/// Size of the event ring buffer in bytes.
+pub const EVENT_RING_BYTES: u32 = 256 * 1024;
+
+/// Map names (at most 15 bytes: the kernel's `BPF_OBJ_NAME_LEN`), also the
+/// file names of their pins under `/sys/fs/bpf/alb/<master>/`.
+pub mod names {
+    pub const CONFIG: &str = "ALB_CONFIG";
+    pub const SLAVES: &str = "ALB_SLAVES";
+    pub const SLAVE_INDEX: &str = "ALB_SLAVE_IDX";
+    pub const CLIENTS: &str = "ALB_CLIENTS";
+    pub const TX_BUCKETS: &str = "ALB_TX_BUCKETS";
+    pub const BUCKET_LOAD: &str = "ALB_BUCKET_LOAD";
+    pub const SLAVE_STATS: &str = "ALB_SLAVE_STATS";
+    pub const COUNTERS: &str = "ALB_COUNTERS";
+    pub const RR_CURSOR: &str = "ALB_RR_CURSOR";
+    pub const EVENTS: &str = "ALB_EVENTS";
+    pub const ALL: [&str; 10] = [
+        CONFIG,
+        SLAVES,
+        SLAVE_INDEX,
+        CLIENTS,
+        TX_BUCKETS,
+        BUCKET_LOAD,
+        SLAVE_STATS,
+        COUNTERS,
+        RR_CURSOR,
+        EVENTS,
+    ];
+}
+
+/// Program names, as the agent finds them in the object.
+pub mod programs {
+    /// TC egress on the master: transmit balancing and host ARP rewriting.
+    pub const TX: &str = "alb_tx";
+    /// TC ingress on every slave: delivery to the master and ARP learning.
+    pub const RX: &str = "alb_rx";
+}
+
+/// The master-wide state the agent publishes (`ALB_CONFIG[0]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub master_ifindex: u32,
+    /// Index of the slave that carries the master's MAC, broadcast,
+    /// multicast and non-IP traffic; [`NO_SLAVE`] when none is usable.
+    pub active_slave: u32,
+    /// How many entries of `usable` are valid.
+    pub usable_count: u32,
+    pub _pad0: u32,
+    pub master_mac: Mac,
+    pub _pad1: [u8; 2],
+    /// Slaves new clients are dealt to, round-robin, in enslave order.
+    pub usable: [u8; MAX_SLAVES],
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            master_ifindex: 0,
+            active_slave: NO_SLAVE,
+            usable_count: 0,
+            _pad0: 0,
+            master_mac: [0; 6],
+            _pad1: [0; 2],
+            usable: [0; MAX_SLAVES],
+        }
+    }
+}
+
+impl Config {
+    /// The slave a new client gets for round-robin position `cursor`.
+    #[inline(always)]
+    pub fn deal(&self, cursor: u32) -> Option<u32> {
+        let count = self.usable_count;
+        if count == 0 || count as usize > MAX_SLAVES {
+            return None;
+        }
+        let slot = (cursor % count) as usize;
+        self.usable.get(slot).map(|&slave| u32::from(slave))
+    }
+}
+
+/// Set in [`Slave::flags`] for a slot that holds a slave.
+pub const SLAVE_PRESENT: u32 = 1;
+/// Set in [`Slave::flags`] while the slave may carry traffic (link up).
+pub const SLAVE_UP: u32 = 2;
+
+/// One slave (`ALB_SLAVES[index]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slave {
+    pub ifindex: u32,
+    pub flags: u32,
+    pub mac: Mac,
+    pub _pad: [u8; 2],
+}
+
+impl Slave {
+    #[inline(always)]
+    pub const fn is_up(&self) -> bool {
+        self.flags & (SLAVE_PRESENT | SLAVE_UP) == SLAVE_PRESENT | SLAVE_UP
+    }
+}
+
+/// Key of the client table: one server address and one client address.
+/// The kernel keys on the client only, so a client of two server
+/// addresses fights with itself there (spec §1.2, test 11).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientKey {
+    pub server_ip: Ipv4,
+    pub client_ip: Ipv4,
+}
+
+/// Set in [`ClientEntry::flags`] once the client's MAC is known.
+pub const CLIENT_MAC_KNOWN: u32 = 1;
+
+/// A client's assignment and counters (`ALB_CLIENTS[key]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientEntry {
+    pub mac: Mac,
+    pub _pad: [u8; 2],
+    /// The slave whose MAC this client was told, and which carries the
+    /// client's traffic in both directions.
+    pub slave: u32,
+    pub flags: u32,
+    /// `bpf_ktime_get_ns()` when the entry was created.
+    pub created_ns: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// The slave a transmit bucket sends on (`ALB_TX_BUCKETS[bucket]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxBucket {
+    pub slave: u32,
+    pub _pad: u32,
+}
+
+/// Bytes and packets sent through one bucket (per CPU; u64, so no wrap at
+/// the rates where the kernel's u32 accounting overflows, spec §2.3).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Per-slave counters (`ALB_SLAVE_STATS[index]`, per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlaveStats {
+    pub rx: Traffic,
+    pub tx: Traffic,
+}
+
+/// What an [`Event`] reports.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// The transmit path dealt a slave to a new client.
+    NewClient = 1,
+    /// The host broadcast an ARP request: every client of `server_ip` that
+    /// heard it now points at `slave`'s MAC and must be told its own again.
+    HostArpBroadcast = 2,
+    /// A client's ARP reached the master (`op`, `mac` = sender MAC,
+    /// `client_ip` = sender IP, `server_ip` = target IP).
+    ArpSeen = 3,
+    /// A known client answered from a new MAC; the entry was updated.
+    ClientMacChanged = 4,
+}
+
+impl EventKind {
+    pub const fn from_u32(value: u32) -> Option<Self> {
+        match value {
+            1 => Some(Self::NewClient),
+            2 => Some(Self::HostArpBroadcast),
+            3 => Some(Self::ArpSeen),
+            4 => Some(Self::ClientMacChanged),
+            _ => None,
+        }
+    }
+}
+
+/// An entry of the event ring buffer (`ALB_EVENTS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub kind: u32,
+    pub slave: u32,
+    pub key: ClientKey,
+    pub mac: Mac,
+    pub op: u16,
+}
+
+const _: () = {
+    assert!(size_of::<Config>() == 40);
+    assert!(size_of::<Slave>() == 16);
+    assert!(size_of::<ClientKey>() == 8);
+    assert!(size_of::<ClientEntry>() == 56);
+    assert!(size_of::<TxBucket>() == 8);
+    assert!(size_of::<SlaveStats>() == 32);
+    assert!(size_of::<Event>() == 24);
+    assert!(TX_BUCKETS.is_power_of_two());
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::{ClientEntry, ClientKey, Config, Event, Slave, SlaveStats, Traffic, TxBucket};
+
+    // SAFETY: each type is `repr(C)`, `Copy`, has explicit padding fields
+    // and no padding bytes (sizes asserted above), and every bit pattern
+    // is a valid value.
+    unsafe impl aya::Pod for Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Slave {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ClientKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ClientEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for TxBucket {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Traffic {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for SlaveStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Event {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deal_is_round_robin_over_usable_slaves() {
+        let mut config = Config { usable_count: 3, ..Config::default() };
+        config.usable[..3].copy_from_slice(&[0, 2, 5]);
+        let dealt: std::vec::Vec<_> = (0..6).map(|c| config.deal(c)).collect();
+        assert_eq!(dealt, [0, 2, 5, 0, 2, 5].map(Some));
+    }
+
+    #[test]
+    fn deal_without_usable_slaves_is_none() {
+        assert_eq!(Config::default().deal(7), None);
+        let broken = Config { usable_count: 99, ..Config::default() };
+        assert_eq!(broken.deal(1), None);
+    }
+
+    #[test]
+    fn map_names_fit_the_kernel() {
+        for name in names::ALL {
+            assert!(name.len() <= 15, "{name} is longer than 15 bytes");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The data path's decisions, as pure functions of the parsed frame and the
+//! state the agent published. The BPF programs only look up what a verdict
+//! names and apply the rewrite it returns.
+
+pub mod rx;
+pub mod tx;
+
+use crate::wire::Mac;
+
+/// The source MAC a frame must carry when it leaves on a slave with
+/// `slave_mac`: frames the master originated (source = master MAC) take the
+/// slave's own MAC, so every slave transmits with its own address and no
+/// switch sees one MAC on two ports. Frames with any other source (bridged
+/// or forwarded) are never rewritten (spec §1.13, Appendix A).
+#[inline(always)]
+pub fn source_rewrite(eth_src: &Mac, master_mac: &Mac, slave_mac: &Mac) -> Option<Mac> {
+    (eth_src == master_mac && slave_mac != eth_src).then_some(*slave_mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_rewrite;
+
+    const MASTER: [u8; 6] = [2, 0, 0, 0, 0, 17];
+    const OTHER_SLAVE: [u8; 6] = [2, 0, 0, 0, 0, 19];
+
+    #[test]
+    fn only_master_originated_frames_take_the_slave_mac() {
+        assert_eq!(source_rewrite(&MASTER, &MASTER, &OTHER_SLAVE), Some(OTHER_SLAVE));
+        assert_eq!(source_rewrite(&MASTER, &MASTER, &MASTER), None);
+        let bridged = [2, 0, 0, 0, 0, 99];
+        assert_eq!(source_rewrite(&bridged, &MASTER, &OTHER_SLAVE), None);
+    }
+}

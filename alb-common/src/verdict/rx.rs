@@ -1,0 +1,127 @@
+//! Receive: what a slave does with a frame the network delivered to it.
+//! Rules: spec §1.6 and §1.11 (balance-alb), plus failover acceptance
+//! (Appendix A): frames for a failed slave's MAC are taken on the active
+//! slave instead of being dropped as PACKET_OTHERHOST.
+
+use crate::{
+    reason::Reason,
+    wire::{Mac, is_multicast},
+};
+
+/// The slave that owns a MAC, as the receive path sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub index: u32,
+    pub up: bool,
+}
+
+/// What the receive path does with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxPlan {
+    /// Into the master's stack; `rewrite_dst` when the frame is addressed
+    /// to a slave MAC other than the master's, which the stack would
+    /// otherwise drop as PACKET_OTHERHOST.
+    Deliver { rewrite_dst: bool, reason: Reason },
+    /// Dropped: the active slave delivers this frame.
+    Drop(Reason),
+    /// Left to the slave device (which has no address).
+    Pass(Reason),
+}
+
+/// Decides the fate of a frame received on slave `this` (with MAC
+/// `this_mac`). `owner_of` finds the slave that owns a unicast MAC.
+#[inline(always)]
+pub fn rx_plan(
+    dst: &Mac,
+    this: u32,
+    this_mac: &Mac,
+    active: u32,
+    master_mac: &Mac,
+    owner_of: impl FnOnce(&Mac) -> Option<Owner>,
+) -> RxPlan {
+    if is_multicast(dst) {
+        return if this == active {
+            RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast }
+        } else {
+            RxPlan::Drop(Reason::RxBroadcastInactive)
+        };
+    }
+    if dst == this_mac {
+        return RxPlan::Deliver { rewrite_dst: dst != master_mac, reason: Reason::RxUnicast };
+    }
+    match owner_of(dst) {
+        Some(owner) if !owner.up && this == active => {
+            RxPlan::Deliver { rewrite_dst: dst != master_mac, reason: Reason::RxFailover }
+        }
+        _ => RxPlan::Pass(Reason::RxNotForUs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::BROADCAST_MAC;
+
+    const S0: Mac = [2, 0, 0, 0, 0, 17];
+    const S1: Mac = [2, 0, 0, 0, 0, 19];
+    const S2: Mac = [2, 0, 0, 0, 0, 21];
+    const MASTER: Mac = S0;
+
+    fn owners(dst: &Mac) -> Option<Owner> {
+        match *dst {
+            S0 => Some(Owner { index: 0, up: true }),
+            S1 => Some(Owner { index: 1, up: true }),
+            S2 => Some(Owner { index: 2, up: false }),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn broadcast_only_through_the_active_slave() {
+        let on_active = rx_plan(&BROADCAST_MAC, 0, &S0, 0, &MASTER, owners);
+        assert_eq!(on_active, RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast });
+        let on_other = rx_plan(&BROADCAST_MAC, 1, &S1, 0, &MASTER, owners);
+        assert_eq!(on_other, RxPlan::Drop(Reason::RxBroadcastInactive));
+        let ipv6_multicast = [0x33, 0x33, 0xff, 0, 0, 1];
+        assert_eq!(
+            rx_plan(&ipv6_multicast, 1, &S1, 0, &MASTER, owners),
+            RxPlan::Drop(Reason::RxBroadcastInactive)
+        );
+    }
+
+    #[test]
+    fn unicast_for_the_receiving_slave_is_delivered() {
+        assert_eq!(
+            rx_plan(&S1, 1, &S1, 0, &MASTER, owners),
+            RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxUnicast }
+        );
+        assert_eq!(
+            rx_plan(&S0, 0, &S0, 0, &MASTER, owners),
+            RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxUnicast }
+        );
+    }
+
+    #[test]
+    fn flooded_copies_for_a_live_slave_are_not_delivered_twice() {
+        assert_eq!(rx_plan(&S1, 0, &S0, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+        assert_eq!(rx_plan(&S0, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+    }
+
+    #[test]
+    fn a_failed_slaves_mac_is_accepted_on_the_active_slave_only() {
+        assert_eq!(
+            rx_plan(&S2, 0, &S0, 0, &MASTER, owners),
+            RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxFailover }
+        );
+        assert_eq!(rx_plan(&S2, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+    }
+
+    #[test]
+    fn strangers_are_not_ours() {
+        let stranger = [2, 9, 9, 9, 9, 9];
+        assert_eq!(
+            rx_plan(&stranger, 0, &S0, 0, &MASTER, owners),
+            RxPlan::Pass(Reason::RxNotForUs)
+        );
+    }
+}

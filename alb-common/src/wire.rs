@@ -1,0 +1,241 @@
+//! Header views and the one packet-access API shared by the BPF programs
+//! (over `TcContext`) and the host (over byte slices).
+//!
+//! Every multi-byte field is a byte array in network order, so the structs
+//! have alignment 1 and can be read from any offset of a frame.
+
+/// A MAC address.
+pub type Mac = [u8; 6];
+/// An IPv4 address in network order.
+pub type Ipv4 = [u8; 4];
+/// An IPv6 address in network order.
+pub type Ipv6 = [u8; 16];
+
+pub const BROADCAST_MAC: Mac = [0xff; 6];
+pub const ZERO_MAC: Mac = [0; 6];
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_ARP: u16 = 0x0806;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// Ethertype of bonding's learning frames (`ETH_P_LOOPBACK`).
+pub const ETH_P_LOOPBACK: u16 = 0x9000;
+
+pub const ARP_OP_REQUEST: u16 = 1;
+pub const ARP_OP_REPLY: u16 = 2;
+
+pub const IPPROTO_IGMP: u8 = 2;
+pub const IPPROTO_HOPOPTS: u8 = 0;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// A frame the data path can read: a `TcContext` in BPF, a byte slice on the host.
+pub trait Frame {
+    /// Copies the `T` found at `offset`, or `None` when the frame is shorter.
+    fn read<T: Copy>(&self, offset: usize) -> Option<T>;
+}
+
+impl Frame for [u8] {
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        let end = offset.checked_add(size_of::<T>())?;
+        if end > self.len() {
+            return None;
+        }
+        // SAFETY: `offset..end` is inside the slice, and `read_unaligned`
+        // accepts any alignment. Only the header types below (all
+        // `[u8; N]`/`u8` fields, valid for every bit pattern) are read.
+        Some(unsafe { self.as_ptr().add(offset).cast::<T>().read_unaligned() })
+    }
+}
+
+/// True for group addresses (multicast and broadcast): the I/G bit.
+#[inline(always)]
+pub const fn is_multicast(mac: &Mac) -> bool {
+    mac[0] & 1 == 1
+}
+
+/// A unicast, non-zero MAC (the kernel's `is_valid_ether_addr`).
+#[inline(always)]
+pub fn is_valid_unicast(mac: &Mac) -> bool {
+    !is_multicast(mac) && *mac != ZERO_MAC
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EthHdr {
+    pub dst: Mac,
+    pub src: Mac,
+    pub ether_type: [u8; 2],
+}
+
+impl EthHdr {
+    pub const LEN: usize = 14;
+    pub const SRC_OFFSET: usize = 6;
+
+    #[inline(always)]
+    pub const fn ether_type(&self) -> u16 {
+        u16::from_be_bytes(self.ether_type)
+    }
+}
+
+/// An ARP header for Ethernet and IPv4 (RFC 826 with hlen 6, plen 4).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpHdr {
+    pub htype: [u8; 2],
+    pub ptype: [u8; 2],
+    pub hlen: u8,
+    pub plen: u8,
+    pub oper: [u8; 2],
+    pub sha: Mac,
+    pub spa: Ipv4,
+    pub tha: Mac,
+    pub tpa: Ipv4,
+}
+
+impl ArpHdr {
+    pub const LEN: usize = 28;
+    /// Offset of the sender hardware address inside the ARP header.
+    pub const SHA_OFFSET: usize = 8;
+
+    #[inline(always)]
+    pub const fn oper(&self) -> u16 {
+        u16::from_be_bytes(self.oper)
+    }
+
+    /// Ethernet/IPv4 ARP, the only kind alb reads or rewrites.
+    #[inline(always)]
+    pub const fn is_ethernet_ipv4(&self) -> bool {
+        u16::from_be_bytes(self.htype) == 1
+            && u16::from_be_bytes(self.ptype) == ETH_P_IP
+            && self.hlen == 6
+            && self.plen == 4
+    }
+}
+
+/// The fixed part of an IPv4 header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Hdr {
+    pub version_ihl: u8,
+    pub tos: u8,
+    pub total_len: [u8; 2],
+    pub id: [u8; 2],
+    pub frag_off: [u8; 2],
+    pub ttl: u8,
+    pub protocol: u8,
+    pub check: [u8; 2],
+    pub saddr: Ipv4,
+    pub daddr: Ipv4,
+}
+
+impl Ipv4Hdr {
+    pub const LEN: usize = 20;
+}
+
+/// The fixed IPv6 header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Hdr {
+    pub version_class_flow: [u8; 4],
+    pub payload_len: [u8; 2],
+    pub next_header: u8,
+    pub hop_limit: u8,
+    pub saddr: Ipv6,
+    pub daddr: Ipv6,
+}
+
+impl Ipv6Hdr {
+    pub const LEN: usize = 40;
+}
+
+/// What the data path needs to know about a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Ethernet/IPv4 ARP.
+    Arp { eth: EthHdr, arp: ArpHdr },
+    Ipv4 { eth: EthHdr, ip: Ipv4Hdr },
+    /// IPv6; `icmp_type` is the ICMPv6 type when the next header is ICMPv6.
+    Ipv6 { eth: EthHdr, ip: Ipv6Hdr, icmp_type: Option<u8> },
+    /// Anything else with a complete Ethernet header: other ethertypes, VLAN
+    /// tags, ARP for other hardware or protocol types, truncated L3 headers.
+    Other { eth: EthHdr },
+}
+
+impl Parsed {
+    #[inline(always)]
+    pub const fn eth(&self) -> &EthHdr {
+        match self {
+            Self::Arp { eth, .. }
+            | Self::Ipv4 { eth, .. }
+            | Self::Ipv6 { eth, .. }
+            | Self::Other { eth } => eth,
+        }
+    }
+}
+
+/// Parses the headers alb looks at. `None` when not even an Ethernet header fits.
+#[inline(always)]
+pub fn parse<F: Frame + ?Sized>(frame: &F) -> Option<Parsed> {
+    let eth: EthHdr = frame.read(0)?;
+    let parsed = match eth.ether_type() {
+        ETH_P_ARP => match frame.read::<ArpHdr>(EthHdr::LEN) {
+            Some(arp) if arp.is_ethernet_ipv4() => Parsed::Arp { eth, arp },
+            _ => Parsed::Other { eth },
+        },
+        ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
+            Some(ip) if ip.version_ihl >> 4 == 4 => Parsed::Ipv4 { eth, ip },
+            _ => Parsed::Other { eth },
+        },
+        ETH_P_IPV6 => match frame.read::<Ipv6Hdr>(EthHdr::LEN) {
+            Some(ip) if ip.version_class_flow[0] >> 4 == 6 => {
+                let icmp_type = if ip.next_header == IPPROTO_ICMPV6 {
+                    frame.read::<u8>(EthHdr::LEN + Ipv6Hdr::LEN)
+                } else {
+                    None
+                };
+                Parsed::Ipv6 { eth, ip, icmp_type }
+            }
+            _ => Parsed::Other { eth },
+        },
+        _ => Parsed::Other { eth },
+    };
+    Some(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_the_wire() {
+        assert_eq!(size_of::<EthHdr>(), EthHdr::LEN);
+        assert_eq!(size_of::<ArpHdr>(), ArpHdr::LEN);
+        assert_eq!(size_of::<Ipv4Hdr>(), Ipv4Hdr::LEN);
+        assert_eq!(size_of::<Ipv6Hdr>(), Ipv6Hdr::LEN);
+        assert_eq!(core::mem::offset_of!(ArpHdr, sha), ArpHdr::SHA_OFFSET);
+    }
+
+    #[test]
+    fn short_and_odd_frames_never_panic() {
+        for len in 0..80 {
+            let frame = [0x86u8; 80];
+            let _ = parse(&frame[..len]);
+        }
+        assert_eq!(parse(&[0u8; 13][..]), None);
+    }
+
+    #[test]
+    fn arp_with_wrong_lengths_is_other() {
+        let mut frame = [0u8; 42];
+        frame[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+        frame[14..16].copy_from_slice(&1u16.to_be_bytes());
+        frame[16..18].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        frame[18] = 6;
+        frame[19] = 4;
+        assert!(matches!(parse(&frame[..]), Some(Parsed::Arp { .. })));
+        frame[18] = 8;
+        assert!(matches!(parse(&frame[..]), Some(Parsed::Other { .. })));
+        frame[18] = 6;
+        assert!(matches!(parse(&frame[..41]), Some(Parsed::Other { .. })));
+    }
+}
