@@ -1,5 +1,5 @@
 use anyhow::{Context as _, anyhow};
-use aya_build::{Toolchain, cargo_metadata};
+use aya_build::Toolchain;
 
 /// Builds `alb-ebpf` for the BPF target with the pinned nightly and embeds it
 /// through `OUT_DIR` (aya-template's model). `AYA_BUILD_SKIP=1` skips it for
@@ -22,5 +22,8 @@ fn main() -> anyhow::Result<()> {
             .as_str(),
         ..Default::default()
     };
+    // aya-build watches alb-ebpf; the decisions it compiles in live in alb-common.
+    let common = std::path::Path::new(ebpf_package.root_dir).with_file_name("alb-common");
+    println!("cargo:rerun-if-changed={}", common.display());
     aya_build::build_ebpf([ebpf_package], Toolchain::default())
 }

@@ -14,5 +14,7 @@ pub mod assign;
 pub mod frames;
 pub mod maps;
 pub mod reason;
+#[cfg(test)]
+mod testing;
 pub mod verdict;
 pub mod wire;

@@ -92,6 +92,11 @@ impl Config {
             return None;
         }
         let slot = (cursor % count) as usize;
+        // The mask changes nothing (slot < count <= MAX_SLAVES) but gives the
+        // BPF verifier a bound it can see after the modulo. The volatile
+        // read keeps LLVM from proving the mask redundant and dropping it.
+        // SAFETY: reads a local.
+        let slot = unsafe { core::ptr::read_volatile(&slot) } & (MAX_SLAVES - 1);
         self.usable.get(slot).map(|&slave| u32::from(slave))
     }
 }
@@ -222,6 +227,7 @@ const _: () = {
     assert!(size_of::<SlaveStats>() == 32);
     assert!(size_of::<Event>() == 24);
     assert!(TX_BUCKETS.is_power_of_two());
+    assert!(MAX_SLAVES.is_power_of_two());
 };
 
 #[cfg(feature = "user")]

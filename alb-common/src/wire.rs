@@ -47,6 +47,32 @@ impl Frame for [u8] {
     }
 }
 
+/// Compares two MACs as integers: the BPF backend has no `memcmp`, and an
+/// array `==` may become one.
+#[inline(always)]
+pub const fn mac_eq(a: &Mac, b: &Mac) -> bool {
+    u32::from_ne_bytes([a[0], a[1], a[2], a[3]]) == u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+        && u16::from_ne_bytes([a[4], a[5]]) == u16::from_ne_bytes([b[4], b[5]])
+}
+
+/// Compares two IPv4 addresses as integers.
+#[inline(always)]
+pub const fn ipv4_eq(a: &Ipv4, b: &Ipv4) -> bool {
+    u32::from_ne_bytes(*a) == u32::from_ne_bytes(*b)
+}
+
+/// True for the IPv6 unspecified address `::`.
+#[inline(always)]
+pub const fn ipv6_is_unspecified(addr: &Ipv6) -> bool {
+    let mut i = 0;
+    let mut acc = 0u8;
+    while i < 16 {
+        acc |= addr[i];
+        i += 1;
+    }
+    acc == 0
+}
+
 /// True for group addresses (multicast and broadcast): the I/G bit.
 #[inline(always)]
 pub const fn is_multicast(mac: &Mac) -> bool {
@@ -56,7 +82,7 @@ pub const fn is_multicast(mac: &Mac) -> bool {
 /// A unicast, non-zero MAC (the kernel's `is_valid_ether_addr`).
 #[inline(always)]
 pub fn is_valid_unicast(mac: &Mac) -> bool {
-    !is_multicast(mac) && *mac != ZERO_MAC
+    !is_multicast(mac) && !mac_eq(mac, &ZERO_MAC)
 }
 
 #[repr(C)]

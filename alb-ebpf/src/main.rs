@@ -1,2 +1,41 @@
+//! alb's BPF programs. Each is a thin shell: read the frame, ask
+//! `alb_common::verdict` what to do, look up what the verdict names, apply
+//! the rewrite and redirect.
+//!
+//! - `alb_tx`: TC egress on the master. Picks the slave every frame the host
+//!   sends leaves by, and rewrites host ARP per client.
+//! - `alb_rx`: TC ingress on every slave. Delivers the frames that are the
+//!   master's to the master, once, and watches client ARP.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![expect(internal_features, reason = "atomic_xadd: the BPF target has no CAS, so core offers no atomic fetch_add")]
+
+mod maps;
+mod packet;
+mod rx;
+mod stats;
+mod tx;
+
+use aya_ebpf::{macros::classifier, programs::TcContext};
+
+#[classifier]
+pub(crate) fn alb_tx(ctx: TcContext) -> i32 {
+    tx::run(&ctx)
+}
+
+#[classifier]
+pub(crate) fn alb_rx(ctx: TcContext) -> i32 {
+    rx::run(&ctx)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    // The verifier rejects any path that could reach this loop.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,1 +1,54 @@
+//! The alb agent: sets up the master device, loads and attaches the BPF
+//! programs, publishes slave state into the maps, reacts to the data path's
+//! events, and reports state (`alb status`).
+//!
+//! Only `datapath` talks to aya, only `links` to rtnetlink, only `announce`
+//! builds and sends frames; the rest works on plain Rust state.
 
+pub mod agent;
+pub mod announce;
+pub mod datapath;
+pub mod links;
+pub mod master;
+pub mod status;
+pub mod sysctl;
+
+use std::fmt::Write as _;
+
+use alb_common::wire::Mac;
+
+/// Formats a MAC as `02:a1:b0:00:00:17`.
+pub fn format_mac(mac: &Mac) -> String {
+    let mut out = String::with_capacity(17);
+    for (i, byte) in mac.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+/// Parses `02:a1:b0:00:00:17`.
+pub fn parse_mac(text: &str) -> Option<Mac> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        let mac = [0x02, 0xa1, 0xb0, 0, 0, 0x17];
+        assert_eq!(format_mac(&mac), "02:a1:b0:00:00:17");
+        assert_eq!(parse_mac("02:a1:b0:00:00:17"), Some(mac));
+        assert_eq!(parse_mac("02:a1:b0:00:00"), None);
+        assert_eq!(parse_mac("02:a1:b0:00:00:17:00"), None);
+    }
+}

@@ -5,16 +5,16 @@
 pub mod rx;
 pub mod tx;
 
-use crate::wire::Mac;
+use crate::wire::{Mac, mac_eq};
 
 /// The source MAC a frame must carry when it leaves on a slave with
-/// `slave_mac`: frames the master originated (source = master MAC) take the
-/// slave's own MAC, so every slave transmits with its own address and no
-/// switch sees one MAC on two ports. Frames with any other source (bridged
-/// or forwarded) are never rewritten (spec §1.13, Appendix A).
+/// `slave_mac`: frames the master originated (`from_master`: source = master
+/// MAC) take the slave's own MAC, so every slave transmits with its own
+/// address and no switch sees one MAC on two ports. Frames with any other
+/// source (bridged or forwarded) are never rewritten (spec §1.13, App. A).
 #[inline(always)]
-pub fn source_rewrite(eth_src: &Mac, master_mac: &Mac, slave_mac: &Mac) -> Option<Mac> {
-    (eth_src == master_mac && slave_mac != eth_src).then_some(*slave_mac)
+pub fn source_rewrite(from_master: bool, master_mac: &Mac, slave_mac: &Mac) -> Option<Mac> {
+    (from_master && !mac_eq(slave_mac, master_mac)).then_some(*slave_mac)
 }
 
 #[cfg(test)]
@@ -26,9 +26,8 @@ mod tests {
 
     #[test]
     fn only_master_originated_frames_take_the_slave_mac() {
-        assert_eq!(source_rewrite(&MASTER, &MASTER, &OTHER_SLAVE), Some(OTHER_SLAVE));
-        assert_eq!(source_rewrite(&MASTER, &MASTER, &MASTER), None);
-        let bridged = [2, 0, 0, 0, 0, 99];
-        assert_eq!(source_rewrite(&bridged, &MASTER, &OTHER_SLAVE), None);
+        assert_eq!(source_rewrite(true, &MASTER, &OTHER_SLAVE), Some(OTHER_SLAVE));
+        assert_eq!(source_rewrite(true, &MASTER, &MASTER), None);
+        assert_eq!(source_rewrite(false, &MASTER, &OTHER_SLAVE), None);
     }
 }

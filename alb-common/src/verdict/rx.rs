@@ -4,8 +4,9 @@
 //! slave instead of being dropped as PACKET_OTHERHOST.
 
 use crate::{
+    maps::ClientKey,
     reason::Reason,
-    wire::{Mac, is_multicast},
+    wire::{ArpHdr, ETH_P_ARP, ETH_P_IP, EthHdr, Frame, Ipv4Hdr, Mac, is_multicast, mac_eq},
 };
 
 /// The slave that owns a MAC, as the receive path sees it.
@@ -46,14 +47,43 @@ pub fn rx_plan(
             RxPlan::Drop(Reason::RxBroadcastInactive)
         };
     }
-    if dst == this_mac {
-        return RxPlan::Deliver { rewrite_dst: dst != master_mac, reason: Reason::RxUnicast };
+    if mac_eq(dst, this_mac) {
+        return RxPlan::Deliver { rewrite_dst: !mac_eq(dst, master_mac), reason: Reason::RxUnicast };
     }
     match owner_of(dst) {
         Some(owner) if !owner.up && this == active => {
-            RxPlan::Deliver { rewrite_dst: dst != master_mac, reason: Reason::RxFailover }
+            RxPlan::Deliver { rewrite_dst: !mac_eq(dst, master_mac), reason: Reason::RxFailover }
         }
         _ => RxPlan::Pass(Reason::RxNotForUs),
+    }
+}
+
+/// What a delivered frame tells about clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// IPv4 from `key.client_ip` to `key.server_ip`: count it for the client.
+    Ipv4(ClientKey),
+    /// An Ethernet/IPv4 ARP: learn from it.
+    Arp(ArpHdr),
+    Nothing,
+}
+
+/// Reads what the receive path learns from a frame it delivers.
+#[inline(always)]
+pub fn rx_watch<F: Frame + ?Sized>(frame: &F) -> Watch {
+    let Some(ether_type) = frame.read::<[u8; 2]>(12) else { return Watch::Nothing };
+    match u16::from_be_bytes(ether_type) {
+        ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
+            Some(ip) if ip.version_ihl >> 4 == 4 => {
+                Watch::Ipv4(ClientKey { server_ip: ip.daddr, client_ip: ip.saddr })
+            }
+            _ => Watch::Nothing,
+        },
+        ETH_P_ARP => match frame.read::<ArpHdr>(EthHdr::LEN) {
+            Some(arp) if arp.is_ethernet_ipv4() => Watch::Arp(arp),
+            _ => Watch::Nothing,
+        },
+        _ => Watch::Nothing,
     }
 }
 
@@ -114,6 +144,22 @@ mod tests {
             RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxFailover }
         );
         assert_eq!(rx_plan(&S2, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+    }
+
+    #[test]
+    fn watch_reads_client_traffic_and_arp() {
+        use crate::testing::{arp_frame, ipv4_frame};
+        let server = [198, 18, 0, 1];
+        let client = [198, 18, 0, 11];
+        let ping = ipv4_frame(S0, [2, 0, 0, 0, 1, 1], client, server, 1);
+        assert_eq!(
+            rx_watch(&ping[..]),
+            Watch::Ipv4(ClientKey { server_ip: server, client_ip: client })
+        );
+        let arp = arp_frame(S0, [2, 0, 0, 0, 1, 1], 2, [2, 0, 0, 0, 1, 1], client, S0, server);
+        assert!(matches!(rx_watch(&arp[..]), Watch::Arp(a) if a.spa == client));
+        assert_eq!(rx_watch(&arp[..20]), Watch::Nothing);
+        assert_eq!(rx_watch(&ping[..30]), Watch::Nothing);
     }
 
     #[test]

@@ -1,28 +1,36 @@
 //! Transmit: which slave a frame the host sends on the master leaves by.
 //! Rules: spec §2.2 (balance-alb), with host ARP handled as in §1.4.
+//!
+//! The plan is computed straight from the frame, reading only the headers
+//! it needs: the BPF verifier copes badly with large parsed values.
 
 use crate::{
     assign::{bucket_of_v4, bucket_of_v6},
     maps::ClientKey,
     reason::Reason,
     wire::{
-        ARP_OP_REPLY, ARP_OP_REQUEST, BROADCAST_MAC, IPPROTO_HOPOPTS, IPPROTO_IGMP, Mac, Parsed,
-        is_multicast,
+        ARP_OP_REPLY, ARP_OP_REQUEST, ArpHdr, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
+        EthHdr, Frame, IPPROTO_HOPOPTS, IPPROTO_ICMPV6, IPPROTO_IGMP, Ipv4Hdr, Ipv6Hdr, Mac,
+        ipv4_eq, ipv6_is_unspecified, is_multicast, mac_eq,
     },
 };
 
 /// What the transmit path does with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxPlan {
-    /// Out of the active slave, unchanged.
-    Active(Reason),
+    /// Out of the active slave. `from_master`: the source is the master's
+    /// MAC (which the active slave has too, so nothing is rewritten).
+    Active { reason: Reason, from_master: bool },
     /// Unicast (or multicast data) IP: on the client's slave when `client`
-    /// names a known client, else on the slave of `bucket`.
-    Balance { client: Option<ClientKey>, bucket: u32 },
+    /// names a known client, else on the slave of `bucket`. Frames the
+    /// master originated take the chosen slave's MAC as source.
+    Balance { client: Option<ClientKey>, bucket: u32, from_master: bool },
     /// An ARP the host sent from the master's MAC: out of the client's
     /// slave (dealt now if the client is new), with that slave's MAC as
     /// Ethernet source and ARP sender.
     HostArp(HostArp),
+    /// Not even an Ethernet header.
+    Malformed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +38,8 @@ pub struct HostArp {
     /// Sender IP (server) and target IP (client).
     pub key: ClientKey,
     pub op: u16,
-    /// The client's MAC as the ARP names it: the target of a reply or of a
-    /// unicast request, unknown (zero) for a broadcast request.
+    /// The client's MAC as the ARP names it: the destination of a reply or
+    /// of a unicast request; unknown (zero) for a broadcast request.
     pub client_mac: Mac,
     /// A broadcast request: every listener that knows the server IP
     /// re-points to the sender MAC, so the agent must correct them.
@@ -40,118 +48,106 @@ pub struct HostArp {
 
 /// Decides how a frame leaving the master is sent.
 #[inline(always)]
-pub fn tx_plan(frame: &Parsed, master_mac: &Mac) -> TxPlan {
-    match frame {
-        Parsed::Arp { eth, arp } => {
-            let op = arp.oper();
-            let ours = arp.sha == *master_mac && eth.src == *master_mac;
-            if !ours || (op != ARP_OP_REQUEST && op != ARP_OP_REPLY) {
-                return TxPlan::Active(Reason::TxArpForeign);
+pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
+    let Some(eth) = frame.read::<EthHdr>(0) else {
+        return TxPlan::Malformed;
+    };
+    let from_master = mac_eq(&eth.src, master_mac);
+    let active = TxPlan::Active { reason: Reason::TxActive, from_master };
+    match eth.ether_type() {
+        ETH_P_ARP => match frame.read::<ArpHdr>(EthHdr::LEN) {
+            Some(arp) if arp.is_ethernet_ipv4() => arp_plan(&eth, &arp, master_mac),
+            _ => active,
+        },
+        ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
+            Some(ip) if ip.version_ihl >> 4 == 4 => ipv4_plan(&eth, &ip, from_master),
+            _ => active,
+        },
+        ETH_P_IPV6 => match frame.read::<Ipv6Hdr>(EthHdr::LEN) {
+            Some(ip) if ip.version_class_flow[0] >> 4 == 6 => {
+                let icmp_type = if ip.next_header == IPPROTO_ICMPV6 {
+                    frame.read::<u8>(EthHdr::LEN + Ipv6Hdr::LEN)
+                } else {
+                    None
+                };
+                ipv6_plan(&eth, &ip, icmp_type, from_master)
             }
-            let broadcast = op == ARP_OP_REQUEST && is_multicast(&eth.dst);
-            let client_mac = if broadcast { [0; 6] } else { eth.dst };
-            TxPlan::HostArp(HostArp {
-                key: ClientKey { server_ip: arp.spa, client_ip: arp.tpa },
-                op,
-                client_mac,
-                broadcast,
-            })
-        }
-        Parsed::Ipv4 { eth, ip } => {
-            if eth.dst == BROADCAST_MAC || ip.daddr == [255; 4] || ip.protocol == IPPROTO_IGMP {
-                return TxPlan::Active(Reason::TxActive);
-            }
-            let client = (!is_multicast(&eth.dst))
-                .then_some(ClientKey { server_ip: ip.saddr, client_ip: ip.daddr });
-            TxPlan::Balance { client, bucket: bucket_of_v4(&ip.daddr) }
-        }
-        Parsed::Ipv6 { eth, ip, icmp_type } => {
-            const ALL_NODES: Mac = [0x33, 0x33, 0, 0, 0, 1];
-            // Router and neighbour discovery (133..=137): the peers must
-            // learn the master's MAC, so these keep it and the active slave.
-            let neighbour_discovery = matches!(icmp_type, Some(133..=137));
-            if eth.dst == BROADCAST_MAC
-                || eth.dst == ALL_NODES
-                || ip.saddr == [0; 16]
-                || neighbour_discovery
-                || ip.next_header == IPPROTO_HOPOPTS
-            {
-                return TxPlan::Active(Reason::TxActive);
-            }
-            TxPlan::Balance { client: None, bucket: bucket_of_v6(&ip.daddr) }
-        }
-        Parsed::Other { .. } => TxPlan::Active(Reason::TxActive),
+            _ => active,
+        },
+        _ => active,
     }
+}
+
+/// Host ARP (sender = master MAC, request or reply) goes by client; any
+/// other ARP (a bridged VM's, a macvlan's, RARP) leaves unchanged by the
+/// active slave (spec §1.4 filters).
+#[inline(always)]
+fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
+    let op = arp.oper();
+    let ours = mac_eq(&arp.sha, master_mac) && mac_eq(&eth.src, master_mac);
+    if !ours || (op != ARP_OP_REQUEST && op != ARP_OP_REPLY) {
+        return TxPlan::Active { reason: Reason::TxArpForeign, from_master: ours };
+    }
+    let broadcast = op == ARP_OP_REQUEST && is_multicast(&eth.dst);
+    TxPlan::HostArp(HostArp {
+        key: ClientKey { server_ip: arp.spa, client_ip: arp.tpa },
+        op,
+        client_mac: if broadcast { [0; 6] } else { eth.dst },
+        broadcast,
+    })
+}
+
+/// Broadcast, limited broadcast and IGMP by the active slave; the rest,
+/// multicast data included, balanced (spec §2.2).
+#[inline(always)]
+fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Hdr, from_master: bool) -> TxPlan {
+    if mac_eq(&eth.dst, &BROADCAST_MAC)
+        || ipv4_eq(&ip.daddr, &[255; 4])
+        || ip.protocol == IPPROTO_IGMP
+    {
+        return TxPlan::Active { reason: Reason::TxActive, from_master };
+    }
+    let client =
+        (!is_multicast(&eth.dst)).then_some(ClientKey { server_ip: ip.saddr, client_ip: ip.daddr });
+    TxPlan::Balance { client, bucket: bucket_of_v4(&ip.daddr), from_master }
+}
+
+/// Neighbour and router discovery, DAD, all-nodes and hop-by-hop (MLD)
+/// keep the master's MAC and the active slave, so peers learn one MAC for
+/// the master; the rest is balanced.
+#[inline(always)]
+fn ipv6_plan(eth: &EthHdr, ip: &Ipv6Hdr, icmp_type: Option<u8>, from_master: bool) -> TxPlan {
+    const ALL_NODES: Mac = [0x33, 0x33, 0, 0, 0, 1];
+    let discovery = matches!(icmp_type, Some(133..=137));
+    if mac_eq(&eth.dst, &BROADCAST_MAC)
+        || mac_eq(&eth.dst, &ALL_NODES)
+        || ipv6_is_unspecified(&ip.saddr)
+        || discovery
+        || ip.next_header == IPPROTO_HOPOPTS
+    {
+        return TxPlan::Active { reason: Reason::TxActive, from_master };
+    }
+    TxPlan::Balance { client: None, bucket: bucket_of_v6(&ip.daddr), from_master }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{ArpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr, Ipv4Hdr, Ipv6Hdr};
+    use crate::testing::{arp_frame, ipv4_frame, ipv6_frame};
 
     const MASTER: Mac = [2, 0, 0, 0, 0, 17];
     const CLIENT: Mac = [2, 0, 0, 0, 1, 1];
     const SERVER_IP: [u8; 4] = [198, 18, 0, 1];
     const CLIENT_IP: [u8; 4] = [198, 18, 0, 11];
 
-    fn eth(dst: Mac, src: Mac, ether_type: u16) -> EthHdr {
-        EthHdr { dst, src, ether_type: ether_type.to_be_bytes() }
-    }
-
-    fn arp(op: u16, sha: Mac, tha: Mac) -> ArpHdr {
-        ArpHdr {
-            htype: 1u16.to_be_bytes(),
-            ptype: ETH_P_IP.to_be_bytes(),
-            hlen: 6,
-            plen: 4,
-            oper: op.to_be_bytes(),
-            sha,
-            spa: SERVER_IP,
-            tha,
-            tpa: CLIENT_IP,
-        }
-    }
-
-    fn ipv4(dst_mac: Mac, daddr: [u8; 4], protocol: u8) -> Parsed {
-        Parsed::Ipv4 {
-            eth: eth(dst_mac, MASTER, ETH_P_IP),
-            ip: Ipv4Hdr {
-                version_ihl: 0x45,
-                tos: 0,
-                total_len: [0, 84],
-                id: [0; 2],
-                frag_off: [0; 2],
-                ttl: 64,
-                protocol,
-                check: [0; 2],
-                saddr: SERVER_IP,
-                daddr,
-            },
-        }
-    }
-
-    fn ipv6(dst_mac: Mac, saddr: [u8; 16], next_header: u8, icmp_type: Option<u8>) -> Parsed {
-        let mut daddr = [0u8; 16];
-        daddr[..4].copy_from_slice(&[0x20, 0x01, 0, 2]);
-        daddr[15] = 11;
-        Parsed::Ipv6 {
-            eth: eth(dst_mac, MASTER, ETH_P_IPV6),
-            ip: Ipv6Hdr {
-                version_class_flow: [0x60, 0, 0, 0],
-                payload_len: [0, 8],
-                next_header,
-                hop_limit: 64,
-                saddr,
-                daddr,
-            },
-            icmp_type,
-        }
+    fn active() -> TxPlan {
+        TxPlan::Active { reason: Reason::TxActive, from_master: true }
     }
 
     #[test]
     fn host_arp_reply_goes_by_client() {
-        let frame = Parsed::Arp { eth: eth(CLIENT, MASTER, ETH_P_ARP), arp: arp(2, MASTER, CLIENT) };
-        let TxPlan::HostArp(host) = tx_plan(&frame, &MASTER) else { panic!("not host ARP") };
+        let frame = arp_frame(CLIENT, MASTER, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
+        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER) else { panic!("not host ARP") };
         assert_eq!(host.key, ClientKey { server_ip: SERVER_IP, client_ip: CLIENT_IP });
         assert_eq!(host.client_mac, CLIENT);
         assert!(!host.broadcast);
@@ -159,9 +155,8 @@ mod tests {
 
     #[test]
     fn host_broadcast_request_is_flagged() {
-        let frame =
-            Parsed::Arp { eth: eth(BROADCAST_MAC, MASTER, ETH_P_ARP), arp: arp(1, MASTER, [0; 6]) };
-        let TxPlan::HostArp(host) = tx_plan(&frame, &MASTER) else { panic!("not host ARP") };
+        let frame = arp_frame(BROADCAST_MAC, MASTER, 1, MASTER, SERVER_IP, [0; 6], CLIENT_IP);
+        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER) else { panic!("not host ARP") };
         assert!(host.broadcast);
         assert_eq!(host.client_mac, [0; 6]);
     }
@@ -169,56 +164,73 @@ mod tests {
     #[test]
     fn foreign_and_odd_arp_stay_on_active() {
         let other = [2, 0, 0, 0, 9, 9];
-        let foreign = Parsed::Arp { eth: eth(CLIENT, other, ETH_P_ARP), arp: arp(2, other, CLIENT) };
-        assert_eq!(tx_plan(&foreign, &MASTER), TxPlan::Active(Reason::TxArpForeign));
-        let rarp = Parsed::Arp { eth: eth(CLIENT, MASTER, ETH_P_ARP), arp: arp(3, MASTER, CLIENT) };
-        assert_eq!(tx_plan(&rarp, &MASTER), TxPlan::Active(Reason::TxArpForeign));
+        let foreign = arp_frame(CLIENT, other, 2, other, SERVER_IP, CLIENT, CLIENT_IP);
+        assert_eq!(
+            tx_plan(&foreign[..], &MASTER),
+            TxPlan::Active { reason: Reason::TxArpForeign, from_master: false }
+        );
+        let rarp = arp_frame(CLIENT, MASTER, 3, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
+        assert_eq!(
+            tx_plan(&rarp[..], &MASTER),
+            TxPlan::Active { reason: Reason::TxArpForeign, from_master: true }
+        );
     }
 
     #[test]
     fn ipv4_rules_of_spec_2_2() {
-        let unicast = tx_plan(&ipv4(CLIENT, CLIENT_IP, 6), &MASTER);
+        let unicast = ipv4_frame(CLIENT, MASTER, SERVER_IP, CLIENT_IP, 6);
         assert_eq!(
-            unicast,
+            tx_plan(&unicast[..], &MASTER),
             TxPlan::Balance {
                 client: Some(ClientKey { server_ip: SERVER_IP, client_ip: CLIENT_IP }),
                 bucket: bucket_of_v4(&CLIENT_IP),
+                from_master: true,
             }
         );
-        for active in [
-            ipv4(BROADCAST_MAC, [198, 18, 0, 255], 17),
-            ipv4(CLIENT, [255; 4], 17),
-            ipv4([1, 0, 0x5e, 0, 0, 22], [224, 0, 0, 22], IPPROTO_IGMP),
+        for frame in [
+            ipv4_frame(BROADCAST_MAC, MASTER, SERVER_IP, [198, 18, 0, 255], 17),
+            ipv4_frame(CLIENT, MASTER, SERVER_IP, [255; 4], 17),
+            ipv4_frame([1, 0, 0x5e, 0, 0, 22], MASTER, SERVER_IP, [224, 0, 0, 22], IPPROTO_IGMP),
         ] {
-            assert_eq!(tx_plan(&active, &MASTER), TxPlan::Active(Reason::TxActive));
+            assert_eq!(tx_plan(&frame[..], &MASTER), active());
         }
-        let multicast_data = tx_plan(&ipv4([1, 0, 0x5e, 1, 1, 1], [239, 1, 1, 1], 17), &MASTER);
-        assert!(matches!(multicast_data, TxPlan::Balance { client: None, .. }));
+        let multicast_data = ipv4_frame([1, 0, 0x5e, 1, 1, 1], MASTER, SERVER_IP, [239, 1, 1, 1], 17);
+        assert!(matches!(tx_plan(&multicast_data[..], &MASTER), TxPlan::Balance { client: None, .. }));
+        let bridged = ipv4_frame(CLIENT, [2, 9, 9, 9, 9, 9], SERVER_IP, CLIENT_IP, 6);
+        assert!(matches!(
+            tx_plan(&bridged[..], &MASTER),
+            TxPlan::Balance { from_master: false, .. }
+        ));
     }
 
     #[test]
     fn ipv6_control_stays_on_active() {
         let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         let peer = [2, 0, 0, 0, 1, 1];
-        assert!(matches!(tx_plan(&ipv6(peer, src, 6, None), &MASTER), TxPlan::Balance { .. }));
-        for active in [
-            ipv6(peer, src, IPPROTO_ICMPV6_FOR_TEST, Some(135)),
-            ipv6(peer, src, IPPROTO_ICMPV6_FOR_TEST, Some(136)),
-            ipv6([0x33, 0x33, 0, 0, 0, 1], src, 17, None),
-            ipv6([0x33, 0x33, 0xff, 0, 0, 1], [0; 16], IPPROTO_ICMPV6_FOR_TEST, Some(135)),
-            ipv6([0x33, 0x33, 0, 0, 0, 0x16], src, IPPROTO_HOPOPTS, None),
+        let tcp = ipv6_frame(peer, MASTER, src, 6, None);
+        assert!(matches!(tx_plan(&tcp[..], &MASTER), TxPlan::Balance { .. }));
+        for frame in [
+            ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(135)),
+            ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(136)),
+            ipv6_frame([0x33, 0x33, 0, 0, 0, 1], MASTER, src, 17, None),
+            ipv6_frame([0x33, 0x33, 0xff, 0, 0, 1], MASTER, [0; 16], IPPROTO_ICMPV6, Some(135)),
+            ipv6_frame([0x33, 0x33, 0, 0, 0, 0x16], MASTER, src, IPPROTO_HOPOPTS, None),
         ] {
-            assert_eq!(tx_plan(&active, &MASTER), TxPlan::Active(Reason::TxActive));
+            assert_eq!(tx_plan(&frame[..], &MASTER), active());
         }
-        let echo = ipv6(peer, src, IPPROTO_ICMPV6_FOR_TEST, Some(129));
-        assert!(matches!(tx_plan(&echo, &MASTER), TxPlan::Balance { .. }));
+        let echo = ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(129));
+        assert!(matches!(tx_plan(&echo[..], &MASTER), TxPlan::Balance { .. }));
     }
 
-    const IPPROTO_ICMPV6_FOR_TEST: u8 = crate::wire::IPPROTO_ICMPV6;
-
     #[test]
-    fn non_ip_stays_on_active() {
-        let lldp = Parsed::Other { eth: eth([1, 0x80, 0xc2, 0, 0, 0xe], MASTER, 0x88cc) };
-        assert_eq!(tx_plan(&lldp, &MASTER), TxPlan::Active(Reason::TxActive));
+    fn non_ip_and_truncated_frames() {
+        let mut lldp = [0u8; 60];
+        lldp[0..6].copy_from_slice(&[1, 0x80, 0xc2, 0, 0, 0xe]);
+        lldp[6..12].copy_from_slice(&MASTER);
+        lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
+        assert_eq!(tx_plan(&lldp[..], &MASTER), active());
+        assert_eq!(tx_plan(&lldp[..13], &MASTER), TxPlan::Malformed);
+        let arp = arp_frame(CLIENT, MASTER, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
+        assert_eq!(tx_plan(&arp[..30], &MASTER), active());
     }
 }

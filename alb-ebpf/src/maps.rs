@@ -1,0 +1,54 @@
+//! Every map of the data path, in one place. Layouts live in
+//! `alb_common::maps`; the agent pins these under /sys/fs/bpf/alb/<master>/.
+
+use alb_common::{
+    maps::{
+        ClientEntry, ClientKey, Config, DEFAULT_MAX_CLIENTS, EVENT_RING_BYTES, Event, MAX_SLAVES,
+        Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket,
+    },
+    reason::Reason,
+};
+use aya_ebpf::{
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    macros::btf_map,
+};
+
+const MAX_SLAVES_U: usize = MAX_SLAVES;
+const BUCKETS: usize = TX_BUCKETS as usize;
+const CLIENTS: usize = DEFAULT_MAX_CLIENTS as usize;
+const REASONS: usize = Reason::COUNT as usize;
+const RING: usize = EVENT_RING_BYTES as usize;
+
+#[btf_map]
+pub(crate) static ALB_CONFIG: Array<Config, 1> = Array::new();
+
+#[btf_map]
+pub(crate) static ALB_SLAVES: Array<Slave, MAX_SLAVES_U> = Array::new();
+
+/// Slave index by ifindex, so `alb_rx` knows which slave it runs on.
+#[btf_map]
+pub(crate) static ALB_SLAVE_IDX: HashMap<u32, u32, MAX_SLAVES_U> = HashMap::new();
+
+/// The client table. LRU, so a flood of invented clients evicts idle
+/// entries instead of filling the table; its size is set at load time.
+#[btf_map]
+pub(crate) static ALB_CLIENTS: LruHashMap<ClientKey, ClientEntry, CLIENTS> = LruHashMap::new();
+
+#[btf_map]
+pub(crate) static ALB_TX_BUCKETS: Array<TxBucket, BUCKETS> = Array::new();
+
+#[btf_map]
+pub(crate) static ALB_BUCKET_LOAD: PerCpuArray<Traffic, BUCKETS> = PerCpuArray::new();
+
+#[btf_map]
+pub(crate) static ALB_SLAVE_STATS: PerCpuArray<SlaveStats, MAX_SLAVES_U> = PerCpuArray::new();
+
+#[btf_map]
+pub(crate) static ALB_COUNTERS: PerCpuArray<u64, REASONS> = PerCpuArray::new();
+
+/// Round-robin position for dealing new clients.
+#[btf_map]
+pub(crate) static ALB_RR_CURSOR: Array<u64, 1> = Array::new();
+
+#[btf_map]
+pub(crate) static ALB_EVENTS: RingBuf<Event, RING> = RingBuf::new();

@@ -1,0 +1,115 @@
+//! TC ingress on every slave: the master's frames go up the master, once.
+
+use alb_common::{
+    maps::{CLIENT_MAC_KNOWN, ClientKey, EventKind, MAX_SLAVES},
+    reason::Reason,
+    verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
+    wire::{ArpHdr, Frame as _, Mac, is_valid_unicast, mac_eq},
+};
+use aya_ebpf::{
+    bindings::{BPF_F_INGRESS, TC_ACT_OK, TC_ACT_SHOT},
+    programs::TcContext,
+};
+
+use crate::{
+    maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SLAVE_IDX, ALB_SLAVES},
+    packet::{Packet, redirect},
+    stats::{self, Direction, count, event},
+    tx::add_atomic,
+};
+
+#[inline(always)]
+pub(crate) fn run(ctx: &TcContext) -> i32 {
+    // SAFETY: the context pointer the kernel passed in.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    // SAFETY: read once; the agent only writes this map while detached.
+    let Some(&this) = (unsafe { ALB_SLAVE_IDX.get(&ifindex) }) else {
+        count(Reason::RxUnknownSlave);
+        return TC_ACT_OK;
+    };
+    let (Some(config), Some(slave)) = (ALB_CONFIG.get(0), ALB_SLAVES.get(this)) else {
+        count(Reason::RxUnknownSlave);
+        return TC_ACT_OK;
+    };
+    let packet = Packet::new(ctx);
+    let Some(dst) = packet.read::<Mac>(0) else {
+        count(Reason::RxMalformed);
+        return TC_ACT_OK;
+    };
+    let plan = rx_plan(&dst, this, &slave.mac, config.active_slave, &config.master_mac, owner_of);
+    match plan {
+        RxPlan::Drop(reason) => {
+            count(reason);
+            TC_ACT_SHOT
+        }
+        RxPlan::Pass(reason) => {
+            count(reason);
+            TC_ACT_OK
+        }
+        RxPlan::Deliver { rewrite_dst, reason } => {
+            count(reason);
+            stats::slave_traffic(this, Direction::Rx, packet.len());
+            watch(&packet, this);
+            if rewrite_dst && !packet.store_mac(0, &config.master_mac) {
+                count(Reason::RxMalformed);
+                return TC_ACT_OK;
+            }
+            redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
+        }
+    }
+}
+
+/// Client bookkeeping on delivered frames: per-client counters for IPv4,
+/// MAC learning and events for ARP.
+#[inline(always)]
+fn watch(packet: &Packet<'_>, this: u32) {
+    match rx_watch(packet) {
+        Watch::Ipv4(key) => {
+            if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+                // SAFETY: a live map value; counters are only updated atomically.
+                let entry = unsafe { &mut *entry };
+                add_atomic(&mut entry.rx_packets, 1);
+                add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
+                if entry.slave != this {
+                    count(Reason::RxClientOffSlave);
+                }
+            }
+        }
+        Watch::Arp(arp) => client_arp(&arp, this),
+        Watch::Nothing => {}
+    }
+}
+
+/// A known client that answers from a new MAC gets its entry updated (the
+/// agent then tells it its slave again); every client ARP is reported so
+/// the agent can purge entries whose server address another host claims.
+#[inline(always)]
+fn client_arp(arp: &ArpHdr, this: u32) {
+    count(Reason::RxArp);
+    let key = ClientKey { server_ip: arp.tpa, client_ip: arp.spa };
+    if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+        // SAFETY: a live map value.
+        let entry = unsafe { &mut *entry };
+        if is_valid_unicast(&arp.sha) && !mac_eq(&entry.mac, &arp.sha) {
+            entry.mac = arp.sha;
+            entry.flags |= CLIENT_MAC_KNOWN;
+            count(Reason::RxClientMacChanged);
+            event(EventKind::ClientMacChanged, entry.slave, key, arp.sha, arp.oper());
+        }
+    }
+    event(EventKind::ArpSeen, this, key, arp.sha, arp.oper());
+}
+
+/// The slave whose MAC is `mac`, if any (a bounded scan: at most 16 slaves,
+/// and only for unicast not addressed to the receiving slave).
+#[inline(always)]
+fn owner_of(mac: &Mac) -> Option<Owner> {
+    for index in 0..MAX_SLAVES as u32 {
+        if let Some(slave) = ALB_SLAVES.get(index) {
+            if slave.flags != 0 && mac_eq(&slave.mac, mac) {
+                return Some(Owner { index, up: slave.is_up() });
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,49 @@
+//! Per-CPU counters and events.
+
+use alb_common::{
+    maps::{ClientKey, Event, EventKind, SlaveStats, Traffic},
+    reason::Reason,
+    wire::Mac,
+};
+
+use crate::maps::{ALB_COUNTERS, ALB_EVENTS, ALB_SLAVE_STATS};
+
+#[inline(always)]
+pub(crate) fn count(reason: Reason) {
+    if let Some(counter) = ALB_COUNTERS.get_ptr_mut(reason as u32) {
+        // SAFETY: a per-CPU slot, written only by this CPU with preemption off.
+        unsafe { *counter += 1 };
+    }
+}
+
+#[inline(always)]
+pub(crate) fn add(traffic: &mut Traffic, bytes: u32) {
+    traffic.packets += 1;
+    traffic.bytes += u64::from(bytes);
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Direction {
+    Rx,
+    Tx,
+}
+
+#[inline(always)]
+pub(crate) fn slave_traffic(slave: u32, direction: Direction, bytes: u32) {
+    if let Some(stats) = ALB_SLAVE_STATS.get_ptr_mut(slave) {
+        // SAFETY: a per-CPU slot, written only by this CPU.
+        let stats: &mut SlaveStats = unsafe { &mut *stats };
+        match direction {
+            Direction::Rx => add(&mut stats.rx, bytes),
+            Direction::Tx => add(&mut stats.tx, bytes),
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn event(kind: EventKind, slave: u32, key: ClientKey, mac: Mac, op: u16) {
+    let event = Event { kind: kind as u32, slave, key, mac, op };
+    if ALB_EVENTS.output(&event, 0).is_err() {
+        count(Reason::EventLost);
+    }
+}

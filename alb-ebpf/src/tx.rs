@@ -1,0 +1,172 @@
+//! TC egress on the master: every frame the host sends leaves by a slave.
+
+use alb_common::{
+    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Config, EventKind, NO_SLAVE, Slave},
+    reason::Reason,
+    verdict::{
+        source_rewrite,
+        tx::{HostArp, TxPlan, tx_plan},
+    },
+    wire::{ARP_OP_REPLY, ArpHdr, EthHdr, Mac, is_valid_unicast, mac_eq},
+};
+use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
+
+use crate::{
+    maps::{ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SLAVES, ALB_TX_BUCKETS},
+    packet::{Packet, redirect},
+    stats::{self, Direction, count, event},
+};
+
+#[inline(always)]
+pub(crate) fn run(ctx: &TcContext) -> i32 {
+    let Some(config) = ALB_CONFIG.get(0) else {
+        return TC_ACT_SHOT;
+    };
+    let packet = Packet::new(ctx);
+    match tx_plan(&packet, &config.master_mac) {
+        TxPlan::Malformed => {
+            count(Reason::TxMalformed);
+            TC_ACT_SHOT
+        }
+        TxPlan::Active { reason, from_master } => {
+            count(reason);
+            send(&packet, config, config.active_slave, from_master)
+        }
+        TxPlan::Balance { client, bucket, from_master } => {
+            if let Some(key) = client {
+                if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+                    // SAFETY: a live map value; counters are only updated atomically.
+                    let entry = unsafe { &mut *entry };
+                    add_atomic(&mut entry.tx_packets, 1);
+                    add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
+                    count(Reason::TxClient);
+                    return send(&packet, config, entry.slave, from_master);
+                }
+            }
+            let slave = ALB_TX_BUCKETS.get(bucket).map_or(NO_SLAVE, |b| b.slave);
+            if let Some(load) = ALB_BUCKET_LOAD.get_ptr_mut(bucket) {
+                // SAFETY: a per-CPU slot, written only by this CPU.
+                stats::add(unsafe { &mut *load }, packet.len());
+            }
+            count(Reason::TxBucket);
+            send(&packet, config, slave, from_master)
+        }
+        TxPlan::HostArp(arp) => host_arp(&packet, config, &arp),
+    }
+}
+
+/// A host ARP leaves by the client's slave with that slave's MAC as sender,
+/// so the client learns the MAC of the slave that will carry its traffic.
+#[inline(always)]
+fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
+    let slave = match ALB_CLIENTS.get_ptr_mut(&arp.key) {
+        Some(entry) => {
+            // SAFETY: a live map value.
+            let entry = unsafe { &mut *entry };
+            if is_valid_unicast(&arp.client_mac) && !mac_eq(&entry.mac, &arp.client_mac) {
+                entry.mac = arp.client_mac;
+                entry.flags |= CLIENT_MAC_KNOWN;
+            }
+            entry.slave
+        }
+        None => new_client(config, &arp.key, &arp.client_mac),
+    };
+    let Some((slave, target)) = usable_slave(config, slave) else {
+        count(Reason::TxNoSlave);
+        return TC_ACT_SHOT;
+    };
+    if !mac_eq(&target.mac, &config.master_mac) {
+        let rewritten = packet.store_mac(EthHdr::SRC_OFFSET, &target.mac)
+            && packet.store_mac(EthHdr::LEN + ArpHdr::SHA_OFFSET, &target.mac);
+        if !rewritten {
+            count(Reason::TxMalformed);
+            return TC_ACT_SHOT;
+        }
+    }
+    if arp.broadcast {
+        event(EventKind::HostArpBroadcast, slave, arp.key, target.mac, arp.op);
+    }
+    count(if arp.op == ARP_OP_REPLY { Reason::TxArpReply } else { Reason::TxArpRequest });
+    stats::slave_traffic(slave, Direction::Tx, packet.len());
+    redirect(target.ifindex, 0)
+}
+
+/// Deals the next slave, round-robin over the usable slaves, to a client
+/// the host has just answered or asked, and records it.
+#[inline(always)]
+fn new_client(config: &Config, key: &ClientKey, mac: &Mac) -> u32 {
+    // Read, then add atomically: the BPF "generic" CPU cannot use the result
+    // of an atomic add, so two CPUs dealing at the same instant may both get
+    // the same slave. Counts then differ by two, until the agent re-deals.
+    let cursor = match ALB_RR_CURSOR.get_ptr_mut(0) {
+        Some(cursor) => {
+            // SAFETY: a live array slot.
+            let position = unsafe { core::ptr::read_volatile(cursor) };
+            // SAFETY: as above.
+            add_atomic(unsafe { &mut *cursor }, 1);
+            position
+        }
+        None => 0,
+    };
+    let Some(slave) = config.deal(cursor as u32) else {
+        return NO_SLAVE;
+    };
+    let known = is_valid_unicast(mac);
+    let entry = ClientEntry {
+        mac: if known { *mac } else { [0; 6] },
+        slave,
+        flags: if known { CLIENT_MAC_KNOWN } else { 0 },
+        // SAFETY: a helper without arguments.
+        created_ns: unsafe { bpf_ktime_get_ns() },
+        ..ClientEntry::default()
+    };
+    // Another CPU may have dealt this client first: keep its assignment.
+    if ALB_CLIENTS.insert(key, &entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
+        // SAFETY: a live map value, read once.
+        return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| unsafe { (*e).slave });
+    }
+    count(Reason::TxNewClient);
+    event(EventKind::NewClient, slave, *key, entry.mac, 0);
+    slave
+}
+
+/// The slave `wanted` if it can carry traffic, else the active slave.
+#[inline(always)]
+fn usable_slave(config: &Config, wanted: u32) -> Option<(u32, &'static Slave)> {
+    if let Some(slave) = ALB_SLAVES.get(wanted) {
+        if slave.is_up() {
+            return Some((wanted, slave));
+        }
+    }
+    count(Reason::TxFallbackActive);
+    let active = config.active_slave;
+    ALB_SLAVES.get(active).filter(|slave| slave.is_up()).map(|slave| (active, slave))
+}
+
+/// Sends on slave `wanted` (or the active slave if it is down), with the
+/// slave's MAC as source when the master originated the frame.
+#[inline(always)]
+fn send(packet: &Packet<'_>, config: &Config, wanted: u32, from_master: bool) -> i32 {
+    let Some((slave, target)) = usable_slave(config, wanted) else {
+        count(Reason::TxNoSlave);
+        return TC_ACT_SHOT;
+    };
+    if let Some(mac) = source_rewrite(from_master, &config.master_mac, &target.mac) {
+        if !packet.store_mac(EthHdr::SRC_OFFSET, &mac) {
+            count(Reason::TxMalformed);
+            return TC_ACT_SHOT;
+        }
+    }
+    stats::slave_traffic(slave, Direction::Tx, packet.len());
+    redirect(target.ifindex, 0)
+}
+
+/// Adds to a counter other CPUs update too (BPF_ATOMIC add, result
+/// unused). The BPF target has no compare-and-swap, so core offers no
+/// `AtomicU64::fetch_add` there; the intrinsic it is built on works.
+#[inline(always)]
+pub(crate) fn add_atomic(counter: &mut u64, value: u64) {
+    use core::intrinsics::{AtomicOrdering, atomic_xadd};
+    // SAFETY: `counter` is a live, aligned map field.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
+}

@@ -1,0 +1,376 @@
+//! The agent: set up, serve events until SIGINT/SIGTERM, tear down.
+//!
+//! Everything the agent changes is recorded in [`Undo`] before it is
+//! changed, and undone on every exit path, so a refused or failed start
+//! leaves no device, program, pin or sysctl behind.
+
+use std::{
+    collections::HashSet,
+    fs::{self, File},
+    io,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+};
+
+use alb_common::{
+    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, Slave, names},
+    wire::{Ipv4, Mac},
+};
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, MapData, RingBuf},
+};
+use log::{info, warn};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    announce::Announcer,
+    datapath::{self, SlaveState, State},
+    format_mac,
+    links::{Link, Netlink},
+    master::{self, Master},
+    sysctl,
+};
+
+/// How the agent was asked to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub master: String,
+    pub slaves: Vec<String>,
+    pub max_clients: u32,
+}
+
+/// What the agent changed, to put back on exit.
+#[derive(Default)]
+struct Undo {
+    sysctls: Vec<sysctl::Saved>,
+    /// Devices the agent set up that were down before.
+    raised: Vec<u32>,
+    created_master: Option<u32>,
+    pins: Option<PathBuf>,
+}
+
+impl Undo {
+    async fn run(self, netlink: &Netlink) {
+        if let Some(dir) = &self.pins {
+            if let Err(error) = datapath::remove_pins(dir) {
+                warn!("{error:#}");
+            }
+        }
+        if let Some(index) = self.created_master {
+            if let Err(error) = netlink.delete(index).await {
+                warn!("cannot remove the master: {error:#}");
+            }
+        }
+        for index in self.raised {
+            let _ = netlink.set_up(index, false).await;
+        }
+        sysctl::restore(self.sysctls);
+    }
+}
+
+/// Runs the agent in the current network namespace until a signal.
+pub async fn run(options: Options) -> Result<()> {
+    preflight(&options)?;
+    let netlink = Netlink::connect()?;
+    let slaves = resolve_slaves(&netlink, &options).await?;
+    let _lock = lock_master(&options.master)?;
+    ensure_bpffs()?;
+    let mut undo = Undo::default();
+    let result = serve(&netlink, &options, &slaves, &mut undo).await;
+    std::mem::take(&mut undo).run(&netlink).await;
+    if result.is_ok() {
+        info!("stopped; {} removed", options.master);
+    }
+    result
+}
+
+/// Checks that need no system state.
+fn preflight(options: &Options) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("alb must run as root (it loads BPF programs and changes network devices)");
+    }
+    master::validate_name(&options.master)?;
+    if options.slaves.is_empty() {
+        bail!("name at least one slave with --iface");
+    }
+    if options.slaves.len() > MAX_SLAVES {
+        bail!("at most {MAX_SLAVES} slaves, {} given", options.slaves.len());
+    }
+    let mut seen = HashSet::new();
+    for slave in &options.slaves {
+        if !seen.insert(slave) {
+            bail!("interface {slave} is named twice");
+        }
+        if *slave == options.master || *slave == master::peer_name(&options.master) {
+            bail!("interface {slave} is the master itself");
+        }
+    }
+    if options.max_clients == 0 {
+        bail!("--max-clients must be at least 1");
+    }
+    Ok(())
+}
+
+/// Looks the slaves up and refuses devices that cannot be slaves.
+async fn resolve_slaves(netlink: &Netlink, options: &Options) -> Result<Vec<Link>> {
+    let mut links = Vec::new();
+    for name in &options.slaves {
+        let link = netlink.existing(name).await?;
+        if let Some(controller) = link.controller {
+            let owner = netlink.link_by_index(controller).await?.map(|l| l.name);
+            bail!(
+                "interface {name} is already enslaved to {}",
+                owner.unwrap_or_else(|| format!("ifindex {controller}"))
+            );
+        }
+        if matches!(link.kind.as_deref(), Some("bridge" | "bond" | "team")) {
+            bail!("interface {name} is a {} and cannot be a slave", link.kind.unwrap_or_default());
+        }
+        if link.mac.is_none_or(|mac| !alb_common::wire::is_valid_unicast(&mac)) {
+            bail!("interface {name} has no Ethernet address and cannot be a slave");
+        }
+        links.push(link);
+    }
+    Ok(links)
+}
+
+/// One agent per master: an exclusive lock on /run/alb/<master>.lock.
+fn lock_master(master: &str) -> Result<File> {
+    let dir = Path::new("/run/alb");
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{master}.lock"));
+    let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock(2) on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            bail!("another alb agent already runs master {master}");
+        }
+        return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+    }
+    Ok(file)
+}
+
+/// Mounts bpffs on /sys/fs/bpf when nothing is mounted there.
+pub fn ensure_bpffs() -> Result<()> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let path = Path::new(datapath::BPFFS);
+    if nix::sys::statfs::statfs(path)
+        .is_ok_and(|fs| fs.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+    {
+        return Ok(());
+    }
+    info!("mounting bpffs on {}", path.display());
+    nix::mount::mount(
+        Some("bpf"),
+        path,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .with_context(|| format!("bpffs is not mounted on {} and cannot be mounted", path.display()))
+}
+
+async fn serve(
+    netlink: &Netlink,
+    options: &Options,
+    slaves: &[Link],
+    undo: &mut Undo,
+) -> Result<()> {
+    let master = master::create_or_adopt(netlink, &options.master).await?;
+    if master.created {
+        undo.created_master = Some(master.link.index);
+    }
+    let state = prepare_devices(netlink, &master, slaves, undo).await?;
+
+    let pins = datapath::pin_dir(&options.master);
+    datapath::remove_pins(&pins)?;
+    fs::create_dir_all(&pins).with_context(|| format!("cannot create {}", pins.display()))?;
+    undo.pins = Some(pins.clone());
+    let mut ebpf = datapath::load(Some(&pins), options.max_clients)?;
+    datapath::attach(&mut ebpf, &options.master, &options.slaves)?;
+    datapath::publish(&mut ebpf, &state)?;
+
+    let active = state.active.map_or("none", |a| options.slaves[a].as_str());
+    info!(
+        "ready: master {} ({}) over {} (active {active}); maps pinned in {}",
+        options.master,
+        format_mac(&state.master_mac),
+        options.slaves.join(", "),
+        pins.display()
+    );
+    event_loop(&mut ebpf, &state).await
+}
+
+/// Silences the slaves, raises everything, gives the master the active
+/// slave's MAC and the smallest slave MTU.
+async fn prepare_devices(
+    netlink: &Netlink,
+    master: &Master,
+    slaves: &[Link],
+    undo: &mut Undo,
+) -> Result<State> {
+    for device in slaves.iter().map(|s| &s.name).chain([&master.peer.name]) {
+        undo.sysctls.extend(sysctl::silence(device)?);
+    }
+    for link in slaves.iter().chain([&master.peer]) {
+        if !link.admin_up {
+            undo.raised.push(link.index);
+            netlink.set_up(link.index, true).await?;
+        }
+    }
+    // Carrier may take a moment after raising a device.
+    let mut states = Vec::new();
+    for link in slaves {
+        let current = netlink.existing(&link.name).await?;
+        let mac = current.mac.unwrap_or_default();
+        states.push(SlaveState { ifindex: current.index, mac, up: current.lower_up });
+    }
+    let active = states.iter().position(|s| s.up).or(Some(0));
+    let master_mac = states[active.unwrap_or(0)].mac;
+    let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
+    netlink.set_mac(master.link.index, &master_mac).await?;
+    netlink.set_mtu(master.link.index, mtu).await?;
+    netlink.set_up(master.link.index, true).await?;
+    Ok(State {
+        master_ifindex: master.link.index,
+        master_mac,
+        slaves: states,
+        active: active.filter(|&a| slaves.get(a).is_some()),
+    })
+}
+
+/// Serves the data path's events until SIGINT or SIGTERM.
+async fn event_loop(ebpf: &mut Ebpf, state: &State) -> Result<()> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    // SAFETY: the ring buffer owns its descriptor and keeps it open, unchanged,
+    // for as long as the AsyncFd owns the ring buffer.
+    let mut events = unsafe { AsyncFd::register(datapath::take_events(ebpf)?) }
+        .map_err(|error| anyhow::anyhow!("cannot watch the event ring: {error}"))?;
+    let announcer = Announcer::new()?;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => return Ok(()),
+            _ = sigterm.recv() => return Ok(()),
+            ready = events.readable_mut() => {
+                let mut guard = ready?;
+                let ring: &mut RingBuf<MapData> = guard.get_inner_mut();
+                let mut batch = Vec::new();
+                while let Some(item) = ring.next() {
+                    if item.len() >= size_of::<Event>() {
+                        // SAFETY: the ring only carries `Event`s; read unaligned.
+                        batch.push(unsafe { item.as_ptr().cast::<Event>().read_unaligned() });
+                    }
+                }
+                guard.clear_ready();
+                for event in batch {
+                    if let Err(error) = handle(ebpf, state, &announcer, &event) {
+                        warn!("{error:#}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn handle(ebpf: &mut Ebpf, state: &State, announcer: &Announcer, event: &Event) -> Result<()> {
+    let Some(kind) = EventKind::from_u32(event.kind) else { return Ok(()) };
+    match kind {
+        EventKind::NewClient => info!(
+            "client {} of {} dealt to slave {}",
+            ip(&event.key.client_ip),
+            ip(&event.key.server_ip),
+            event.slave
+        ),
+        EventKind::HostArpBroadcast => correct_collapse(ebpf, state, announcer, event)?,
+        EventKind::ClientMacChanged => {
+            info!("client {} now at {}", ip(&event.key.client_ip), format_mac(&event.mac));
+            let clients = clients(ebpf)?;
+            if let Ok(entry) = clients.get(&event.key, 0) {
+                tell(ebpf, announcer, &event.key, &entry)?;
+            }
+        }
+        EventKind::ArpSeen => purge_foreign_claim(ebpf, state, event)?,
+    }
+    Ok(())
+}
+
+fn clients(ebpf: &Ebpf) -> Result<HashMap<&MapData, ClientKey, ClientEntry>> {
+    let map = ebpf.map(names::CLIENTS).context("client map missing")?;
+    Ok(HashMap::try_from(map)?)
+}
+
+/// The host broadcast an ARP request with `event.mac` as sender: every
+/// client of that server address that heard it now points there. Tell the
+/// others their own slave again, at once (gratuitous form, so Linux
+/// clients apply it inside their ARP locktime). The kernel waits ~2 s.
+fn correct_collapse(ebpf: &Ebpf, _state: &State, announcer: &Announcer, event: &Event) -> Result<()> {
+    let clients = clients(ebpf)?;
+    let mut told = 0;
+    for item in clients.iter() {
+        let (key, entry) = item?;
+        if key.server_ip == event.key.server_ip
+            && key.client_ip != event.key.client_ip
+            && entry.slave != event.slave
+            && entry.flags & CLIENT_MAC_KNOWN != 0
+        {
+            tell(ebpf, announcer, &key, &entry)?;
+            told += 1;
+        }
+    }
+    if told > 0 {
+        info!("host ARP request for {}: re-told {told} clients", ip(&event.key.client_ip));
+    }
+    Ok(())
+}
+
+/// Sends a client its slave's MAC for the server address, via that slave.
+fn tell(ebpf: &Ebpf, announcer: &Announcer, key: &ClientKey, entry: &ClientEntry) -> Result<()> {
+    let slaves: Array<&MapData, Slave> =
+        Array::try_from(ebpf.map(names::SLAVES).context("slave map missing")?)?;
+    let slave = slaves.get(&entry.slave, 0)?;
+    if slave.is_up() {
+        announcer.update_client(slave.ifindex, &slave.mac, key, &entry.mac)?;
+    }
+    Ok(())
+}
+
+/// Another host claims a server address (an ARP from it with a MAC that is
+/// none of ours): forget every client of that address, so no update ever
+/// claims it for us again (spec §1.6).
+fn purge_foreign_claim(ebpf: &mut Ebpf, state: &State, event: &Event) -> Result<()> {
+    let sender_ip = event.key.client_ip;
+    let ours = |mac: &Mac| state.slaves.iter().any(|s| s.mac == *mac) || *mac == state.master_mac;
+    if ours(&event.mac) || sender_ip == [0; 4] {
+        return Ok(());
+    }
+    let map = ebpf.map_mut(names::CLIENTS).context("client map missing")?;
+    let mut clients: HashMap<&mut MapData, ClientKey, ClientEntry> = HashMap::try_from(map)?;
+    let stale: Vec<ClientKey> = clients
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|key| key.server_ip == sender_ip)
+        .collect();
+    for key in &stale {
+        let _ = clients.remove(key);
+    }
+    if !stale.is_empty() {
+        warn!(
+            "{} claimed by {}: forgot {} clients of that address",
+            ip(&sender_ip),
+            format_mac(&event.mac),
+            stale.len()
+        );
+    }
+    Ok(())
+}
+
+fn ip(addr: &Ipv4) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(*addr)
+}

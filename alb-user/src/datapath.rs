@@ -1,0 +1,272 @@
+//! Loading, pinning and attaching the BPF programs, and writing the maps:
+//! the only module that talks to aya's program and map types.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use alb_common::{
+    assign::initial_bucket_slave,
+    maps::{
+        ClientEntry, ClientKey, Config, MAX_SLAVES, SLAVE_PRESENT, SLAVE_UP, Slave, SlaveStats,
+        TX_BUCKETS, TxBucket, names, programs,
+    },
+    reason::Reason,
+};
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{SchedClassifier, TcAttachType},
+};
+
+/// The BPF object, built by build.rs from `alb-ebpf`.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/alb"));
+
+/// Where bpffs is mounted.
+pub const BPFFS: &str = "/sys/fs/bpf";
+
+/// `/sys/fs/bpf/alb/<master>`: the pins of one master's maps.
+pub fn pin_dir(master: &str) -> PathBuf {
+    Path::new(BPFFS).join("alb").join(master)
+}
+
+/// Loads the object. With `pins`, every map is pinned in that directory
+/// (which must not hold pins of an older run: the caller clears it).
+pub fn load(pins: Option<&Path>, max_clients: u32) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    loader.map_max_entries(names::CLIENTS, max_clients);
+    let paths: Vec<(&str, PathBuf)> = match pins {
+        Some(dir) => names::ALL.iter().map(|&name| (name, dir.join(name))).collect(),
+        None => Vec::new(),
+    };
+    for (name, path) in &paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    let mut ebpf = loader.load(OBJECT).context("cannot load the BPF object")?;
+    for name in [programs::TX, programs::RX] {
+        program(&mut ebpf, name)?.load().with_context(|| format!("cannot load program {name}"))?;
+    }
+    Ok(ebpf)
+}
+
+/// A loaded classifier by name.
+pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the BPF object"))?
+        .try_into()
+        .with_context(|| format!("{name} is not a TC classifier"))
+}
+
+/// Attaches the transmit program to the master's egress and the receive
+/// program to each slave's ingress (TCX; netlink clsact on kernels < 6.6).
+/// The links live as long as `ebpf`.
+pub fn attach(ebpf: &mut Ebpf, master: &str, slaves: &[String]) -> Result<()> {
+    for slave in slaves {
+        program(ebpf, programs::RX)?
+            .attach(slave, TcAttachType::Ingress)
+            .with_context(|| format!("cannot attach {} to {slave} ingress", programs::RX))?;
+    }
+    program(ebpf, programs::TX)?
+        .attach(master, TcAttachType::Egress)
+        .with_context(|| format!("cannot attach {} to {master} egress", programs::TX))?;
+    Ok(())
+}
+
+/// Removes the pin directory of a master (maps of an earlier run), and
+/// `/sys/fs/bpf/alb` with it when no other master is left.
+pub fn remove_pins(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot remove {}", dir.display()));
+        }
+    }
+    if let Some(parent) = dir.parent() {
+        // Fails while other masters' pins are there, as it should.
+        let _ = fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
+/// One slave as the agent publishes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlaveState {
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub up: bool,
+}
+
+/// Everything the data path reads that the agent decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    pub master_ifindex: u32,
+    pub master_mac: [u8; 6],
+    /// In enslave order; the index is the slave index in the maps.
+    pub slaves: Vec<SlaveState>,
+    pub active: Option<usize>,
+}
+
+impl State {
+    /// The slaves new clients and buckets are dealt to: the usable ones.
+    pub fn usable(&self) -> Vec<u8> {
+        self.slaves
+            .iter()
+            .enumerate()
+            .filter(|(_, slave)| slave.up)
+            .filter_map(|(index, _)| u8::try_from(index).ok())
+            .collect()
+    }
+
+    pub fn config(&self) -> Config {
+        let usable = self.usable();
+        let mut config = Config {
+            master_ifindex: self.master_ifindex,
+            active_slave: self.active.and_then(|a| u32::try_from(a).ok()).unwrap_or(u32::MAX),
+            usable_count: u32::try_from(usable.len()).unwrap_or(0),
+            master_mac: self.master_mac,
+            ..Config::default()
+        };
+        config.usable[..usable.len()].copy_from_slice(&usable);
+        config
+    }
+}
+
+/// Writes slaves, slave index, buckets and config, in that order: the
+/// config (which makes new slaves reachable) comes last.
+pub fn publish(ebpf: &mut Ebpf, state: &State) -> Result<()> {
+    if state.slaves.len() > MAX_SLAVES {
+        bail!("at most {MAX_SLAVES} slaves");
+    }
+    {
+        let mut slaves: Array<&mut MapData, Slave> = Array::try_from(map(ebpf, names::SLAVES)?)?;
+        for (index, slave) in state.slaves.iter().enumerate() {
+            let flags = SLAVE_PRESENT | if slave.up { SLAVE_UP } else { 0 };
+            let entry = Slave { ifindex: slave.ifindex, flags, mac: slave.mac, _pad: [0; 2] };
+            slaves.set(u32::try_from(index)?, entry, 0)?;
+        }
+    }
+    {
+        let mut index: HashMap<&mut MapData, u32, u32> =
+            HashMap::try_from(map(ebpf, names::SLAVE_INDEX)?)?;
+        for (slot, slave) in state.slaves.iter().enumerate() {
+            index.insert(slave.ifindex, u32::try_from(slot)?, 0)?;
+        }
+    }
+    {
+        let usable = state.usable();
+        let mut buckets: Array<&mut MapData, TxBucket> =
+            Array::try_from(map(ebpf, names::TX_BUCKETS)?)?;
+        for bucket in 0..TX_BUCKETS {
+            let slave = initial_bucket_slave(bucket, &usable).map_or(u32::MAX, u32::from);
+            buckets.set(bucket, TxBucket { slave, _pad: 0 }, 0)?;
+        }
+    }
+    let mut config: Array<&mut MapData, Config> = Array::try_from(map(ebpf, names::CONFIG)?)?;
+    config.set(0, state.config(), 0)?;
+    Ok(())
+}
+
+fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name).ok_or_else(|| anyhow!("map {name} missing from the BPF object"))
+}
+
+/// The event ring buffer, taken out of the object for the event loop.
+pub fn take_events(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>> {
+    let events = ebpf
+        .take_map(names::EVENTS)
+        .ok_or_else(|| anyhow!("map {} missing from the BPF object", names::EVENTS))?;
+    Ok(RingBuf::try_from(events)?)
+}
+
+/// Read access to the maps, from a loaded object or from pins (status).
+pub struct Maps {
+    pub config: Array<MapData, Config>,
+    pub slaves: Array<MapData, Slave>,
+    pub clients: HashMap<MapData, ClientKey, ClientEntry>,
+    pub slave_stats: PerCpuArray<MapData, SlaveStats>,
+    pub counters: PerCpuArray<MapData, u64>,
+}
+
+impl Maps {
+    /// Opens the pinned maps of a running master.
+    pub fn from_pins(dir: &Path) -> Result<Self> {
+        let open = |name: &str| -> Result<aya::maps::Map> {
+            let path = dir.join(name);
+            let data = MapData::from_pin(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            Ok(aya::maps::Map::from_map_data(data)?)
+        };
+        Ok(Self {
+            config: Array::try_from(open(names::CONFIG)?)?,
+            slaves: Array::try_from(open(names::SLAVES)?)?,
+            clients: HashMap::try_from(open(names::CLIENTS)?)?,
+            slave_stats: PerCpuArray::try_from(open(names::SLAVE_STATS)?)?,
+            counters: PerCpuArray::try_from(open(names::COUNTERS)?)?,
+        })
+    }
+
+    pub fn config(&self) -> Result<Config> {
+        Ok(self.config.get(&0, 0)?)
+    }
+
+    /// Present slaves with their index.
+    pub fn slaves(&self) -> Result<Vec<(u32, Slave)>> {
+        let mut slaves = Vec::new();
+        for index in 0..u32::try_from(MAX_SLAVES)? {
+            let slave = self.slaves.get(&index, 0)?;
+            if slave.flags & SLAVE_PRESENT != 0 {
+                slaves.push((index, slave));
+            }
+        }
+        Ok(slaves)
+    }
+
+    pub fn clients(&self) -> Result<Vec<(ClientKey, ClientEntry)>> {
+        let mut clients = Vec::new();
+        for item in self.clients.iter() {
+            clients.push(item?);
+        }
+        clients.sort_by_key(|(key, _)| *key);
+        Ok(clients)
+    }
+
+    /// Per-slave counters summed over CPUs.
+    pub fn slave_stats(&self, index: u32) -> Result<SlaveStats> {
+        let mut sum = SlaveStats::default();
+        for stats in self.slave_stats.get(&index, 0)?.iter() {
+            sum.rx.packets += stats.rx.packets;
+            sum.rx.bytes += stats.rx.bytes;
+            sum.tx.packets += stats.tx.packets;
+            sum.tx.bytes += stats.tx.bytes;
+        }
+        Ok(sum)
+    }
+
+    /// Reason counters summed over CPUs.
+    pub fn counters(&self) -> Result<Vec<(Reason, u64)>> {
+        Reason::ALL
+            .iter()
+            .map(|&reason| {
+                let values = self.counters.get(&(reason as u32), 0)?;
+                Ok((reason, values.iter().sum()))
+            })
+            .collect()
+    }
+}
+
+/// Opens the same maps from a loaded object (tests and benchmarks).
+pub fn maps_of(ebpf: &mut Ebpf) -> Result<Maps> {
+    let mut take = |name: &str| {
+        ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the BPF object"))
+    };
+    Ok(Maps {
+        config: Array::try_from(take(names::CONFIG)?)?,
+        slaves: Array::try_from(take(names::SLAVES)?)?,
+        clients: HashMap::try_from(take(names::CLIENTS)?)?,
+        slave_stats: PerCpuArray::try_from(take(names::SLAVE_STATS)?)?,
+        counters: PerCpuArray::try_from(take(names::COUNTERS)?)?,
+    })
+}

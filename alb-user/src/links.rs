@@ -1,0 +1,147 @@
+//! Network devices through rtnetlink: the only module that speaks netlink.
+
+use alb_common::wire::Mac;
+use anyhow::{Context as _, Result, bail};
+use futures::TryStreamExt as _;
+use rtnetlink::{
+    Handle, LinkUnspec, LinkVeth,
+    packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+};
+
+/// What alb needs to know about a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<Mac>,
+    pub mtu: u32,
+    /// The device this one is enslaved to (bond, bridge, team, VRF).
+    pub controller: Option<u32>,
+    /// The link kind (`veth`, `bridge`, `bond`, ...), if it has one.
+    pub kind: Option<String>,
+    pub admin_up: bool,
+    /// Carrier: the link can move frames.
+    pub lower_up: bool,
+}
+
+impl Link {
+    fn from_message(message: &LinkMessage) -> Self {
+        let mut link = Self {
+            index: message.header.index,
+            name: String::new(),
+            mac: None,
+            mtu: 0,
+            controller: None,
+            kind: None,
+            admin_up: message.header.flags.contains(LinkFlags::Up),
+            lower_up: message.header.flags.contains(LinkFlags::LowerUp),
+        };
+        for attribute in &message.attributes {
+            match attribute {
+                LinkAttribute::IfName(name) => link.name.clone_from(name),
+                LinkAttribute::Address(address) => link.mac = address.as_slice().try_into().ok(),
+                LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+                LinkAttribute::Controller(index) => link.controller = Some(*index),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(kind) = info {
+                            link.kind = Some(kind_name(kind));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+fn kind_name(kind: &InfoKind) -> String {
+    match kind {
+        InfoKind::Veth => "veth".to_owned(),
+        InfoKind::Bridge => "bridge".to_owned(),
+        InfoKind::Bond => "bond".to_owned(),
+        InfoKind::Team => "team".to_owned(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// A connection to rtnetlink in the current network namespace.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+fn is_no_such_device(error: &rtnetlink::Error) -> bool {
+    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENODEV)
+}
+
+impl Netlink {
+    /// Opens the connection; must run inside a tokio runtime.
+    pub fn connect() -> Result<Self> {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().context("cannot open an rtnetlink socket")?;
+        tokio::spawn(connection);
+        Ok(Self { handle })
+    }
+
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
+        let mut request = self.handle.link().get().match_name(name.to_owned()).execute();
+        match request.try_next().await {
+            Ok(Some(message)) => Ok(Some(Link::from_message(&message))),
+            Ok(None) => Ok(None),
+            Err(error) if is_no_such_device(&error) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot look up device {name}")),
+        }
+    }
+
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>> {
+        let mut request = self.handle.link().get().match_index(index).execute();
+        match request.try_next().await {
+            Ok(Some(message)) => Ok(Some(Link::from_message(&message))),
+            Ok(None) => Ok(None),
+            Err(error) if is_no_such_device(&error) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot look up ifindex {index}")),
+        }
+    }
+
+    /// The device called `name`, or an error that says it does not exist.
+    pub async fn existing(&self, name: &str) -> Result<Link> {
+        match self.link_by_name(name).await? {
+            Some(link) => Ok(link),
+            None => bail!("no network device named {name} in this network namespace"),
+        }
+    }
+
+    pub async fn create_veth_pair(&self, name: &str, peer: &str) -> Result<()> {
+        self.handle
+            .link()
+            .add(LinkVeth::new(name, peer).build())
+            .execute()
+            .await
+            .with_context(|| format!("cannot create veth pair {name}/{peer}"))
+    }
+
+    pub async fn set_mac(&self, index: u32, mac: &Mac) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        self.handle.link().set(message).execute().await.context("cannot set MAC address")
+    }
+
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        self.handle.link().set(message).execute().await.context("cannot set MTU")
+    }
+
+    pub async fn set_up(&self, index: u32, up: bool) -> Result<()> {
+        let builder = LinkUnspec::new_with_index(index);
+        let message = if up { builder.up() } else { builder.down() }.build();
+        self.handle.link().set(message).execute().await.context("cannot set link state")
+    }
+
+    pub async fn delete(&self, index: u32) -> Result<()> {
+        match self.handle.link().del(index).execute().await {
+            Err(error) if is_no_such_device(&error) => Ok(()),
+            other => other.context("cannot delete device"),
+        }
+    }
+}
