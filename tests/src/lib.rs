@@ -1,1 +1,34 @@
+//! alb's lab: the seed topology (a server with veth slaves, a bridge as the
+//! switch, client namespaces) in private network namespaces, built with the
+//! `ip`, `sysctl` and `nsenter` tools and removed on drop. The demo, the
+//! behavioural tests in `tests/tests/` and the benchmark all build their
+//! topology here, so the seed scenario exists once.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use alb_tests::{Lab, LabConfig, SERVER_IP4};
+//!
+//! let lab = Lab::up(LabConfig::unique()).expect("lab");
+//! let _agent = lab
+//!     .spawn(lab.srv(), &["target/debug/alb", "--iface", "veth17", "--iface", "veth19"])
+//!     .expect("agent");
+//! lab.wait_for_master(Duration::from_secs(10)).expect("alb0");
+//! lab.add_server_addrs().expect("addresses");
+//! let c1 = lab.client(1);
+//! let stats = lab.ping(&c1.ns, SERVER_IP4, 10, Duration::from_millis(10)).expect("ping");
+//! assert_eq!(stats.lost(), 0);
+//! ```
 
+pub mod cmd;
+mod lab;
+pub mod netns;
+mod proc;
+#[cfg(test)]
+mod selftest;
+
+pub use lab::{
+    BRIDGE, CLIENT_DEV, Client, DEFAULT_MASTER, DEFAULT_PREFIX, Lab, LabConfig, LinkInfo,
+    LinkStats, MAX_CLIENTS, MAX_SLAVES, PREFIX_LEN4, PREFIX_LEN6, PingStats, SERVER_IP4,
+    SERVER_IP6, Slave, client_ns, require_root, srv_ns, sw_ns, wait_until,
+};
+pub use proc::{Proc, STOP_TIMEOUT};
