@@ -36,6 +36,12 @@ pub enum Reason {
     RxBroadcastInactive,
     /// A frame for a failed slave's MAC, accepted on the active slave.
     RxFailover,
+    /// A broadcast or multicast one of our own slaves sent, flooded back
+    /// by the switch: dropped.
+    RxLooped,
+    /// A link-local group frame (LLDP, STP) on a non-active slave: left to
+    /// the slave, as the kernel does.
+    RxLinkLocal,
     /// Unicast for a MAC that is not this slave's (flooded, or for another
     /// host): left to the slave, which has no address and drops it.
     RxNotForUs,
@@ -72,6 +78,8 @@ impl Reason {
         Self::RxBroadcast,
         Self::RxBroadcastInactive,
         Self::RxFailover,
+        Self::RxLooped,
+        Self::RxLinkLocal,
         Self::RxNotForUs,
         Self::RxArp,
         Self::RxClientMacChanged,
@@ -98,6 +106,8 @@ impl Reason {
             Self::RxBroadcast => "rx_broadcast",
             Self::RxBroadcastInactive => "rx_broadcast_inactive",
             Self::RxFailover => "rx_failover",
+            Self::RxLooped => "rx_looped",
+            Self::RxLinkLocal => "rx_link_local",
             Self::RxNotForUs => "rx_not_for_us",
             Self::RxArp => "rx_arp",
             Self::RxClientMacChanged => "rx_client_mac_changed",

@@ -32,11 +32,13 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         return TC_ACT_OK;
     };
     let packet = Packet::new(ctx);
-    let Some(dst) = packet.read::<Mac>(0) else {
+    let Some(addresses) = packet.read::<[Mac; 2]>(0) else {
         count(Reason::RxMalformed);
         return TC_ACT_OK;
     };
-    let plan = rx_plan(&dst, this, &slave.mac, config.active_slave, &config.master_mac, owner_of);
+    let [dst, src] = addresses;
+    let plan =
+        rx_plan(&dst, &src, this, &slave.mac, config.active_slave, &config.master_mac, owner_of);
     match plan {
         RxPlan::Drop(reason) => {
             count(reason);

@@ -29,23 +29,40 @@ pub enum RxPlan {
     Pass(Reason),
 }
 
+/// IEEE 802.1D link-local group addresses (01:80:c2:00:00:0x: LLDP, STP,
+/// pause): the kernel passes them up the slave that received them.
+#[inline(always)]
+pub fn is_link_local(mac: &Mac) -> bool {
+    mac[0] == 0x01 && mac[1] == 0x80 && mac[2] == 0xc2 && mac[3] == 0 && mac[4] == 0
+        && mac[5] & 0xf0 == 0
+}
+
 /// Decides the fate of a frame received on slave `this` (with MAC
-/// `this_mac`). `owner_of` finds the slave that owns a unicast MAC.
+/// `this_mac`). `owner_of` finds the slave that owns a MAC.
 #[inline(always)]
 pub fn rx_plan(
     dst: &Mac,
+    src: &Mac,
     this: u32,
     this_mac: &Mac,
     active: u32,
     master_mac: &Mac,
-    owner_of: impl FnOnce(&Mac) -> Option<Owner>,
+    owner_of: impl Fn(&Mac) -> Option<Owner>,
 ) -> RxPlan {
     if is_multicast(dst) {
-        return if this == active {
-            RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast }
-        } else {
-            RxPlan::Drop(Reason::RxBroadcastInactive)
-        };
+        if this != active {
+            return if is_link_local(dst) {
+                RxPlan::Pass(Reason::RxLinkLocal)
+            } else {
+                RxPlan::Drop(Reason::RxBroadcastInactive)
+            };
+        }
+        // A broadcast one of our slaves sent, flooded back by the switch:
+        // the master sent it and must not hear it again.
+        if owner_of(src).is_some() {
+            return RxPlan::Drop(Reason::RxLooped);
+        }
+        return RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast };
     }
     if mac_eq(dst, this_mac) {
         return RxPlan::Deliver { rewrite_dst: !mac_eq(dst, master_mac), reason: Reason::RxUnicast };
@@ -96,6 +113,7 @@ mod tests {
     const S1: Mac = [2, 0, 0, 0, 0, 19];
     const S2: Mac = [2, 0, 0, 0, 0, 21];
     const MASTER: Mac = S0;
+    const PEER: Mac = [2, 0, 0, 0, 1, 1];
 
     fn owners(dst: &Mac) -> Option<Owner> {
         match *dst {
@@ -108,42 +126,60 @@ mod tests {
 
     #[test]
     fn broadcast_only_through_the_active_slave() {
-        let on_active = rx_plan(&BROADCAST_MAC, 0, &S0, 0, &MASTER, owners);
+        let on_active = rx_plan(&BROADCAST_MAC, &PEER, 0, &S0, 0, &MASTER, owners);
         assert_eq!(on_active, RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast });
-        let on_other = rx_plan(&BROADCAST_MAC, 1, &S1, 0, &MASTER, owners);
+        let on_other = rx_plan(&BROADCAST_MAC, &PEER, 1, &S1, 0, &MASTER, owners);
         assert_eq!(on_other, RxPlan::Drop(Reason::RxBroadcastInactive));
         let ipv6_multicast = [0x33, 0x33, 0xff, 0, 0, 1];
         assert_eq!(
-            rx_plan(&ipv6_multicast, 1, &S1, 0, &MASTER, owners),
+            rx_plan(&ipv6_multicast, &PEER, 1, &S1, 0, &MASTER, owners),
             RxPlan::Drop(Reason::RxBroadcastInactive)
         );
     }
 
     #[test]
+    fn our_own_broadcasts_flooded_back_are_dropped() {
+        assert_eq!(
+            rx_plan(&BROADCAST_MAC, &S1, 0, &S0, 0, &MASTER, owners),
+            RxPlan::Drop(Reason::RxLooped)
+        );
+    }
+
+    #[test]
+    fn link_local_stays_on_a_non_active_slave() {
+        let lldp = [0x01, 0x80, 0xc2, 0, 0, 0x0e];
+        assert_eq!(
+            rx_plan(&lldp, &PEER, 1, &S1, 0, &MASTER, owners),
+            RxPlan::Pass(Reason::RxLinkLocal)
+        );
+        assert!(!is_link_local(&[0x01, 0x80, 0xc2, 0, 0, 0x21]));
+    }
+
+    #[test]
     fn unicast_for_the_receiving_slave_is_delivered() {
         assert_eq!(
-            rx_plan(&S1, 1, &S1, 0, &MASTER, owners),
+            rx_plan(&S1, &PEER, 1, &S1, 0, &MASTER, owners),
             RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxUnicast }
         );
         assert_eq!(
-            rx_plan(&S0, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&S0, &PEER, 0, &S0, 0, &MASTER, owners),
             RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxUnicast }
         );
     }
 
     #[test]
     fn flooded_copies_for_a_live_slave_are_not_delivered_twice() {
-        assert_eq!(rx_plan(&S1, 0, &S0, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
-        assert_eq!(rx_plan(&S0, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+        assert_eq!(rx_plan(&S1, &PEER, 0, &S0, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+        assert_eq!(rx_plan(&S0, &PEER, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
     }
 
     #[test]
     fn a_failed_slaves_mac_is_accepted_on_the_active_slave_only() {
         assert_eq!(
-            rx_plan(&S2, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&S2, &PEER, 0, &S0, 0, &MASTER, owners),
             RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxFailover }
         );
-        assert_eq!(rx_plan(&S2, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+        assert_eq!(rx_plan(&S2, &PEER, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
     }
 
     #[test]
@@ -166,7 +202,7 @@ mod tests {
     fn strangers_are_not_ours() {
         let stranger = [2, 9, 9, 9, 9, 9];
         assert_eq!(
-            rx_plan(&stranger, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&stranger, &PEER, 0, &S0, 0, &MASTER, owners),
             RxPlan::Pass(Reason::RxNotForUs)
         );
     }
