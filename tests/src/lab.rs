@@ -690,10 +690,25 @@ impl Lab {
         count: u32,
         interval: Duration,
     ) -> Result<PingStats> {
+        self.ping_sized(ns, target, count, interval, 56)
+    }
+
+    /// [`Lab::ping`] with `size` bytes of payload (`ping -s`): large pings
+    /// stand out from background frames in byte counters.
+    pub fn ping_sized(
+        &self,
+        ns: &str,
+        target: &str,
+        count: u32,
+        interval: Duration,
+        size: u32,
+    ) -> Result<PingStats> {
         let interval_s = format!("{:.3}", interval.as_secs_f64());
         let count = count.to_string();
+        let size = size.to_string();
         // No -w: with a deadline, ping keeps sending until `count` replies.
-        let argv = ["ping", "-n", "-q", "-c", &count, "-i", &interval_s, "-W", "1", target];
+        let argv =
+            ["ping", "-n", "-q", "-c", &count, "-i", &interval_s, "-W", "1", "-s", &size, target];
         let out = self.exec(ns, &argv)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         PingStats::parse(&stdout).with_context(|| {

@@ -60,10 +60,15 @@ impl Proc {
             File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = file.try_clone().context("cannot duplicate the log file")?;
         cmd.stdin(Stdio::null()).stdout(file).stderr(err).process_group(0);
-        // SAFETY: the closure only calls prctl(2), which is async-signal-safe
-        // and touches no memory of the parent.
+        // SAFETY: the closure only calls sigprocmask(2) and prctl(2), which
+        // are async-signal-safe and touch no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
+                // The mask is inherited: a caller that blocks SIGTERM must
+                // not make the process deaf to it.
+                nix::sys::signal::SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(std::io::Error::from)?;
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }

@@ -1,1 +1,210 @@
-fn main() {}
+//! alb's developer commands, run as `cargo xtask <command>`.
+
+mod bootstrap;
+mod cargo;
+mod demo;
+mod signals;
+
+use std::process::{Command, ExitCode};
+
+use alb_tests::{DEFAULT_PREFIX, Lab, LabConfig, SERVER_IP4, SERVER_IP6, netns, srv_ns};
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "alb's developer commands: bootstrap, lab, run, demo, test"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing: Debian packages (LLVM 22, bpftool, iproute2,
+    /// ...), rust-src for nightly, bpf-linker 0.13.0, the bpffs mount.
+    Bootstrap,
+    /// Build or remove the seed lab (network namespaces, veth, a bridge).
+    Lab {
+        #[command(subcommand)]
+        action: LabCmd,
+    },
+    /// Build the agent and run it with ARGS, in the lab's server namespace
+    /// when there is one.
+    Run {
+        /// Run in this network namespace (default: alb-lab-srv if it
+        /// exists, else the current one).
+        #[arg(long)]
+        netns: Option<String>,
+        /// Arguments for `alb`, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Build the seed lab, run alb on it, drive traffic from the clients and
+    /// show where it went; tear everything down.
+    Demo {
+        /// Number of clients.
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// Number of slaves.
+        #[arg(long, default_value_t = 2)]
+        slaves: usize,
+    },
+    /// Run all tests (`cargo test --workspace`, one test at a time).
+    Test {
+        /// Extra arguments for the test binaries (a filter, --nocapture),
+        /// after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Build the lab and leave it running (the agent is not started).
+    Up {
+        /// Number of client namespaces.
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// Number of server slaves (veth17, veth19, ...).
+        #[arg(long, default_value_t = 2)]
+        slaves: usize,
+        /// Namespace name prefix.
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+    },
+    /// Remove a lab: stop the processes left in its namespaces, delete them.
+    Down {
+        /// Namespace name prefix.
+        #[arg(long, default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        /// Remove every lab found (also those of interrupted test runs).
+        #[arg(long, conflicts_with = "prefix")]
+        all: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Bootstrap => {
+            bootstrap::run()?;
+            eprintln!("bootstrap: everything alb needs is installed");
+        }
+        Cmd::Lab { action } => lab(action)?,
+        Cmd::Run { netns, args } => return run_agent(netns, &args),
+        Cmd::Demo { clients, slaves } => {
+            bootstrap::run()?;
+            demo::run(clients, slaves)?;
+        }
+        Cmd::Test { args } => return test(&args),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lab(action: LabCmd) -> Result<()> {
+    match action {
+        LabCmd::Up { clients, slaves, prefix } => {
+            let config = LabConfig { prefix, clients, slaves, ..LabConfig::default() };
+            let lab = Lab::up(config)?;
+            print_lab(&lab);
+            lab.keep();
+        }
+        LabCmd::Down { prefix, all } => {
+            let prefixes = if all { Lab::list()? } else { vec![prefix] };
+            for prefix in prefixes {
+                let removed = Lab::down(&prefix)?;
+                if removed.is_empty() {
+                    eprintln!("lab {prefix}: nothing to remove");
+                } else {
+                    eprintln!("lab {prefix}: removed {}", removed.join(" "));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_lab(lab: &Lab) {
+    let srv = lab.srv();
+    let master = lab.master();
+    println!("lab {} is up:", lab.prefix());
+    let slaves: Vec<String> =
+        lab.slaves().iter().map(|s| format!("{} {}", s.name, s.mac)).collect();
+    println!("  {srv:<16} server: {}", slaves.join(", "));
+    let ports: Vec<&str> = lab
+        .slaves()
+        .iter()
+        .map(|s| s.port.as_str())
+        .chain(lab.clients().iter().map(|c| c.port.as_str()))
+        .collect();
+    println!("  {:<16} switch: br0 over {}", lab.sw(), ports.join(" "));
+    for c in lab.clients() {
+        println!("  {:<16} client: {} {} {} {}", c.ns, c.dev, c.mac, c.ip4, c.ip6);
+    }
+    let ifaces = lab.agent_args().join(" ");
+    let default_ns = lab.prefix() == DEFAULT_PREFIX;
+    let netns_arg = if default_ns { String::new() } else { format!("--netns {srv} ") };
+    let c1 = &lab.client(1).ns;
+    println!(
+        "\nNext:\n  \
+         cargo xtask run {netns_arg}-- {ifaces}   # the agent, in the foreground\n  \
+         ip -n {srv} addr add {SERVER_IP4}/24 dev {master}            # once {master} exists\n  \
+         ip -n {srv} addr add {SERVER_IP6}/64 dev {master} nodad\n  \
+         nsenter --net=/var/run/netns/{c1} ping {SERVER_IP4}\n  \
+         ip -n {c1} neigh                                  # the MAC the client learned\n  \
+         nsenter --net=/var/run/netns/{srv} target/debug/alb status\n  \
+         bpftool map dump pinned /sys/fs/bpf/alb/{master}/ALB_CLIENTS\n  \
+         cargo xtask lab down{}",
+        if default_ns { String::new() } else { format!(" --prefix {}", lab.prefix()) }
+    );
+}
+
+fn run_agent(ns: Option<String>, args: &[String]) -> Result<ExitCode> {
+    bootstrap::run()?;
+    let alb = cargo::build_agent()?;
+    let ns = match ns {
+        Some(ns) if !netns::exists(&ns) => bail!("no network namespace {ns}"),
+        Some(ns) => Some(ns),
+        None => Some(srv_ns(DEFAULT_PREFIX)).filter(|ns| netns::exists(ns)),
+    };
+    let mut cmd = match &ns {
+        Some(ns) => {
+            eprintln!("xtask: running alb in network namespace {ns} (nsenter --net)");
+            let mut cmd = Command::new("nsenter");
+            cmd.arg(format!("--net={}", netns::path(ns).display())).arg("--").arg(&alb);
+            cmd
+        }
+        None => {
+            eprintln!("xtask: running alb in the current network namespace");
+            Command::new(&alb)
+        }
+    };
+    cmd.args(args);
+    let status = signals::run_forwarding(cmd)?;
+    Ok(ExitCode::from(u8::try_from(signals::exit_code(status)).unwrap_or(1)))
+}
+
+fn test(args: &[String]) -> Result<ExitCode> {
+    bootstrap::run()?;
+    let mut cargo = cargo::cargo();
+    cargo
+        .args(["test", "--workspace", "--", "--test-threads=1"])
+        .args(args)
+        .env("RUST_BACKTRACE", "1");
+    eprintln!("xtask: {}", alb_tests::cmd::describe(&cargo));
+    let status = cargo.status()?;
+    Ok(ExitCode::from(u8::try_from(signals::exit_code(status)).unwrap_or(1)))
+}
