@@ -5,10 +5,8 @@ use aya_build::Toolchain;
 /// through `OUT_DIR` (aya-template's model). `AYA_BUILD_SKIP=1` skips it for
 /// `cargo check` on machines without bpf-linker.
 fn main() -> anyhow::Result<()> {
-    let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
-        .no_deps()
-        .exec()
-        .context("MetadataCommand::exec")?;
+    let cargo_metadata::Metadata { packages, .. } =
+        cargo_metadata::MetadataCommand::new().no_deps().exec().context("MetadataCommand::exec")?;
     let ebpf_package = packages
         .into_iter()
         .find(|cargo_metadata::Package { name, .. }| name.as_str() == "alb-ebpf")

@@ -43,6 +43,112 @@ pub fn initial_bucket_slave(bucket: u32, usable: &[u8]) -> Option<u8> {
     usable.get(bucket as usize % usable.len()).copied()
 }
 
+/// Picks the active slave: the primary if it is up, else the slave that
+/// owns the master's MAC if it is up (so the MAC lives on its own port),
+/// else the current active if it is still up, else the first slave up.
+pub fn choose_active(
+    up: &[bool],
+    primary: Option<usize>,
+    mac_owner: usize,
+    current: Option<usize>,
+) -> Option<usize> {
+    let is_up = |index: usize| up.get(index).copied().unwrap_or(false);
+    primary
+        .filter(|&p| is_up(p))
+        .or(Some(mac_owner).filter(|&o| is_up(o)))
+        .or(current.filter(|&c| is_up(c)))
+        .or_else(|| up.iter().position(|&u| u))
+}
+
+#[cfg(any(test, feature = "alloc"))]
+pub use redeal::{even_out, move_off};
+
+#[cfg(any(test, feature = "alloc"))]
+mod redeal {
+    use alloc::vec::Vec;
+
+    /// Moves every item (client or bucket) whose slave is not in `usable`
+    /// onto the usable slaves, one at a time to the slave with the fewest
+    /// items (ties: enslave order). Returns `(item, new slave)` moves.
+    pub fn move_off(assigned: &[u32], usable: &[u8]) -> Vec<(usize, u32)> {
+        let mut counts = counts(assigned, usable);
+        let mut moves = Vec::new();
+        if usable.is_empty() {
+            return moves;
+        }
+        for (item, slave) in assigned.iter().enumerate() {
+            if usable.iter().any(|&u| u32::from(u) == *slave) {
+                continue;
+            }
+            let target = least(&counts);
+            counts[target].1 += 1;
+            moves.push((item, counts[target].0));
+        }
+        moves
+    }
+
+    /// Moves as few items as possible so that the usable slaves' counts
+    /// differ by at most one (after a slave joins or returns). Items on
+    /// unusable slaves are moved off first.
+    pub fn even_out(assigned: &[u32], usable: &[u8]) -> Vec<(usize, u32)> {
+        let mut moves = move_off(assigned, usable);
+        if usable.is_empty() {
+            return moves;
+        }
+        let mut current: Vec<u32> = assigned.to_vec();
+        for &(item, slave) in &moves {
+            current[item] = slave;
+        }
+        let mut counts = counts(&current, usable);
+        loop {
+            let most = most(&counts);
+            let least = least(&counts);
+            if counts[most].1 <= counts[least].1 + 1 {
+                break;
+            }
+            let from = counts[most].0;
+            let to = counts[least].0;
+            // Move the most recently added item of the fullest slave.
+            let Some(item) = current.iter().rposition(|&s| s == from) else { break };
+            current[item] = to;
+            counts[most].1 -= 1;
+            counts[least].1 += 1;
+            match moves.iter_mut().find(|(moved, _)| *moved == item) {
+                Some(existing) => existing.1 = to,
+                None => moves.push((item, to)),
+            }
+        }
+        moves
+    }
+
+    fn counts(assigned: &[u32], usable: &[u8]) -> Vec<(u32, usize)> {
+        usable
+            .iter()
+            .map(|&u| (u32::from(u), assigned.iter().filter(|&&s| s == u32::from(u)).count()))
+            .collect()
+    }
+
+    fn least(counts: &[(u32, usize)]) -> usize {
+        let mut best = 0;
+        for (i, entry) in counts.iter().enumerate() {
+            if entry.1 < counts[best].1 {
+                best = i;
+            }
+        }
+        best
+    }
+
+    fn most(counts: &[(u32, usize)]) -> usize {
+        let mut best = 0;
+        for (i, entry) in counts.iter().enumerate() {
+            if entry.1 > counts[best].1 {
+                best = i;
+            }
+        }
+        best
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +170,41 @@ mod tests {
             seen.insert(bucket_of_v4(&[198, 18, 0, last]));
         }
         assert!(seen.len() > 200, "only {} distinct buckets for a /24", seen.len());
+    }
+
+    #[test]
+    fn active_prefers_primary_then_mac_owner() {
+        assert_eq!(choose_active(&[true, true], Some(1), 0, Some(0)), Some(1));
+        assert_eq!(choose_active(&[true, true], None, 0, Some(1)), Some(0));
+        assert_eq!(choose_active(&[false, true, true], None, 0, Some(2)), Some(2));
+        assert_eq!(choose_active(&[false, true, true], None, 0, Some(0)), Some(1));
+        assert_eq!(choose_active(&[false, false], Some(1), 0, Some(0)), None);
+    }
+
+    #[test]
+    fn clients_of_a_failed_slave_are_dealt_over_the_survivors() {
+        // Slaves 0, 1, 2; slave 1 failed with three clients.
+        let assigned = [0, 1, 2, 1, 0, 1];
+        let moves = move_off(&assigned, &[0, 2]);
+        assert_eq!(moves.iter().map(|m| m.0).collect::<std::vec::Vec<_>>(), [1, 3, 5]);
+        let mut after = assigned;
+        for (item, slave) in moves {
+            after[item] = slave;
+        }
+        let on = |s| after.iter().filter(|&&x| x == s).count();
+        assert!(on(0).abs_diff(on(2)) <= 1, "{after:?}");
+        assert_eq!(on(1), 0);
+    }
+
+    #[test]
+    fn a_returning_slave_gets_its_share_with_fewest_moves() {
+        let assigned = [0u32; 7];
+        let moves = even_out(&assigned, &[0, 1]);
+        assert_eq!(moves.len(), 3, "{moves:?}");
+        assert!(moves.iter().all(|&(_, slave)| slave == 1));
+        assert!(even_out(&[0, 1, 0, 1], &[0, 1]).is_empty());
+        assert!(even_out(&[], &[0, 1]).is_empty());
+        assert!(even_out(&[0, 1], &[]).is_empty());
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! verdict names and applies the rewrite.
 #![no_std]
 
+#[cfg(any(test, feature = "alloc"))]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod assign;
 pub mod frames;
+pub mod link;
 pub mod maps;
 pub mod reason;
 #[cfg(test)]

@@ -178,13 +178,25 @@ impl Ipv6Hdr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// Ethernet/IPv4 ARP.
-    Arp { eth: EthHdr, arp: ArpHdr },
-    Ipv4 { eth: EthHdr, ip: Ipv4Hdr },
+    Arp {
+        eth: EthHdr,
+        arp: ArpHdr,
+    },
+    Ipv4 {
+        eth: EthHdr,
+        ip: Ipv4Hdr,
+    },
     /// IPv6; `icmp_type` is the ICMPv6 type when the next header is ICMPv6.
-    Ipv6 { eth: EthHdr, ip: Ipv6Hdr, icmp_type: Option<u8> },
+    Ipv6 {
+        eth: EthHdr,
+        ip: Ipv6Hdr,
+        icmp_type: Option<u8>,
+    },
     /// Anything else with a complete Ethernet header: other ethertypes, VLAN
     /// tags, ARP for other hardware or protocol types, truncated L3 headers.
-    Other { eth: EthHdr },
+    Other {
+        eth: EthHdr,
+    },
 }
 
 impl Parsed {

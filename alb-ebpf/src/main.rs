@@ -9,7 +9,10 @@
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
-#![expect(internal_features, reason = "atomic_xadd: the BPF target has no CAS, so core offers no atomic fetch_add")]
+#![expect(
+    internal_features,
+    reason = "atomic_xadd: the BPF target has no CAS, so core offers no atomic fetch_add"
+)]
 
 mod maps;
 mod packet;

@@ -10,9 +10,13 @@ use std::{
     io,
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use alb_common::{
+    assign::{even_out, move_off},
+    frames::learning_frame,
+    link::{Commit, Delays},
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, Slave, names},
     wire::{Ipv4, Mac},
 };
@@ -21,6 +25,7 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData, RingBuf},
 };
+use futures::StreamExt as _;
 use log::{info, warn};
 use tokio::{
     io::unix::AsyncFd,
@@ -33,6 +38,7 @@ use crate::{
     format_mac,
     links::{Link, Netlink},
     master::{self, Master},
+    slaves::{SlaveSet, Transition},
     sysctl,
 };
 
@@ -42,6 +48,12 @@ pub struct Options {
     pub master: String,
     pub slaves: Vec<String>,
     pub max_clients: u32,
+    /// Bonding's updelay and downdelay.
+    pub delays: Delays,
+    /// The slave preferred as active (bonding's `primary`).
+    pub primary: Option<String>,
+    /// Seconds between learning frames (bonding's `lp_interval`).
+    pub lp_interval_s: u64,
 }
 
 /// What the agent changed, to put back on exit.
@@ -160,20 +172,14 @@ fn lock_master(master: &str) -> Result<File> {
 pub fn ensure_bpffs() -> Result<()> {
     const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
     let path = Path::new(datapath::BPFFS);
-    if nix::sys::statfs::statfs(path)
-        .is_ok_and(|fs| fs.filesystem_type().0 as i64 == BPF_FS_MAGIC)
-    {
+    if nix::sys::statfs::statfs(path).is_ok_and(|fs| fs.filesystem_type().0 == BPF_FS_MAGIC) {
         return Ok(());
     }
     info!("mounting bpffs on {}", path.display());
-    nix::mount::mount(
-        Some("bpf"),
-        path,
-        Some("bpf"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .with_context(|| format!("bpffs is not mounted on {} and cannot be mounted", path.display()))
+    nix::mount::mount(Some("bpf"), path, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
+        .with_context(|| {
+            format!("bpffs is not mounted on {} and cannot be mounted", path.display())
+        })
 }
 
 async fn serve(
@@ -186,7 +192,20 @@ async fn serve(
     if master.created {
         undo.created_master = Some(master.link.index);
     }
+    // Subscribe before reading link state, so no change falls between.
+    let mut link_events = netlink.watch_links()?;
     let state = prepare_devices(netlink, &master, slaves, undo).await?;
+    let primary =
+        match &options.primary {
+            Some(name) => {
+                Some(options.slaves.iter().position(|s| s == name).with_context(|| {
+                    format!("--primary {name} is not one of the --iface slaves")
+                })?)
+            }
+            None => None,
+        };
+    let mac_owner = state.active.unwrap_or(0);
+    let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
 
     let pins = datapath::pin_dir(&options.master);
     datapath::remove_pins(&pins)?;
@@ -194,67 +213,40 @@ async fn serve(
     undo.pins = Some(pins.clone());
     let mut ebpf = datapath::load(Some(&pins), options.max_clients)?;
     datapath::attach(&mut ebpf, &options.master, &options.slaves)?;
-    datapath::publish(&mut ebpf, &state)?;
+    datapath::publish(&mut ebpf, &set.state)?;
+    if !set.any_up() {
+        netlink.set_up(master.peer.index, false).await?;
+    }
 
-    let active = state.active.map_or("none", |a| options.slaves[a].as_str());
+    let active = set.state.active.map_or("none", |a| options.slaves[a].as_str());
     info!(
         "ready: master {} ({}) over {} (active {active}); maps pinned in {}",
         options.master,
-        format_mac(&state.master_mac),
+        format_mac(&set.state.master_mac),
         options.slaves.join(", "),
         pins.display()
     );
-    event_loop(&mut ebpf, &state).await
-}
-
-/// Silences the slaves, raises everything, gives the master the active
-/// slave's MAC and the smallest slave MTU.
-async fn prepare_devices(
-    netlink: &Netlink,
-    master: &Master,
-    slaves: &[Link],
-    undo: &mut Undo,
-) -> Result<State> {
-    for device in slaves.iter().map(|s| &s.name).chain([&master.peer.name]) {
-        undo.sysctls.extend(sysctl::silence(device)?);
-    }
-    for link in slaves.iter().chain([&master.peer]) {
-        if !link.admin_up {
-            undo.raised.push(link.index);
-            netlink.set_up(link.index, true).await?;
-        }
-    }
-    // Carrier may take a moment after raising a device.
-    let mut states = Vec::new();
-    for link in slaves {
-        let current = netlink.existing(&link.name).await?;
-        let mac = current.mac.unwrap_or_default();
-        states.push(SlaveState { ifindex: current.index, mac, up: current.lower_up });
-    }
-    let active = states.iter().position(|s| s.up).or(Some(0));
-    let master_mac = states[active.unwrap_or(0)].mac;
-    let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
-    netlink.set_mac(master.link.index, &master_mac).await?;
-    netlink.set_mtu(master.link.index, mtu).await?;
-    netlink.set_up(master.link.index, true).await?;
-    Ok(State {
-        master_ifindex: master.link.index,
-        master_mac,
-        slaves: states,
-        active: active.filter(|&a| slaves.get(a).is_some()),
-    })
-}
-
-/// Serves the data path's events until SIGINT or SIGTERM.
-async fn event_loop(ebpf: &mut Ebpf, state: &State) -> Result<()> {
+    let mut agent = Agent {
+        ebpf,
+        announcer: Announcer::new()?,
+        netlink: netlink.clone(),
+        peer: master.peer.index,
+        retell: Vec::new(),
+    };
+    let learning = Duration::from_secs(options.lp_interval_s.max(1));
+    let mut learn_at = Instant::now();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // SAFETY: the ring buffer owns its descriptor and keeps it open, unchanged,
     // for as long as the AsyncFd owns the ring buffer.
-    let mut events = unsafe { AsyncFd::register(datapath::take_events(ebpf)?) }
+    let mut events = unsafe { AsyncFd::register(datapath::take_events(&mut agent.ebpf)?) }
         .map_err(|error| anyhow::anyhow!("cannot watch the event ring: {error}"))?;
-    let announcer = Announcer::new()?;
     loop {
+        let wake = [set.next_due(), agent.retell.first().map(|r| r.0), Some(learn_at)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
@@ -270,11 +262,211 @@ async fn event_loop(ebpf: &mut Ebpf, state: &State) -> Result<()> {
                 }
                 guard.clear_ready();
                 for event in batch {
-                    if let Err(error) = handle(ebpf, state, &announcer, &event) {
+                    if let Err(error) = handle(&mut agent.ebpf, &set.state, &agent.announcer, &event) {
                         warn!("{error:#}");
                     }
                 }
             }
+            Some(report) = link_events.next() => {
+                if let Some(index) = set.index_of(report.index) {
+                    if report.deleted {
+                        bail!("slave {} was deleted", set.names[index]);
+                    }
+                    if let Some(transition) = set.carrier(index, report.carrier()) {
+                        agent.transition(&set, &transition).await?;
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()) => {
+                for transition in set.tick() {
+                    agent.transition(&set, &transition).await?;
+                }
+                agent.retell_due(&set)?;
+                if Instant::now() >= learn_at {
+                    agent.learning_frames(&set);
+                    learn_at = Instant::now() + learning;
+                }
+            }
+        }
+    }
+}
+
+/// Silences the slaves, raises everything, gives the master the MAC of the
+/// first slave with carrier and the smallest slave MTU.
+async fn prepare_devices(
+    netlink: &Netlink,
+    master: &Master,
+    slaves: &[Link],
+    undo: &mut Undo,
+) -> Result<State> {
+    for device in slaves.iter().map(|s| &s.name).chain([&master.peer.name]) {
+        undo.sysctls.extend(sysctl::silence(device)?);
+    }
+    for link in slaves.iter().chain([&master.peer]) {
+        if !link.admin_up {
+            undo.raised.push(link.index);
+            netlink.set_up(link.index, true).await?;
+        }
+    }
+    let mut states = Vec::new();
+    for link in slaves {
+        let current = netlink.existing(&link.name).await?;
+        let mac = current.mac.unwrap_or_default();
+        states.push(SlaveState { ifindex: current.index, mac, up: current.lower_up });
+    }
+    let active = states.iter().position(|s| s.up).unwrap_or(0);
+    let master_mac = states[active].mac;
+    let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
+    netlink.set_mac(master.link.index, &master_mac).await?;
+    netlink.set_mtu(master.link.index, mtu).await?;
+    netlink.set_up(master.link.index, true).await?;
+    Ok(State {
+        master_ifindex: master.link.index,
+        master_mac,
+        slaves: states,
+        active: Some(active),
+    })
+}
+
+/// What the event loop acts on.
+struct Agent {
+    ebpf: Ebpf,
+    announcer: Announcer,
+    netlink: Netlink,
+    peer: u32,
+    /// Clients to tell again once their ARP locktime has passed: the
+    /// gratuitous form is applied at once, this covers a lost frame and
+    /// clients that only take the RLB form.
+    retell: Vec<(Instant, ClientKey)>,
+}
+
+/// Linux clients ignore a non-gratuitous ARP change within 1 s (locktime).
+const RETELL_AFTER: Duration = Duration::from_millis(1100);
+
+impl Agent {
+    /// Applies a committed link change: the data path first (it stops using
+    /// a failed slave at once), then clients and buckets, then the network.
+    async fn transition(&mut self, set: &SlaveSet, transition: &Transition) -> Result<()> {
+        let state = &set.state;
+        let name = &set.names[transition.slave];
+        datapath::write_slaves(&mut self.ebpf, state)?;
+        datapath::write_config(&mut self.ebpf, state)?;
+        let usable = state.usable();
+        let clients = datapath::clients(&self.ebpf)?;
+        let assigned: Vec<u32> = clients.iter().map(|(_, e)| e.slave).collect();
+        let buckets = datapath::buckets(&self.ebpf)?;
+        let (client_moves, bucket_moves) = match transition.commit {
+            Commit::Down => (move_off(&assigned, &usable), move_off(&buckets, &usable)),
+            Commit::Up => (even_out(&assigned, &usable), even_out(&buckets, &usable)),
+        };
+        let bucket_moves: Vec<(u32, u32)> = bucket_moves
+            .into_iter()
+            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
+            .collect();
+        datapath::set_buckets(&mut self.ebpf, &bucket_moves)?;
+        let now = Instant::now();
+        for &(item, slave) in &client_moves {
+            let key = clients[item].0;
+            if let Some(entry) = datapath::move_client(&mut self.ebpf, &key, slave)? {
+                self.tell(state, &key, &entry);
+                self.retell.push((now + RETELL_AFTER, key));
+            }
+        }
+        let active = transition.active_after.map_or("none", |a| set.names[a].as_str());
+        match transition.commit {
+            Commit::Down => {
+                info!(
+                    "{name} down: {} clients and {} buckets moved; active {active}",
+                    client_moves.len(),
+                    bucket_moves.len()
+                );
+                // Teach the switch that the failed MAC is reachable through the
+                // active slave, which accepts it (rx_failover) until clients
+                // have learned their new slave.
+                if let Some(active) = transition.active_after {
+                    let failed = state.slaves[transition.slave].mac;
+                    self.learn(state.slaves[active].ifindex, &failed);
+                }
+                if !set.any_up() {
+                    warn!("no slave left: {} carrier down", "master");
+                    self.netlink.set_up(self.peer, false).await?;
+                }
+            }
+            Commit::Up => {
+                info!(
+                    "{name} up: {} clients and {} buckets moved; active {active}",
+                    client_moves.len(),
+                    bucket_moves.len()
+                );
+                if transition.active_before.is_none() {
+                    self.netlink.set_up(self.peer, true).await?;
+                }
+                let slave = &state.slaves[transition.slave];
+                self.learn(slave.ifindex, &slave.mac);
+            }
+        }
+        if transition.active_changed() {
+            if let Some(active) = transition.active_after {
+                self.learn(state.slaves[active].ifindex, &state.master_mac);
+            }
+        }
+        Ok(())
+    }
+
+    fn tell(&self, state: &State, key: &ClientKey, entry: &ClientEntry) {
+        if entry.flags & CLIENT_MAC_KNOWN == 0 {
+            return;
+        }
+        let Some(slave) = usize::try_from(entry.slave).ok().and_then(|i| state.slaves.get(i))
+        else {
+            return;
+        };
+        if slave.up {
+            if let Err(error) =
+                self.announcer.update_client(slave.ifindex, &slave.mac, key, &entry.mac)
+            {
+                warn!("{error:#}");
+            }
+        }
+    }
+
+    fn retell_due(&mut self, set: &SlaveSet) -> Result<()> {
+        let now = Instant::now();
+        let due: Vec<ClientKey> =
+            self.retell.iter().filter(|(at, _)| *at <= now).map(|(_, key)| *key).collect();
+        self.retell.retain(|(at, _)| *at > now);
+        if due.is_empty() {
+            return Ok(());
+        }
+        let clients: std::collections::HashMap<ClientKey, ClientEntry> =
+            datapath::clients(&self.ebpf)?.into_iter().collect();
+        for key in due {
+            if let Some(entry) = clients.get(&key) {
+                self.tell(&set.state, &key, entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bonding's periodic learning frames (spec §2.7): every usable slave
+    /// with its own MAC, and the active slave with the master's MAC when
+    /// that MAC's owner is down.
+    fn learning_frames(&self, set: &SlaveSet) {
+        let state = &set.state;
+        for slave in state.slaves.iter().filter(|s| s.up) {
+            self.learn(slave.ifindex, &slave.mac);
+        }
+        if let Some(active) = state.active {
+            let slave = &state.slaves[active];
+            if slave.mac != state.master_mac {
+                self.learn(slave.ifindex, &state.master_mac);
+            }
+        }
+    }
+
+    fn learn(&self, ifindex: u32, mac: &Mac) {
+        if let Err(error) = self.announcer.send(ifindex, &learning_frame(mac)) {
+            warn!("{error:#}");
         }
     }
 }
@@ -310,7 +502,12 @@ fn clients(ebpf: &Ebpf) -> Result<HashMap<&MapData, ClientKey, ClientEntry>> {
 /// client of that server address that heard it now points there. Tell the
 /// others their own slave again, at once (gratuitous form, so Linux
 /// clients apply it inside their ARP locktime). The kernel waits ~2 s.
-fn correct_collapse(ebpf: &Ebpf, _state: &State, announcer: &Announcer, event: &Event) -> Result<()> {
+fn correct_collapse(
+    ebpf: &Ebpf,
+    _state: &State,
+    announcer: &Announcer,
+    event: &Event,
+) -> Result<()> {
     let clients = clients(ebpf)?;
     let mut told = 0;
     for item in clients.iter() {
@@ -352,11 +549,8 @@ fn purge_foreign_claim(ebpf: &mut Ebpf, state: &State, event: &Event) -> Result<
     }
     let map = ebpf.map_mut(names::CLIENTS).context("client map missing")?;
     let mut clients: HashMap<&mut MapData, ClientKey, ClientEntry> = HashMap::try_from(map)?;
-    let stale: Vec<ClientKey> = clients
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|key| key.server_ip == sender_ip)
-        .collect();
+    let stale: Vec<ClientKey> =
+        clients.keys().filter_map(Result::ok).filter(|key| key.server_ip == sender_ip).collect();
     for key in &stale {
         let _ = clients.remove(key);
     }

@@ -24,6 +24,9 @@ use aya::{
 /// The BPF object, built by build.rs from `alb-ebpf`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/alb"));
 
+/// `BPF_EXIST` from linux/bpf.h: update only an element that exists.
+const BPF_EXIST: u64 = 2;
+
 /// Where bpffs is mounted.
 pub const BPFFS: &str = "/sys/fs/bpf";
 
@@ -134,9 +137,20 @@ impl State {
     }
 }
 
-/// Writes slaves, slave index, buckets and config, in that order: the
-/// config (which makes new slaves reachable) comes last.
+/// Writes slaves, slave index, buckets (dealt evenly) and config, in that
+/// order: the config, which makes new slaves reachable, comes last.
 pub fn publish(ebpf: &mut Ebpf, state: &State) -> Result<()> {
+    write_slaves(ebpf, state)?;
+    let usable = state.usable();
+    let initial: Vec<(u32, u32)> = (0..TX_BUCKETS)
+        .map(|bucket| (bucket, initial_bucket_slave(bucket, &usable).map_or(u32::MAX, u32::from)))
+        .collect();
+    set_buckets(ebpf, &initial)?;
+    write_config(ebpf, state)
+}
+
+/// Writes the slave table and the ifindex index.
+pub fn write_slaves(ebpf: &mut Ebpf, state: &State) -> Result<()> {
     if state.slaves.len() > MAX_SLAVES {
         bail!("at most {MAX_SLAVES} slaves");
     }
@@ -148,25 +162,56 @@ pub fn publish(ebpf: &mut Ebpf, state: &State) -> Result<()> {
             slaves.set(u32::try_from(index)?, entry, 0)?;
         }
     }
-    {
-        let mut index: HashMap<&mut MapData, u32, u32> =
-            HashMap::try_from(map(ebpf, names::SLAVE_INDEX)?)?;
-        for (slot, slave) in state.slaves.iter().enumerate() {
-            index.insert(slave.ifindex, u32::try_from(slot)?, 0)?;
-        }
+    let mut index: HashMap<&mut MapData, u32, u32> =
+        HashMap::try_from(map(ebpf, names::SLAVE_INDEX)?)?;
+    for (slot, slave) in state.slaves.iter().enumerate() {
+        index.insert(slave.ifindex, u32::try_from(slot)?, 0)?;
     }
-    {
-        let usable = state.usable();
-        let mut buckets: Array<&mut MapData, TxBucket> =
-            Array::try_from(map(ebpf, names::TX_BUCKETS)?)?;
-        for bucket in 0..TX_BUCKETS {
-            let slave = initial_bucket_slave(bucket, &usable).map_or(u32::MAX, u32::from);
-            buckets.set(bucket, TxBucket { slave, _pad: 0 }, 0)?;
-        }
-    }
+    Ok(())
+}
+
+/// Writes the master-wide config (active slave, usable slaves).
+pub fn write_config(ebpf: &mut Ebpf, state: &State) -> Result<()> {
     let mut config: Array<&mut MapData, Config> = Array::try_from(map(ebpf, names::CONFIG)?)?;
     config.set(0, state.config(), 0)?;
     Ok(())
+}
+
+/// The slave of every transmit bucket, by bucket.
+pub fn buckets(ebpf: &Ebpf) -> Result<Vec<u32>> {
+    let map = ebpf.map(names::TX_BUCKETS).ok_or_else(|| anyhow!("bucket map missing"))?;
+    let buckets: Array<&MapData, TxBucket> = Array::try_from(map)?;
+    (0..TX_BUCKETS).map(|b| Ok(buckets.get(&b, 0)?.slave)).collect()
+}
+
+/// Points buckets at slaves: `(bucket, slave)`.
+pub fn set_buckets(ebpf: &mut Ebpf, moves: &[(u32, u32)]) -> Result<()> {
+    let mut buckets: Array<&mut MapData, TxBucket> =
+        Array::try_from(map(ebpf, names::TX_BUCKETS)?)?;
+    for &(bucket, slave) in moves {
+        buckets.set(bucket, TxBucket { slave, _pad: 0 }, 0)?;
+    }
+    Ok(())
+}
+
+/// The client table, in key order.
+pub fn clients(ebpf: &Ebpf) -> Result<Vec<(ClientKey, ClientEntry)>> {
+    let map = ebpf.map(names::CLIENTS).ok_or_else(|| anyhow!("client map missing"))?;
+    let table: HashMap<&MapData, ClientKey, ClientEntry> = HashMap::try_from(map)?;
+    let mut clients = table.iter().collect::<Result<Vec<_>, _>>()?;
+    clients.sort_by_key(|(key, _)| *key);
+    Ok(clients)
+}
+
+/// Moves a client to another slave, keeping its counters as they are now.
+pub fn move_client(ebpf: &mut Ebpf, key: &ClientKey, slave: u32) -> Result<Option<ClientEntry>> {
+    let mut table: HashMap<&mut MapData, ClientKey, ClientEntry> =
+        HashMap::try_from(map(ebpf, names::CLIENTS)?)?;
+    let Ok(mut entry) = table.get(key, 0) else { return Ok(None) };
+    entry.slave = slave;
+    // BPF_EXIST: a client that aged out meanwhile stays gone.
+    table.insert(key, entry, BPF_EXIST)?;
+    Ok(Some(entry))
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {

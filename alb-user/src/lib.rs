@@ -10,6 +10,7 @@ pub mod announce;
 pub mod datapath;
 pub mod links;
 pub mod master;
+pub mod slaves;
 pub mod status;
 pub mod sysctl;
 

@@ -2,11 +2,40 @@
 
 use alb_common::wire::Mac;
 use anyhow::{Context as _, Result, bail};
-use futures::TryStreamExt as _;
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use rtnetlink::{
-    Handle, LinkUnspec, LinkVeth,
-    packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+    Handle, LinkUnspec, LinkVeth, MulticastGroup,
+    packet_core::NetlinkPayload,
+    packet_route::{
+        RouteNetlinkMessage,
+        link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+    },
 };
+
+/// A link change the kernel reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkReport {
+    pub index: u32,
+    pub admin_up: bool,
+    pub lower_up: bool,
+    pub deleted: bool,
+}
+
+impl LinkReport {
+    fn from_header(link: &LinkMessage, deleted: bool) -> Self {
+        Self {
+            index: link.header.index,
+            admin_up: link.header.flags.contains(LinkFlags::Up),
+            lower_up: link.header.flags.contains(LinkFlags::LowerUp),
+            deleted,
+        }
+    }
+
+    /// The slave can move frames: administratively up with carrier.
+    pub const fn carrier(&self) -> bool {
+        self.admin_up && self.lower_up && !self.deleted
+    }
+}
 
 /// What alb needs to know about a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +112,27 @@ impl Netlink {
             rtnetlink::new_connection().context("cannot open an rtnetlink socket")?;
         tokio::spawn(connection);
         Ok(Self { handle })
+    }
+
+    /// Link changes as the kernel announces them (RTNLGRP_LINK): no
+    /// polling, so a carrier loss is seen within microseconds.
+    pub fn watch_links(&self) -> Result<impl Stream<Item = LinkReport> + Unpin + use<>> {
+        let (connection, _, messages) =
+            rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+                .context("cannot subscribe to link events")?;
+        tokio::spawn(connection);
+        Ok(messages.filter_map(|(message, _)| {
+            let report = match message.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    Some(LinkReport::from_header(&link, false))
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+                    Some(LinkReport::from_header(&link, true))
+                }
+                _ => None,
+            };
+            futures::future::ready(report)
+        }))
     }
 
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {

@@ -1,7 +1,7 @@
 //! `alb`: Linux bonding mode 6 (balance-alb) on eBPF.
 
 use alb::{agent, status};
-use alb_common::maps::DEFAULT_MAX_CLIENTS;
+use alb_common::{link::Delays, maps::DEFAULT_MAX_CLIENTS};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
@@ -39,6 +39,18 @@ struct RunArgs {
     /// Size of the client table.
     #[arg(long, default_value_t = DEFAULT_MAX_CLIENTS)]
     max_clients: u32,
+    /// Milliseconds a slave's carrier must be back before it is used again.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    updelay: u64,
+    /// Milliseconds a slave's carrier must be gone before it is given up.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    downdelay: u64,
+    /// The slave preferred as active whenever it is up.
+    #[arg(long, value_name = "IF")]
+    primary: Option<String>,
+    /// Seconds between learning frames from every slave.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    lp_interval: u64,
 }
 
 #[derive(Args)]
@@ -76,5 +88,12 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn options(args: RunArgs) -> agent::Options {
-    agent::Options { master: args.master, slaves: args.ifaces, max_clients: args.max_clients }
+    agent::Options {
+        master: args.master,
+        slaves: args.ifaces,
+        max_clients: args.max_clients,
+        delays: Delays { up_ms: args.updelay, down_ms: args.downdelay },
+        primary: args.primary,
+        lp_interval_s: args.lp_interval,
+    }
 }

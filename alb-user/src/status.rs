@@ -67,7 +67,8 @@ pub async fn collect(master: &str) -> Result<Status> {
     let mut slaves = Vec::new();
     for (index, slave) in &slaves_in_map {
         let link = netlink.link_by_index(slave.ifindex).await?;
-        let name = link.as_ref().map_or_else(|| format!("ifindex {}", slave.ifindex), |l| l.name.clone());
+        let name =
+            link.as_ref().map_or_else(|| format!("ifindex {}", slave.ifindex), |l| l.name.clone());
         names_by_index.insert(*index, name.clone());
         let stats = maps.slave_stats(*index)?;
         slaves.push(SlaveStatus {

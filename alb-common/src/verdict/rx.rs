@@ -33,7 +33,11 @@ pub enum RxPlan {
 /// pause): the kernel passes them up the slave that received them.
 #[inline(always)]
 pub fn is_link_local(mac: &Mac) -> bool {
-    mac[0] == 0x01 && mac[1] == 0x80 && mac[2] == 0xc2 && mac[3] == 0 && mac[4] == 0
+    mac[0] == 0x01
+        && mac[1] == 0x80
+        && mac[2] == 0xc2
+        && mac[3] == 0
+        && mac[4] == 0
         && mac[5] & 0xf0 == 0
 }
 
@@ -65,7 +69,10 @@ pub fn rx_plan(
         return RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast };
     }
     if mac_eq(dst, this_mac) {
-        return RxPlan::Deliver { rewrite_dst: !mac_eq(dst, master_mac), reason: Reason::RxUnicast };
+        return RxPlan::Deliver {
+            rewrite_dst: !mac_eq(dst, master_mac),
+            reason: Reason::RxUnicast,
+        };
     }
     match owner_of(dst) {
         Some(owner) if !owner.up && this == active => {
@@ -169,8 +176,14 @@ mod tests {
 
     #[test]
     fn flooded_copies_for_a_live_slave_are_not_delivered_twice() {
-        assert_eq!(rx_plan(&S1, &PEER, 0, &S0, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
-        assert_eq!(rx_plan(&S0, &PEER, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+        assert_eq!(
+            rx_plan(&S1, &PEER, 0, &S0, 0, &MASTER, owners),
+            RxPlan::Pass(Reason::RxNotForUs)
+        );
+        assert_eq!(
+            rx_plan(&S0, &PEER, 1, &S1, 0, &MASTER, owners),
+            RxPlan::Pass(Reason::RxNotForUs)
+        );
     }
 
     #[test]
@@ -179,7 +192,10 @@ mod tests {
             rx_plan(&S2, &PEER, 0, &S0, 0, &MASTER, owners),
             RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxFailover }
         );
-        assert_eq!(rx_plan(&S2, &PEER, 1, &S1, 0, &MASTER, owners), RxPlan::Pass(Reason::RxNotForUs));
+        assert_eq!(
+            rx_plan(&S2, &PEER, 1, &S1, 0, &MASTER, owners),
+            RxPlan::Pass(Reason::RxNotForUs)
+        );
     }
 
     #[test]

@@ -194,8 +194,12 @@ mod tests {
         ] {
             assert_eq!(tx_plan(&frame[..], &MASTER), active());
         }
-        let multicast_data = ipv4_frame([1, 0, 0x5e, 1, 1, 1], MASTER, SERVER_IP, [239, 1, 1, 1], 17);
-        assert!(matches!(tx_plan(&multicast_data[..], &MASTER), TxPlan::Balance { client: None, .. }));
+        let multicast_data =
+            ipv4_frame([1, 0, 0x5e, 1, 1, 1], MASTER, SERVER_IP, [239, 1, 1, 1], 17);
+        assert!(matches!(
+            tx_plan(&multicast_data[..], &MASTER),
+            TxPlan::Balance { client: None, .. }
+        ));
         let bridged = ipv4_frame(CLIENT, [2, 9, 9, 9, 9, 9], SERVER_IP, CLIENT_IP, 6);
         assert!(matches!(
             tx_plan(&bridged[..], &MASTER),

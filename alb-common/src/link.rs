@@ -1,0 +1,136 @@
+//! Link monitoring with bonding's `updelay` and `downdelay`: a carrier change
+//! is committed only once it has lasted the delay (spec §3.1), so a link
+//! that flaps inside the delay never changes the slave's state.
+//!
+//! Pure: the agent feeds carrier events and the clock, and applies what
+//! comes back.
+
+/// A slave's committed state and what is pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    /// Carrier lost at `since_ms`; goes down at `since_ms + downdelay`.
+    Failing {
+        since_ms: u64,
+    },
+    Down,
+    /// Carrier back at `since_ms`; goes up at `since_ms + updelay`.
+    Returning {
+        since_ms: u64,
+    },
+}
+
+/// A state change to apply to the data path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delays {
+    pub up_ms: u64,
+    pub down_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub state: LinkState,
+}
+
+impl Link {
+    pub const fn new(carrier: bool) -> Self {
+        Self { state: if carrier { LinkState::Up } else { LinkState::Down } }
+    }
+
+    /// True while the data path may use the slave (committed up, including
+    /// while a loss waits out `downdelay`).
+    pub const fn usable(&self) -> bool {
+        matches!(self.state, LinkState::Up | LinkState::Failing { .. })
+    }
+
+    /// The carrier as the kernel reports it now.
+    pub fn carrier(&mut self, carrier: bool, now_ms: u64, delays: Delays) -> Option<Commit> {
+        self.state = match (self.state, carrier) {
+            (LinkState::Up, false) => LinkState::Failing { since_ms: now_ms },
+            (LinkState::Failing { .. }, true) => LinkState::Up,
+            (LinkState::Down, true) => LinkState::Returning { since_ms: now_ms },
+            (LinkState::Returning { .. }, false) => LinkState::Down,
+            (state, _) => state,
+        };
+        self.tick(now_ms, delays)
+    }
+
+    /// Commits a pending change whose delay has passed.
+    pub fn tick(&mut self, now_ms: u64, delays: Delays) -> Option<Commit> {
+        match self.state {
+            LinkState::Failing { since_ms }
+                if now_ms >= since_ms.saturating_add(delays.down_ms) =>
+            {
+                self.state = LinkState::Down;
+                Some(Commit::Down)
+            }
+            LinkState::Returning { since_ms }
+                if now_ms >= since_ms.saturating_add(delays.up_ms) =>
+            {
+                self.state = LinkState::Up;
+                Some(Commit::Up)
+            }
+            _ => None,
+        }
+    }
+
+    /// When the pending change, if any, is due.
+    pub const fn due_ms(&self, delays: Delays) -> Option<u64> {
+        match self.state {
+            LinkState::Failing { since_ms } => Some(since_ms.saturating_add(delays.down_ms)),
+            LinkState::Returning { since_ms } => Some(since_ms.saturating_add(delays.up_ms)),
+            LinkState::Up | LinkState::Down => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: Delays = Delays { up_ms: 0, down_ms: 0 };
+    const SLOW: Delays = Delays { up_ms: 200, down_ms: 100 };
+
+    #[test]
+    fn without_delays_changes_commit_at_once() {
+        let mut link = Link::new(true);
+        assert_eq!(link.carrier(false, 10, NONE), Some(Commit::Down));
+        assert!(!link.usable());
+        assert_eq!(link.carrier(true, 20, NONE), Some(Commit::Up));
+        assert!(link.usable());
+    }
+
+    #[test]
+    fn downdelay_keeps_the_slave_until_it_expires() {
+        let mut link = Link::new(true);
+        assert_eq!(link.carrier(false, 1000, SLOW), None);
+        assert!(link.usable());
+        assert_eq!(link.due_ms(SLOW), Some(1100));
+        assert_eq!(link.tick(1099, SLOW), None);
+        assert_eq!(link.tick(1100, SLOW), Some(Commit::Down));
+    }
+
+    #[test]
+    fn a_flap_inside_updelay_never_commits() {
+        let mut link = Link::new(false);
+        assert_eq!(link.carrier(true, 0, SLOW), None);
+        assert_eq!(link.carrier(false, 150, SLOW), None);
+        assert_eq!(link.tick(10_000, SLOW), None);
+        assert_eq!(link.state, LinkState::Down);
+        assert!(!link.usable());
+    }
+
+    #[test]
+    fn repeated_reports_do_not_restart_the_delay() {
+        let mut link = Link::new(false);
+        assert_eq!(link.carrier(true, 0, SLOW), None);
+        assert_eq!(link.carrier(true, 150, SLOW), None);
+        assert_eq!(link.tick(200, SLOW), Some(Commit::Up));
+    }
+}
