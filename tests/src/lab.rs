@@ -754,9 +754,12 @@ impl Lab {
     }
 
     /// Waits up to `timeout` for the master to exist in the server
-    /// namespace.
+    /// namespace and be administratively up.
     pub fn wait_for_master(&self, timeout: Duration) -> Result<()> {
-        self.wait_for_link(&self.srv, &self.config.master, timeout)
+        let (srv, master) = (&self.srv, &self.config.master);
+        wait_until(timeout, &format!("{master} up in {srv}"), || {
+            Ok(self.link_exists(srv, master)? && self.link(srv, master)?.admin_up())
+        })
     }
 
     /// What `ip -j -s link show dev <dev>` says in namespace `ns`.

@@ -107,7 +107,7 @@ fn master_helpers_wait_for_it_and_address_it() {
     let mut maker = lab
         .spawn(
             srv,
-            &["sh", "-c", "sleep 0.2; ip link add alb0 type veth peer name alb0p; sleep 60"],
+            &["sh", "-c", "sleep 0.2; ip link add alb0 type veth peer name alb0p; ip link set alb0 up; sleep 60"],
         )
         .expect("spawn");
     lab.wait_for_master(Duration::from_secs(10)).expect("alb0 appears");

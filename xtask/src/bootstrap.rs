@@ -40,6 +40,7 @@ pub(crate) fn run() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     bpffs()?;
+    say("packages, rust-src, bpf-linker 0.13.0 and bpffs are in place");
     Ok(())
 }
 

@@ -58,12 +58,12 @@ fn drive(lab: &Lab, alb: &Path) -> Result<()> {
     argv.extend(agent_args.iter().map(String::as_str));
     println!("== starting the agent in {srv}: alb {}", agent_args.join(" "));
     let mut agent = lab.spawn_env(srv, &argv, &[("RUST_LOG", "info")])?;
-    wait_until(Duration::from_secs(30), &format!("{master} in {srv}"), || {
+    wait_until(Duration::from_secs(30), &format!("{master} up in {srv}"), || {
         signals::check()?;
         if let Some(status) = agent.exited()? {
             bail!("the agent exited ({status}) before {master} appeared:\n{}", agent.log());
         }
-        lab.link_exists(srv, master)
+        Ok(lab.link_exists(srv, master)? && lab.link(srv, master)?.admin_up())
     })?;
     lab.add_server_addrs()?;
     let master_mac = lab.link_mac(srv, master)?;

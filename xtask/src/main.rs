@@ -100,10 +100,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Bootstrap => {
-            bootstrap::run()?;
-            eprintln!("bootstrap: everything alb needs is installed");
-        }
+        Cmd::Bootstrap => bootstrap::run()?,
         Cmd::Lab { action } => lab(action)?,
         Cmd::Run { netns, args } => return run_agent(netns, &args),
         Cmd::Demo { clients, slaves } => {
