@@ -183,7 +183,7 @@ fn a_kept_lab_blocks_its_prefix_until_down() {
     assert!(netns::exists(&srv), "a refused lab leaves the existing one alone");
 
     // A process left in a namespace is stopped by down.
-    let sleeper = std::process::Command::new("nsenter")
+    let mut sleeper = std::process::Command::new("nsenter")
         .arg(format!("--net={}", netns::path(&srv).display()))
         .args(["sleep", "600"])
         .spawn()
@@ -206,5 +206,6 @@ fn a_kept_lab_blocks_its_prefix_until_down() {
     );
     assert!(!netns::exists(&srv));
     assert!(!proc::alive(pid), "down stopped the process left in srv");
+    sleeper.wait().expect("reap the sleeper");
     assert!(Lab::down(&prefix).expect("down again").is_empty());
 }
