@@ -16,6 +16,9 @@ pub enum Reason {
     TxArpReply,
     /// A host ARP request sent from the target client's slave.
     TxArpRequest,
+    /// A gratuitous ARP or probe from the master: unchanged on the active
+    /// slave.
+    TxArpAnnounce,
     /// An ARP the master did not originate (other sender MAC): unchanged on
     /// the active slave.
     TxArpForeign,
@@ -69,6 +72,7 @@ impl Reason {
         Self::TxActive,
         Self::TxArpReply,
         Self::TxArpRequest,
+        Self::TxArpAnnounce,
         Self::TxArpForeign,
         Self::TxNewClient,
         Self::TxFallbackActive,
@@ -97,6 +101,7 @@ impl Reason {
             Self::TxActive => "tx_active",
             Self::TxArpReply => "tx_arp_reply",
             Self::TxArpRequest => "tx_arp_request",
+            Self::TxArpAnnounce => "tx_arp_announce",
             Self::TxArpForeign => "tx_arp_foreign",
             Self::TxNewClient => "tx_new_client",
             Self::TxFallbackActive => "tx_fallback_active",

@@ -7,7 +7,7 @@ use alb_common::{
         source_rewrite,
         tx::{HostArp, TxPlan, tx_plan},
     },
-    wire::{ARP_OP_REPLY, ArpHdr, EthHdr, Mac, is_valid_unicast, mac_eq},
+    wire::{ARP_OP_REPLY, ArpHdr, EthHdr, Mac, ipv4_eq, is_valid_unicast, mac_eq},
 };
 use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
 
@@ -52,6 +52,14 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             send(&packet, config, slave, from_master)
         }
         TxPlan::HostArp(arp) => host_arp(&packet, config, &arp),
+        TxPlan::Announce { server_ip } => {
+            count(Reason::TxArpAnnounce);
+            if !ipv4_eq(&server_ip, &[0; 4]) {
+                let key = ClientKey { server_ip, client_ip: server_ip };
+                event(EventKind::HostArpBroadcast, config.active_slave, key, config.master_mac, 0);
+            }
+            send(&packet, config, config.active_slave, true)
+        }
     }
 }
 
@@ -151,7 +159,7 @@ fn send(packet: &Packet<'_>, config: &Config, wanted: u32, from_master: bool) ->
         count(Reason::TxNoSlave);
         return TC_ACT_SHOT;
     };
-    if let Some(mac) = source_rewrite(from_master, &config.master_mac, &target.mac) {
+    if let Some(mac) = source_rewrite(from_master, slave == config.active_slave, &config.master_mac, &target.mac) {
         if !packet.store_mac(EthHdr::SRC_OFFSET, &mac) {
             count(Reason::TxMalformed);
             return TC_ACT_SHOT;

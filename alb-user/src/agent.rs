@@ -14,7 +14,7 @@ use std::{
 };
 
 use alb_common::{
-    assign::{even_out, move_off},
+    assign::{choose_active, even_out, move_off},
     frames::learning_frame,
     link::{Commit, Delays},
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, Slave, names},
@@ -125,7 +125,23 @@ fn preflight(options: &Options) -> Result<()> {
     if options.max_clients == 0 {
         bail!("--max-clients must be at least 1");
     }
+    primary_index(options)?;
     Ok(())
+}
+
+/// The index of `--primary` among the slaves.
+fn primary_index(options: &Options) -> Result<Option<usize>> {
+    options
+        .primary
+        .as_ref()
+        .map(|name| {
+            options
+                .slaves
+                .iter()
+                .position(|s| s == name)
+                .with_context(|| format!("--primary {name} is not one of the --iface slaves"))
+        })
+        .transpose()
 }
 
 /// Looks the slaves up and refuses devices that cannot be slaves.
@@ -194,16 +210,8 @@ async fn serve(
     }
     // Subscribe before reading link state, so no change falls between.
     let mut link_events = netlink.watch_links()?;
-    let state = prepare_devices(netlink, &master, slaves, undo).await?;
-    let primary =
-        match &options.primary {
-            Some(name) => {
-                Some(options.slaves.iter().position(|s| s == name).with_context(|| {
-                    format!("--primary {name} is not one of the --iface slaves")
-                })?)
-            }
-            None => None,
-        };
+    let primary = primary_index(options)?;
+    let state = prepare_devices(netlink, &master, slaves, primary, undo).await?;
     let mac_owner = state.active.unwrap_or(0);
     let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
 
@@ -292,11 +300,13 @@ async fn serve(
 }
 
 /// Silences the slaves, raises everything, gives the master the MAC of the
-/// first slave with carrier and the smallest slave MTU.
+/// primary (or else the first slave with carrier) and the smallest slave
+/// MTU. That slave becomes active and owns the master's MAC.
 async fn prepare_devices(
     netlink: &Netlink,
     master: &Master,
     slaves: &[Link],
+    primary: Option<usize>,
     undo: &mut Undo,
 ) -> Result<State> {
     for device in slaves.iter().map(|s| &s.name).chain([&master.peer.name]) {
@@ -314,7 +324,8 @@ async fn prepare_devices(
         let mac = current.mac.unwrap_or_default();
         states.push(SlaveState { ifindex: current.index, mac, up: current.lower_up });
     }
-    let active = states.iter().position(|s| s.up).unwrap_or(0);
+    let up: Vec<bool> = states.iter().map(|s| s.up).collect();
+    let active = choose_active(&up, primary, primary.unwrap_or(0), None).unwrap_or(0);
     let master_mac = states[active].mac;
     let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
     netlink.set_mac(master.link.index, &master_mac).await?;

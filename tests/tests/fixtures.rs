@@ -103,6 +103,51 @@ fn host_reply(client_mac: Mac, client_ip: Ipv4) -> Vec<u8> {
     arp(client_mac, MASTER_MAC, REPLY, MASTER_MAC, SERVER, client_mac, client_ip)
 }
 
+/// Gratuitous ARP and probes from the master announce or test the server's
+/// own address: they leave unchanged by the active slave, deal no client,
+/// and (for a real address) ask the agent to re-tell the clients of other
+/// slaves, who re-pointed to the master's MAC on hearing it.
+#[test]
+fn tx_announcements() {
+    let mut lab = Lab::new(&two_slaves(VETH17, VETH19));
+    let announce = |op, tha| arp(BROADCAST, MASTER_MAC, op, MASTER_MAC, SERVER, tha, SERVER);
+    let cases = [
+        Case::new("gratuitous request from the master", announce(REQUEST, ZERO_MAC))
+            .redirect(0)
+            .mac_at(ETH_SRC, MASTER_MAC)
+            .mac_at(ARP_SHA, MASTER_MAC)
+            .counts(&[TxArpAnnounce])
+            .event(
+                EventKind::HostArpBroadcast,
+                0,
+                ClientKey { server_ip: SERVER, client_ip: SERVER },
+                MASTER_MAC,
+                0,
+            )
+            .no_client(ClientKey { server_ip: SERVER, client_ip: SERVER }),
+        Case::new("gratuitous reply from the master (arping -U -A)", announce(REPLY, MASTER_MAC))
+            .redirect(0)
+            .mac_at(ARP_SHA, MASTER_MAC)
+            .counts(&[TxArpAnnounce])
+            .event(
+                EventKind::HostArpBroadcast,
+                0,
+                ClientKey { server_ip: SERVER, client_ip: SERVER },
+                MASTER_MAC,
+                0,
+            ),
+        Case::new(
+            "address conflict probe (sender 0.0.0.0): no client, no event",
+            arp(BROADCAST, MASTER_MAC, REQUEST, MASTER_MAC, [0; 4], ZERO_MAC, SERVER),
+        )
+        .redirect(0)
+        .mac_at(ARP_SHA, MASTER_MAC)
+        .counts(&[TxArpAnnounce])
+        .no_client(ClientKey { server_ip: [0; 4], client_ip: SERVER }),
+    ];
+    lab.check_all(Program::Tx, &cases);
+}
+
 /// Host broadcast ARP request for a client's address.
 fn host_who_has(client_ip: Ipv4) -> Vec<u8> {
     arp(BROADCAST, MASTER_MAC, REQUEST, MASTER_MAC, SERVER, ZERO_MAC, client_ip)
@@ -593,18 +638,18 @@ fn tx_after_failover() {
     let to_c1 = tcp4(C1_MAC, MASTER_MAC, SERVER, C1);
     let cases = [
         Case::new(
-            "broadcast from the master: slave 1 with slave 1's MAC",
+            "broadcast from the master: slave 1, which now carries the master's MAC",
             udp4(BROADCAST, MASTER_MAC, SERVER, [255; 4]),
         )
         .redirect(1)
-        .mac_at(ETH_SRC, S1_MAC)
+        .mac_at(ETH_SRC, MASTER_MAC)
         .counts(&[TxActive]),
         Case::new(
-            "TCP to client 1 of the failed slave 0: slave 1 with slave 1's MAC",
+            "TCP to client 1 of the failed slave 0: the active slave 1, master's MAC kept",
             to_c1.clone(),
         )
         .redirect(1)
-        .mac_at(ETH_SRC, S1_MAC)
+        .mac_at(ETH_SRC, MASTER_MAC)
         .counts(&[TxClient, TxFallbackActive])
         .client(Client { tx: (1, len(&to_c1)), ..client(C1, C1_MAC, 0) }),
         Case::new(

@@ -9,12 +9,18 @@ use crate::wire::{Mac, mac_eq};
 
 /// The source MAC a frame must carry when it leaves on a slave with
 /// `slave_mac`: frames the master originated (`from_master`: source = master
-/// MAC) take the slave's own MAC, so every slave transmits with its own
-/// address and no switch sees one MAC on two ports. Frames with any other
+/// MAC) keep it on the active slave, which carries the master's MAC (as a
+/// bond's active slave does), and take the slave's own MAC on every other
+/// slave, so no switch sees one MAC on two ports. Frames with any other
 /// source (bridged or forwarded) are never rewritten (spec §1.13, App. A).
 #[inline(always)]
-pub fn source_rewrite(from_master: bool, master_mac: &Mac, slave_mac: &Mac) -> Option<Mac> {
-    (from_master && !mac_eq(slave_mac, master_mac)).then_some(*slave_mac)
+pub fn source_rewrite(
+    from_master: bool,
+    on_active: bool,
+    master_mac: &Mac,
+    slave_mac: &Mac,
+) -> Option<Mac> {
+    (from_master && !on_active && !mac_eq(slave_mac, master_mac)).then_some(*slave_mac)
 }
 
 #[cfg(test)]
@@ -26,8 +32,10 @@ mod tests {
 
     #[test]
     fn only_master_originated_frames_take_the_slave_mac() {
-        assert_eq!(source_rewrite(true, &MASTER, &OTHER_SLAVE), Some(OTHER_SLAVE));
-        assert_eq!(source_rewrite(true, &MASTER, &MASTER), None);
-        assert_eq!(source_rewrite(false, &MASTER, &OTHER_SLAVE), None);
+        assert_eq!(source_rewrite(true, false, &MASTER, &OTHER_SLAVE), Some(OTHER_SLAVE));
+        assert_eq!(source_rewrite(true, false, &MASTER, &MASTER), None);
+        assert_eq!(source_rewrite(false, false, &MASTER, &OTHER_SLAVE), None);
+        // After a failover the active slave carries the master's MAC.
+        assert_eq!(source_rewrite(true, true, &MASTER, &OTHER_SLAVE), None);
     }
 }

@@ -29,6 +29,10 @@ pub enum TxPlan {
     /// slave (dealt now if the client is new), with that slave's MAC as
     /// Ethernet source and ARP sender.
     HostArp(HostArp),
+    /// A gratuitous ARP or probe from the master: out of the active slave
+    /// unchanged; for a real address (not 0.0.0.0), every client of it
+    /// that is not on the active slave must be told its slave again.
+    Announce { server_ip: [u8; 4] },
     /// Not even an Ethernet header.
     Malformed,
 }
@@ -41,7 +45,8 @@ pub struct HostArp {
     /// The client's MAC as the ARP names it: the destination of a reply or
     /// of a unicast request; unknown (zero) for a broadcast request.
     pub client_mac: Mac,
-    /// A broadcast request: every listener that knows the server IP
+    /// Sent to a group address (a broadcast request, or a reply some
+    /// stacks broadcast): every listener that knows the server IP
     /// re-points to the sender MAC, so the agent must correct them.
     pub broadcast: bool,
 }
@@ -88,7 +93,15 @@ fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
     if !ours || (op != ARP_OP_REQUEST && op != ARP_OP_REPLY) {
         return TxPlan::Active { reason: Reason::TxArpForeign, from_master: ours };
     }
-    let broadcast = op == ARP_OP_REQUEST && is_multicast(&eth.dst);
+    // Gratuitous ARP (sender IP = target IP) announces the server address
+    // to everyone, and a probe (sender IP 0.0.0.0, RFC 5227) asks about it:
+    // neither is about a client. They leave unchanged by the active slave;
+    // clients of other slaves that heard the announcement are told their
+    // own slave again (`Announce`).
+    if ipv4_eq(&arp.spa, &arp.tpa) || ipv4_eq(&arp.spa, &[0; 4]) {
+        return TxPlan::Announce { server_ip: arp.spa };
+    }
+    let broadcast = is_multicast(&eth.dst);
     TxPlan::HostArp(HostArp {
         key: ClientKey { server_ip: arp.spa, client_ip: arp.tpa },
         op,
@@ -159,6 +172,23 @@ mod tests {
         let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER) else { panic!("not host ARP") };
         assert!(host.broadcast);
         assert_eq!(host.client_mac, [0; 6]);
+    }
+
+    #[test]
+    fn gratuitous_arp_and_probes_are_announcements() {
+        let garp = arp_frame(BROADCAST_MAC, MASTER, 1, MASTER, SERVER_IP, [0; 6], SERVER_IP);
+        assert_eq!(tx_plan(&garp[..], &MASTER), TxPlan::Announce { server_ip: SERVER_IP });
+        let garp_reply = arp_frame(BROADCAST_MAC, MASTER, 2, MASTER, SERVER_IP, MASTER, SERVER_IP);
+        assert_eq!(tx_plan(&garp_reply[..], &MASTER), TxPlan::Announce { server_ip: SERVER_IP });
+        let probe = arp_frame(BROADCAST_MAC, MASTER, 1, MASTER, [0; 4], [0; 6], SERVER_IP);
+        assert_eq!(tx_plan(&probe[..], &MASTER), TxPlan::Announce { server_ip: [0; 4] });
+    }
+
+    #[test]
+    fn a_broadcast_reply_is_flagged_too() {
+        let frame = arp_frame(BROADCAST_MAC, MASTER, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
+        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER) else { panic!("not host ARP") };
+        assert!(host.broadcast);
     }
 
     #[test]
