@@ -95,6 +95,15 @@ fn kind_name(kind: &InfoKind) -> String {
     }
 }
 
+/// Stops a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A connection to rtnetlink in the current network namespace.
 #[derive(Clone)]
 pub struct Netlink {
@@ -120,8 +129,12 @@ impl Netlink {
         let (connection, _, messages) =
             rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
                 .context("cannot subscribe to link events")?;
-        tokio::spawn(connection);
-        Ok(messages.filter_map(|(message, _)| {
+        // The stream owns the connection: once it is dropped, the link
+        // changes the agent's own teardown causes are not read (netlink-proto
+        // warns about each message it can no longer forward).
+        let connection = AbortOnDrop(tokio::spawn(connection));
+        Ok(messages.filter_map(move |(message, _)| {
+            let _owned = &connection;
             let report = match message.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
                     Some(LinkReport::from_header(&link, false))
