@@ -561,6 +561,12 @@ impl Lab {
         Ok(names)
     }
 
+    /// Removes the kept logs (see [`Lab::log_dir`]) of labs whose namespaces
+    /// are all gone; returns their prefixes.
+    pub fn prune_logs() -> Result<Vec<String>> {
+        prune_logs_in(&log_root(), &netns::list()?)
+    }
+
     /// The prefixes of the labs whose server and switch namespaces exist.
     pub fn list() -> Result<Vec<String>> {
         let names = netns::list()?;
@@ -634,7 +640,8 @@ impl Lab {
         self.slaves.iter().flat_map(|s| ["--iface".to_owned(), s.name.clone()]).collect()
     }
 
-    /// Where spawned processes' logs go.
+    /// Where spawned processes' logs go: `$TMPDIR/alb-lab/<prefix>/`,
+    /// removed with the lab unless it is dropped during a panic.
     pub fn log_dir(&self) -> &PathBuf {
         &self.log_dir
     }
@@ -856,8 +863,34 @@ impl Drop for Lab {
     }
 }
 
+/// [`Lab::prune_logs`] over log directory `root`, given the namespaces that
+/// exist.
+fn prune_logs_in(root: &std::path::Path, names: &[String]) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).context(format!("cannot read {}", root.display())),
+    };
+    let mut pruned = Vec::new();
+    for entry in entries {
+        let prefix = entry?.file_name().to_string_lossy().into_owned();
+        if names.iter().any(|n| is_lab_ns(&prefix, n)) {
+            continue;
+        }
+        std::fs::remove_dir_all(root.join(&prefix))
+            .with_context(|| format!("cannot remove {}", root.join(&prefix).display()))?;
+        pruned.push(prefix);
+    }
+    pruned.sort();
+    Ok(pruned)
+}
+
+fn log_root() -> PathBuf {
+    std::env::temp_dir().join("alb-lab")
+}
+
 fn log_dir(prefix: &str) -> PathBuf {
-    std::env::temp_dir().join("alb-lab").join(prefix)
+    log_root().join(prefix)
 }
 
 fn is_lab_ns(prefix: &str, name: &str) -> bool {
@@ -904,6 +937,20 @@ mod tests {
         assert!(!is_lab_ns("alb-lab", "alb-lab-cx"));
         assert!(!is_lab_ns("alb-lab", "alb-lab2-srv"));
         assert!(!is_lab_ns("alb", "alb-lab-srv"));
+    }
+
+    #[test]
+    fn kept_logs_are_pruned_only_for_labs_that_are_gone() {
+        let root = std::env::temp_dir().join(format!("alb-lab-prune-{}", std::process::id()));
+        for prefix in ["gone", "alive"] {
+            std::fs::create_dir_all(root.join(prefix)).expect("mkdir");
+            std::fs::write(root.join(prefix).join("00-alb.log"), "x").expect("write");
+        }
+        let names = vec!["alive-srv".to_owned(), "alive-sw".to_owned(), "other-srv".to_owned()];
+        assert_eq!(prune_logs_in(&root, &names).expect("prune"), ["gone"]);
+        assert!(root.join("alive").exists() && !root.join("gone").exists());
+        std::fs::remove_dir_all(&root).expect("cleanup");
+        assert!(prune_logs_in(&root, &names).expect("no root").is_empty());
     }
 
     #[test]

@@ -82,7 +82,8 @@ enum LabCmd {
         /// Namespace name prefix.
         #[arg(long, default_value = DEFAULT_PREFIX)]
         prefix: String,
-        /// Remove every lab found (also those of interrupted test runs).
+        /// Remove every lab found (also those of interrupted test runs) and
+        /// the logs kept from failed tests.
         #[arg(long, conflicts_with = "prefix")]
         all: bool,
     },
@@ -128,6 +129,12 @@ fn lab(action: LabCmd) -> Result<()> {
                     eprintln!("lab {prefix}: nothing to remove");
                 } else {
                     eprintln!("lab {prefix}: removed {}", removed.join(" "));
+                }
+            }
+            if all {
+                let pruned = Lab::prune_logs()?;
+                if !pruned.is_empty() {
+                    eprintln!("removed the kept logs of {}", pruned.join(" "));
                 }
             }
         }
@@ -208,4 +215,36 @@ fn test(args: &[String]) -> Result<ExitCode> {
     eprintln!("xtask: {}", alb_tests::cmd::describe(&cargo));
     let status = cargo.status()?;
     Ok(ExitCode::from(u8::try_from(signals::exit_code(status)).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_passes_everything_after_the_double_dash_to_alb() {
+        let cli =
+            Cli::try_parse_from(["xtask", "run", "--", "--iface", "veth17", "--iface", "veth19"])
+                .expect("parses");
+        let Cmd::Run { netns, args } = cli.command else { panic!("not run") };
+        assert_eq!(netns, None);
+        assert_eq!(args, ["--iface", "veth17", "--iface", "veth19"]);
+    }
+
+    #[test]
+    fn lab_defaults_are_the_seed_lab() {
+        let cli = Cli::try_parse_from(["xtask", "lab", "up"]).expect("parses");
+        let Cmd::Lab { action: LabCmd::Up { clients, slaves, prefix } } = cli.command else {
+            panic!("not lab up")
+        };
+        assert_eq!((clients, slaves, prefix.as_str()), (2, 2, DEFAULT_PREFIX));
+        assert!(Cli::try_parse_from(["xtask", "lab", "down", "--all", "--prefix", "x"]).is_err());
+    }
 }
