@@ -9,7 +9,7 @@ use std::{
     fs::{self, File},
     io,
     os::fd::AsRawFd as _,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -40,6 +40,7 @@ use crate::{
     master::{self, Master},
     slaves::{SlaveSet, Transition},
     sysctl,
+    undo::{RUN_DIR, Undo},
 };
 
 /// How the agent was asked to run.
@@ -56,35 +57,6 @@ pub struct Options {
     pub lp_interval_s: u64,
 }
 
-/// What the agent changed, to put back on exit.
-#[derive(Default)]
-struct Undo {
-    sysctls: Vec<sysctl::Saved>,
-    /// Devices the agent set up that were down before.
-    raised: Vec<u32>,
-    created_master: Option<u32>,
-    pins: Option<PathBuf>,
-}
-
-impl Undo {
-    async fn run(self, netlink: &Netlink) {
-        if let Some(dir) = &self.pins {
-            if let Err(error) = datapath::remove_pins(dir) {
-                warn!("{error:#}");
-            }
-        }
-        if let Some(index) = self.created_master {
-            if let Err(error) = netlink.delete(index).await {
-                warn!("cannot remove the master: {error:#}");
-            }
-        }
-        for index in self.raised {
-            let _ = netlink.set_up(index, false).await;
-        }
-        sysctl::restore(self.sysctls);
-    }
-}
-
 /// Runs the agent in the current network namespace until a signal.
 pub async fn run(options: Options) -> Result<()> {
     preflight(&options)?;
@@ -92,9 +64,15 @@ pub async fn run(options: Options) -> Result<()> {
     let slaves = resolve_slaves(&netlink, &options).await?;
     let _lock = lock_master(&options.master)?;
     ensure_bpffs()?;
-    let mut undo = Undo::default();
+    let pins = datapath::pin_dir(&options.master);
+    if datapath::has_pinned_state(&pins) {
+        // Refuse before touching anything: the pins may carry live traffic.
+        datapath::check_pins(&pins, options.max_clients)?;
+    }
+    // An agent that died left its record: its old values are the ones to restore.
+    let mut undo = Undo::load(&options.master)?.unwrap_or_default();
     let result = serve(&netlink, &options, &slaves, &mut undo).await;
-    std::mem::take(&mut undo).run(&netlink).await;
+    std::mem::take(&mut undo).run(&netlink, &options.master).await;
     if result.is_ok() {
         info!("stopped; {} removed", options.master);
     }
@@ -169,7 +147,7 @@ async fn resolve_slaves(netlink: &Netlink, options: &Options) -> Result<Vec<Link
 
 /// One agent per master: an exclusive lock on /run/alb/<master>.lock.
 fn lock_master(master: &str) -> Result<File> {
-    let dir = Path::new("/run/alb");
+    let dir = Path::new(RUN_DIR);
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{master}.lock"));
     let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -182,6 +160,40 @@ fn lock_master(master: &str) -> Result<File> {
         return Err(error).with_context(|| format!("cannot lock {}", path.display()));
     }
     Ok(file)
+}
+
+/// `alb down`: removes what an agent that died left behind (its pinned
+/// programs and maps, the master it created, the sysctls it changed).
+pub async fn down(master: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("alb down must run as root");
+    }
+    master::validate_name(master)?;
+    let _lock = lock_master(master)
+        .with_context(|| format!("stop the running agent of {master} with SIGTERM instead"))?;
+    ensure_bpffs()?;
+    let netlink = Netlink::connect()?;
+    let pins = datapath::pin_dir(master);
+    let record = Undo::load(master)?;
+    let device = netlink.link_by_name(master).await?;
+    let peer = netlink.link_by_name(&master::peer_name(master)).await?;
+    if record.is_none() && !pins.exists() {
+        println!("alb: nothing to remove for master {master}");
+        return Ok(());
+    }
+    let mut undo = record.unwrap_or_default();
+    undo.pins = Some(pins);
+    // A master without a record is removed only if it is alb's veth pair.
+    if undo.created_master.is_none() {
+        if let (Some(device), Some(_)) = (&device, &peer) {
+            if device.kind.as_deref() == Some("veth") {
+                undo.created_master = Some(device.index);
+            }
+        }
+    }
+    undo.run(&netlink, master).await;
+    println!("alb: master {master} removed");
+    Ok(())
 }
 
 /// Mounts bpffs on /sys/fs/bpf when nothing is mounted there.
@@ -207,6 +219,7 @@ async fn serve(
     let master = master::create_or_adopt(netlink, &options.master).await?;
     if master.created {
         undo.created_master = Some(master.link.index);
+        undo.save(&options.master)?;
     }
     // Subscribe before reading link state, so no change falls between.
     let mut link_events = netlink.watch_links()?;
@@ -216,12 +229,34 @@ async fn serve(
     let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
 
     let pins = datapath::pin_dir(&options.master);
-    datapath::remove_pins(&pins)?;
-    fs::create_dir_all(&pins).with_context(|| format!("cannot create {}", pins.display()))?;
+    let adopting = datapath::has_pinned_state(&pins);
+    let links = pins.join("links");
+    fs::create_dir_all(&links).with_context(|| format!("cannot create {}", links.display()))?;
     undo.pins = Some(pins.clone());
+    undo.save(&options.master)?;
     let mut ebpf = datapath::load(Some(&pins), options.max_clients)?;
-    datapath::attach(&mut ebpf, &options.master, &options.slaves)?;
-    datapath::publish(&mut ebpf, &set.state)?;
+    datapath::attach(&mut ebpf, &options.master, &options.slaves, Some(&links))?;
+    if adopting {
+        // The maps and links of an agent that died: keep its clients and
+        // buckets, move only what points at a slave that is gone or down.
+        datapath::write_slaves(&mut ebpf, &set.state)?;
+        datapath::write_config(&mut ebpf, &set.state)?;
+        let usable = set.state.usable();
+        let buckets = datapath::buckets(&ebpf)?;
+        let moves: Vec<(u32, u32)> = move_off(&buckets, &usable)
+            .into_iter()
+            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
+            .collect();
+        datapath::set_buckets(&mut ebpf, &moves)?;
+        let clients = datapath::clients(&ebpf)?;
+        let assigned: Vec<u32> = clients.iter().map(|(_, e)| e.slave).collect();
+        for (item, slave) in move_off(&assigned, &usable) {
+            datapath::move_client(&mut ebpf, &clients[item].0, slave)?;
+        }
+        info!("adopted the data path of an earlier agent: {} clients kept", clients.len());
+    } else {
+        datapath::publish(&mut ebpf, &set.state)?;
+    }
     if !set.any_up() {
         netlink.set_up(master.peer.index, false).await?;
     }
@@ -310,7 +345,11 @@ async fn prepare_devices(
     undo: &mut Undo,
 ) -> Result<State> {
     for device in slaves.iter().map(|s| &s.name).chain([&master.peer.name]) {
-        undo.sysctls.extend(sysctl::silence(device)?);
+        for saved in sysctl::silence(device)? {
+            if !undo.has_sysctl(&saved) {
+                undo.sysctls.push(saved);
+            }
+        }
     }
     for link in slaves.iter().chain([&master.peer]) {
         if !link.admin_up {
@@ -318,6 +357,7 @@ async fn prepare_devices(
             netlink.set_up(link.index, true).await?;
         }
     }
+    undo.save(&master.link.name)?;
     let mut states = Vec::new();
     for link in slaves {
         let current = netlink.existing(&link.name).await?;
@@ -328,9 +368,17 @@ async fn prepare_devices(
     let active = choose_active(&up, primary, primary.unwrap_or(0), None).unwrap_or(0);
     let master_mac = states[active].mac;
     let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
-    netlink.set_mac(master.link.index, &master_mac).await?;
-    netlink.set_mtu(master.link.index, mtu).await?;
-    netlink.set_up(master.link.index, true).await?;
+    // Only what differs: setting even the same MAC flushes the master's
+    // neighbour table, which an adopted master is using.
+    if master.link.mac != Some(master_mac) {
+        netlink.set_mac(master.link.index, &master_mac).await?;
+    }
+    if master.link.mtu != mtu {
+        netlink.set_mtu(master.link.index, mtu).await?;
+    }
+    if !master.link.admin_up {
+        netlink.set_up(master.link.index, true).await?;
+    }
     Ok(State {
         master_ifindex: master.link.index,
         master_mac,

@@ -9,8 +9,8 @@ use std::{
 use alb_common::{
     assign::initial_bucket_slave,
     maps::{
-        ClientEntry, ClientKey, Config, MAX_SLAVES, SLAVE_PRESENT, SLAVE_UP, Slave, SlaveStats,
-        TX_BUCKETS, TxBucket, names, programs,
+        ClientEntry, ClientKey, Config, EVENT_RING_BYTES, MAX_SLAVES, SLAVE_PRESENT, SLAVE_UP,
+        Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket, names, programs,
     },
     reason::Reason,
 };
@@ -18,7 +18,12 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{SchedClassifier, TcAttachType},
+    programs::{
+        SchedClassifier, TcAttachType,
+        links::{FdLink, LinkError, PinnedLink},
+        tc::SchedClassifierLink,
+    },
+    sys::SyscallError,
 };
 
 /// The BPF object, built by build.rs from `alb-ebpf`.
@@ -63,17 +68,122 @@ pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassi
 }
 
 /// Attaches the transmit program to the master's egress and the receive
-/// program to each slave's ingress (TCX; netlink clsact on kernels < 6.6).
-/// The links live as long as `ebpf`.
-pub fn attach(ebpf: &mut Ebpf, master: &str, slaves: &[String]) -> Result<()> {
+/// program to each slave's ingress (TCX). With `links`, each link is pinned
+/// there, so the programs stay attached when the agent dies, and a link an
+/// earlier agent pinned is taken over by atomically replacing its program:
+/// traffic never meets a moment without a program.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    master: &str,
+    slaves: &[String],
+    links: Option<&Path>,
+) -> Result<()> {
     for slave in slaves {
-        program(ebpf, programs::RX)?
-            .attach(slave, TcAttachType::Ingress)
-            .with_context(|| format!("cannot attach {} to {slave} ingress", programs::RX))?;
+        attach_one(
+            ebpf,
+            programs::RX,
+            slave,
+            TcAttachType::Ingress,
+            links,
+            &format!("rx-{slave}"),
+        )?;
     }
-    program(ebpf, programs::TX)?
-        .attach(master, TcAttachType::Egress)
-        .with_context(|| format!("cannot attach {} to {master} egress", programs::TX))?;
+    attach_one(ebpf, programs::TX, master, TcAttachType::Egress, links, "tx")?;
+    if let Some(dir) = links {
+        // Receive links of devices that are no longer slaves: unpinning
+        // detaches them.
+        for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let keep = name == "tx" || slaves.iter().any(|s| name == format!("rx-{s}"));
+            if !keep {
+                fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn attach_one(
+    ebpf: &mut Ebpf,
+    name: &str,
+    device: &str,
+    direction: TcAttachType,
+    links: Option<&Path>,
+    pin: &str,
+) -> Result<()> {
+    let program = program(ebpf, name)?;
+    let context = || format!("cannot attach {name} to {device} {direction:?}");
+    let Some(dir) = links else {
+        program.attach(device, direction).with_context(context)?;
+        return Ok(());
+    };
+    let path = dir.join(pin);
+    match PinnedLink::from_pin(&path) {
+        Ok(old) => {
+            let link: SchedClassifierLink = FdLink::from(old)
+                .try_into()
+                .with_context(|| format!("{} is not a TC link", path.display()))?;
+            program.attach_to_link(link).with_context(context)?;
+        }
+        Err(LinkError::SyscallError(SyscallError { io_error, .. }))
+            if io_error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let id = program.attach(device, direction).with_context(context)?;
+            let link: FdLink = program.take_link(id)?.try_into().context(
+                "TCX links are needed to keep the data path across agent restarts (Linux >= 6.6)",
+            )?;
+            link.pin(&path).with_context(|| format!("cannot pin {}", path.display()))?;
+        }
+        Err(error) => return Err(error).with_context(|| format!("cannot open {}", path.display())),
+    }
+    Ok(())
+}
+
+/// The shape each pinned map must have to be adopted by this agent:
+/// (name, key size, value size, entries).
+fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 10] {
+    fn size<T>() -> u32 {
+        u32::try_from(size_of::<T>()).unwrap_or(u32::MAX)
+    }
+    let slaves = u32::try_from(MAX_SLAVES).unwrap_or(u32::MAX);
+    [
+        (names::CONFIG, 4, size::<Config>(), 1),
+        (names::SLAVES, 4, size::<Slave>(), slaves),
+        (names::SLAVE_INDEX, 4, 4, slaves),
+        (names::CLIENTS, size::<ClientKey>(), size::<ClientEntry>(), max_clients),
+        (names::TX_BUCKETS, 4, size::<TxBucket>(), TX_BUCKETS),
+        (names::BUCKET_LOAD, 4, size::<Traffic>(), TX_BUCKETS),
+        (names::SLAVE_STATS, 4, size::<SlaveStats>(), slaves),
+        (names::COUNTERS, 4, 8, Reason::COUNT),
+        (names::RR_CURSOR, 4, 8, 1),
+        (names::EVENTS, 0, 0, EVENT_RING_BYTES),
+    ]
+}
+
+/// Whether `dir` holds the pinned state of an earlier agent.
+pub fn has_pinned_state(dir: &Path) -> bool {
+    dir.join(names::CONFIG).exists()
+}
+
+/// Checks that the pinned maps in `dir` have the layout this agent uses,
+/// so adopting them cannot misread their contents.
+pub fn check_pins(dir: &Path, max_clients: u32) -> Result<()> {
+    for (name, key, value, entries) in expected_layout(max_clients) {
+        let path = dir.join(name);
+        let info = MapData::from_pin(&path)
+            .and_then(|map| map.info())
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let found = (info.key_size(), info.value_size(), info.max_entries());
+        if found != (key, value, entries) {
+            bail!(
+                "pinned map {} has key/value/entries {found:?}, this agent expects {:?} \
+                 (another alb version or --max-clients); remove the old state with `alb down`",
+                path.display(),
+                (key, value, entries)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod master;
 pub mod slaves;
 pub mod status;
 pub mod sysctl;
+pub mod undo;
 
 use std::fmt::Write as _;
 

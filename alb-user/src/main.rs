@@ -26,6 +26,14 @@ enum Command {
     Run(RunArgs),
     /// Print the state of a running master.
     Status(StatusArgs),
+    /// Remove what an agent that died left behind (programs, maps, master).
+    Down(DownArgs),
+}
+
+#[derive(Args)]
+struct DownArgs {
+    #[arg(long, default_value = "alb0")]
+    master: String,
 }
 
 #[derive(Args)]
@@ -83,6 +91,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }),
         Some(Command::Run(args)) => runtime.block_on(agent::run(options(args))),
+        Some(Command::Down(args)) => runtime.block_on(agent::down(&args.master)),
         None => runtime.block_on(agent::run(options(cli.run))),
     }
 }

@@ -8,10 +8,10 @@ use std::{fs, path::PathBuf};
 use anyhow::{Context as _, Result};
 
 /// One sysctl changed by the agent, with the value to put back.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Saved {
-    path: PathBuf,
-    old: String,
+    pub path: PathBuf,
+    pub old: String,
 }
 
 fn path(family: &str, device: &str, key: &str) -> PathBuf {

@@ -1,0 +1,88 @@
+//! What the agent changed on the system, and how to put it back.
+//!
+//! Every change is recorded before it is made and the record is kept in
+//! `/run/alb/<master>.state`, so a clean exit, a failed start, a later agent
+//! that adopts the data path of one that died, and `alb down` all undo the
+//! same things, with the values from before the first agent touched them.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use log::warn;
+use serde::{Deserialize, Serialize};
+
+use crate::{datapath, links::Netlink, sysctl};
+
+/// Where the agent keeps locks and its undo records.
+pub const RUN_DIR: &str = "/run/alb";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Undo {
+    /// Sysctls changed, with the values they had before.
+    pub sysctls: Vec<sysctl::Saved>,
+    /// Devices that were down and were raised.
+    pub raised: Vec<u32>,
+    /// The master, when the agent created it.
+    pub created_master: Option<u32>,
+    /// The pin directory (maps and links).
+    pub pins: Option<PathBuf>,
+}
+
+impl Undo {
+    fn path(master: &str) -> PathBuf {
+        Path::new(RUN_DIR).join(format!("{master}.state"))
+    }
+
+    /// The record an earlier agent for `master` left, if any.
+    pub fn load(master: &str) -> Result<Option<Self>> {
+        let path = Self::path(master);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .with_context(|| format!("{} is not an alb state record", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the record (after every change).
+    pub fn save(&self, master: &str) -> Result<()> {
+        fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
+        let path = Self::path(master);
+        let text = serde_json::to_string_pretty(self)?;
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Whether a sysctl is already recorded (its old value is older).
+    pub fn has_sysctl(&self, saved: &sysctl::Saved) -> bool {
+        self.sysctls.iter().any(|s| s.path == saved.path)
+    }
+
+    /// Puts everything back and forgets the record: pins (which detaches
+    /// the programs), the master, raised devices, sysctls.
+    pub async fn run(self, netlink: &Netlink, master: &str) {
+        if let Some(dir) = &self.pins {
+            if let Err(error) = datapath::remove_pins(dir) {
+                warn!("{error:#}");
+            }
+        }
+        if let Some(index) = self.created_master {
+            if let Err(error) = netlink.delete(index).await {
+                warn!("cannot remove the master: {error:#}");
+            }
+        }
+        for index in self.raised {
+            let _ = netlink.set_up(index, false).await;
+        }
+        sysctl::restore(self.sysctls);
+        let path = Self::path(master);
+        if let Err(error) = fs::remove_file(&path) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                warn!("cannot remove {}: {error}", path.display());
+            }
+        }
+    }
+}
