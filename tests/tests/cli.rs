@@ -1,0 +1,201 @@
+//! The agent's command line contract: a refused start exits non-zero with
+//! a one-line message and leaves nothing behind (no master device, no pin
+//! directory, no lock holder, no changed sysctl); `alb status` of a master
+//! that does not run fails clearly; SIGTERM and SIGINT stop a running agent
+//! cleanly and put the slaves' sysctls back.
+//!
+//! Needs root and the `alb` binary (`cargo build -p alb-user`); run one
+//! test at a time (`--test-threads=1`), as `cargo xtask test` does.
+
+mod common;
+
+use std::{process::Output, time::Duration};
+
+use alb_tests::Lab;
+use common::{Agent, leftovers, lock_held, pin_dir, run_alb, sysctl_get};
+use nix::sys::signal::Signal;
+
+/// The sysctls the agent changes on each slave, with the values the lab
+/// leaves them at.
+const SLAVE_SYSCTLS: [&str; 2] = ["net.ipv4.conf.{}.arp_ignore", "net.ipv6.conf.{}.disable_ipv6"];
+
+fn slave_sysctls(lab: &Lab) -> Vec<(String, String)> {
+    lab.slaves()
+        .iter()
+        .flat_map(|s| SLAVE_SYSCTLS.map(|k| k.replace("{}", &s.name)))
+        .map(|key| {
+            let value = sysctl_get(lab, lab.srv(), &key);
+            (key, value)
+        })
+        .collect()
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+/// Runs `alb --master <lab master> args...` in the server namespace,
+/// expects a refusal whose one-line message contains `expect`, and checks
+/// that nothing was left behind or changed.
+fn assert_refused(lab: &Lab, args: &[&str], expect: &str) {
+    let sysctls = slave_sysctls(lab);
+    let master = lab.master();
+    let mut argv = vec!["--master", master];
+    argv.extend_from_slice(args);
+    let out = run_alb(lab, lab.srv(), &argv);
+    let message = text(&out);
+    assert!(!out.status.success(), "`alb {}` should fail; it printed:\n{message}", argv.join(" "));
+    assert_eq!(out.status.code(), Some(1), "`alb {}` exit status: {message}", argv.join(" "));
+    assert_eq!(message.lines().count(), 1, "a one-line message, not:\n{message}");
+    assert!(message.starts_with("alb: "), "message names the program: {message}");
+    assert!(message.contains(expect), "message should mention {expect:?}: {message}");
+    let left = leftovers(lab, master);
+    assert!(left.is_empty(), "`alb {}` left {left:?} behind", argv.join(" "));
+    assert_eq!(slave_sysctls(lab), sysctls, "slave sysctls unchanged");
+    common::remove_lock_file(master);
+}
+
+#[test]
+fn an_unknown_interface_is_refused() {
+    let lab = common::lab(1, 2);
+    assert_refused(&lab, &["--iface", "veth17", "--iface", "nosuch0"], "nosuch0");
+}
+
+#[test]
+fn the_same_interface_twice_is_refused() {
+    let lab = common::lab(1, 2);
+    assert_refused(&lab, &["--iface", "veth17", "--iface", "veth17"], "veth17");
+}
+
+#[test]
+fn a_master_name_taken_by_another_device_is_refused() {
+    let lab = common::lab(1, 2);
+    let master = lab.master().to_owned();
+    lab.ip(lab.srv(), &["link", "add", &master, "type", "bridge"]).expect("bridge");
+    let sysctls = slave_sysctls(&lab);
+    let out =
+        run_alb(&lab, lab.srv(), &["--master", &master, "--iface", "veth17", "--iface", "veth19"]);
+    let message = text(&out);
+    assert_eq!(out.status.code(), Some(1), "refused: {message}");
+    assert_eq!(message.lines().count(), 1, "a one-line message, not:\n{message}");
+    assert!(message.contains(&master) && message.contains("bridge"), "{message}");
+    // The bridge is not the agent's: it stays, untouched; nothing else
+    // appears.
+    let bridge = lab.ip(lab.srv(), &["-d", "-j", "link", "show", "dev", &master]).expect("bridge");
+    assert!(bridge.contains("\"info_kind\":\"bridge\""), "{master} is still the bridge: {bridge}");
+    assert!(!lab.link_exists(lab.srv(), &format!("{master}p")).expect("ip"), "no peer created");
+    assert!(!pin_dir(&master).exists(), "no pins");
+    assert!(!lock_held(&master), "no lock holder");
+    assert_eq!(slave_sysctls(&lab), sysctls, "slave sysctls unchanged");
+    for slave in ["veth17", "veth19"] {
+        let tc =
+            lab.run(lab.srv(), &["tc", "filter", "show", "dev", slave, "ingress"]).expect("tc");
+        assert!(tc.trim().is_empty(), "no classifier left on {slave}: {tc}");
+    }
+    common::remove_lock_file(&master);
+}
+
+#[test]
+fn a_bridge_port_is_refused() {
+    let lab = common::lab(1, 2);
+    lab.ip(lab.srv(), &["link", "add", "brx", "type", "bridge"]).expect("bridge");
+    lab.ip(lab.srv(), &["link", "set", "veth19", "master", "brx"]).expect("enslave");
+    assert_refused(&lab, &["--iface", "veth17", "--iface", "veth19"], "veth19");
+    let veth19 = lab.link(lab.srv(), "veth19").expect("veth19");
+    assert_eq!(veth19.master.as_deref(), Some("brx"), "veth19 stays on its bridge");
+}
+
+#[test]
+fn a_bridge_as_slave_is_refused() {
+    let lab = common::lab(1, 2);
+    lab.ip(lab.srv(), &["link", "add", "brx", "type", "bridge"]).expect("bridge");
+    assert_refused(&lab, &["--iface", "veth17", "--iface", "brx"], "brx");
+}
+
+#[test]
+fn no_iface_is_a_usage_error() {
+    let lab = common::lab(1, 2);
+    let master = lab.master().to_owned();
+    let out = run_alb(&lab, lab.srv(), &["--master", &master]);
+    let message = text(&out);
+    // clap's usage error: exit status 2, "error: ..." naming --iface.
+    assert_eq!(out.status.code(), Some(2), "usage error: {message}");
+    let first = message.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error:"), "first line is the error: {message}");
+    assert!(message.contains("--iface"), "names the missing --iface: {message}");
+    assert!(leftovers(&lab, &master).is_empty(), "{:?}", leftovers(&lab, &master));
+}
+
+#[test]
+fn status_of_a_master_that_does_not_run_fails_clearly() {
+    let lab = common::lab(1, 2);
+    let master = lab.master().to_owned();
+    for json in [false, true] {
+        let mut args = vec!["status", "--master", &master];
+        if json {
+            args.push("--json");
+        }
+        let out = run_alb(&lab, lab.srv(), &args);
+        let message = text(&out);
+        assert_eq!(out.status.code(), Some(1), "`alb {}` fails: {message}", args.join(" "));
+        assert_eq!(message.lines().count(), 1, "a one-line message, not:\n{message}");
+        assert!(message.starts_with("alb: ") && message.contains(&master), "{message}");
+    }
+    assert!(!pin_dir(&master).exists(), "status creates no pins");
+}
+
+/// A running agent stopped by `signal` exits 0 and removes its master and
+/// pins, releases its lock, and restores the slaves' sysctls, including a
+/// non-default value the administrator had set.
+fn stops_cleanly_on(signal: Signal) {
+    let lab = common::lab(1, 2);
+    let master = lab.master().to_owned();
+    lab.sysctl(lab.srv(), "net.ipv4.conf.veth17.arp_ignore", "2").expect("sysctl");
+    let before = slave_sysctls(&lab);
+    assert!(before.contains(&("net.ipv4.conf.veth17.arp_ignore".into(), "2".into())), "{before:?}");
+
+    let mut agent = Agent::start(&lab);
+    // Running: slaves silenced, pins and lock in place.
+    let running = slave_sysctls(&lab);
+    for (key, value) in &running {
+        let want = if key.ends_with("arp_ignore") { "8" } else { "1" };
+        assert_eq!(value, want, "{key} while alb runs");
+    }
+    assert!(pin_dir(&master).is_dir(), "pins while running");
+    assert!(lock_held(&master), "lock held while running");
+    assert!(lab.link_exists(lab.srv(), &master).expect("ip"), "master while running");
+    let c1 = lab.ping(&lab.client(1).ns, alb_tests::SERVER_IP4, 3, Duration::from_millis(10));
+    assert_eq!(c1.expect("ping").lost(), 0, "the agent serves before it is stopped");
+
+    let status = agent.stop_with(signal);
+    assert!(status.success(), "alb exits 0 on {signal}: {status}\n{}", agent.log());
+    let log = agent.log();
+    assert!(log.contains(&format!("stopped; {master} removed")), "says it stopped:\n{log}");
+    let left = leftovers(&lab, &master);
+    assert!(left.is_empty(), "left behind after {signal}: {left:?}\n{log}");
+    // A clean stop is quiet: no warnings or errors on the way out.
+    let complaints: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .map(|l| l.chars().take(160).collect())
+        .collect();
+    assert!(complaints.is_empty(), "alb complained while stopping on {signal}: {complaints:#?}");
+    assert_eq!(slave_sysctls(&lab), before, "slave sysctls restored after {signal}");
+    for slave in ["veth17", "veth19"] {
+        let tc =
+            lab.run(lab.srv(), &["tc", "filter", "show", "dev", slave, "ingress"]).expect("tc");
+        assert!(tc.trim().is_empty(), "no classifier left on {slave}: {tc}");
+        let link = lab.link(lab.srv(), slave).expect("slave");
+        assert!(link.admin_up(), "{slave} stays up as the lab left it");
+    }
+}
+
+#[test]
+fn sigterm_stops_the_agent_cleanly() {
+    stops_cleanly_on(Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_stops_the_agent_cleanly() {
+    stops_cleanly_on(Signal::SIGINT);
+}

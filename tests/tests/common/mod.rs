@@ -1,0 +1,378 @@
+//! Helpers shared by alb's netns integration tests (`seed.rs`, `cli.rs`):
+//! the `alb` binary, an agent guard that starts it in a lab's server
+//! namespace and cleans up after it, `alb status --json` as typed values,
+//! and checks for what a stopped agent must not leave behind.
+//!
+//! Pins (`/sys/fs/bpf/alb/<master>`) and locks (`/run/alb/<master>.lock`)
+//! are global, not per namespace, so every lab here gets a master name of
+//! its own (derived from the lab's unique prefix), never `alb0`.
+
+// Each test binary uses a different part of this module.
+#![expect(dead_code, reason = "shared by several test binaries, each using a subset")]
+
+pub(crate) mod capture;
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+    process::{ExitStatus, Output},
+    time::{Duration, Instant},
+};
+
+use alb_tests::{Lab, LabConfig, PREFIX_LEN4, Proc, SERVER_IP4, netns};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+/// How long the agent may take to attach and log "ready".
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `target/<profile>/alb`, next to the test binary's `deps` directory.
+pub(crate) fn alb_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/seed-<hash> -> target/debug/alb
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("alb"))
+        .unwrap_or_else(|| panic!("cannot place the alb binary relative to {}", exe.display()));
+    assert!(
+        bin.is_file(),
+        "the alb binary is missing at {}: run cargo build -p alb-user first; cargo xtask test does",
+        bin.display()
+    );
+    bin
+}
+
+/// A master name unique to the lab with prefix `prefix` (≤ 14 bytes, so
+/// that its peer `<name>p` fits in IFNAMSIZ).
+pub(crate) fn master_name(prefix: &str) -> String {
+    if prefix.len() <= 14 {
+        return prefix.to_owned();
+    }
+    // Keep the tail: it holds the pid and the per-process counter.
+    format!("a{}", &prefix[prefix.len() - 13..])
+}
+
+/// A lab with `clients` clients and `slaves` slaves whose master has a name
+/// of its own.
+pub(crate) fn lab(clients: usize, slaves: usize) -> Lab {
+    let mut config = LabConfig::unique().clients(clients).slaves(slaves);
+    config.master = master_name(&config.prefix);
+    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e:#}"))
+}
+
+/// `/sys/fs/bpf/alb/<master>`.
+pub(crate) fn pin_dir(master: &str) -> PathBuf {
+    Path::new("/sys/fs/bpf/alb").join(master)
+}
+
+/// `/run/alb/<master>.lock`.
+pub(crate) fn lock_path(master: &str) -> PathBuf {
+    Path::new("/run/alb").join(format!("{master}.lock"))
+}
+
+/// Whether some process holds the agent lock of `master`.
+pub(crate) fn lock_held(master: &str) -> bool {
+    let Ok(file) = File::open(lock_path(master)) else {
+        return false;
+    };
+    // SAFETY: flock(2) on a descriptor we own; released when `file` closes.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0
+}
+
+/// Removes the lock file of `master` if nobody holds it (the agent leaves
+/// the file; tests use a fresh master name each run), and an undo record a
+/// dead agent left.
+pub(crate) fn remove_lock_file(master: &str) {
+    if !lock_held(master) {
+        let _ = std::fs::remove_file(state_path(master));
+        let _ = std::fs::remove_file(lock_path(master));
+    }
+}
+
+/// What a stopped or refused agent left behind for `master` in the
+/// server namespace and globally (empty when clean).
+pub(crate) fn leftovers(lab: &Lab, master: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for dev in [master.to_owned(), format!("{master}p")] {
+        if lab.link_exists(lab.srv(), &dev).expect("ip link show") {
+            left.push(format!("device {dev} in {}", lab.srv()));
+        }
+    }
+    let pins = pin_dir(master);
+    if pins.exists() {
+        left.push(format!("pin directory {}", pins.display()));
+    }
+    if lock_held(master) {
+        left.push(format!("a holder of {}", lock_path(master).display()));
+    }
+    let record = state_path(master);
+    if record.exists() {
+        left.push(format!("undo record {}", record.display()));
+    }
+    left
+}
+
+/// `/run/alb/<master>.state`: what a running agent has changed, to undo.
+pub(crate) fn state_path(master: &str) -> PathBuf {
+    Path::new("/run/alb").join(format!("{master}.state"))
+}
+
+/// Runs `alb args...` to completion in namespace `ns` (a refused start or
+/// `alb status`), with a timeout: a start that was meant to be refused but
+/// was not is stopped and reported.
+pub(crate) fn run_alb(lab: &Lab, ns: &str, args: &[&str]) -> Output {
+    let bin = alb_bin();
+    let mut argv = vec![bin.to_str().expect("UTF-8 path")];
+    argv.extend_from_slice(args);
+    let mut proc = lab.spawn(ns, &argv).expect("spawn alb");
+    let status = proc.wait_timeout(Duration::from_secs(20)).expect("wait for alb");
+    let log = proc.log();
+    let status = match status {
+        Some(status) => status,
+        None => {
+            let _ = proc.stop();
+            panic!("`alb {}` was still running after 20 s; it printed:\n{log}", args.join(" "));
+        }
+    };
+    drop(proc);
+    // The lab's spawn merges stdout and stderr into one log.
+    Output { status, stdout: log.clone().into_bytes(), stderr: log.into_bytes() }
+}
+
+/// `sysctl -n key` in namespace `ns`.
+pub(crate) fn sysctl_get(lab: &Lab, ns: &str, key: &str) -> String {
+    lab.run(ns, &["sysctl", "-n", key])
+        .unwrap_or_else(|e| panic!("sysctl {key} in {ns}: {e:#}"))
+        .trim()
+        .to_owned()
+}
+
+/// A running agent in a lab's server namespace. Dropping it stops the
+/// agent (SIGTERM) and removes whatever it failed to remove, with a
+/// warning, so that a failing test leaves no pins or lock files behind.
+pub(crate) struct Agent {
+    proc: Proc,
+    master: String,
+    srv: String,
+}
+
+impl Agent {
+    /// Starts `alb --master <lab master> --iface <each slave>` in the
+    /// server namespace, waits for "ready", and gives the master
+    /// 198.18.0.1/24.
+    pub(crate) fn start(lab: &Lab) -> Self {
+        let agent = Self::start_only(lab);
+        lab.ip(
+            lab.srv(),
+            &["addr", "add", &format!("{SERVER_IP4}/{PREFIX_LEN4}"), "dev", &agent.master],
+        )
+        .unwrap_or_else(|e| panic!("address on {}: {e:#}", agent.master));
+        agent
+    }
+
+    /// Starts the agent and waits for "ready", without adding addresses.
+    pub(crate) fn start_only(lab: &Lab) -> Self {
+        let master = lab.master().to_owned();
+        assert_ne!(master, "alb0", "tests must not use the global default master");
+        let bin = alb_bin();
+        let mut argv =
+            vec![bin.to_str().expect("UTF-8 path").to_owned(), "--master".into(), master.clone()];
+        argv.extend(lab.agent_args());
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let proc = lab.spawn(lab.srv(), &argv).unwrap_or_else(|e| panic!("spawn alb: {e:#}"));
+        let mut agent = Self { proc, master, srv: lab.srv().to_owned() };
+        agent.wait_ready();
+        agent
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if self.proc.log().contains("ready:") {
+                return;
+            }
+            if let Some(status) = self.proc.exited().expect("agent status") {
+                panic!("alb exited ({status}) before it was ready:\n{}", self.proc.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alb not ready after {READY_TIMEOUT:?}:\n{}",
+                self.proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub(crate) fn master(&self) -> &str {
+        &self.master
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// What the agent has logged so far.
+    pub(crate) fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    /// `alb status --master <master> --json`, run in the server namespace.
+    pub(crate) fn status(&self) -> Status {
+        let bin = alb_bin();
+        let argv =
+            [bin.to_str().expect("UTF-8 path"), "status", "--master", &self.master, "--json"];
+        let out =
+            alb_tests::cmd::output(&mut netns::command(&self.srv, &argv)).expect("alb status");
+        assert!(
+            out.status.success(),
+            "alb status failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("alb status --json: {e}: {}", String::from_utf8_lossy(&out.stdout))
+        });
+        Status(json)
+    }
+
+    /// Stops the agent with SIGTERM and returns its exit status.
+    pub(crate) fn stop(&mut self) -> ExitStatus {
+        self.stop_with(Signal::SIGTERM)
+    }
+
+    /// Sends `signal` and waits up to [`alb_tests::STOP_TIMEOUT`] for the
+    /// agent to exit on its own; panics (after killing it) if it does not.
+    pub(crate) fn stop_with(&mut self, signal: Signal) -> ExitStatus {
+        self.proc.signal(signal).expect("signal alb");
+        match self.proc.wait_timeout(alb_tests::STOP_TIMEOUT).expect("wait for alb") {
+            Some(_) => self.proc.stop().expect("reap alb"),
+            None => {
+                let _ = self.proc.stop();
+                panic!(
+                    "alb ignored {signal} for {:?}:\n{}",
+                    alb_tests::STOP_TIMEOUT,
+                    self.proc.log()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Err(e) = self.proc.stop() {
+            eprintln!("stopping alb: {e:#}");
+        }
+        let pins = pin_dir(&self.master);
+        if pins.exists() {
+            eprintln!("alb left {} behind; removing it", pins.display());
+            let _ = std::fs::remove_dir_all(&pins);
+            let _ = std::fs::remove_dir(pins.parent().expect("parent"));
+        }
+        remove_lock_file(&self.master);
+    }
+}
+
+/// `alb status --json`.
+#[derive(Clone, Debug)]
+pub(crate) struct Status(pub(crate) Value);
+
+/// One slave in [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SlaveStatus {
+    pub(crate) name: String,
+    pub(crate) mac: String,
+    pub(crate) usable: bool,
+    pub(crate) active: bool,
+    pub(crate) clients: u64,
+    pub(crate) rx_packets: u64,
+    pub(crate) tx_packets: u64,
+}
+
+/// One client in [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClientStatus {
+    pub(crate) server_ip: String,
+    pub(crate) client_ip: String,
+    pub(crate) mac: Option<String>,
+    pub(crate) slave: Option<String>,
+    pub(crate) rx_packets: u64,
+    pub(crate) tx_packets: u64,
+}
+
+impl Status {
+    fn str_of(value: &Value, field: &str) -> String {
+        value[field].as_str().unwrap_or_else(|| panic!("no {field} in {value}")).to_owned()
+    }
+
+    fn u64_of(value: &Value, field: &str) -> u64 {
+        value[field].as_u64().unwrap_or_else(|| panic!("no {field} in {value}"))
+    }
+
+    pub(crate) fn master_mac(&self) -> String {
+        Self::str_of(&self.0, "master_mac")
+    }
+
+    pub(crate) fn active_slave(&self) -> Option<String> {
+        self.0["active_slave"].as_str().map(str::to_owned)
+    }
+
+    pub(crate) fn slaves(&self) -> Vec<SlaveStatus> {
+        self.0["slaves"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no slaves in {}", self.0))
+            .iter()
+            .map(|s| SlaveStatus {
+                name: Self::str_of(s, "name"),
+                mac: Self::str_of(s, "mac"),
+                usable: s["usable"].as_bool().unwrap_or_default(),
+                active: s["active"].as_bool().unwrap_or_default(),
+                clients: Self::u64_of(s, "clients"),
+                rx_packets: Self::u64_of(s, "rx_packets"),
+                tx_packets: Self::u64_of(s, "tx_packets"),
+            })
+            .collect()
+    }
+
+    pub(crate) fn clients(&self) -> Vec<ClientStatus> {
+        self.0["clients"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no clients in {}", self.0))
+            .iter()
+            .map(|c| ClientStatus {
+                server_ip: Self::str_of(c, "server_ip"),
+                client_ip: Self::str_of(c, "client_ip"),
+                mac: c["mac"].as_str().map(str::to_owned),
+                slave: c["slave"].as_str().map(str::to_owned),
+                rx_packets: Self::u64_of(c, "rx_packets"),
+                tx_packets: Self::u64_of(c, "tx_packets"),
+            })
+            .collect()
+    }
+
+    /// The client entry of `client_ip` for the server address.
+    pub(crate) fn client(&self, client_ip: &str) -> Option<ClientStatus> {
+        self.clients().into_iter().find(|c| c.client_ip == client_ip && c.server_ip == SERVER_IP4)
+    }
+
+    /// Data-path counter `name` (absent counters are zero).
+    pub(crate) fn counter(&self, name: &str) -> u64 {
+        self.0["counters"][name].as_u64().unwrap_or(0)
+    }
+}
+
+/// Pings the server from client `number` (so it ARPs first if it has no
+/// entry) and returns the MAC it resolved 198.18.0.1 to.
+pub(crate) fn resolve(lab: &Lab, number: usize) -> String {
+    let client = lab.client(number);
+    let ping = lab
+        .ping(&client.ns, SERVER_IP4, 1, Duration::from_millis(10))
+        .unwrap_or_else(|e| panic!("ping from c{number}: {e:#}"));
+    assert_eq!(ping.lost(), 0, "c{number} pings the server: {ping}");
+    lab.neigh_mac(&client.ns, SERVER_IP4)
+        .expect("ip neigh")
+        .unwrap_or_else(|| panic!("c{number} has no neighbour entry for {SERVER_IP4}"))
+}
