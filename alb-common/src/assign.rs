@@ -61,7 +61,7 @@ pub fn choose_active(
 }
 
 #[cfg(any(test, feature = "alloc"))]
-pub use redeal::{even_out, move_off};
+pub use redeal::{even_out, move_off, rebalance_by_load};
 
 #[cfg(any(test, feature = "alloc"))]
 mod redeal {
@@ -118,6 +118,76 @@ mod redeal {
                 None => moves.push((item, to)),
             }
         }
+        moves
+    }
+
+    /// Moves transmit buckets from the busiest usable slave to the least
+    /// busy one while a move narrows the gap between them, and only while
+    /// the gap is more than `tolerance` (a fraction of the total, e.g. 0.1):
+    /// a bucket moves only when balance really improves, so flows stay put
+    /// otherwise (the kernel re-picks every bucket every 10 s). `load` is
+    /// each bucket's bytes over the last interval.
+    pub fn rebalance_by_load(
+        assigned: &[u32],
+        load: &[u64],
+        usable: &[u8],
+        tolerance: f64,
+    ) -> Vec<(usize, u32)> {
+        let mut moves: Vec<(usize, u32)> = Vec::new();
+        if usable.len() < 2 {
+            return moves;
+        }
+        let mut current: Vec<u32> = assigned.to_vec();
+        let per_slave = |current: &[u32]| -> Vec<(u32, u64)> {
+            usable
+                .iter()
+                .map(|&u| {
+                    let slave = u32::from(u);
+                    let total = current
+                        .iter()
+                        .zip(load)
+                        .filter(|(s, _)| **s == slave)
+                        .map(|(_, l)| *l)
+                        .sum();
+                    (slave, total)
+                })
+                .collect()
+        };
+        let total: u64 = load.iter().sum();
+        #[expect(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a tolerance on byte counts, precision is irrelevant"
+        )]
+        let threshold = (total as f64 * tolerance) as u64;
+        // Each move strictly narrows the busiest-to-idlest gap, so this ends;
+        // the bound only caps the work per interval.
+        for _ in 0..assigned.len() {
+            let slaves = per_slave(&current);
+            let (busy, busy_load) =
+                *slaves.iter().max_by_key(|(_, l)| *l).expect("at least two usable slaves");
+            let (idle, idle_load) =
+                *slaves.iter().min_by_key(|(_, l)| *l).expect("at least two usable slaves");
+            let gap = busy_load - idle_load;
+            if gap <= threshold.max(1) {
+                break;
+            }
+            // The bucket whose move leaves the smallest gap: load closest to gap/2.
+            let best = current
+                .iter()
+                .enumerate()
+                .filter(|(b, s)| **s == busy && load[*b] > 0 && load[*b] < gap)
+                .min_by_key(|(b, _)| (gap / 2).abs_diff(load[*b]))
+                .map(|(b, _)| b);
+            let Some(bucket) = best else { break };
+            current[bucket] = idle;
+            match moves.iter_mut().find(|(moved, _)| *moved == bucket) {
+                Some(existing) => existing.1 = idle,
+                None => moves.push((bucket, idle)),
+            }
+        }
+        moves.retain(|&(bucket, slave)| assigned[bucket] != slave);
         moves
     }
 
@@ -205,6 +275,24 @@ mod tests {
         assert!(even_out(&[0, 1, 0, 1], &[0, 1]).is_empty());
         assert!(even_out(&[], &[0, 1]).is_empty());
         assert!(even_out(&[0, 1], &[]).is_empty());
+    }
+
+    #[test]
+    fn load_rebalance_moves_the_bucket_that_best_closes_the_gap() {
+        // Slave 0 carries 100 + 60 + 40, slave 1 carries 0.
+        let assigned = [0, 0, 0, 1];
+        let load = [100, 60, 40, 0];
+        let moves = rebalance_by_load(&assigned, &load, &[0, 1], 0.1);
+        assert_eq!(moves, [(0, 1)], "100 moves: 100 against 100");
+    }
+
+    #[test]
+    fn load_rebalance_leaves_a_balanced_or_idle_table_alone() {
+        assert!(rebalance_by_load(&[0, 1], &[50, 48], &[0, 1], 0.1).is_empty());
+        assert!(rebalance_by_load(&[0, 0], &[0, 0], &[0, 1], 0.1).is_empty());
+        assert!(rebalance_by_load(&[0, 0], &[10, 10], &[0], 0.1).is_empty());
+        // One elephant bucket cannot be split: moving it would not help.
+        assert!(rebalance_by_load(&[0, 1], &[1000, 0], &[0, 1], 0.1).is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::{
 };
 
 use alb_common::{
-    assign::{choose_active, even_out, move_off},
+    assign::{choose_active, even_out, move_off, rebalance_by_load},
     frames::learning_frame,
     link::{Commit, Delays},
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, Slave, names},
@@ -55,6 +55,8 @@ pub struct Options {
     pub primary: Option<String>,
     /// Seconds between learning frames (bonding's `lp_interval`).
     pub lp_interval_s: u64,
+    /// Seconds between transmit rebalancing by measured load; 0 turns it off.
+    pub rebalance_interval_s: u64,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -260,6 +262,9 @@ async fn serve(
     if !set.any_up() {
         netlink.set_up(master.peer.index, false).await?;
     }
+    // Raised only now that the programs run: a client that ARPs the moment
+    // the master appears is answered at once, not after its 1 s retry.
+    netlink.set_up(master.link.index, true).await?;
 
     let active = set.state.active.map_or("none", |a| options.slaves[a].as_str());
     info!(
@@ -278,6 +283,10 @@ async fn serve(
     };
     let learning = Duration::from_secs(options.lp_interval_s.max(1));
     let mut learn_at = Instant::now();
+    let rebalancing = (options.rebalance_interval_s > 0)
+        .then(|| Duration::from_secs(options.rebalance_interval_s));
+    let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
+    let mut last_loads = datapath::bucket_bytes(&agent.ebpf)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // SAFETY: the ring buffer owns its descriptor and keeps it open, unchanged,
@@ -285,11 +294,12 @@ async fn serve(
     let mut events = unsafe { AsyncFd::register(datapath::take_events(&mut agent.ebpf)?) }
         .map_err(|error| anyhow::anyhow!("cannot watch the event ring: {error}"))?;
     loop {
-        let wake = [set.next_due(), agent.retell.first().map(|r| r.0), Some(learn_at)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let wake =
+            [set.next_due(), agent.retell.first().map(|r| r.0), Some(learn_at), rebalance_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
@@ -329,12 +339,18 @@ async fn serve(
                     agent.learning_frames(&set);
                     learn_at = Instant::now() + learning;
                 }
+                if let (Some(at), Some(every)) = (rebalance_at, rebalancing) {
+                    if Instant::now() >= at {
+                        last_loads = agent.rebalance(&set, &last_loads)?;
+                        rebalance_at = Some(Instant::now() + every);
+                    }
+                }
             }
         }
     }
 }
 
-/// Silences the slaves, raises everything, gives the master the MAC of the
+/// Silences the slaves, raises them and the peer, gives the master the MAC of the
 /// primary (or else the first slave with carrier) and the smallest slave
 /// MTU. That slave becomes active and owns the master's MAC.
 async fn prepare_devices(
@@ -376,9 +392,7 @@ async fn prepare_devices(
     if master.link.mtu != mtu {
         netlink.set_mtu(master.link.index, mtu).await?;
     }
-    if !master.link.admin_up {
-        netlink.set_up(master.link.index, true).await?;
-    }
+
     Ok(State {
         master_ifindex: master.link.index,
         master_mac,
@@ -470,6 +484,24 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// Moves transmit buckets by the load they carried since the last
+    /// round, only where that narrows the gap between slaves by more than
+    /// 10% of the traffic; returns the byte counters to compare against next.
+    fn rebalance(&mut self, set: &SlaveSet, last: &[u64]) -> Result<Vec<u64>> {
+        let now = datapath::bucket_bytes(&self.ebpf)?;
+        let load: Vec<u64> = now.iter().zip(last).map(|(n, l)| n.saturating_sub(*l)).collect();
+        let buckets = datapath::buckets(&self.ebpf)?;
+        let moves: Vec<(u32, u32)> = rebalance_by_load(&buckets, &load, &set.state.usable(), 0.1)
+            .into_iter()
+            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
+            .collect();
+        if !moves.is_empty() {
+            datapath::set_buckets(&mut self.ebpf, &moves)?;
+            info!("rebalanced transmit load: {} buckets moved", moves.len());
+        }
+        Ok(now)
     }
 
     fn tell(&self, state: &State, key: &ClientKey, entry: &ClientEntry) {

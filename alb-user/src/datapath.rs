@@ -294,6 +294,13 @@ pub fn buckets(ebpf: &Ebpf) -> Result<Vec<u32>> {
     (0..TX_BUCKETS).map(|b| Ok(buckets.get(&b, 0)?.slave)).collect()
 }
 
+/// Bytes each transmit bucket has carried since load, summed over CPUs.
+pub fn bucket_bytes(ebpf: &Ebpf) -> Result<Vec<u64>> {
+    let map = ebpf.map(names::BUCKET_LOAD).ok_or_else(|| anyhow!("bucket load map missing"))?;
+    let loads: PerCpuArray<&MapData, Traffic> = PerCpuArray::try_from(map)?;
+    (0..TX_BUCKETS).map(|b| Ok(loads.get(&b, 0)?.iter().map(|t| t.bytes).sum())).collect()
+}
+
 /// Points buckets at slaves: `(bucket, slave)`.
 pub fn set_buckets(ebpf: &mut Ebpf, moves: &[(u32, u32)]) -> Result<()> {
     let mut buckets: Array<&mut MapData, TxBucket> =

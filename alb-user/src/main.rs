@@ -59,6 +59,9 @@ struct RunArgs {
     /// Seconds between learning frames from every slave.
     #[arg(long, value_name = "S", default_value_t = 1)]
     lp_interval: u64,
+    /// Seconds between transmit rebalancing by measured load (0: never).
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    rebalance_interval: u64,
 }
 
 #[derive(Args)]
@@ -104,5 +107,6 @@ fn options(args: RunArgs) -> agent::Options {
         delays: Delays { up_ms: args.updelay, down_ms: args.downdelay },
         primary: args.primary,
         lp_interval_s: args.lp_interval,
+        rebalance_interval_s: args.rebalance_interval,
     }
 }
