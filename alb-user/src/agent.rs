@@ -34,6 +34,7 @@ use tokio::{
 
 use crate::{
     announce::Announcer,
+    control::{self, Request},
     datapath::{self, SlaveState, State},
     format_mac,
     links::{Link, Netlink},
@@ -67,9 +68,16 @@ pub async fn run(options: Options) -> Result<()> {
     let _lock = lock_master(&options.master)?;
     ensure_bpffs()?;
     let pins = datapath::pin_dir(&options.master);
-    if datapath::has_pinned_state(&pins) {
+    let adopting = datapath::has_pinned_state(&pins);
+    if adopting {
         // Refuse before touching anything: the pins may carry live traffic.
         datapath::check_pins(&pins, options.max_clients)?;
+    }
+    for slave in &options.slaves {
+        let ours = adopting && pins.join("links").join(format!("rx-{slave}")).exists();
+        if !ours && datapath::used_by_alb(slave) {
+            bail!("interface {slave} is already a slave of another alb master");
+        }
     }
     // An agent that died left its record: its old values are the ones to restore.
     let mut undo = Undo::load(&options.master)?.unwrap_or_default();
@@ -128,23 +136,29 @@ fn primary_index(options: &Options) -> Result<Option<usize>> {
 async fn resolve_slaves(netlink: &Netlink, options: &Options) -> Result<Vec<Link>> {
     let mut links = Vec::new();
     for name in &options.slaves {
-        let link = netlink.existing(name).await?;
-        if let Some(controller) = link.controller {
-            let owner = netlink.link_by_index(controller).await?.map(|l| l.name);
-            bail!(
-                "interface {name} is already enslaved to {}",
-                owner.unwrap_or_else(|| format!("ifindex {controller}"))
-            );
-        }
-        if matches!(link.kind.as_deref(), Some("bridge" | "bond" | "team")) {
-            bail!("interface {name} is a {} and cannot be a slave", link.kind.unwrap_or_default());
-        }
-        if link.mac.is_none_or(|mac| !alb_common::wire::is_valid_unicast(&mac)) {
-            bail!("interface {name} has no Ethernet address and cannot be a slave");
-        }
-        links.push(link);
+        links.push(check_slave(netlink, name).await?);
     }
     Ok(links)
+}
+
+/// The device `name`, if it can be a slave: it exists, is Ethernet, is no
+/// bridge, bond or team, and is nobody's port or slave yet.
+async fn check_slave(netlink: &Netlink, name: &str) -> Result<Link> {
+    let link = netlink.existing(name).await?;
+    if let Some(controller) = link.controller {
+        let owner = netlink.link_by_index(controller).await?.map(|l| l.name);
+        bail!(
+            "interface {name} is already enslaved to {}",
+            owner.unwrap_or_else(|| format!("ifindex {controller}"))
+        );
+    }
+    if matches!(link.kind.as_deref(), Some("bridge" | "bond" | "team")) {
+        bail!("interface {name} is a {} and cannot be a slave", link.kind.unwrap_or_default());
+    }
+    if link.mac.is_none_or(|mac| !alb_common::wire::is_valid_unicast(&mac)) {
+        bail!("interface {name} has no Ethernet address and cannot be a slave");
+    }
+    Ok(link)
 }
 
 /// One agent per master: an exclusive lock on /run/alb/<master>.lock.
@@ -287,6 +301,7 @@ async fn serve(
         .then(|| Duration::from_secs(options.rebalance_interval_s));
     let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
     let mut last_loads = datapath::bucket_bytes(&agent.ebpf)?;
+    let control = control::listen(&options.master)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // SAFETY: the ring buffer owns its descriptor and keeps it open, unchanged,
@@ -319,6 +334,26 @@ async fn serve(
                         warn!("{error:#}");
                     }
                 }
+            }
+            accepted = control.accept() => {
+                let (mut stream, _) = accepted?;
+                let request = tokio::time::timeout(Duration::from_secs(1), control::read_request(&mut stream))
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("no request within 1 s")));
+                let result = match request {
+                    Ok(Request::SlaveAdd(name)) => {
+                        agent.add_slave(&mut set, undo, &options.master, &links, &name).await
+                    }
+                    Ok(Request::SlaveDel(name)) => {
+                        agent.del_slave(&mut set, undo, &options.master, &links, &name).await
+                    }
+                    Err(error) => Err(error),
+                };
+                match &result {
+                    Ok(text) => info!("{text}"),
+                    Err(error) => warn!("{error:#}"),
+                }
+                let _ = control::reply(&mut stream, &result).await;
             }
             Some(report) = link_events.next() => {
                 if let Some(index) = set.index_of(report.index) {
@@ -484,6 +519,95 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// `alb slave add`: checks the device like a start does, silences it,
+    /// attaches the receive program and deals it its share.
+    async fn add_slave(
+        &mut self,
+        set: &mut SlaveSet,
+        undo: &mut Undo,
+        master: &str,
+        links: &Path,
+        name: &str,
+    ) -> Result<String> {
+        if set.index_by_name(name).is_some() {
+            bail!("{name} is already a slave of {master}");
+        }
+        if name == master || name == master::peer_name(master) {
+            bail!("interface {name} is the master itself");
+        }
+        if set.state.slaves.iter().filter(|s| s.ifindex != 0).count() >= MAX_SLAVES {
+            bail!("{master} has {MAX_SLAVES} slaves already");
+        }
+        let link = check_slave(&self.netlink, name).await?;
+        if datapath::used_by_alb(name) {
+            bail!("interface {name} is already a slave of another alb master");
+        }
+        for saved in sysctl::silence(name)? {
+            if !undo.has_sysctl(&saved) {
+                undo.sysctls.push(saved);
+            }
+        }
+        if !link.admin_up {
+            undo.raised.push(link.index);
+            self.netlink.set_up(link.index, true).await?;
+        }
+        undo.save(master)?;
+        datapath::attach_slave(&mut self.ebpf, name, Some(links))?;
+        let current = self.netlink.existing(name).await?;
+        let slave = SlaveState {
+            ifindex: current.index,
+            mac: current.mac.unwrap_or_default(),
+            up: current.admin_up && current.lower_up,
+        };
+        let (index, transition) = set.add(name.to_owned(), slave);
+        match transition {
+            Some(transition) => self.transition(set, &transition).await?,
+            None => {
+                datapath::write_slaves(&mut self.ebpf, &set.state)?;
+                datapath::write_config(&mut self.ebpf, &set.state)?;
+            }
+        }
+        Ok(format!("{name} added to {master} as slave {index}"))
+    }
+
+    /// `alb slave del`: moves the slave's clients and buckets away, detaches
+    /// it and gives the device back as it was.
+    async fn del_slave(
+        &mut self,
+        set: &mut SlaveSet,
+        undo: &mut Undo,
+        master: &str,
+        links: &Path,
+        name: &str,
+    ) -> Result<String> {
+        let Some(index) = set.index_by_name(name) else {
+            bail!("{name} is not a slave of {master}");
+        };
+        let removed = set.state.slaves[index].clone();
+        if let Some(transition) = set.remove(index) {
+            self.transition(set, &transition).await?;
+        }
+        set.forget(index);
+        datapath::write_slaves(&mut self.ebpf, &set.state)?;
+        datapath::write_config(&mut self.ebpf, &set.state)?;
+        datapath::forget_slave(&mut self.ebpf, removed.ifindex)?;
+        datapath::detach_slave(name, links)?;
+        let (sysctls, raised) = undo.release_device(name, removed.ifindex);
+        sysctl::restore(sysctls);
+        if raised {
+            let _ = self.netlink.set_up(removed.ifindex, false).await;
+        }
+        undo.save(master)?;
+        if removed.mac == set.state.master_mac {
+            warn!(
+                "{master} keeps the MAC of {name} ({}); give one of them another MAC \
+                 before {name} joins the same network elsewhere",
+                format_mac(&removed.mac)
+            );
+        }
+        Ok(format!("{name} removed from {master}"))
     }
 
     /// Moves transmit buckets by the load they carried since the last

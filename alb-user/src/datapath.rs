@@ -104,6 +104,32 @@ pub fn attach(
     Ok(())
 }
 
+/// Attaches the receive program to one slave (also for `alb slave add`).
+pub fn attach_slave(ebpf: &mut Ebpf, slave: &str, links: Option<&Path>) -> Result<()> {
+    attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, links, &format!("rx-{slave}"))
+}
+
+/// Whether an alb receive program is already attached to `device` (by
+/// another master): one device cannot be the slave of two masters.
+pub fn used_by_alb(device: &str) -> bool {
+    SchedClassifier::query_tcx(device, TcAttachType::Ingress)
+        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.name_as_str() == Some(programs::RX)))
+}
+
+/// Detaches the receive program from a removed slave by removing its pin.
+pub fn detach_slave(slave: &str, links: &Path) -> Result<()> {
+    let path = links.join(format!("rx-{slave}"));
+    fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))
+}
+
+/// Forgets a removed slave's ifindex, so its frames are no longer taken.
+pub fn forget_slave(ebpf: &mut Ebpf, ifindex: u32) -> Result<()> {
+    let mut index: HashMap<&mut MapData, u32, u32> =
+        HashMap::try_from(map(ebpf, names::SLAVE_INDEX)?)?;
+    let _ = index.remove(&ifindex);
+    Ok(())
+}
+
 fn attach_one(
     ebpf: &mut Ebpf,
     name: &str,
@@ -124,7 +150,9 @@ fn attach_one(
             let link: SchedClassifierLink = FdLink::from(old)
                 .try_into()
                 .with_context(|| format!("{} is not a TC link", path.display()))?;
-            program.attach_to_link(link).with_context(context)?;
+            let id = program.attach_to_link(link).with_context(context)?;
+            // Only the pin holds the link, so removing the pin detaches it.
+            drop(program.take_link(id)?);
         }
         Err(LinkError::SyscallError(SyscallError { io_error, .. }))
             if io_error.kind() == std::io::ErrorKind::NotFound =>
@@ -267,14 +295,16 @@ pub fn write_slaves(ebpf: &mut Ebpf, state: &State) -> Result<()> {
     {
         let mut slaves: Array<&mut MapData, Slave> = Array::try_from(map(ebpf, names::SLAVES)?)?;
         for (index, slave) in state.slaves.iter().enumerate() {
-            let flags = SLAVE_PRESENT | if slave.up { SLAVE_UP } else { 0 };
+            // An empty slot (a removed slave) has ifindex 0.
+            let present = if slave.ifindex == 0 { 0 } else { SLAVE_PRESENT };
+            let flags = present | if slave.up { SLAVE_UP } else { 0 };
             let entry = Slave { ifindex: slave.ifindex, flags, mac: slave.mac, _pad: [0; 2] };
             slaves.set(u32::try_from(index)?, entry, 0)?;
         }
     }
     let mut index: HashMap<&mut MapData, u32, u32> =
         HashMap::try_from(map(ebpf, names::SLAVE_INDEX)?)?;
-    for (slot, slave) in state.slaves.iter().enumerate() {
+    for (slot, slave) in state.slaves.iter().enumerate().filter(|(_, s)| s.ifindex != 0) {
         index.insert(slave.ifindex, u32::try_from(slot)?, 0)?;
     }
     Ok(())

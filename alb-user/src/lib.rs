@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod announce;
+pub mod control;
 pub mod datapath;
 pub mod links;
 pub mod master;

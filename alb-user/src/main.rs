@@ -1,6 +1,10 @@
 //! `alb`: Linux bonding mode 6 (balance-alb) on eBPF.
 
-use alb::{agent, status};
+use alb::{
+    agent,
+    control::{self, Request},
+    status,
+};
 use alb_common::{link::Delays, maps::DEFAULT_MAX_CLIENTS};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -28,6 +32,25 @@ enum Command {
     Status(StatusArgs),
     /// Remove what an agent that died left behind (programs, maps, master).
     Down(DownArgs),
+    /// Add or remove a slave of a running master.
+    #[command(subcommand)]
+    Slave(SlaveCommand),
+}
+
+#[derive(Subcommand)]
+enum SlaveCommand {
+    /// Add IF as a slave, while the agent runs.
+    Add(SlaveArgs),
+    /// Remove slave IF, while the agent runs.
+    Del(SlaveArgs),
+}
+
+#[derive(Args)]
+struct SlaveArgs {
+    #[arg(value_name = "IF")]
+    iface: String,
+    #[arg(long, default_value = "alb0")]
+    master: String,
 }
 
 #[derive(Args)]
@@ -95,6 +118,14 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Some(Command::Run(args)) => runtime.block_on(agent::run(options(args))),
         Some(Command::Down(args)) => runtime.block_on(agent::down(&args.master)),
+        Some(Command::Slave(command)) => runtime.block_on(async {
+            let (request, master) = match command {
+                SlaveCommand::Add(args) => (Request::SlaveAdd(args.iface), args.master),
+                SlaveCommand::Del(args) => (Request::SlaveDel(args.iface), args.master),
+            };
+            println!("alb: {}", control::send(&master, &request).await?);
+            Ok(())
+        }),
         None => runtime.block_on(agent::run(options(cli.run))),
     }
 }

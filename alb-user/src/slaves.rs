@@ -10,7 +10,7 @@ use alb_common::{
     link::{Commit, Delays, Link},
 };
 
-use crate::datapath::State;
+use crate::datapath::{SlaveState, State};
 
 /// What changed when a slave's state was committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +92,43 @@ impl SlaveSet {
         Some(self.epoch + Duration::from_millis(due))
     }
 
+    /// Takes a new slave into the first empty slot (or a new one). Returns
+    /// its index, and the transition if it can carry traffic already.
+    pub fn add(&mut self, name: String, slave: SlaveState) -> (usize, Option<Transition>) {
+        let carrier = slave.up;
+        let index = match self.state.slaves.iter().position(|s| s.ifindex == 0) {
+            Some(free) => free,
+            None => {
+                self.state.slaves.push(SlaveState { up: false, ..slave });
+                self.names.push(String::new());
+                self.links.push(Link::new(false));
+                self.state.slaves.len() - 1
+            }
+        };
+        self.state.slaves[index] = SlaveState { up: false, ..slave };
+        self.names[index] = name;
+        self.links[index] = Link::new(false);
+        (index, self.carrier(index, carrier))
+    }
+
+    /// Takes slave `index` out of service: it goes down (its clients and
+    /// buckets move). Returns the transition if it was up. [`Self::forget`]
+    /// then empties the slot.
+    pub fn remove(&mut self, index: usize) -> Option<Transition> {
+        self.links[index] = Link::new(false);
+        self.state.slaves[index].up.then(|| self.apply(index, Commit::Down))
+    }
+
+    /// Empties the slot of a removed slave, for a later `add` to reuse.
+    pub fn forget(&mut self, index: usize) {
+        self.state.slaves[index] = SlaveState { ifindex: 0, mac: [0; 6], up: false };
+        self.names[index].clear();
+    }
+
+    pub fn index_by_name(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
     fn apply(&mut self, index: usize, commit: Commit) -> Transition {
         self.state.slaves[index].up = commit == Commit::Up;
         let up: Vec<bool> = self.state.slaves.iter().map(|s| s.up).collect();
@@ -104,7 +141,6 @@ impl SlaveSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::SlaveState;
 
     fn set(up: &[bool]) -> SlaveSet {
         let slaves = up
@@ -142,6 +178,21 @@ mod tests {
         assert!(!slaves.any_up());
         let back = slaves.carrier(1, true).expect("committed");
         assert_eq!(back.active_after, Some(1));
+    }
+
+    #[test]
+    fn slaves_are_added_into_free_slots_and_removed() {
+        let mut slaves = set(&[true, true]);
+        let removed = slaves.remove(1).expect("it was up");
+        assert_eq!(removed.commit, Commit::Down);
+        slaves.forget(1);
+        assert_eq!(slaves.state.usable(), [0]);
+        let new = SlaveState { ifindex: 42, mac: [2, 0, 0, 0, 0, 42], up: true };
+        let (index, added) = slaves.add("s9".to_owned(), new);
+        assert_eq!(index, 1, "the free slot is reused");
+        assert_eq!(added.map(|t| t.commit), Some(Commit::Up));
+        assert_eq!(slaves.index_by_name("s9"), Some(1));
+        assert_eq!(slaves.index_of(42), Some(1));
     }
 
     #[test]

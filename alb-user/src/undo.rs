@@ -56,6 +56,18 @@ impl Undo {
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Takes back what was recorded for one device (a removed slave).
+    pub fn release_device(&mut self, name: &str, index: u32) -> (Vec<sysctl::Saved>, bool) {
+        let marker = format!("/conf/{name}/");
+        let (mine, rest) = std::mem::take(&mut self.sysctls)
+            .into_iter()
+            .partition(|saved| saved.path.to_string_lossy().contains(&marker));
+        self.sysctls = rest;
+        let raised = self.raised.contains(&index);
+        self.raised.retain(|&i| i != index);
+        (mine, raised)
+    }
+
     /// Whether a sysctl is already recorded (its old value is older).
     pub fn has_sysctl(&self, saved: &sysctl::Saved) -> bool {
         self.sysctls.iter().any(|s| s.path == saved.path)
@@ -78,6 +90,7 @@ impl Undo {
             let _ = netlink.set_up(index, false).await;
         }
         sysctl::restore(self.sysctls);
+        let _ = fs::remove_file(crate::control::socket_path(master));
         let path = Self::path(master);
         if let Err(error) = fs::remove_file(&path) {
             if error.kind() != std::io::ErrorKind::NotFound {

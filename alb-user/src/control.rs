@@ -1,0 +1,106 @@
+//! The control socket, `/run/alb/<master>.sock`: a Unix stream socket only
+//! root can open (mode 0600 in a root-only directory), one request line and
+//! one reply line per connection. `alb slave add|del` are its clients.
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+};
+
+use crate::undo::RUN_DIR;
+
+/// A request the agent serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    SlaveAdd(String),
+    SlaveDel(String),
+}
+
+impl Request {
+    pub fn parse(line: &str) -> Result<Self> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["slave", "add", name] => Ok(Self::SlaveAdd((*name).to_owned())),
+            ["slave", "del", name] => Ok(Self::SlaveDel((*name).to_owned())),
+            _ => bail!("unknown request {line:?}"),
+        }
+    }
+
+    pub fn to_line(&self) -> String {
+        match self {
+            Self::SlaveAdd(name) => format!("slave add {name}"),
+            Self::SlaveDel(name) => format!("slave del {name}"),
+        }
+    }
+}
+
+pub fn socket_path(master: &str) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("{master}.sock"))
+}
+
+/// Binds the socket. The caller holds the master's lock, so a file left
+/// at the path is a dead agent's and can go.
+pub fn listen(master: &str) -> Result<UnixListener> {
+    fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
+    fs::set_permissions(RUN_DIR, fs::Permissions::from_mode(0o700))?;
+    let path = socket_path(master);
+    let _ = fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Reads one request from a connection.
+pub async fn read_request(stream: &mut UnixStream) -> Result<Request> {
+    let mut line = String::new();
+    BufReader::new(&mut *stream).read_line(&mut line).await?;
+    Request::parse(line.trim())
+}
+
+/// Answers a connection: `ok <text>` or `error <text>`.
+pub async fn reply(stream: &mut UnixStream, result: &Result<String>) -> Result<()> {
+    let line = match result {
+        Ok(text) => format!("ok {text}\n"),
+        Err(error) => format!("error {error:#}\n"),
+    };
+    stream.write_all(line.as_bytes()).await?;
+    Ok(())
+}
+
+/// Sends a request to the agent of `master` and returns its answer.
+pub async fn send(master: &str, request: &Request) -> Result<String> {
+    let path = socket_path(master);
+    let mut stream = UnixStream::connect(&path)
+        .await
+        .with_context(|| format!("no alb agent runs master {master} ({})", path.display()))?;
+    stream.write_all(format!("{}\n", request.to_line()).as_bytes()).await?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).await?;
+    match line.trim_end().split_once(' ') {
+        Some(("ok", text)) => Ok(text.to_owned()),
+        Some(("error", text)) => bail!("{text}"),
+        _ => bail!("the agent gave no answer"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn requests_round_trip() {
+        for request in [Request::SlaveAdd("veth21".into()), Request::SlaveDel("veth19".into())] {
+            assert_eq!(Request::parse(&request.to_line()).unwrap(), request);
+        }
+        assert!(Request::parse("slave add").is_err());
+        assert!(Request::parse("reboot").is_err());
+    }
+}
