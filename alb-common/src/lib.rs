@@ -14,6 +14,8 @@ extern crate std;
 
 pub mod assign;
 pub mod frames;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod invariants;
 pub mod link;
 pub mod maps;
 pub mod reason;

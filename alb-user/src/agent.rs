@@ -358,7 +358,11 @@ async fn serve(
             Some(report) = link_events.next() => {
                 if let Some(index) = set.index_of(report.index) {
                     if report.deleted {
-                        bail!("slave {} was deleted", set.names[index]);
+                        // As bonding releases a slave whose device goes away.
+                        let name = set.names[index].clone();
+                        warn!("slave {name} was deleted; releasing it from {}", options.master);
+                        agent.release_slave(&mut set, undo, &options.master, &links, index).await?;
+                        continue;
                     }
                     if let Some(transition) = set.carrier(index, report.carrier()) {
                         agent.transition(&set, &transition).await?;
@@ -585,6 +589,22 @@ impl Agent {
         let Some(index) = set.index_by_name(name) else {
             bail!("{name} is not a slave of {master}");
         };
+        self.release_slave(set, undo, master, links, index).await?;
+        Ok(format!("{name} removed from {master}"))
+    }
+
+    /// Takes slave `index` out (`alb slave del`, or its device was deleted):
+    /// its clients and buckets move first, then its program is detached and
+    /// the device gets back what the agent changed.
+    async fn release_slave(
+        &mut self,
+        set: &mut SlaveSet,
+        undo: &mut Undo,
+        master: &str,
+        links: &Path,
+        index: usize,
+    ) -> Result<()> {
+        let name = set.names[index].clone();
         let removed = set.state.slaves[index].clone();
         if let Some(transition) = set.remove(index) {
             self.transition(set, &transition).await?;
@@ -593,8 +613,11 @@ impl Agent {
         datapath::write_slaves(&mut self.ebpf, &set.state)?;
         datapath::write_config(&mut self.ebpf, &set.state)?;
         datapath::forget_slave(&mut self.ebpf, removed.ifindex)?;
-        datapath::detach_slave(name, links)?;
-        let (sysctls, raised) = undo.release_device(name, removed.ifindex);
+        // A deleted device took its link with it; the pin may remain.
+        if let Err(error) = datapath::detach_slave(&name, links) {
+            warn!("{error:#}");
+        }
+        let (sysctls, raised) = undo.release_device(&name, removed.ifindex);
         sysctl::restore(sysctls);
         if raised {
             let _ = self.netlink.set_up(removed.ifindex, false).await;
@@ -607,7 +630,7 @@ impl Agent {
                 format_mac(&removed.mac)
             );
         }
-        Ok(format!("{name} removed from {master}"))
+        Ok(())
     }
 
     /// Moves transmit buckets by the load they carried since the last

@@ -1,0 +1,141 @@
+//! Invariants of the data path's decisions on any input, shared by the
+//! libFuzzer target (`fuzz/`) and a seeded random run in the unit tests.
+//!
+//! The first 8 bytes of the input choose the receiving slave, the active
+//! slave, which slaves are down and which slave's MAC the master has; the
+//! rest is the frame.
+
+use crate::{
+    reason::Reason,
+    verdict::{
+        rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
+        tx::{TxPlan, tx_plan},
+    },
+    wire::{ETH_P_ARP, ETH_P_IP, Mac, is_multicast},
+};
+
+const SLAVE_MACS: [Mac; 4] =
+    [[2, 0xa1, 0xb0, 0, 0, 0x17], [2, 0xa1, 0xb0, 0, 0, 0x19], [2, 0xa1, 0xb0, 0, 0, 0x21], [2, 0xa1, 0xb0, 0, 0, 0x23]];
+
+/// Checks every decision on `data` (8 control bytes, then the frame);
+/// panics on a broken invariant.
+pub fn check(data: &[u8]) {
+    let Some((control, frame)) = data.split_first_chunk::<8>() else { return };
+    let this = u32::from(control[0] % 4);
+    let active = u32::from(control[1] % 4);
+    let down = control[2];
+    let master = SLAVE_MACS[usize::from(control[3] % 4)];
+    let ether_type = frame.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]]));
+
+    match tx_plan(frame, &master) {
+        TxPlan::Malformed => assert!(frame.len() < 14),
+        TxPlan::HostArp(arp) => {
+            assert_eq!(ether_type, Some(ETH_P_ARP));
+            assert_eq!(&frame[6..12], &master, "only the master's ARP is rewritten");
+            assert_eq!(&frame[22..28], &master);
+            assert_ne!(arp.key.server_ip, arp.key.client_ip, "gratuitous ARP is not a client");
+        }
+        TxPlan::Announce { server_ip } => {
+            assert_eq!(ether_type, Some(ETH_P_ARP));
+            assert_eq!(&frame[28..32], &server_ip);
+        }
+        TxPlan::Balance { client, from_master, .. } => {
+            assert_eq!(from_master, frame[6..12] == master);
+            if let Some(key) = client {
+                assert_eq!(ether_type, Some(ETH_P_IP));
+                assert!(!is_multicast(&frame[0..6].try_into().expect("6 bytes")));
+                assert_eq!(&frame[26..30], &key.server_ip);
+                assert_eq!(&frame[30..34], &key.client_ip);
+            }
+        }
+        TxPlan::Active { reason, .. } => {
+            assert!(matches!(reason, Reason::TxActive | Reason::TxArpForeign));
+        }
+    }
+
+    if frame.len() >= 12 {
+        let dst: Mac = frame[0..6].try_into().expect("6 bytes");
+        let src: Mac = frame[6..12].try_into().expect("6 bytes");
+        let owner_of = |mac: &Mac| {
+            SLAVE_MACS.iter().position(|m| m == mac).map(|i| Owner {
+                index: u32::try_from(i).expect("four slaves"),
+                up: down & (1 << i) == 0,
+            })
+        };
+        let plan = rx_plan(&dst, &src, this, &SLAVE_MACS[this as usize], active, &master, owner_of);
+        if let RxPlan::Deliver { rewrite_dst, reason } = plan {
+            if is_multicast(&dst) {
+                assert_eq!(this, active, "group frames only through the active slave");
+                assert!(!rewrite_dst);
+                assert_eq!(reason, Reason::RxBroadcast);
+            } else {
+                assert_eq!(rewrite_dst, dst != master);
+                assert!(dst == SLAVE_MACS[this as usize] || (this == active && reason == Reason::RxFailover));
+            }
+        }
+    }
+
+    match rx_watch(frame) {
+        Watch::Ipv4(key) => {
+            assert_eq!(ether_type, Some(ETH_P_IP));
+            assert_eq!(&frame[26..30], &key.client_ip);
+        }
+        Watch::Arp(arp) => {
+            assert_eq!(ether_type, Some(ETH_P_ARP));
+            assert!(arp.is_ethernet_ipv4());
+        }
+        Watch::Nothing => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::vec::Vec;
+
+    /// xorshift64*: reproducible inputs without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn byte(&mut self) -> u8 {
+            self.next().to_le_bytes()[0]
+        }
+
+        fn coin(&mut self) -> bool {
+            self.next() & 1 == 1
+        }
+    }
+
+    /// Random frames, biased towards the shapes the decisions care about:
+    /// real ethertypes, our MACs, broadcast, ARP and IP header fields.
+    #[test]
+    fn decisions_hold_their_invariants_on_random_frames() {
+        let mut rng = Rng(0x00a1_b0c0_dead_beef);
+        for _ in 0..200_000 {
+            let len = usize::from(rng.byte()) % 90;
+            let mut data: Vec<u8> = (0..8 + len).map(|_| rng.byte()).collect();
+            let frame = &mut data[8..];
+            if frame.len() >= 14 {
+                let macs = [super::SLAVE_MACS[usize::from(rng.byte() % 4)], [0xff; 6]];
+                if rng.coin() {
+                    frame[0..6].copy_from_slice(&macs[usize::from(rng.coin())]);
+                }
+                if rng.coin() {
+                    frame[6..12].copy_from_slice(&macs[0]);
+                }
+                let types: [u16; 4] = [0x0800, 0x0806, 0x86dd, 0x8100];
+                frame[12..14].copy_from_slice(&types[usize::from(rng.byte() % 4)].to_be_bytes());
+            }
+            if frame.len() >= 20 && rng.coin() {
+                frame[14..20].copy_from_slice(&[0, 1, 8, 0, 6, 4]);
+            }
+            super::check(&data);
+        }
+    }
+}
