@@ -246,12 +246,13 @@ async fn serve(
 
     let pins = datapath::pin_dir(&options.master);
     let adopting = datapath::has_pinned_state(&pins);
-    let links = pins.join("links");
-    fs::create_dir_all(&links).with_context(|| format!("cannot create {}", links.display()))?;
+    let link_dir = pins.join("links");
+    fs::create_dir_all(&link_dir)
+        .with_context(|| format!("cannot create {}", link_dir.display()))?;
     undo.pins = Some(pins.clone());
     undo.save(&options.master)?;
     let mut ebpf = datapath::load(Some(&pins), options.max_clients)?;
-    datapath::attach(&mut ebpf, &options.master, &options.slaves, Some(&links))?;
+    let links = datapath::attach(&mut ebpf, &options.master, &options.slaves, Some(&link_dir))?;
     if adopting {
         // The maps and links of an agent that died: keep its clients and
         // buckets, move only what points at a slave that is gone or down.
@@ -294,6 +295,7 @@ async fn serve(
         netlink: netlink.clone(),
         peer: master.peer.index,
         retell: Vec::new(),
+        links,
     };
     let learning = Duration::from_secs(options.lp_interval_s.max(1));
     let mut learn_at = Instant::now();
@@ -342,10 +344,10 @@ async fn serve(
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("no request within 1 s")));
                 let result = match request {
                     Ok(Request::SlaveAdd(name)) => {
-                        agent.add_slave(&mut set, undo, &options.master, &links, &name).await
+                        agent.add_slave(&mut set, undo, &options.master, &link_dir, &name).await
                     }
                     Ok(Request::SlaveDel(name)) => {
-                        agent.del_slave(&mut set, undo, &options.master, &links, &name).await
+                        agent.del_slave(&mut set, undo, &options.master, &link_dir, &name).await
                     }
                     Err(error) => Err(error),
                 };
@@ -356,12 +358,15 @@ async fn serve(
                 let _ = control::reply(&mut stream, &result).await;
             }
             Some(report) = link_events.next() => {
+                if report.deleted && (report.index == master.link.index || report.index == master.peer.index) {
+                    bail!("master {} was deleted by someone else; stopping", options.master);
+                }
                 if let Some(index) = set.index_of(report.index) {
                     if report.deleted {
                         // As bonding releases a slave whose device goes away.
                         let name = set.names[index].clone();
                         warn!("slave {name} was deleted; releasing it from {}", options.master);
-                        agent.release_slave(&mut set, undo, &options.master, &links, index).await?;
+                        agent.release_slave(&mut set, undo, &options.master, &link_dir, index).await?;
                         continue;
                     }
                     if let Some(transition) = set.carrier(index, report.carrier()) {
@@ -450,6 +455,8 @@ struct Agent {
     /// gratuitous form is applied at once, this covers a lost frame and
     /// clients that only take the RLB form.
     retell: Vec<(Instant, ClientKey)>,
+    /// The agent's handles on its pinned links.
+    links: datapath::Links,
 }
 
 /// Linux clients ignore a non-gratuitous ARP change within 1 s (locktime).
@@ -558,7 +565,7 @@ impl Agent {
             self.netlink.set_up(link.index, true).await?;
         }
         undo.save(master)?;
-        datapath::attach_slave(&mut self.ebpf, name, Some(links))?;
+        datapath::attach_slave(&mut self.ebpf, name, Some(links), &mut self.links)?;
         let current = self.netlink.existing(name).await?;
         let slave = SlaveState {
             ifindex: current.index,
@@ -614,7 +621,7 @@ impl Agent {
         datapath::write_config(&mut self.ebpf, &set.state)?;
         datapath::forget_slave(&mut self.ebpf, removed.ifindex)?;
         // A deleted device took its link with it; the pin may remain.
-        if let Err(error) = datapath::detach_slave(&name, links) {
+        if let Err(error) = datapath::detach_slave(&name, links, &mut self.links) {
             warn!("{error:#}");
         }
         let (sysctls, raised) = undo.release_device(&name, removed.ifindex);

@@ -67,8 +67,16 @@ pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassi
         .with_context(|| format!("{name} is not a TC classifier"))
 }
 
+/// The agent's own handles on its links. While it holds them, removing
+/// the pins (by mistake) does not detach the programs; dropping them after
+/// the pins are gone does.
+#[derive(Default)]
+pub struct Links {
+    held: std::collections::HashMap<String, FdLink>,
+}
+
 /// Attaches the transmit program to the master's egress and the receive
-/// program to each slave's ingress (TCX). With `links`, each link is pinned
+/// program to each slave's ingress (TCX). With `dir`, each link is pinned
 /// there, so the programs stay attached when the agent dies, and a link an
 /// earlier agent pinned is taken over by atomically replacing its program:
 /// traffic never meets a moment without a program.
@@ -76,37 +84,55 @@ pub fn attach(
     ebpf: &mut Ebpf,
     master: &str,
     slaves: &[String],
-    links: Option<&Path>,
-) -> Result<()> {
+    dir: Option<&Path>,
+) -> Result<Links> {
+    let mut links = Links::default();
     for slave in slaves {
-        attach_one(
-            ebpf,
-            programs::RX,
-            slave,
-            TcAttachType::Ingress,
-            links,
-            &format!("rx-{slave}"),
-        )?;
+        attach_slave(ebpf, slave, dir, &mut links)?;
     }
-    attach_one(ebpf, programs::TX, master, TcAttachType::Egress, links, "tx")?;
-    if let Some(dir) = links {
+    let tx = attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, "tx")?;
+    links.held.extend(tx.map(|link| ("tx".to_owned(), link)));
+    if let Some(dir) = dir {
         // Receive links of devices that are no longer slaves: unpinning
         // detaches them.
         for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let keep = name == "tx" || slaves.iter().any(|s| name == format!("rx-{s}"));
-            if !keep {
+            if !links.held.contains_key(&name) {
                 fs::remove_file(entry.path())?;
             }
         }
     }
-    Ok(())
+    Ok(links)
 }
 
 /// Attaches the receive program to one slave (also for `alb slave add`).
-pub fn attach_slave(ebpf: &mut Ebpf, slave: &str, links: Option<&Path>) -> Result<()> {
-    attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, links, &format!("rx-{slave}"))
+pub fn attach_slave(
+    ebpf: &mut Ebpf,
+    slave: &str,
+    dir: Option<&Path>,
+    links: &mut Links,
+) -> Result<()> {
+    let pin = format!("rx-{slave}");
+    if let Some(link) = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)? {
+        links.held.insert(pin, link);
+    }
+    Ok(())
+}
+
+/// Detaches the receive program from a removed slave: its pin goes, then
+/// the agent's handle.
+pub fn detach_slave(slave: &str, dir: &Path, links: &mut Links) -> Result<()> {
+    let pin = format!("rx-{slave}");
+    let path = dir.join(&pin);
+    let removed = match fs::remove_file(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    };
+    drop(links.held.remove(&pin));
+    removed
 }
 
 /// Whether an alb receive program is already attached to `device` (by
@@ -114,12 +140,6 @@ pub fn attach_slave(ebpf: &mut Ebpf, slave: &str, links: Option<&Path>) -> Resul
 pub fn used_by_alb(device: &str) -> bool {
     SchedClassifier::query_tcx(device, TcAttachType::Ingress)
         .is_ok_and(|(_, programs)| programs.iter().any(|p| p.name_as_str() == Some(programs::RX)))
-}
-
-/// Detaches the receive program from a removed slave by removing its pin.
-pub fn detach_slave(slave: &str, links: &Path) -> Result<()> {
-    let path = links.join(format!("rx-{slave}"));
-    fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))
 }
 
 /// Forgets a removed slave's ifindex, so its frames are no longer taken.
@@ -130,29 +150,30 @@ pub fn forget_slave(ebpf: &mut Ebpf, ifindex: u32) -> Result<()> {
     Ok(())
 }
 
+/// Attaches one program, pinned in `dir` (taking over an existing pin);
+/// returns the agent's handle on the link when pinned.
 fn attach_one(
     ebpf: &mut Ebpf,
     name: &str,
     device: &str,
     direction: TcAttachType,
-    links: Option<&Path>,
+    dir: Option<&Path>,
     pin: &str,
-) -> Result<()> {
+) -> Result<Option<FdLink>> {
     let program = program(ebpf, name)?;
     let context = || format!("cannot attach {name} to {device} {direction:?}");
-    let Some(dir) = links else {
+    let Some(dir) = dir else {
         program.attach(device, direction).with_context(context)?;
-        return Ok(());
+        return Ok(None);
     };
     let path = dir.join(pin);
-    match PinnedLink::from_pin(&path) {
+    let link = match PinnedLink::from_pin(&path) {
         Ok(old) => {
             let link: SchedClassifierLink = FdLink::from(old)
                 .try_into()
                 .with_context(|| format!("{} is not a TC link", path.display()))?;
             let id = program.attach_to_link(link).with_context(context)?;
-            // Only the pin holds the link, so removing the pin detaches it.
-            drop(program.take_link(id)?);
+            program.take_link(id)?.try_into()?
         }
         Err(LinkError::SyscallError(SyscallError { io_error, .. }))
             if io_error.kind() == std::io::ErrorKind::NotFound =>
@@ -161,11 +182,11 @@ fn attach_one(
             let link: FdLink = program.take_link(id)?.try_into().context(
                 "TCX links are needed to keep the data path across agent restarts (Linux >= 6.6)",
             )?;
-            link.pin(&path).with_context(|| format!("cannot pin {}", path.display()))?;
+            FdLink::from(link.pin(&path).with_context(|| format!("cannot pin {}", path.display()))?)
         }
         Err(error) => return Err(error).with_context(|| format!("cannot open {}", path.display())),
-    }
-    Ok(())
+    };
+    Ok(Some(link))
 }
 
 /// The shape each pinned map must have to be adopted by this agent:
