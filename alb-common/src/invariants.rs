@@ -14,8 +14,12 @@ use crate::{
     wire::{ETH_P_ARP, ETH_P_IP, Mac, is_multicast},
 };
 
-const SLAVE_MACS: [Mac; 4] =
-    [[2, 0xa1, 0xb0, 0, 0, 0x17], [2, 0xa1, 0xb0, 0, 0, 0x19], [2, 0xa1, 0xb0, 0, 0, 0x21], [2, 0xa1, 0xb0, 0, 0, 0x23]];
+const SLAVE_MACS: [Mac; 4] = [
+    [2, 0xa1, 0xb0, 0, 0, 0x17],
+    [2, 0xa1, 0xb0, 0, 0, 0x19],
+    [2, 0xa1, 0xb0, 0, 0, 0x21],
+    [2, 0xa1, 0xb0, 0, 0, 0x23],
+];
 
 /// Checks every decision on `data` (8 control bytes, then the frame);
 /// panics on a broken invariant.
@@ -70,7 +74,10 @@ pub fn check(data: &[u8]) {
                 assert_eq!(reason, Reason::RxBroadcast);
             } else {
                 assert_eq!(rewrite_dst, dst != master);
-                assert!(dst == SLAVE_MACS[this as usize] || (this == active && reason == Reason::RxFailover));
+                assert!(
+                    dst == SLAVE_MACS[this as usize]
+                        || (this == active && reason == Reason::RxFailover)
+                );
             }
         }
     }

@@ -174,72 +174,6 @@ impl Ipv6Hdr {
     pub const LEN: usize = 40;
 }
 
-/// What the data path needs to know about a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parsed {
-    /// Ethernet/IPv4 ARP.
-    Arp {
-        eth: EthHdr,
-        arp: ArpHdr,
-    },
-    Ipv4 {
-        eth: EthHdr,
-        ip: Ipv4Hdr,
-    },
-    /// IPv6; `icmp_type` is the ICMPv6 type when the next header is ICMPv6.
-    Ipv6 {
-        eth: EthHdr,
-        ip: Ipv6Hdr,
-        icmp_type: Option<u8>,
-    },
-    /// Anything else with a complete Ethernet header: other ethertypes, VLAN
-    /// tags, ARP for other hardware or protocol types, truncated L3 headers.
-    Other {
-        eth: EthHdr,
-    },
-}
-
-impl Parsed {
-    #[inline(always)]
-    pub const fn eth(&self) -> &EthHdr {
-        match self {
-            Self::Arp { eth, .. }
-            | Self::Ipv4 { eth, .. }
-            | Self::Ipv6 { eth, .. }
-            | Self::Other { eth } => eth,
-        }
-    }
-}
-
-/// Parses the headers alb looks at. `None` when not even an Ethernet header fits.
-#[inline(always)]
-pub fn parse<F: Frame + ?Sized>(frame: &F) -> Option<Parsed> {
-    let eth: EthHdr = frame.read(0)?;
-    let parsed = match eth.ether_type() {
-        ETH_P_ARP => match frame.read::<ArpHdr>(EthHdr::LEN) {
-            Some(arp) if arp.is_ethernet_ipv4() => Parsed::Arp { eth, arp },
-            _ => Parsed::Other { eth },
-        },
-        ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
-            Some(ip) if ip.version_ihl >> 4 == 4 => Parsed::Ipv4 { eth, ip },
-            _ => Parsed::Other { eth },
-        },
-        ETH_P_IPV6 => match frame.read::<Ipv6Hdr>(EthHdr::LEN) {
-            Some(ip) if ip.version_class_flow[0] >> 4 == 6 => {
-                let icmp_type = if ip.next_header == IPPROTO_ICMPV6 {
-                    frame.read::<u8>(EthHdr::LEN + Ipv6Hdr::LEN)
-                } else {
-                    None
-                };
-                Parsed::Ipv6 { eth, ip, icmp_type }
-            }
-            _ => Parsed::Other { eth },
-        },
-        _ => Parsed::Other { eth },
-    };
-    Some(parsed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,26 +188,25 @@ mod tests {
     }
 
     #[test]
-    fn short_and_odd_frames_never_panic() {
-        for len in 0..80 {
-            let frame = [0x86u8; 80];
-            let _ = parse(&frame[..len]);
-        }
-        assert_eq!(parse(&[0u8; 13][..]), None);
+    fn reads_past_the_end_are_none() {
+        let frame = [0u8; 20];
+        assert!(frame[..].read::<EthHdr>(0).is_some());
+        assert!(frame[..].read::<EthHdr>(7).is_none());
+        assert!(frame[..].read::<ArpHdr>(0).is_none());
+        assert!(frame[..].read::<u8>(usize::MAX).is_none());
     }
 
     #[test]
-    fn arp_with_wrong_lengths_is_other() {
-        let mut frame = [0u8; 42];
-        frame[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
-        frame[14..16].copy_from_slice(&1u16.to_be_bytes());
-        frame[16..18].copy_from_slice(&ETH_P_IP.to_be_bytes());
-        frame[18] = 6;
-        frame[19] = 4;
-        assert!(matches!(parse(&frame[..]), Some(Parsed::Arp { .. })));
-        frame[18] = 8;
-        assert!(matches!(parse(&frame[..]), Some(Parsed::Other { .. })));
-        frame[18] = 6;
-        assert!(matches!(parse(&frame[..41]), Some(Parsed::Other { .. })));
+    fn arp_with_wrong_lengths_is_not_ethernet_ipv4() {
+        let mut frame = [0u8; 28];
+        frame[0..2].copy_from_slice(&1u16.to_be_bytes());
+        frame[2..4].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        frame[4] = 6;
+        frame[5] = 4;
+        let arp: ArpHdr = frame[..].read(0).expect("28 bytes");
+        assert!(arp.is_ethernet_ipv4());
+        frame[4] = 8;
+        let arp: ArpHdr = frame[..].read(0).expect("28 bytes");
+        assert!(!arp.is_ethernet_ipv4());
     }
 }

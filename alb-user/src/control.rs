@@ -78,9 +78,23 @@ pub async fn reply(stream: &mut UnixStream, result: &Result<String>) -> Result<(
 /// Sends a request to the agent of `master` and returns its answer.
 pub async fn send(master: &str, request: &Request) -> Result<String> {
     let path = socket_path(master);
-    let mut stream = UnixStream::connect(&path)
-        .await
-        .with_context(|| format!("no alb agent runs master {master} ({})", path.display()))?;
+    let mut stream = match UnixStream::connect(&path).await {
+        Ok(stream) => stream,
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            bail!("only root may talk to the agent of {master} ({})", path.display())
+        }
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            bail!("no alb agent runs master {master} ({})", path.display())
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot reach {}", path.display()));
+        }
+    };
     stream.write_all(format!("{}\n", request.to_line()).as_bytes()).await?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line).await?;
