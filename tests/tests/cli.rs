@@ -199,3 +199,48 @@ fn sigterm_stops_the_agent_cleanly() {
 fn sigint_stops_the_agent_cleanly() {
     stops_cleanly_on(Signal::SIGINT);
 }
+
+/// Runs `wrapper... alb --master <lab master> args...` in the server
+/// namespace and applies [`assert_refused`]'s checks to the result.
+fn assert_refused_under(lab: &Lab, wrapper: &[&str], args: &[&str], expect: &str) {
+    let sysctls = slave_sysctls(lab);
+    let master = lab.master();
+    let bin = common::alb_bin();
+    let mut argv: Vec<&str> = wrapper.to_vec();
+    argv.extend([bin.to_str().expect("UTF-8 path"), "--master", master]);
+    argv.extend_from_slice(args);
+    let mut proc = lab.spawn(lab.srv(), &argv).expect("spawn");
+    let status = proc
+        .wait_timeout(Duration::from_secs(20))
+        .expect("wait")
+        .unwrap_or_else(|| panic!("`{}` still runs after 20 s:\n{}", argv.join(" "), proc.log()));
+    let log = proc.log();
+    assert_eq!(status.code(), Some(1), "`{}` should fail with 1: {log}", argv.join(" "));
+    // Log lines (INFO ...) may come first; the refusal is one `alb:` line.
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("alb: ")).collect();
+    assert_eq!(errors.len(), 1, "one `alb:` line, not:\n{log}");
+    assert!(errors[0].contains(expect), "message should mention {expect:?}: {log}");
+    let left = leftovers(lab, master);
+    assert!(left.is_empty(), "`{}` left {left:?} behind", argv.join(" "));
+    assert_eq!(slave_sysctls(lab), sysctls, "slave sysctls unchanged");
+    common::remove_lock_file(master);
+}
+
+#[test]
+fn not_root_is_refused() {
+    let lab = common::lab(1, 2);
+    let nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+    assert_refused_under(&lab, &nobody, &["--iface", "veth17"], "must run as root");
+}
+
+/// bpffs cannot be mounted when /sys/fs/bpf does not exist: the agent runs
+/// in a private mount namespace whose /sys/fs is an empty tmpfs.
+#[test]
+fn bpffs_not_mountable_is_refused() {
+    let lab = common::lab(1, 2);
+    let hide_bpffs = ["unshare", "--mount", "--propagation", "private", "sh", "-c"];
+    let script = "mount -t tmpfs none /sys/fs && exec \"$@\"";
+    let mut wrapper = hide_bpffs.to_vec();
+    wrapper.extend([script, "sh"]);
+    assert_refused_under(&lab, &wrapper, &["--iface", "veth17"], "bpffs");
+}
