@@ -161,8 +161,21 @@ async fn check_slave(netlink: &Netlink, name: &str) -> Result<Link> {
     Ok(link)
 }
 
-/// One agent per master: an exclusive lock on /run/alb/<master>.lock.
-fn lock_master(master: &str) -> Result<File> {
+/// One agent per master: an exclusive lock on /run/alb/<master>.lock, held
+/// while the value lives; the file goes when it is dropped.
+struct MasterLock {
+    _file: File,
+    path: std::path::PathBuf,
+}
+
+impl Drop for MasterLock {
+    fn drop(&mut self) {
+        // Removed while still locked: a second agent can only lock a new file.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn lock_master(master: &str) -> Result<MasterLock> {
     let dir = Path::new(RUN_DIR);
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{master}.lock"));
@@ -175,7 +188,7 @@ fn lock_master(master: &str) -> Result<File> {
         }
         return Err(error).with_context(|| format!("cannot lock {}", path.display()));
     }
-    Ok(file)
+    Ok(MasterLock { _file: file, path })
 }
 
 /// `alb down`: removes what an agent that died left behind (its pinned
