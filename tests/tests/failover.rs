@@ -20,15 +20,17 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
-    fmt, thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    thread,
+    time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, PREFIX_LEN4, Proc, SERVER_IP4, netns, wait_until};
+use alb_tests::{Lab, wait_until};
 use common::{
-    Status,
+    Agent, Status, assert_all_clients_work,
     capture::{Capture, Frame},
+    counts, mac_of, neigh,
+    pings::{self, PingRun, Pings, unix_now},
+    set_port, show_ms, slave_of, wait_neigh,
 };
 use serde_json::Value;
 
@@ -49,112 +51,6 @@ const LEARNING_ETHERTYPE: u16 = 0x9000;
 // The agent, with options of the test's choosing.
 // ---------------------------------------------------------------------
 
-/// A running agent in a lab's server namespace, started with extra options.
-/// Dropping it stops the agent and removes whatever it failed to remove.
-struct Agent {
-    proc: Proc,
-    master: String,
-    srv: String,
-}
-
-impl Agent {
-    /// Starts `alb --master <lab master> --iface ... <extra>` in the server
-    /// namespace, waits for "ready" and gives the master 198.18.0.1/24.
-    fn start(lab: &Lab, extra: &[&str]) -> Self {
-        let master = lab.master().to_owned();
-        assert_ne!(master, "alb0", "tests must not use the global default master");
-        let bin = common::alb_bin();
-        let mut argv =
-            vec![bin.to_str().expect("UTF-8 path").to_owned(), "--master".into(), master.clone()];
-        argv.extend(lab.agent_args());
-        argv.extend(extra.iter().map(|s| (*s).to_owned()));
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let proc = lab.spawn(lab.srv(), &argv).unwrap_or_else(|e| panic!("spawn alb: {e:#}"));
-        let mut agent = Self { proc, master, srv: lab.srv().to_owned() };
-        let deadline = Instant::now() + common::READY_TIMEOUT;
-        while !agent.log().contains("ready:") {
-            if let Some(status) = agent.proc.exited().expect("agent status") {
-                panic!("alb exited ({status}) before it was ready:\n{}", agent.log());
-            }
-            assert!(Instant::now() < deadline, "alb not ready:\n{}", agent.log());
-            thread::sleep(Duration::from_millis(10));
-        }
-        lab.ip(
-            lab.srv(),
-            &["addr", "add", &format!("{SERVER_IP4}/{PREFIX_LEN4}"), "dev", &agent.master],
-        )
-        .unwrap_or_else(|e| panic!("address on {}: {e:#}", agent.master));
-        agent
-    }
-
-    fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    /// Whether the agent process is still running.
-    fn running(&mut self) -> bool {
-        self.proc.exited().expect("agent status").is_none()
-    }
-
-    /// `alb status --master <master> --json`, run in the server namespace.
-    fn status(&self) -> Status {
-        let bin = common::alb_bin();
-        let argv =
-            [bin.to_str().expect("UTF-8 path"), "status", "--master", &self.master, "--json"];
-        let out =
-            alb_tests::cmd::output(&mut netns::command(&self.srv, &argv)).expect("alb status");
-        assert!(
-            out.status.success(),
-            "alb status failed ({}): {}\nagent log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        Status(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("alb status --json: {e}: {}", String::from_utf8_lossy(&out.stdout))
-        }))
-    }
-
-    /// Polls the status until `check` accepts it; panics with the last
-    /// status and the agent's log after `timeout`.
-    fn wait_status(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut check: impl FnMut(&Status) -> bool,
-    ) -> Status {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let status = self.status();
-            if check(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; status:\n{:#}\nagent log:\n{}",
-                status.0,
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Err(e) = self.proc.stop() {
-            eprintln!("stopping alb: {e:#}");
-        }
-        let pins = common::pin_dir(&self.master);
-        if pins.exists() {
-            eprintln!("alb left {} behind; removing it", pins.display());
-            let _ = std::fs::remove_dir_all(&pins);
-            let _ = std::fs::remove_dir(pins.parent().expect("parent"));
-        }
-        common::remove_lock_file(&self.master);
-    }
-}
-
 /// A lab and its agent. Fields drop in order: the agent stops before the
 /// lab goes.
 struct Rig {
@@ -167,7 +63,7 @@ struct Rig {
 /// round-robin over the usable slaves in enslave order).
 fn rig(clients: usize, slaves: usize, extra: &[&str]) -> Rig {
     let lab = common::lab(clients, slaves);
-    let agent = Agent::start(&lab, extra);
+    let agent = Agent::start_with(&lab, extra);
     for number in 1..=clients {
         common::resolve(&lab, number);
     }
@@ -198,248 +94,20 @@ fn client_count(status: &Status, name: &str) -> u64 {
     slave_json(status, name)["clients"].as_u64().unwrap_or_default()
 }
 
-/// Client counts per slave, in enslave order.
-fn counts(status: &Status) -> Vec<(String, u64)> {
-    status.slaves().into_iter().map(|s| (s.name, s.clients)).collect()
-}
-
 /// Whether the usable slaves' client counts differ by at most one and the
 /// unusable slaves have none.
 fn even(status: &Status) -> bool {
-    let slaves = status.slaves();
-    let on_usable: Vec<u64> = slaves.iter().filter(|s| s.usable).map(|s| s.clients).collect();
-    let (Some(min), Some(max)) = (on_usable.iter().min(), on_usable.iter().max()) else {
-        return false;
-    };
-    max - min <= 1 && slaves.iter().filter(|s| !s.usable).all(|s| s.clients == 0)
-}
-
-/// The slave the agent has dealt client `number` to.
-fn slave_of(lab: &Lab, status: &Status, number: usize) -> String {
-    let ip = &lab.client(number).ip4;
-    status
-        .client(ip)
-        .and_then(|c| c.slave)
-        .unwrap_or_else(|| panic!("no slave for client {ip} in status:\n{:#}", status.0))
-}
-
-/// The lab MAC of slave `name`.
-fn mac_of(lab: &Lab, name: &str) -> String {
-    lab.slaves()
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.mac.clone())
-        .unwrap_or_else(|| panic!("no slave {name} in the lab"))
-}
-
-/// The MAC client `number` has for the server now, if any.
-fn neigh(lab: &Lab, number: usize) -> Option<String> {
-    lab.neigh_mac(&lab.client(number).ns, SERVER_IP4).expect("ip neigh")
-}
-
-/// Polls the neighbour entries of `numbers` until each is `want(number)`;
-/// returns how long each took from `since`, or panics after `timeout` with
-/// what each client has.
-fn wait_neigh(
-    lab: &Lab,
-    numbers: &[usize],
-    since: Instant,
-    timeout: Duration,
-    want: impl Fn(usize) -> String,
-) -> BTreeMap<usize, Duration> {
-    let mut done = BTreeMap::new();
-    loop {
-        for &number in numbers {
-            if !done.contains_key(&number) && neigh(lab, number).as_deref() == Some(&want(number)) {
-                done.insert(number, since.elapsed());
-            }
-        }
-        if done.len() == numbers.len() {
-            return done;
-        }
-        if since.elapsed() > timeout {
-            let have: Vec<String> = numbers
-                .iter()
-                .map(|&n| format!("c{n}: {:?} (want {})", neigh(lab, n), want(n)))
-                .collect();
-            panic!("neighbour entries not updated within {timeout:?}: {}", have.join("; "));
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn show_ms(times: &BTreeMap<usize, Duration>) -> String {
-    times
-        .iter()
-        .map(|(n, t)| format!("c{n} {:.0} ms", t.as_secs_f64() * 1000.0))
-        .collect::<Vec<_>>()
-        .join(", ")
+    common::even(status) && status.slaves().iter().filter(|s| !s.usable).all(|s| s.clients == 0)
 }
 
 // ---------------------------------------------------------------------
 // Measuring pings.
 // ---------------------------------------------------------------------
 
-/// Seconds since the epoch, as `ping -D` prints them.
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs_f64()
-}
-
-/// Fast pings to the server running in the background from some clients.
-struct Pings {
-    runs: Vec<(usize, Proc)>,
-    duration: Duration,
-}
-
 /// Starts `ping -D -O -i INTERVAL` to the server from each of `numbers`
 /// for `duration`, and waits until each has had its first reply.
 fn start_pings(lab: &Lab, numbers: &[usize], duration: Duration) -> Pings {
-    let count = (duration.as_millis() / INTERVAL.as_millis()).to_string();
-    let interval = format!("{:.3}", INTERVAL.as_secs_f64());
-    let runs: Vec<(usize, Proc)> = numbers
-        .iter()
-        .map(|&number| {
-            let argv = ["ping", "-n", "-D", "-O", "-i", &interval, "-c", &count, "-W", "1"];
-            let mut argv = argv.to_vec();
-            argv.push(SERVER_IP4);
-            let proc = lab
-                .spawn(&lab.client(number).ns, &argv)
-                .unwrap_or_else(|e| panic!("ping from c{number}: {e:#}"));
-            (number, proc)
-        })
-        .collect();
-    for (number, proc) in &runs {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !proc.log().contains("bytes from") {
-            assert!(
-                Instant::now() < deadline,
-                "c{number} had no reply before the test began:\n{}",
-                proc.log()
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-    Pings { runs, duration }
-}
-
-impl Pings {
-    /// Waits for every ping to end and returns what each measured.
-    fn finish(self) -> Vec<PingRun> {
-        let limit = self.duration + Duration::from_secs(10);
-        self.runs
-            .into_iter()
-            .map(|(number, mut proc)| {
-                let status = proc.wait_timeout(limit).expect("wait for ping");
-                assert!(status.is_some(), "ping from c{number} still running after {limit:?}");
-                let log = proc.log();
-                drop(proc);
-                PingRun::parse(number, &log)
-            })
-            .collect()
-    }
-}
-
-/// What one measuring ping saw.
-#[derive(Clone, Debug)]
-struct PingRun {
-    number: usize,
-    transmitted: u32,
-    /// icmp_seq -> arrival time (seconds since the epoch).
-    replies: BTreeMap<u32, f64>,
-    log: String,
-}
-
-impl PingRun {
-    fn parse(number: usize, log: &str) -> Self {
-        let mut replies = BTreeMap::new();
-        for line in log.lines().filter(|l| l.contains("bytes from") && !l.contains("DUP!")) {
-            let time = line
-                .strip_prefix('[')
-                .and_then(|l| l.split(']').next())
-                .and_then(|t| t.parse::<f64>().ok());
-            let seq = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("icmp_seq="))
-                .and_then(|s| s.parse::<u32>().ok());
-            if let (Some(time), Some(seq)) = (time, seq) {
-                replies.entry(seq).or_insert(time);
-            }
-        }
-        let transmitted = log
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("c{number}: no ping summary:\n{log}"));
-        Self { number, transmitted, replies, log: log.to_owned() }
-    }
-
-    fn received(&self) -> u32 {
-        u32::try_from(self.replies.len()).unwrap_or(u32::MAX)
-    }
-
-    fn lost(&self) -> u32 {
-        self.transmitted.saturating_sub(self.received())
-    }
-
-    /// The longest run of unanswered requests, times the interval.
-    fn longest_loss(&self) -> Duration {
-        let (mut run, mut longest) = (0_u32, 0_u32);
-        for seq in 1..=self.transmitted {
-            if self.replies.contains_key(&seq) {
-                run = 0;
-            } else {
-                run += 1;
-                longest = longest.max(run);
-            }
-        }
-        INTERVAL * longest
-    }
-
-    /// The longest silence between two replies, less one interval.
-    fn longest_silence(&self) -> Duration {
-        let mut times: Vec<f64> = self.replies.values().copied().collect();
-        times.sort_by(f64::total_cmp);
-        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-        Duration::from_secs_f64(gap).saturating_sub(INTERVAL)
-    }
-
-    /// The client's receive outage: the longer of the two measures.
-    fn outage(&self) -> Duration {
-        self.longest_loss().max(self.longest_silence())
-    }
-
-    /// How long after `since` (seconds since the epoch) the first reply
-    /// came.
-    fn first_reply_after(&self, since: f64) -> Option<Duration> {
-        self.replies
-            .values()
-            .copied()
-            .filter(|&t| t > since)
-            .fold(None, |first: Option<f64>, t| Some(first.map_or(t, |f| f.min(t))))
-            .map(|t| Duration::from_secs_f64(t - since))
-    }
-
-    /// The log's last lines, for assertion messages.
-    fn tail(&self) -> String {
-        let lines: Vec<&str> = self.log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl fmt::Display for PingRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "c{}: outage {:.0} ms ({} of {} lost, longest run {:.0} ms, longest silence {:.1} ms)",
-            self.number,
-            self.outage().as_secs_f64() * 1000.0,
-            self.lost(),
-            self.transmitted,
-            self.longest_loss().as_secs_f64() * 1000.0,
-            self.longest_silence().as_secs_f64() * 1000.0,
-        )
-    }
+    pings::start_pings(lab, numbers, duration, INTERVAL)
 }
 
 /// Prints every run under `what` and asserts each outage is below the
@@ -466,22 +134,6 @@ fn assert_outages_below_threshold<'a>(
 /// Asserts that `run` lost nothing at all.
 fn assert_undisturbed(what: &str, run: &PingRun) {
     assert_eq!(run.lost(), 0, "{what}: {run} should lose nothing\nping tail:\n{}", run.tail());
-}
-
-/// Pings the server from every client: `count` requests 10 ms apart, none
-/// lost.
-fn assert_all_clients_work(lab: &Lab, count: u32) {
-    for client in lab.clients() {
-        let stats = lab
-            .ping(&client.ns, SERVER_IP4, count, Duration::from_millis(10))
-            .unwrap_or_else(|e| panic!("ping from c{}: {e:#}", client.number));
-        assert_eq!(stats.lost(), 0, "c{} -> {SERVER_IP4}: {stats}", client.number);
-    }
-}
-
-/// Takes switch port `port` down or up (its slave loses or regains carrier).
-fn set_port(lab: &Lab, port: &str, up: bool) {
-    lab.set_link(lab.sw(), port, up).unwrap_or_else(|e| panic!("set {port}: {e:#}"));
 }
 
 // ---------------------------------------------------------------------
@@ -592,7 +244,7 @@ fn active_slave_failure_keeps_every_client() {
     let Rig { agent, lab } = rig(4, 2, &[]);
     let (veth17, veth19) = (lab.slave(0).clone(), lab.slave(1).clone());
     assert_eq!(agent.status().active_slave().as_deref(), Some("veth17"));
-    let master_mac = lab.link_mac(lab.srv(), &agent.master).expect("master MAC");
+    let master_mac = lab.link_mac(lab.srv(), agent.master()).expect("master MAC");
     assert_eq!(master_mac, veth17.mac, "the master starts with veth17's MAC");
     let announced = Capture::start(&lab, lab.sw(), &veth19.port, "ether proto 0x9000");
     let pings = start_pings(&lab, &[1, 2, 3, 4], Duration::from_secs(3));
@@ -636,7 +288,7 @@ fn active_slave_failure_keeps_every_client() {
     assert_eq!(client_count(&status, &veth19.name), 4, "all on veth19:\n{:#}", status.0);
     assert_eq!(status.master_mac(), master_mac, "status master_mac unchanged");
     // The master's MAC never moves between slave devices.
-    assert_eq!(lab.link_mac(lab.srv(), &agent.master).expect("master MAC"), master_mac);
+    assert_eq!(lab.link_mac(lab.srv(), agent.master()).expect("master MAC"), master_mac);
     for slave in [&veth17, &veth19] {
         assert_eq!(
             lab.link_mac(lab.srv(), &slave.name).expect("slave MAC"),
@@ -707,7 +359,7 @@ fn recovery_rebalances_and_the_primary_returns() {
     }
     assert_outages_below_threshold("recovery", &runs, &agent);
     assert_eq!(
-        lab.link_mac(lab.srv(), &agent.master).expect("master MAC"),
+        lab.link_mac(lab.srv(), agent.master()).expect("master MAC"),
         veth19.mac,
         "the master keeps the primary's MAC"
     );
@@ -818,7 +470,7 @@ fn a_blip_inside_downdelay_is_ignored() {
 fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
     let Rig { agent, lab } = rig(4, 2, &[]);
     let (veth17, veth19) = (lab.slave(0).clone(), lab.slave(1).clone());
-    let master = agent.master.clone();
+    let master = agent.master().to_owned();
     let peer = format!("{master}p");
     let pings = start_pings(&lab, &[1, 2, 3, 4], Duration::from_secs(4));
     thread::sleep(Duration::from_millis(300));

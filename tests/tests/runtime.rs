@@ -18,22 +18,19 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
-    fmt,
-    fs::File,
     os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _},
-    path::{Path, PathBuf},
     process::Output,
     thread,
     time::{Duration, Instant},
 };
 
-use alb_tests::{netns, wait_until, Lab, Proc, PREFIX_LEN4, SERVER_IP4};
-use aya::programs::{SchedClassifier, TcAttachType};
-use common::{leftovers, lock_held, pin_dir, run_alb, state_path, sysctl_get, Status};
-use nix::{
-    sched::{setns, CloneFlags},
-    sys::signal::Signal,
+use alb_tests::{Lab, SERVER_IP4, wait_until};
+use common::{
+    Agent, Status, assert_all_clients_work, counts,
+    datapath::{assert_attached, assert_no_programs, silenced, sysctls_of},
+    even, leftovers, lock_held, mac_of, neigh, pin_dir,
+    pings::{self, PingRun, Pings},
+    port_of, resolve_all, run_alb, show_ms, slave_of, socket_path, state_path, wait_neigh,
 };
 
 /// Between two echo requests of a measuring ping.
@@ -48,153 +45,6 @@ const FAIL_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// How soon a moved client must point at its new slave.
 const NEIGH_DEADLINE: Duration = Duration::from_millis(300);
-
-/// The sysctls the agent changes on a slave.
-const SLAVE_SYSCTLS: [&str; 2] = ["net.ipv4.conf.{}.arp_ignore", "net.ipv6.conf.{}.disable_ipv6"];
-
-// ---------------------------------------------------------------------
-// The agent, on slaves and with options of the test's choosing.
-// ---------------------------------------------------------------------
-
-/// A running agent in a lab's server namespace. Dropping it stops the
-/// agent (SIGTERM) and removes what it failed to remove, unless another
-/// agent of the same master holds the lock by then.
-struct Agent {
-    proc: Proc,
-    master: String,
-    srv: String,
-    /// The arguments after the binary, to start the same agent again.
-    args: Vec<String>,
-}
-
-impl Agent {
-    /// Starts `alb --master <lab master> --iface <each of ifaces> <extra>`,
-    /// waits for "ready" and gives the master 198.18.0.1/24.
-    fn start(lab: &Lab, ifaces: &[&str], extra: &[&str]) -> Self {
-        let master = lab.master().to_owned();
-        assert_ne!(master, "alb0", "tests must not use the global default master");
-        let mut args = vec!["--master".to_owned(), master];
-        for iface in ifaces {
-            args.extend(["--iface".to_owned(), (*iface).to_owned()]);
-        }
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Self::start_args(lab, args)
-    }
-
-    /// Starts another agent with the same arguments as this one.
-    fn start_again(&self, lab: &Lab) -> Self {
-        Self::start_args(lab, self.args.clone())
-    }
-
-    fn start_args(lab: &Lab, args: Vec<String>) -> Self {
-        let master = lab.master().to_owned();
-        let bin = common::alb_bin();
-        let mut argv = vec![bin.to_str().expect("UTF-8 path")];
-        argv.extend(args.iter().map(String::as_str));
-        let proc = lab.spawn(lab.srv(), &argv).unwrap_or_else(|e| panic!("spawn alb: {e:#}"));
-        let mut agent = Self { proc, master, srv: lab.srv().to_owned(), args };
-        let deadline = Instant::now() + common::READY_TIMEOUT;
-        while !agent.log().contains("ready:") {
-            if let Some(status) = agent.proc.exited().expect("agent status") {
-                panic!("alb exited ({status}) before it was ready:\n{}", agent.log());
-            }
-            assert!(Instant::now() < deadline, "alb not ready:\n{}", agent.log());
-            thread::sleep(Duration::from_millis(5));
-        }
-        // `replace`: a restarted agent finds the address still in place.
-        lab.ip(
-            lab.srv(),
-            &["addr", "replace", &format!("{SERVER_IP4}/{PREFIX_LEN4}"), "dev", &agent.master],
-        )
-        .unwrap_or_else(|e| panic!("address on {}: {e:#}", agent.master));
-        agent
-    }
-
-    fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    /// Whether the agent process is still running.
-    fn running(&mut self) -> bool {
-        self.proc.exited().expect("agent status").is_none()
-    }
-
-    /// `kill -9` of the agent (its process, by PID); waits until it is gone.
-    fn kill9(&mut self) {
-        self.proc.signal(Signal::SIGKILL).expect("SIGKILL alb");
-        let status = self.proc.wait_timeout(Duration::from_secs(5)).expect("wait for alb");
-        let status = status.unwrap_or_else(|| panic!("alb survived SIGKILL:\n{}", self.log()));
-        assert!(!status.success(), "a killed agent does not exit 0: {status}");
-    }
-
-    /// `alb status --master <master> --json`, run in the server namespace.
-    fn status(&self) -> Status {
-        let bin = common::alb_bin();
-        let argv =
-            [bin.to_str().expect("UTF-8 path"), "status", "--master", &self.master, "--json"];
-        let out =
-            alb_tests::cmd::output(&mut netns::command(&self.srv, &argv)).expect("alb status");
-        assert!(
-            out.status.success(),
-            "alb status failed ({}): {}\nagent log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        Status(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("alb status --json: {e}: {}", String::from_utf8_lossy(&out.stdout))
-        }))
-    }
-
-    /// Polls the status until `check` accepts it; panics with the last
-    /// status and the agent's log after `timeout`.
-    fn wait_status(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut check: impl FnMut(&Status) -> bool,
-    ) -> Status {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let status = self.status();
-            if check(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; status:\n{:#}\nagent log:\n{}",
-                status.0,
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Err(e) = self.proc.stop() {
-            eprintln!("stopping alb: {e:#}");
-        }
-        // A later agent of the same master may run on (kill -9 tests).
-        if lock_held(&self.master) {
-            return;
-        }
-        let pins = pin_dir(&self.master);
-        if pins.exists() {
-            eprintln!("alb left {} behind; removing it", pins.display());
-            let _ = std::fs::remove_dir_all(&pins);
-            let _ = std::fs::remove_dir(pins.parent().expect("parent"));
-        }
-        let _ = std::fs::remove_file(socket_path(&self.master));
-        common::remove_lock_file(&self.master);
-    }
-}
-
-/// `/run/alb/<master>.sock`.
-fn socket_path(master: &str) -> PathBuf {
-    Path::new("/run/alb").join(format!("{master}.sock"))
-}
 
 /// Runs `alb args...` in the server namespace; returns its output and its
 /// merged stdout and stderr, trimmed.
@@ -245,178 +95,6 @@ fn summary(status: &Status) -> String {
     )
 }
 
-/// Client counts per slave, in enslave order.
-fn counts(status: &Status) -> Vec<(String, u64)> {
-    status.slaves().into_iter().map(|s| (s.name, s.clients)).collect()
-}
-
-/// Whether client counts over the usable slaves differ by at most one.
-fn even(status: &Status) -> bool {
-    let on_usable: Vec<u64> =
-        status.slaves().iter().filter(|s| s.usable).map(|s| s.clients).collect();
-    match (on_usable.iter().min(), on_usable.iter().max()) {
-        (Some(min), Some(max)) => max - min <= 1,
-        _ => false,
-    }
-}
-
-/// The slave the agent has dealt client `number` to.
-fn slave_of(lab: &Lab, status: &Status, number: usize) -> String {
-    let ip = &lab.client(number).ip4;
-    status
-        .client(ip)
-        .and_then(|c| c.slave)
-        .unwrap_or_else(|| panic!("no slave for client {ip} in status:\n{:#}", status.0))
-}
-
-/// The lab MAC of slave `name`.
-fn mac_of(lab: &Lab, name: &str) -> String {
-    lab.slaves()
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.mac.clone())
-        .unwrap_or_else(|| panic!("no slave {name} in the lab"))
-}
-
-/// The switch port of slave `name`.
-fn port_of(lab: &Lab, name: &str) -> String {
-    lab.slaves()
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.port.clone())
-        .unwrap_or_else(|| panic!("no slave {name} in the lab"))
-}
-
-/// The MAC client `number` has for the server now, if any.
-fn neigh(lab: &Lab, number: usize) -> Option<String> {
-    lab.neigh_mac(&lab.client(number).ns, SERVER_IP4).expect("ip neigh")
-}
-
-/// Polls the neighbour entries of `numbers` until each is `want(number)`;
-/// returns how long each took from `since` (an upper bound: polled every
-/// few ms), or panics after `timeout` with what each client has.
-fn wait_neigh(
-    lab: &Lab,
-    numbers: &[usize],
-    since: Instant,
-    timeout: Duration,
-    want: impl Fn(usize) -> String,
-) -> BTreeMap<usize, Duration> {
-    let mut done = BTreeMap::new();
-    loop {
-        for &number in numbers {
-            if !done.contains_key(&number) && neigh(lab, number).as_deref() == Some(&want(number)) {
-                done.insert(number, since.elapsed());
-            }
-        }
-        if done.len() == numbers.len() {
-            return done;
-        }
-        if since.elapsed() > timeout {
-            let have: Vec<String> = numbers
-                .iter()
-                .map(|&n| format!("c{n}: {:?} (want {})", neigh(lab, n), want(n)))
-                .collect();
-            panic!("neighbour entries not updated within {timeout:?}: {}", have.join("; "));
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn show_ms(times: &BTreeMap<usize, Duration>) -> String {
-    times
-        .iter()
-        .map(|(n, t)| format!("c{n} {:.0} ms", t.as_secs_f64() * 1000.0))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The sysctls the agent changes on `slave`, as (key, value).
-fn sysctls_of(lab: &Lab, slave: &str) -> Vec<(String, String)> {
-    SLAVE_SYSCTLS
-        .iter()
-        .map(|k| {
-            let key = k.replace("{}", slave);
-            let value = sysctl_get(lab, lab.srv(), &key);
-            (key, value)
-        })
-        .collect()
-}
-
-/// Whether `slave`'s sysctls are as a running agent sets them.
-fn silenced(lab: &Lab, slave: &str) -> bool {
-    sysctls_of(lab, slave)
-        .iter()
-        .all(|(key, value)| value == if key.ends_with("arp_ignore") { "8" } else { "1" })
-}
-
-/// One TCX program on a device.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct TcProgram {
-    /// `ingress` or `egress`.
-    direction: &'static str,
-    name: String,
-    id: u32,
-}
-
-/// The TCX programs attached to `dev` in the server namespace, as the
-/// kernel reports them (BPF_PROG_QUERY from a thread that has entered the
-/// namespace: this bpftool predates TCX and lists none).
-fn tc_programs(lab: &Lab, dev: &str) -> Vec<TcProgram> {
-    let ns_path = netns::path(lab.srv());
-    let dev = dev.to_owned();
-    thread::spawn(move || {
-        let ns = File::open(&ns_path).unwrap_or_else(|e| panic!("{}: {e}", ns_path.display()));
-        // setns(2) moves only this thread, which ends with the query.
-        setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns into the server namespace");
-        let mut found = Vec::new();
-        for (attach, direction) in
-            [(TcAttachType::Ingress, "ingress"), (TcAttachType::Egress, "egress")]
-        {
-            let (_, programs) = SchedClassifier::query_tcx(&dev, attach)
-                .unwrap_or_else(|e| panic!("query TCX {direction} of {dev}: {e}"));
-            found.extend(programs.iter().map(|p| TcProgram {
-                direction,
-                name: p.name_as_str().unwrap_or_default().to_owned(),
-                id: p.id(),
-            }));
-        }
-        found
-    })
-    .join()
-    .expect("TCX query thread")
-}
-
-/// Asserts that `dev` has no TCX program and no TC classifier at all.
-fn assert_no_programs(lab: &Lab, dev: &str) {
-    let tcx = tc_programs(lab, dev);
-    assert!(tcx.is_empty(), "no TCX program on {dev}: {tcx:?}");
-    for direction in ["ingress", "egress"] {
-        let tc = lab.run(lab.srv(), &["tc", "filter", "show", "dev", dev, direction]).expect("tc");
-        assert!(tc.trim().is_empty(), "no classifier on {dev} {direction}: {tc}");
-    }
-}
-
-/// The programs named `name` attached to `dev`.
-fn programs_named(lab: &Lab, dev: &str, name: &str) -> Vec<TcProgram> {
-    tc_programs(lab, dev).into_iter().filter(|p| p.name == name).collect()
-}
-
-/// Asserts that exactly one alb program is attached to each slave's
-/// ingress and to the master's egress; returns their ids by device.
-fn assert_attached(lab: &Lab, master: &str, slaves: &[&str]) -> BTreeMap<String, u32> {
-    let mut ids = BTreeMap::new();
-    for (dev, name, kind) in
-        slaves.iter().map(|s| (*s, "alb_rx", "ingress")).chain([(master, "alb_tx", "egress")])
-    {
-        let found = programs_named(lab, dev, name);
-        assert_eq!(found.len(), 1, "one {name} on {dev}: {:?}", tc_programs(lab, dev));
-        assert_eq!(found[0].direction, kind, "{name} on {dev}: {found:?}");
-        ids.insert(dev.to_owned(), found[0].id);
-    }
-    ids
-}
-
 /// Keeps spare slave `name` (in the server namespace, not given to the
 /// agent) from answering the clients' ARP requests for the server address
 /// itself: with arp_ignore 0 (Linux's weak host model) it replies with its
@@ -427,188 +105,24 @@ fn quiet_spare(lab: &Lab, name: &str) {
     lab.sysctl(lab.srv(), &key, "1").unwrap_or_else(|e| panic!("{key}: {e:#}"));
 }
 
-/// Resolves the server from clients 1..=n in order (so they are dealt
-/// round-robin over the slaves in enslave order).
-fn resolve_all(lab: &Lab) {
-    for client in lab.clients() {
-        common::resolve(lab, client.number);
-    }
-}
-
-/// Pings the server from every client: `count` requests 10 ms apart,
-/// none lost.
-fn assert_all_clients_work(lab: &Lab, count: u32) {
-    for client in lab.clients() {
-        let stats = lab
-            .ping(&client.ns, SERVER_IP4, count, INTERVAL)
-            .unwrap_or_else(|e| panic!("ping from c{}: {e:#}", client.number));
-        assert_eq!(stats.lost(), 0, "c{} -> {SERVER_IP4}: {stats}", client.number);
-    }
-}
-
 // ---------------------------------------------------------------------
 // Measuring pings.
 // ---------------------------------------------------------------------
 
-/// Pings to the server running in the background from some clients.
-struct Pings {
-    runs: Vec<(usize, Proc)>,
-    duration: Duration,
-}
-
 /// Starts `ping -D -O -i INTERVAL` to the server from each of `numbers`
 /// for `duration`, and waits until each has had its first reply.
 fn start_pings(lab: &Lab, numbers: &[usize], duration: Duration) -> Pings {
-    let count = (duration.as_millis() / INTERVAL.as_millis()).to_string();
-    let interval = format!("{:.3}", INTERVAL.as_secs_f64());
-    let runs: Vec<(usize, Proc)> = numbers
-        .iter()
-        .map(|&number| {
-            let argv =
-                ["ping", "-n", "-D", "-O", "-i", &interval, "-c", &count, "-W", "1", SERVER_IP4];
-            let proc = lab
-                .spawn(&lab.client(number).ns, &argv)
-                .unwrap_or_else(|e| panic!("ping from c{number}: {e:#}"));
-            (number, proc)
-        })
-        .collect();
-    for (number, proc) in &runs {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !proc.log().contains("bytes from") {
-            assert!(
-                Instant::now() < deadline,
-                "c{number} had no reply before the test began:\n{}",
-                proc.log()
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-    Pings { runs, duration }
-}
-
-impl Pings {
-    /// Waits for every ping to end and returns what each measured.
-    fn finish(self) -> Vec<PingRun> {
-        let limit = self.duration + Duration::from_secs(10);
-        self.runs
-            .into_iter()
-            .map(|(number, mut proc)| {
-                let status = proc.wait_timeout(limit).expect("wait for ping");
-                assert!(status.is_some(), "ping from c{number} still running after {limit:?}");
-                let log = proc.log();
-                drop(proc);
-                PingRun::parse(number, &log)
-            })
-            .collect()
-    }
-}
-
-/// What one measuring ping saw.
-#[derive(Clone, Debug)]
-struct PingRun {
-    number: usize,
-    transmitted: u32,
-    /// icmp_seq -> arrival time (seconds since the epoch).
-    replies: BTreeMap<u32, f64>,
-    log: String,
-}
-
-impl PingRun {
-    fn parse(number: usize, log: &str) -> Self {
-        let mut replies = BTreeMap::new();
-        for line in log.lines().filter(|l| l.contains("bytes from") && !l.contains("DUP!")) {
-            let time = line
-                .strip_prefix('[')
-                .and_then(|l| l.split(']').next())
-                .and_then(|t| t.parse::<f64>().ok());
-            let seq = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("icmp_seq="))
-                .and_then(|s| s.parse::<u32>().ok());
-            if let (Some(time), Some(seq)) = (time, seq) {
-                replies.entry(seq).or_insert(time);
-            }
-        }
-        let transmitted = log
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("c{number}: no ping summary:\n{log}"));
-        Self { number, transmitted, replies, log: log.to_owned() }
-    }
-
-    fn received(&self) -> u32 {
-        u32::try_from(self.replies.len()).unwrap_or(u32::MAX)
-    }
-
-    fn lost(&self) -> u32 {
-        self.transmitted.saturating_sub(self.received())
-    }
-
-    /// The longest run of unanswered requests, times the interval.
-    fn longest_loss(&self) -> Duration {
-        let (mut run, mut longest) = (0_u32, 0_u32);
-        for seq in 1..=self.transmitted {
-            if self.replies.contains_key(&seq) {
-                run = 0;
-            } else {
-                run += 1;
-                longest = longest.max(run);
-            }
-        }
-        INTERVAL * longest
-    }
-
-    /// The longest silence between two replies, less one interval.
-    fn longest_silence(&self) -> Duration {
-        let mut times: Vec<f64> = self.replies.values().copied().collect();
-        times.sort_by(f64::total_cmp);
-        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-        Duration::from_secs_f64(gap).saturating_sub(INTERVAL)
-    }
-
-    /// The client's receive outage: the longer of the two measures.
-    fn outage(&self) -> Duration {
-        self.longest_loss().max(self.longest_silence())
-    }
-
-    /// The log's last lines, for assertion messages.
-    fn tail(&self) -> String {
-        let lines: Vec<&str> = self.log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl fmt::Display for PingRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "c{}: {} of {} lost, outage {:.0} ms (longest run {:.0} ms, longest silence {:.1} ms)",
-            self.number,
-            self.lost(),
-            self.transmitted,
-            self.outage().as_secs_f64() * 1000.0,
-            self.longest_loss().as_secs_f64() * 1000.0,
-            self.longest_silence().as_secs_f64() * 1000.0,
-        )
-    }
+    pings::start_pings(lab, numbers, duration, INTERVAL)
 }
 
 /// Prints every run under `what`.
 fn report<'a>(what: &str, runs: impl IntoIterator<Item = &'a PingRun>) {
-    for run in runs {
-        println!("runtime: {what}: {run}");
-    }
+    pings::report("runtime", what, runs);
 }
 
 /// Asserts that `run` lost at most [`FEW`] requests.
 fn assert_few_lost(what: &str, run: &PingRun, agent_log: &str) {
-    assert!(
-        run.lost() <= FEW,
-        "{what}: {run}: more than {FEW} lost\nping tail:\n{}\nagent log:\n{agent_log}",
-        run.tail()
-    );
+    pings::assert_few_lost(what, run, FEW, agent_log);
 }
 
 // ---------------------------------------------------------------------
@@ -622,7 +136,7 @@ fn assert_few_lost(what: &str, run: &PingRun, agent_log: &str) {
 fn kill_9_keeps_traffic_flowing_and_a_restart_adopts_the_clients() {
     let lab = common::lab(4, 2);
     let master = lab.master().to_owned();
-    let mut first = Agent::start(&lab, &["veth17", "veth19"], &[]);
+    let mut first = Agent::start_on(&lab, &["veth17", "veth19"], &[]);
     resolve_all(&lab);
     let before = first.status();
     let clients = assignments(&before);
@@ -695,7 +209,7 @@ fn alb_down_removes_what_a_killed_agent_left() {
         sysctls_before.contains(&("net.ipv4.conf.veth17.arp_ignore".into(), "2".into())),
         "{sysctls_before:?}"
     );
-    let mut agent = Agent::start(&lab, &["veth17", "veth19"], &[]);
+    let mut agent = Agent::start_on(&lab, &["veth17", "veth19"], &[]);
     resolve_all(&lab);
     assert!(silenced(&lab, "veth17") && silenced(&lab, "veth19"), "slaves silenced");
 
@@ -755,7 +269,7 @@ fn slave_add_under_traffic_deals_the_new_slave_its_share() {
     let master = lab.master().to_owned();
     quiet_spare(&lab, "veth21");
     let veth21_before = sysctls_of(&lab, "veth21");
-    let agent = Agent::start(&lab, &["veth17", "veth19"], &[]);
+    let agent = Agent::start_on(&lab, &["veth17", "veth19"], &[]);
     resolve_all(&lab);
     let before = agent.status();
     assert_eq!(
@@ -833,7 +347,7 @@ fn slave_del_under_traffic_moves_its_clients_and_gives_the_device_back() {
     let lab = common::lab(6, 3);
     let master = lab.master().to_owned();
     let veth19_before = sysctls_of(&lab, "veth19");
-    let agent = Agent::start(&lab, &["veth17", "veth19", "veth21"], &[]);
+    let agent = Agent::start_on(&lab, &["veth17", "veth19", "veth21"], &[]);
     resolve_all(&lab);
     let before = agent.status();
     assert!(even(&before), "two per slave: {:?}", counts(&before));
@@ -936,7 +450,7 @@ fn bad_runtime_requests_are_refused_and_change_nothing() {
     let peer = format!("{master}p");
     quiet_spare(&lab, "veth21");
     let veth21_before = sysctls_of(&lab, "veth21");
-    let mut agent = Agent::start(&lab, &["veth17", "veth19"], &[]);
+    let mut agent = Agent::start_on(&lab, &["veth17", "veth19"], &[]);
     resolve_all(&lab);
     let before = summary(&agent.status());
     let other = format!("z{}", &master[1..]);
@@ -971,7 +485,7 @@ fn bad_runtime_requests_are_refused_and_change_nothing() {
 fn a_second_master_cannot_take_a_slave_of_the_first() {
     let lab = common::lab(2, 2);
     let master = lab.master().to_owned();
-    let agent = Agent::start(&lab, &["veth17", "veth19"], &[]);
+    let agent = Agent::start_on(&lab, &["veth17", "veth19"], &[]);
     resolve_all(&lab);
     let before = summary(&agent.status());
     let ids = assert_attached(&lab, &master, &["veth17", "veth19"]);
@@ -1002,7 +516,7 @@ fn a_second_master_cannot_take_a_slave_of_the_first() {
 fn the_primary_is_active_whenever_it_is_up() {
     let lab = common::lab(2, 2);
     let master = lab.master().to_owned();
-    let agent = Agent::start(&lab, &["veth17", "veth19"], &["--primary", "veth19"]);
+    let agent = Agent::start_on(&lab, &["veth17", "veth19"], &["--primary", "veth19"]);
     let veth19_mac = mac_of(&lab, "veth19");
     let assert_primary_active = |status: &Status, when: &str| {
         assert_eq!(status.active_slave().as_deref(), Some("veth19"), "{when}: veth19 active");
@@ -1043,7 +557,7 @@ fn the_primary_is_active_whenever_it_is_up() {
 fn the_control_socket_is_root_only() {
     let lab = common::lab(1, 3);
     let master = lab.master().to_owned();
-    let mut agent = Agent::start(&lab, &["veth17", "veth19"], &[]);
+    let mut agent = Agent::start_on(&lab, &["veth17", "veth19"], &[]);
     let path = socket_path(&master);
     let meta =
         std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -1081,7 +595,7 @@ fn the_control_socket_is_root_only() {
     assert_eq!(names, ["veth17", "veth19"], "no slave added");
     assert_no_programs(&lab, "veth21");
 
-    let status = agent.proc.stop().expect("stop alb");
+    let status = agent.stop();
     assert!(status.success(), "alb stops cleanly: {status}\n{}", agent.log());
     assert!(!path.exists(), "{} removed with the agent", path.display());
     wait_until(Duration::from_secs(1), "no leftovers", || Ok(leftovers(&lab, &master).is_empty()))

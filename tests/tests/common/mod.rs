@@ -1,7 +1,9 @@
-//! Helpers shared by alb's netns integration tests (`seed.rs`, `cli.rs`):
-//! the `alb` binary, an agent guard that starts it in a lab's server
-//! namespace and cleans up after it, `alb status --json` as typed values,
-//! and checks for what a stopped agent must not leave behind.
+//! Helpers shared by alb's netns integration tests (`seed.rs`, `cli.rs`,
+//! `failover.rs`, `runtime.rs`, `hostile.rs`, `faults.rs`): the `alb`
+//! binary, an agent guard that starts it in a lab's server namespace and
+//! cleans up after it, `alb status --json` as typed values, clients' slaves
+//! and neighbour entries, checks for what a stopped agent must not leave
+//! behind, measuring pings ([`pings`]) and packet captures ([`capture`]).
 //!
 //! Pins (`/sys/fs/bpf/alb/<master>`) and locks (`/run/alb/<master>.lock`)
 //! are global, not per namespace, so every lab here gets a master name of
@@ -11,8 +13,11 @@
 #![expect(dead_code, reason = "shared by several test binaries, each using a subset")]
 
 pub(crate) mod capture;
+pub(crate) mod datapath;
+pub(crate) mod pings;
 
 use std::{
+    collections::BTreeMap,
     fs::File,
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
@@ -20,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, LabConfig, PREFIX_LEN4, Proc, SERVER_IP4, netns};
+use alb_tests::{Lab, LabConfig, PREFIX_LEN4, Proc, SERVER_IP4, Slave, netns};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -152,11 +157,15 @@ pub(crate) fn sysctl_get(lab: &Lab, ns: &str, key: &str) -> String {
 
 /// A running agent in a lab's server namespace. Dropping it stops the
 /// agent (SIGTERM) and removes whatever it failed to remove, with a
-/// warning, so that a failing test leaves no pins or lock files behind.
+/// warning, so that a failing test leaves no pins, socket or lock file
+/// behind, unless another agent of the same master holds the lock by then
+/// (a restart after `kill -9`).
 pub(crate) struct Agent {
     proc: Proc,
     master: String,
     srv: String,
+    /// The arguments after the binary, to start the same agent again.
+    args: Vec<String>,
 }
 
 impl Agent {
@@ -164,28 +173,70 @@ impl Agent {
     /// server namespace, waits for "ready", and gives the master
     /// 198.18.0.1/24.
     pub(crate) fn start(lab: &Lab) -> Self {
-        let agent = Self::start_only(lab);
-        lab.ip(
-            lab.srv(),
-            &["addr", "add", &format!("{SERVER_IP4}/{PREFIX_LEN4}"), "dev", &agent.master],
-        )
-        .unwrap_or_else(|e| panic!("address on {}: {e:#}", agent.master));
+        Self::start_with(lab, &[])
+    }
+
+    /// [`Agent::start`] with `extra` options after the slaves.
+    pub(crate) fn start_with(lab: &Lab, extra: &[&str]) -> Self {
+        let ifaces: Vec<&str> = lab.slaves().iter().map(|s| s.name.as_str()).collect();
+        Self::start_on(lab, &ifaces, extra)
+    }
+
+    /// Starts `alb --master <lab master> --iface <each of ifaces> <extra>`,
+    /// waits for "ready" and gives the master 198.18.0.1/24.
+    pub(crate) fn start_on(lab: &Lab, ifaces: &[&str], extra: &[&str]) -> Self {
+        let agent = Self::launch(lab, Self::args(lab, ifaces, extra));
+        agent.add_address(lab);
         agent
     }
 
-    /// Starts the agent and waits for "ready", without adding addresses.
+    /// Starts the agent on every slave and waits for "ready", without
+    /// adding addresses.
     pub(crate) fn start_only(lab: &Lab) -> Self {
+        let ifaces: Vec<&str> = lab.slaves().iter().map(|s| s.name.as_str()).collect();
+        Self::launch(lab, Self::args(lab, &ifaces, &[]))
+    }
+
+    /// Starts another agent with the same arguments as this one (after
+    /// this one died), waits for "ready" and gives the master its address
+    /// if it lost it.
+    pub(crate) fn start_again(&self, lab: &Lab) -> Self {
+        let agent = Self::launch(lab, self.args.clone());
+        agent.add_address(lab);
+        agent
+    }
+
+    fn args(lab: &Lab, ifaces: &[&str], extra: &[&str]) -> Vec<String> {
         let master = lab.master().to_owned();
         assert_ne!(master, "alb0", "tests must not use the global default master");
+        let mut args = vec!["--master".to_owned(), master];
+        for iface in ifaces {
+            args.extend(["--iface".to_owned(), (*iface).to_owned()]);
+        }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    }
+
+    /// Spawns `alb args...` in the server namespace and waits for "ready".
+    fn launch(lab: &Lab, args: Vec<String>) -> Self {
+        let master = lab.master().to_owned();
         let bin = alb_bin();
-        let mut argv =
-            vec![bin.to_str().expect("UTF-8 path").to_owned(), "--master".into(), master.clone()];
-        argv.extend(lab.agent_args());
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut argv = vec![bin.to_str().expect("UTF-8 path")];
+        argv.extend(args.iter().map(String::as_str));
         let proc = lab.spawn(lab.srv(), &argv).unwrap_or_else(|e| panic!("spawn alb: {e:#}"));
-        let mut agent = Self { proc, master, srv: lab.srv().to_owned() };
+        let mut agent = Self { proc, master, srv: lab.srv().to_owned(), args };
         agent.wait_ready();
         agent
+    }
+
+    /// Gives the master 198.18.0.1/24 (`replace`: a restarted agent finds
+    /// the address still in place).
+    fn add_address(&self, lab: &Lab) {
+        lab.ip(
+            lab.srv(),
+            &["addr", "replace", &format!("{SERVER_IP4}/{PREFIX_LEN4}"), "dev", &self.master],
+        )
+        .unwrap_or_else(|e| panic!("address on {}: {e:#}", self.master));
     }
 
     fn wait_ready(&mut self) {
@@ -202,7 +253,7 @@ impl Agent {
                 "alb not ready after {READY_TIMEOUT:?}:\n{}",
                 self.proc.log()
             );
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -219,6 +270,29 @@ impl Agent {
         self.proc.log()
     }
 
+    /// Whether the agent process is still running.
+    pub(crate) fn running(&mut self) -> bool {
+        self.proc.exited().expect("agent status").is_none()
+    }
+
+    /// Its exit status once it has exited on its own, without reaping it.
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+        self.proc.exited().expect("agent status")
+    }
+
+    /// Waits up to `timeout` for the agent to exit on its own.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.proc.wait_timeout(timeout).expect("wait for alb")
+    }
+
+    /// `kill -9` of the agent (its process, by PID); waits until it is gone.
+    pub(crate) fn kill9(&mut self) {
+        self.proc.signal(Signal::SIGKILL).expect("SIGKILL alb");
+        let status = self.proc.wait_timeout(Duration::from_secs(5)).expect("wait for alb");
+        let status = status.unwrap_or_else(|| panic!("alb survived SIGKILL:\n{}", self.log()));
+        assert!(!status.success(), "a killed agent does not exit 0: {status}");
+    }
+
     /// `alb status --master <master> --json`, run in the server namespace.
     pub(crate) fn status(&self) -> Status {
         let bin = alb_bin();
@@ -228,14 +302,39 @@ impl Agent {
             alb_tests::cmd::output(&mut netns::command(&self.srv, &argv)).expect("alb status");
         assert!(
             out.status.success(),
-            "alb status failed ({}): {}",
+            "alb status failed ({}): {}\nagent log:\n{}",
             out.status,
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
         );
         let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!("alb status --json: {e}: {}", String::from_utf8_lossy(&out.stdout))
         });
         Status(json)
+    }
+
+    /// Polls the status until `check` accepts it; panics with the last
+    /// status and the agent's log after `timeout`.
+    pub(crate) fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut(&Status) -> bool,
+    ) -> Status {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status();
+            if check(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; status:\n{:#}\nagent log:\n{}",
+                status.0,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the agent with SIGTERM and returns its exit status.
@@ -266,14 +365,24 @@ impl Drop for Agent {
         if let Err(e) = self.proc.stop() {
             eprintln!("stopping alb: {e:#}");
         }
+        // A later agent of the same master may run on (kill -9 tests).
+        if lock_held(&self.master) {
+            return;
+        }
         let pins = pin_dir(&self.master);
         if pins.exists() {
             eprintln!("alb left {} behind; removing it", pins.display());
             let _ = std::fs::remove_dir_all(&pins);
             let _ = std::fs::remove_dir(pins.parent().expect("parent"));
         }
+        let _ = std::fs::remove_file(socket_path(&self.master));
         remove_lock_file(&self.master);
     }
+}
+
+/// `/run/alb/<master>.sock`: the agent's control socket.
+pub(crate) fn socket_path(master: &str) -> PathBuf {
+    Path::new("/run/alb").join(format!("{master}.sock"))
 }
 
 /// `alb status --json`.
@@ -375,4 +484,119 @@ pub(crate) fn resolve(lab: &Lab, number: usize) -> String {
     lab.neigh_mac(&client.ns, SERVER_IP4)
         .expect("ip neigh")
         .unwrap_or_else(|| panic!("c{number} has no neighbour entry for {SERVER_IP4}"))
+}
+
+// ---------------------------------------------------------------------
+// Clients, slaves and neighbour entries.
+// ---------------------------------------------------------------------
+
+/// Client counts per slave, in enslave order.
+pub(crate) fn counts(status: &Status) -> Vec<(String, u64)> {
+    status.slaves().into_iter().map(|s| (s.name, s.clients)).collect()
+}
+
+/// Whether client counts over the usable slaves differ by at most one.
+pub(crate) fn even(status: &Status) -> bool {
+    let on_usable: Vec<u64> =
+        status.slaves().iter().filter(|s| s.usable).map(|s| s.clients).collect();
+    match (on_usable.iter().min(), on_usable.iter().max()) {
+        (Some(min), Some(max)) => max - min <= 1,
+        _ => false,
+    }
+}
+
+/// The slave the agent has dealt client `number` to.
+pub(crate) fn slave_of(lab: &Lab, status: &Status, number: usize) -> String {
+    let ip = &lab.client(number).ip4;
+    status
+        .client(ip)
+        .and_then(|c| c.slave)
+        .unwrap_or_else(|| panic!("no slave for client {ip} in status:\n{:#}", status.0))
+}
+
+/// The lab's description of slave `name`.
+fn lab_slave<'a>(lab: &'a Lab, name: &str) -> &'a Slave {
+    lab.slaves()
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no slave {name} in the lab"))
+}
+
+/// The lab MAC of slave `name`.
+pub(crate) fn mac_of(lab: &Lab, name: &str) -> String {
+    lab_slave(lab, name).mac.clone()
+}
+
+/// The switch port of slave `name`.
+pub(crate) fn port_of(lab: &Lab, name: &str) -> String {
+    lab_slave(lab, name).port.clone()
+}
+
+/// Takes switch port `port` down or up (its slave loses or regains carrier).
+pub(crate) fn set_port(lab: &Lab, port: &str, up: bool) {
+    lab.set_link(lab.sw(), port, up).unwrap_or_else(|e| panic!("set {port}: {e:#}"));
+}
+
+/// The MAC client `number` has for the server now, if any.
+pub(crate) fn neigh(lab: &Lab, number: usize) -> Option<String> {
+    lab.neigh_mac(&lab.client(number).ns, SERVER_IP4).expect("ip neigh")
+}
+
+/// Polls the neighbour entries of `numbers` until each is `want(number)`;
+/// returns how long each took from `since` (an upper bound: polled every
+/// few ms), or panics after `timeout` with what each client has.
+pub(crate) fn wait_neigh(
+    lab: &Lab,
+    numbers: &[usize],
+    since: Instant,
+    timeout: Duration,
+    want: impl Fn(usize) -> String,
+) -> BTreeMap<usize, Duration> {
+    let mut done = BTreeMap::new();
+    loop {
+        for &number in numbers {
+            if !done.contains_key(&number) && neigh(lab, number).as_deref() == Some(&want(number)) {
+                done.insert(number, since.elapsed());
+            }
+        }
+        if done.len() == numbers.len() {
+            return done;
+        }
+        if since.elapsed() > timeout {
+            let have: Vec<String> = numbers
+                .iter()
+                .map(|&n| format!("c{n}: {:?} (want {})", neigh(lab, n), want(n)))
+                .collect();
+            panic!("neighbour entries not updated within {timeout:?}: {}", have.join("; "));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `c1 12 ms, c2 15 ms`.
+pub(crate) fn show_ms(times: &BTreeMap<usize, Duration>) -> String {
+    times
+        .iter()
+        .map(|(n, t)| format!("c{n} {:.0} ms", t.as_secs_f64() * 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Pings the server from every client: `count` requests 10 ms apart,
+/// none lost.
+pub(crate) fn assert_all_clients_work(lab: &Lab, count: u32) {
+    for client in lab.clients() {
+        let stats = lab
+            .ping(&client.ns, SERVER_IP4, count, Duration::from_millis(10))
+            .unwrap_or_else(|e| panic!("ping from c{}: {e:#}", client.number));
+        assert_eq!(stats.lost(), 0, "c{} -> {SERVER_IP4}: {stats}", client.number);
+    }
+}
+
+/// Resolves the server from clients 1..=n in order (so they are dealt
+/// round-robin over the usable slaves in enslave order).
+pub(crate) fn resolve_all(lab: &Lab) {
+    for client in lab.clients() {
+        resolve(lab, client.number);
+    }
 }

@@ -1,0 +1,100 @@
+//! What the kernel says about a master's data path: the TCX programs on
+//! its devices and the sysctls the agent changes on its slaves.
+
+use std::{collections::BTreeMap, fs::File, thread};
+
+use alb_tests::{Lab, netns};
+use aya::programs::{SchedClassifier, TcAttachType};
+use nix::sched::{CloneFlags, setns};
+
+use crate::common::sysctl_get;
+
+/// The sysctls the agent changes on a slave.
+pub(crate) const SLAVE_SYSCTLS: [&str; 2] =
+    ["net.ipv4.conf.{}.arp_ignore", "net.ipv6.conf.{}.disable_ipv6"];
+
+/// The sysctls the agent changes on `slave`, as (key, value).
+pub(crate) fn sysctls_of(lab: &Lab, slave: &str) -> Vec<(String, String)> {
+    SLAVE_SYSCTLS
+        .iter()
+        .map(|k| {
+            let key = k.replace("{}", slave);
+            let value = sysctl_get(lab, lab.srv(), &key);
+            (key, value)
+        })
+        .collect()
+}
+
+/// Whether `slave`'s sysctls are as a running agent sets them.
+pub(crate) fn silenced(lab: &Lab, slave: &str) -> bool {
+    sysctls_of(lab, slave)
+        .iter()
+        .all(|(key, value)| value == if key.ends_with("arp_ignore") { "8" } else { "1" })
+}
+
+/// One TCX program on a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TcProgram {
+    /// `ingress` or `egress`.
+    pub(crate) direction: &'static str,
+    pub(crate) name: String,
+    pub(crate) id: u32,
+}
+
+/// The TCX programs attached to `dev` in the server namespace, as the
+/// kernel reports them (BPF_PROG_QUERY from a thread that has entered the
+/// namespace: this bpftool predates TCX and lists none).
+pub(crate) fn tc_programs(lab: &Lab, dev: &str) -> Vec<TcProgram> {
+    let ns_path = netns::path(lab.srv());
+    let dev = dev.to_owned();
+    thread::spawn(move || {
+        let ns = File::open(&ns_path).unwrap_or_else(|e| panic!("{}: {e}", ns_path.display()));
+        // setns(2) moves only this thread, which ends with the query.
+        setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns into the server namespace");
+        let mut found = Vec::new();
+        for (attach, direction) in
+            [(TcAttachType::Ingress, "ingress"), (TcAttachType::Egress, "egress")]
+        {
+            let (_, programs) = SchedClassifier::query_tcx(&dev, attach)
+                .unwrap_or_else(|e| panic!("query TCX {direction} of {dev}: {e}"));
+            found.extend(programs.iter().map(|p| TcProgram {
+                direction,
+                name: p.name_as_str().unwrap_or_default().to_owned(),
+                id: p.id(),
+            }));
+        }
+        found
+    })
+    .join()
+    .expect("TCX query thread")
+}
+
+/// Asserts that `dev` has no TCX program and no TC classifier at all.
+pub(crate) fn assert_no_programs(lab: &Lab, dev: &str) {
+    let tcx = tc_programs(lab, dev);
+    assert!(tcx.is_empty(), "no TCX program on {dev}: {tcx:?}");
+    for direction in ["ingress", "egress"] {
+        let tc = lab.run(lab.srv(), &["tc", "filter", "show", "dev", dev, direction]).expect("tc");
+        assert!(tc.trim().is_empty(), "no classifier on {dev} {direction}: {tc}");
+    }
+}
+
+/// The programs named `name` attached to `dev`.
+pub(crate) fn programs_named(lab: &Lab, dev: &str, name: &str) -> Vec<TcProgram> {
+    tc_programs(lab, dev).into_iter().filter(|p| p.name == name).collect()
+}
+
+/// Asserts that exactly one alb program is attached to each slave's
+/// ingress and to the master's egress; returns their ids by device.
+pub(crate) fn assert_attached(lab: &Lab, master: &str, slaves: &[&str]) -> BTreeMap<String, u32> {
+    let mut ids = BTreeMap::new();
+    for (dev, name, kind) in
+        slaves.iter().map(|s| (*s, "alb_rx", "ingress")).chain([(master, "alb_tx", "egress")])
+    {
+        let found = programs_named(lab, dev, name);
+        assert_eq!(found.len(), 1, "one {name} on {dev}: {:?}", tc_programs(lab, dev));
+        assert_eq!(found[0].direction, kind, "{name} on {dev}: {found:?}");
+        ids.insert(dev.to_owned(), found[0].id);
+    }
+    ids
+}

@@ -1,0 +1,200 @@
+//! Measuring pings: fast `ping -D -O` runs to the server from some clients
+//! in the background while something happens, and what each one saw.
+//!
+//! A client's outage is the longer of its longest run of unanswered
+//! requests (times the interval) and its longest silence between two
+//! replies (from the `ping -D` timestamps), less one interval.
+
+use std::{
+    collections::BTreeMap,
+    fmt, thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alb_tests::{Lab, Proc, SERVER_IP4};
+
+/// Seconds since the epoch, as `ping -D` prints them.
+pub(crate) fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs_f64()
+}
+
+/// Pings to the server running in the background from some clients.
+pub(crate) struct Pings {
+    runs: Vec<(usize, Proc)>,
+    duration: Duration,
+    interval: Duration,
+}
+
+/// Starts `ping -D -O -i interval` to the server from each of `numbers`
+/// for `duration`, and waits until each has had its first reply.
+pub(crate) fn start_pings(
+    lab: &Lab,
+    numbers: &[usize],
+    duration: Duration,
+    interval: Duration,
+) -> Pings {
+    let count = (duration.as_millis() / interval.as_millis()).to_string();
+    let interval_s = format!("{:.3}", interval.as_secs_f64());
+    let runs: Vec<(usize, Proc)> = numbers
+        .iter()
+        .map(|&number| {
+            let argv =
+                ["ping", "-n", "-D", "-O", "-i", &interval_s, "-c", &count, "-W", "1", SERVER_IP4];
+            let proc = lab
+                .spawn(&lab.client(number).ns, &argv)
+                .unwrap_or_else(|e| panic!("ping from c{number}: {e:#}"));
+            (number, proc)
+        })
+        .collect();
+    for (number, proc) in &runs {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !proc.log().contains("bytes from") {
+            assert!(
+                Instant::now() < deadline,
+                "c{number} had no reply before the test began:\n{}",
+                proc.log()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Pings { runs, duration, interval }
+}
+
+impl Pings {
+    /// Waits for every ping to end and returns what each measured.
+    pub(crate) fn finish(self) -> Vec<PingRun> {
+        let limit = self.duration + Duration::from_secs(10);
+        let interval = self.interval;
+        self.runs
+            .into_iter()
+            .map(|(number, mut proc)| {
+                let status = proc.wait_timeout(limit).expect("wait for ping");
+                assert!(status.is_some(), "ping from c{number} still running after {limit:?}");
+                let log = proc.log();
+                drop(proc);
+                PingRun::parse(number, interval, &log)
+            })
+            .collect()
+    }
+}
+
+/// What one measuring ping saw.
+#[derive(Clone, Debug)]
+pub(crate) struct PingRun {
+    pub(crate) number: usize,
+    pub(crate) transmitted: u32,
+    interval: Duration,
+    /// icmp_seq -> arrival time (seconds since the epoch).
+    replies: BTreeMap<u32, f64>,
+    log: String,
+}
+
+impl PingRun {
+    fn parse(number: usize, interval: Duration, log: &str) -> Self {
+        let mut replies = BTreeMap::new();
+        for line in log.lines().filter(|l| l.contains("bytes from") && !l.contains("DUP!")) {
+            let time = line
+                .strip_prefix('[')
+                .and_then(|l| l.split(']').next())
+                .and_then(|t| t.parse::<f64>().ok());
+            let seq = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("icmp_seq="))
+                .and_then(|s| s.parse::<u32>().ok());
+            if let (Some(time), Some(seq)) = (time, seq) {
+                replies.entry(seq).or_insert(time);
+            }
+        }
+        let transmitted = log
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("c{number}: no ping summary:\n{log}"));
+        Self { number, transmitted, interval, replies, log: log.to_owned() }
+    }
+
+    pub(crate) fn received(&self) -> u32 {
+        u32::try_from(self.replies.len()).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn lost(&self) -> u32 {
+        self.transmitted.saturating_sub(self.received())
+    }
+
+    /// The longest run of unanswered requests, times the interval.
+    pub(crate) fn longest_loss(&self) -> Duration {
+        let (mut run, mut longest) = (0_u32, 0_u32);
+        for seq in 1..=self.transmitted {
+            if self.replies.contains_key(&seq) {
+                run = 0;
+            } else {
+                run += 1;
+                longest = longest.max(run);
+            }
+        }
+        self.interval * longest
+    }
+
+    /// The longest silence between two replies, less one interval.
+    pub(crate) fn longest_silence(&self) -> Duration {
+        let mut times: Vec<f64> = self.replies.values().copied().collect();
+        times.sort_by(f64::total_cmp);
+        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        Duration::from_secs_f64(gap).saturating_sub(self.interval)
+    }
+
+    /// The client's receive outage: the longer of the two measures.
+    pub(crate) fn outage(&self) -> Duration {
+        self.longest_loss().max(self.longest_silence())
+    }
+
+    /// How long after `since` (seconds since the epoch) the first reply
+    /// came.
+    pub(crate) fn first_reply_after(&self, since: f64) -> Option<Duration> {
+        self.replies
+            .values()
+            .copied()
+            .filter(|&t| t > since)
+            .fold(None, |first: Option<f64>, t| Some(first.map_or(t, |f| f.min(t))))
+            .map(|t| Duration::from_secs_f64(t - since))
+    }
+
+    /// The log's last lines, for assertion messages.
+    pub(crate) fn tail(&self) -> String {
+        let lines: Vec<&str> = self.log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl fmt::Display for PingRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "c{}: {} of {} lost, outage {:.0} ms (longest run {:.0} ms, longest silence {:.1} ms)",
+            self.number,
+            self.lost(),
+            self.transmitted,
+            self.outage().as_secs_f64() * 1000.0,
+            self.longest_loss().as_secs_f64() * 1000.0,
+            self.longest_silence().as_secs_f64() * 1000.0,
+        )
+    }
+}
+
+/// Prints every run as `<prefix>: <what>: <run>` (run the tests with
+/// `--nocapture` to see them).
+pub(crate) fn report<'a>(prefix: &str, what: &str, runs: impl IntoIterator<Item = &'a PingRun>) {
+    for run in runs {
+        println!("{prefix}: {what}: {run}");
+    }
+}
+
+/// Asserts that `run` lost at most `few` requests.
+pub(crate) fn assert_few_lost(what: &str, run: &PingRun, few: u32, agent_log: &str) {
+    assert!(
+        run.lost() <= few,
+        "{what}: {run}: more than {few} lost\nping tail:\n{}\nagent log:\n{agent_log}",
+        run.tail()
+    );
+}
