@@ -15,6 +15,7 @@
 pub(crate) mod capture;
 pub(crate) mod datapath;
 pub(crate) mod pings;
+pub(crate) mod raw;
 
 use std::{
     collections::BTreeMap,
@@ -599,4 +600,24 @@ pub(crate) fn resolve_all(lab: &Lab) {
     for client in lab.clients() {
         resolve(lab, client.number);
     }
+}
+
+/// The CPU time process `pid` has used so far, all its threads, user and
+/// system (`utime + stime` of `/proc/<pid>/stat`).
+pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // The fields after the command name (in parentheses): state is the
+    // first, utime the 12th and stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_else(|| panic!("/proc/{pid}/stat: {stat}"));
+    let ticks: u64 = [11, 12]
+        .iter()
+        .map(|&i| fields[i].parse::<u64>().unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}")))
+        .sum();
+    // SAFETY: sysconf(3) reads a constant.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+    Duration::from_millis(ticks * 1000 / per_second.max(1))
 }

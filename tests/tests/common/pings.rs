@@ -33,6 +33,30 @@ pub(crate) fn start_pings(
     duration: Duration,
     interval: Duration,
 ) -> Pings {
+    let pings = spawn_pings(lab, numbers, duration, interval);
+    for (number, proc) in &pings.runs {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !proc.log().contains("bytes from") {
+            assert!(
+                Instant::now() < deadline,
+                "c{number} had no reply before the test began:\n{}",
+                proc.log()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    pings
+}
+
+/// Starts `ping -D -O -i interval` to the server from each of `numbers`
+/// for `duration`, without waiting for a reply (the server may be out of
+/// reach at first).
+pub(crate) fn spawn_pings(
+    lab: &Lab,
+    numbers: &[usize],
+    duration: Duration,
+    interval: Duration,
+) -> Pings {
     let count = (duration.as_millis() / interval.as_millis()).to_string();
     let interval_s = format!("{:.3}", interval.as_secs_f64());
     let runs: Vec<(usize, Proc)> = numbers
@@ -46,17 +70,6 @@ pub(crate) fn start_pings(
             (number, proc)
         })
         .collect();
-    for (number, proc) in &runs {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !proc.log().contains("bytes from") {
-            assert!(
-                Instant::now() < deadline,
-                "c{number} had no reply before the test began:\n{}",
-                proc.log()
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
     Pings { runs, duration, interval }
 }
 
