@@ -267,6 +267,9 @@ async fn serve(
     undo.save(&options.master)?;
     let mut ebpf = datapath::load(Some(&pins), options.max_clients)?;
     let links = datapath::attach(&mut ebpf, &options.master, &options.slaves, Some(&link_dir))?;
+    // Clients of slaves that went down while no agent ran, moved below and
+    // told once the announcer exists, as a failover tells them.
+    let mut moved_clients = Vec::new();
     if adopting {
         // The maps and links of an agent that died: keep its clients and
         // buckets, move only what points at a slave that is gone or down.
@@ -282,7 +285,9 @@ async fn serve(
         let clients = datapath::clients(&ebpf)?;
         let assigned: Vec<u32> = clients.iter().map(|(_, e)| e.slave).collect();
         for (item, slave) in move_off(&assigned, &usable) {
-            datapath::move_client(&mut ebpf, &clients[item].0, slave)?;
+            if let Some(entry) = datapath::move_client(&mut ebpf, &clients[item].0, slave)? {
+                moved_clients.push((clients[item].0, entry));
+            }
         }
         info!("adopted the data path of an earlier agent: {} clients kept", clients.len());
     } else {
@@ -311,6 +316,25 @@ async fn serve(
         retell: Vec::new(),
         links,
     };
+    if !moved_clients.is_empty() {
+        info!(
+            "{} clients moved off slaves that went down meanwhile; telling them",
+            moved_clients.len()
+        );
+        let now = Instant::now();
+        for (key, entry) in &moved_clients {
+            agent.tell(&set.state, key, entry);
+            agent.retell.push((now + RETELL_AFTER, *key));
+        }
+        // As a failover does: the switch learns the failed MACs through
+        // the active slave, which accepts them (rx_failover).
+        if let Some(active) = set.state.active {
+            let via = set.state.slaves[active].ifindex;
+            for slave in set.state.slaves.iter().filter(|s| s.ifindex != 0 && !s.up) {
+                agent.learn(via, &slave.mac);
+            }
+        }
+    }
     let learning = Duration::from_secs(options.lp_interval_s.max(1));
     let mut learn_at = Instant::now();
     let rebalancing = (options.rebalance_interval_s > 0)
