@@ -15,6 +15,7 @@ mod common;
 
 use std::{
     net::Ipv4Addr,
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     thread,
     time::{Duration, Instant},
 };
@@ -23,7 +24,7 @@ use alb_tests::{Lab, SERVER_IP4, wait_until};
 use common::{
     Agent, assert_all_clients_work,
     capture::{ARP_REPLY, Arp, Capture, arps, describe},
-    cpu_time, mac_of, neigh,
+    cpu_time, mac_of, neigh, pin_dir,
     pings::{self, PingRun, Pings, unix_now},
     raw::{self, BROADCAST, RawSocket, Rng},
     resolve, set_port, show_ms, slave_of, wait_neigh,
@@ -384,4 +385,92 @@ fn a_client_that_changes_its_mac_is_followed() {
         show_ms(&moved)
     );
     assert_all_clients_work(&lab, 20);
+}
+
+/// Least privilege (issue 5, item 4): every pin under
+/// `/sys/fs/bpf/alb/<master>` is root's and no one else's (mode 0600; the
+/// directories are 0755, so their names show, but nothing in them opens),
+/// and an unprivileged user can read none of them (`alb status` as nobody
+/// fails: BPF_OBJ_GET is refused); the agent opens no TCP,
+/// UDP or raw IP socket (so no listener and no metrics endpoint): its
+/// sockets are netlink, one AF_PACKET socket that only sends (protocol 0)
+/// and the control socket (root-only: runtime.rs,
+/// `the_control_socket_is_root_only`).
+#[test]
+fn the_agent_exposes_nothing_to_the_network_or_to_other_users() {
+    let Rig { agent, lab } = rig(1, 1, &[]);
+    let master = agent.master().to_owned();
+
+    let mut pins = Vec::new();
+    let mut dirs = vec![pin_dir(&master)];
+    while let Some(dir) = dirs.pop() {
+        let meta = std::fs::metadata(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        pins.push((dir.clone(), meta.permissions().mode() & 0o7777, meta.uid(), true));
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("dir entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("pin metadata");
+            if meta.is_dir() {
+                dirs.push(path);
+            } else {
+                pins.push((path, meta.permissions().mode() & 0o7777, meta.uid(), false));
+            }
+        }
+    }
+    let files = pins.iter().filter(|p| !p.3).count();
+    let modes: std::collections::BTreeSet<String> = pins
+        .iter()
+        .map(|(_, mode, _, dir)| format!("{}{mode:o}", if *dir { "d" } else { "" }))
+        .collect();
+    println!("hostile: least privilege: {files} pins, modes {modes:?}");
+    assert!(files >= 10, "the maps and links are pinned: {pins:?}");
+    for (path, mode, uid, dir) in &pins {
+        assert_eq!(*uid, 0, "{} is root's", path.display());
+        if *dir {
+            assert_eq!(mode & 0o022, 0, "{} writable by root only: {mode:o}", path.display());
+        } else {
+            assert_eq!(mode & 0o077, 0, "{} is for root only: {mode:o}", path.display());
+        }
+    }
+    let bin = common::alb_bin();
+    let out = lab
+        .exec(
+            lab.srv(),
+            &[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                bin.to_str().expect("UTF-8 path"),
+                "status",
+                "--master",
+                &master,
+            ],
+        )
+        .expect("setpriv");
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    println!("hostile: least privilege: `alb status` as nobody -> {said}");
+    assert!(!out.status.success(), "nobody cannot read the pins: {said}");
+
+    let sockets = common::sockets_of(agent.pid());
+    println!("hostile: least privilege: the agent's sockets: {sockets:?}");
+    let inet: Vec<_> = sockets.iter().filter(|(kind, _)| kind.starts_with("inet")).collect();
+    assert!(inet.is_empty(), "the agent has no TCP, UDP or raw IP socket: {inet:?}");
+    assert!(
+        sockets
+            .iter()
+            .filter(|(kind, _)| kind == "packet")
+            .all(|(_, detail)| detail == "protocol 0"),
+        "its packet socket only sends: {sockets:?}"
+    );
+    assert!(
+        sockets.iter().all(|(kind, _)| ["netlink", "packet", "unix"].contains(&kind.as_str())),
+        "only netlink, packet and unix sockets: {sockets:?}"
+    );
+    let caps = std::fs::read_to_string(format!("/proc/{}/status", agent.pid()))
+        .expect("/proc/<pid>/status")
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    println!("hostile: least privilege: the agent runs with {caps} (not dropped after setup)");
 }

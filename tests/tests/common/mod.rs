@@ -286,6 +286,11 @@ impl Agent {
         self.proc.wait_timeout(timeout).expect("wait for alb")
     }
 
+    /// Sends `signal` to the agent (its process group, by PID).
+    pub(crate) fn signal(&mut self, signal: Signal) {
+        self.proc.signal(signal).unwrap_or_else(|e| panic!("{signal} to alb: {e:#}"));
+    }
+
     /// `kill -9` of the agent (its process, by PID); waits until it is gone.
     pub(crate) fn kill9(&mut self) {
         self.proc.signal(Signal::SIGKILL).expect("SIGKILL alb");
@@ -620,4 +625,56 @@ pub(crate) fn cpu_time(pid: u32) -> Duration {
     // SAFETY: sysconf(3) reads a constant.
     let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
     Duration::from_millis(ticks * 1000 / per_second.max(1))
+}
+
+/// The sockets process `pid` holds, as (kind, detail): `inet tcp`, `inet
+/// udp6`, ... for IP sockets (with their local address), `packet` (with
+/// its protocol), `netlink`, `unix` (with its path) or `other`.
+pub(crate) fn sockets_of(pid: u32) -> Vec<(String, String)> {
+    let fd_dir = format!("/proc/{pid}/fd");
+    let inodes: Vec<String> = std::fs::read_dir(&fd_dir)
+        .unwrap_or_else(|e| panic!("{fd_dir}: {e}"))
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    // /proc/<pid>/net/* lists the sockets of the process's namespace; the
+    // inode column tells which are the process's.
+    let table = |name: &str| -> Vec<Vec<String>> {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{name}"))
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    let mut found = Vec::new();
+    for inode in inodes {
+        let mut kind = ("other".to_owned(), String::new());
+        for name in ["tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6"] {
+            // sl local_address rem_address st ... uid timeout inode
+            if let Some(row) = table(name).into_iter().find(|r| r.get(9) == Some(&inode)) {
+                kind = (format!("inet {name}"), row.get(1).cloned().unwrap_or_default());
+            }
+        }
+        // sk RefCnt Type Proto Iface R Rmem User Inode
+        if let Some(row) = table("packet").into_iter().find(|r| r.get(8) == Some(&inode)) {
+            let proto =
+                u16::from_str_radix(row.get(3).map_or("0", String::as_str), 16).unwrap_or(0);
+            kind = ("packet".to_owned(), format!("protocol {proto}"));
+        }
+        // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+        if table("netlink").iter().any(|r| r.get(9) == Some(&inode)) {
+            kind = ("netlink".to_owned(), String::new());
+        }
+        // Num RefCount Protocol Flags Type St Inode Path
+        if let Some(row) = table("unix").into_iter().find(|r| r.get(6) == Some(&inode)) {
+            kind = ("unix".to_owned(), row.get(7).cloned().unwrap_or_default());
+        }
+        found.push(kind);
+    }
+    found.sort();
+    found
 }
