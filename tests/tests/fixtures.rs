@@ -64,6 +64,75 @@ fn len(frame: &[u8]) -> u64 {
     frame.len() as u64
 }
 
+// ------------------------------------------------- odd but valid frames ----
+
+/// Recomputes the IPv4 header checksum of `frame` (IPv4 at offset 14).
+fn fix_ipv4_checksum(frame: &mut [u8]) {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let mut sum: u32 =
+        frame[14..14 + ihl].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let sum = u16::try_from(sum).expect("folded to 16 bits");
+    frame[24..26].copy_from_slice(&(!sum).to_be_bytes());
+}
+
+/// `frame` (Ethernet + IPv4) with 4 bytes of IPv4 options (NOP, NOP, NOP,
+/// end of list): IHL 6.
+fn with_ipv4_options(frame: &[u8]) -> Vec<u8> {
+    let mut out = frame[..34].to_vec();
+    out.extend_from_slice(&[1, 1, 1, 0]);
+    out.extend_from_slice(&frame[34..]);
+    out[14] = 0x46;
+    let total = u16::from_be_bytes([out[16], out[17]]) + 4;
+    out[16..18].copy_from_slice(&total.to_be_bytes());
+    fix_ipv4_checksum(&mut out);
+    out
+}
+
+/// `frame` (Ethernet + IPv4) as a fragment: `more` sets MF; `offset` is in
+/// 8-byte units (a later fragment carries no L4 header of its own).
+fn as_ipv4_fragment(frame: &[u8], offset: u16, more: bool) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    let flags_offset = offset | if more { 0x2000 } else { 0 };
+    out[20..22].copy_from_slice(&flags_offset.to_be_bytes());
+    fix_ipv4_checksum(&mut out);
+    out
+}
+
+/// `frame` (Ethernet + IPv6) with an extension header of `kind` (44:
+/// fragment, 60: destination options, 43: routing) before its payload.
+fn with_ipv6_extension(frame: &[u8], kind: u8) -> Vec<u8> {
+    let next = frame[20];
+    let header: [u8; 8] = match kind {
+        // Next header, reserved, offset 0 with M set, identification.
+        44 => [next, 0, 0x00, 0x01, 0, 0, 0x0a, 0x1b],
+        // Next header, length 0 (8 bytes), PadN of 4 bytes... as padding.
+        60 => [next, 0, 1, 4, 0, 0, 0, 0],
+        // Next header, length 0, type 4 (segment routing would need more):
+        // an unknown routing type with segments left 0, which hosts skip.
+        43 => [next, 0, 253, 0, 0, 0, 0, 0],
+        _ => panic!("extension header {kind} not built here"),
+    };
+    let mut out = frame[..54].to_vec();
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&frame[54..]);
+    out[20] = kind;
+    let payload = u16::from_be_bytes([out[18], out[19]]) + 8;
+    out[18..20].copy_from_slice(&payload.to_be_bytes());
+    out
+}
+
+/// `frame` (802.1Q-tagged) with an outer 802.1ad tag: QinQ, service VLAN 200.
+fn qinq(tagged: &[u8]) -> Vec<u8> {
+    let mut out = tagged[..12].to_vec();
+    out.extend_from_slice(&[0x88, 0xa8, 0x00, 0xc8]);
+    out.extend_from_slice(&tagged[12..]);
+    out
+}
+
 /// Two up slaves, slave 0 active: veth17 and veth19 of the seed lab.
 fn two_slaves(s0: u32, s1: u32) -> alb::datapath::State {
     state(&[(s0, S0_MAC, true), (s1, S1_MAC, true)], Some(0))
@@ -289,6 +358,9 @@ fn tx_ipv4() {
     let far1 = v4_on(1, [198, 19, 7]);
     let far0 = v4_on(0, [198, 19, 7]);
     let group1 = v4_on(1, [239, 1, 1]);
+    let with_options = with_ipv4_options(&to_c2);
+    let first_fragment = as_ipv4_fragment(&to_c2, 0, true);
+    let later_fragment = as_ipv4_fragment(&to_c2, 185, false);
     let cases = [
         Case::new("TCP to known client 1 (slave 0): master MAC kept", to_c1.clone())
             .redirect(0)
@@ -391,6 +463,33 @@ fn tx_ipv4() {
         .mac_at(ETH_SRC, S1_MAC)
         .counts(&[TxClient])
         .client(Client { tx: (3, 2 * len(&to_c2) + 34), ..client(C2, C2_MAC, 1) }),
+        Case::new("IPv4 with options (IHL 6) to client 2: by client 2", with_options.clone())
+            .redirect(1)
+            .mac_at(ETH_SRC, S1_MAC)
+            .counts(&[TxClient])
+            .client(Client {
+                tx: (4, 2 * len(&to_c2) + 34 + len(&with_options)),
+                ..client(C2, C2_MAC, 1)
+            }),
+        Case::new("first IPv4 fragment (MF) to client 2: by client 2", first_fragment.clone())
+            .redirect(1)
+            .mac_at(ETH_SRC, S1_MAC)
+            .counts(&[TxClient])
+            .client(Client {
+                tx: (5, 3 * len(&to_c2) + 34 + len(&with_options)),
+                ..client(C2, C2_MAC, 1)
+            }),
+        Case::new(
+            "later IPv4 fragment (offset 185, no TCP header) to client 2: by client 2, as the first",
+            later_fragment.clone(),
+        )
+        .redirect(1)
+        .mac_at(ETH_SRC, S1_MAC)
+        .counts(&[TxClient])
+        .client(Client {
+            tx: (6, 4 * len(&to_c2) + 34 + len(&with_options)),
+            ..client(C2, C2_MAC, 1)
+        }),
     ];
     lab.check_all(Program::Tx, &cases);
 }
@@ -474,6 +573,26 @@ fn tx_ipv6() {
         .redirect(0)
         .counts(&[TxActive]),
         Case::new(
+            "IPv6 TCP with a fragment header, slave-1 bucket: balanced as without it",
+            with_ipv6_extension(&tcp6(C2_MAC, MASTER_MAC, SERVER6, far1), 44),
+        )
+        .redirect(1)
+        .mac_at(ETH_SRC, S1_MAC)
+        .counts(&[TxBucket]),
+        Case::new(
+            "IPv6 TCP with destination options, slave-1 bucket: balanced as without them",
+            with_ipv6_extension(&tcp6(C2_MAC, MASTER_MAC, SERVER6, far1), 60),
+        )
+        .redirect(1)
+        .mac_at(ETH_SRC, S1_MAC)
+        .counts(&[TxBucket]),
+        Case::new(
+            "IPv6 TCP with a routing header, slave-0 bucket: balanced as without it",
+            with_ipv6_extension(&tcp6(C1_MAC, MASTER_MAC, SERVER6, far0), 43),
+        )
+        .redirect(0)
+        .counts(&[TxBucket]),
+        Case::new(
             "IPv6 header cut short: active, unchanged",
             tcp6(C2_MAC, MASTER_MAC, SERVER6, far1)[..40].to_vec(),
         )
@@ -509,6 +628,12 @@ fn tx_non_ip_and_truncated() {
         Case::new(
             "802.1Q-tagged frame: active, unchanged",
             vlan_udp4(C2_MAC, MASTER_MAC, SERVER, C2),
+        )
+        .redirect(0)
+        .counts(&[TxActive]),
+        Case::new(
+            "QinQ (802.1ad outer tag, 0x88a8): active, unchanged",
+            qinq(&vlan_udp4(C2_MAC, MASTER_MAC, SERVER, C2)),
         )
         .redirect(0)
         .counts(&[TxActive]),
@@ -683,9 +808,9 @@ fn tx_after_failover() {
 
 // ---------------------------------------------------------------- RX ----
 
-/// Hostile or odd frames addressed to `dst`, expectations to be added:
-/// each must be delivered the way an ordinary frame to `dst` is (never
-/// dropped, never a crash).
+/// Hostile or odd frames addressed to `dst` (issue 5, item 1), expectations
+/// to be added: each must be delivered the way an ordinary frame to `dst`
+/// is (never dropped, never a crash), whatever is inside.
 fn hostile(dst: Mac) -> Vec<Case> {
     let ip = tcp4(dst, C2_MAC, C2, SERVER);
     let odd_arp = arp_any(
@@ -721,6 +846,33 @@ fn hostile(dst: Mac) -> Vec<Case> {
             frame
         }),
         Case::new("hostile: 802.1Q-tagged (0x8100)", vlan_udp4(dst, C2_MAC, C2, SERVER)),
+        Case::new("hostile: QinQ (0x88a8 outer, 0x8100 inner)", {
+            qinq(&vlan_udp4(dst, C2_MAC, C2, SERVER))
+        }),
+        Case::new("hostile: IPv4 with options (IHL 6)", with_ipv4_options(&ip)),
+        Case::new("hostile: first IPv4 fragment (MF)", as_ipv4_fragment(&ip, 0, true)),
+        Case::new(
+            "hostile: later IPv4 fragment (offset 185, no TCP header)",
+            as_ipv4_fragment(&ip, 185, false),
+        ),
+        Case::new(
+            "hostile: IPv6 with a fragment header",
+            with_ipv6_extension(&tcp6(dst, C2_MAC, PEER6, SERVER6), 44),
+        ),
+        Case::new(
+            "hostile: IPv6 with a routing header",
+            with_ipv6_extension(&tcp6(dst, C2_MAC, PEER6, SERVER6), 43),
+        ),
+        Case::new(
+            "hostile: IPv6 cut after 20 bytes of header",
+            tcp6(dst, C2_MAC, PEER6, SERVER6)[..34].to_vec(),
+        )
+        .may_be_refused(SHORT_L3),
+        Case::new(
+            "hostile: 13 bytes, not even an Ethernet header",
+            ethernet(dst, C2_MAC, 0x88b5)[..13].to_vec(),
+        )
+        .may_be_refused(SHORT_L2),
         Case::new("hostile: jumbo 9000-byte frame", big_udp4(dst, C2_MAC, C2, SERVER, 9000))
             .jumbo(),
     ]
@@ -758,6 +910,15 @@ fn rx_on_non_active_slave() {
             .counts(&[RxUnicast, RxArp])
             .event(EventKind::ArpSeen, 1, key(C2), C2_MAC, REPLY)
             .client(Client { rx: (1, len(&from_c2)), ..client(C2, C2_MAC, 1) }),
+        Case::new(
+            "client 2's ARP with unknown opcode 9 to slave 1: delivered, seen (any opcode)",
+            on_wire(arp(S1_MAC, C2_MAC, 9, C2_MAC, C2, S1_MAC, SERVER)),
+        )
+        .redirect(1)
+        .mac_at(ETH_DST, MASTER_MAC)
+        .counts(&[RxUnicast, RxArp])
+        .event(EventKind::ArpSeen, 1, key(C2), C2_MAC, 9)
+        .client(Client { rx: (1, len(&from_c2)), ..client(C2, C2_MAC, 1) }),
         Case::new(
             "broadcast ARP request on the non-active slave: dropped",
             on_wire(arp(BROADCAST, C2_MAC, REQUEST, C2_MAC, C2, ZERO_MAC, SERVER)),
