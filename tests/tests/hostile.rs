@@ -431,22 +431,7 @@ fn the_agent_exposes_nothing_to_the_network_or_to_other_users() {
             assert_eq!(mode & 0o077, 0, "{} is for root only: {mode:o}", path.display());
         }
     }
-    let bin = common::alb_bin();
-    let out = lab
-        .exec(
-            lab.srv(),
-            &[
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                bin.to_str().expect("UTF-8 path"),
-                "status",
-                "--master",
-                &master,
-            ],
-        )
-        .expect("setpriv");
+    let out = common::alb_as_nobody(&lab, &["status", "--master", &master]);
     let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     println!("hostile: least privilege: `alb status` as nobody -> {said}");
     assert!(!out.status.success(), "nobody cannot read the pins: {said}");

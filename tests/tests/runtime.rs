@@ -569,24 +569,7 @@ fn the_control_socket_is_root_only() {
     assert_eq!(dir.uid(), 0, "/run/alb owned by root");
 
     // nobody cannot reach it.
-    let bin = common::alb_bin();
-    let out = lab
-        .exec(
-            lab.srv(),
-            &[
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                bin.to_str().expect("UTF-8 path"),
-                "slave",
-                "add",
-                "veth21",
-                "--master",
-                &master,
-            ],
-        )
-        .expect("setpriv");
+    let out = common::alb_as_nobody(&lab, &["slave", "add", "veth21", "--master", &master]);
     let text = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     assert!(!out.status.success(), "an unprivileged user is refused: {text}");
     assert!(text.starts_with("alb: ") && text.contains("ermission denied"), "{text}");

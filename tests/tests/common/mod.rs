@@ -148,6 +148,21 @@ pub(crate) fn run_alb(lab: &Lab, ns: &str, args: &[&str]) -> Output {
     Output { status, stdout: log.clone().into_bytes(), stderr: log.into_bytes() }
 }
 
+/// Runs `alb args...` in the server namespace as the unprivileged user
+/// `nobody` (uid and gid 65534, no supplementary groups), to completion.
+pub(crate) fn alb_as_nobody(lab: &Lab, args: &[&str]) -> Output {
+    let bin = alb_bin();
+    let mut argv = vec![
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        bin.to_str().expect("UTF-8 path"),
+    ];
+    argv.extend_from_slice(args);
+    lab.exec(lab.srv(), &argv).unwrap_or_else(|e| panic!("setpriv: {e:#}"))
+}
+
 /// `sysctl -n key` in namespace `ns`.
 pub(crate) fn sysctl_get(lab: &Lab, ns: &str, key: &str) -> String {
     lab.run(ns, &["sysctl", "-n", key])
