@@ -89,8 +89,12 @@ mod redeal {
 
     /// Moves as few items as possible so that the usable slaves' counts
     /// differ by at most one (after a slave joins or returns). Items on
-    /// unusable slaves are moved off first.
-    pub fn even_out(assigned: &[u32], usable: &[u8]) -> Vec<(usize, u32)> {
+    /// unusable slaves are moved off first. `home[item]`, where known, is
+    /// the slave an item was moved away from by a failure: a returning
+    /// slave takes back its own items first, and items away from home move
+    /// before items at home, so a flapping slave does not drag the clients
+    /// of healthy slaves along.
+    pub fn even_out(assigned: &[u32], home: &[Option<u32>], usable: &[u8]) -> Vec<(usize, u32)> {
         let mut moves = move_off(assigned, usable);
         if usable.is_empty() {
             return moves;
@@ -99,6 +103,7 @@ mod redeal {
         for &(item, slave) in &moves {
             current[item] = slave;
         }
+        let home_of = |item: usize| home.get(item).copied().flatten();
         let mut counts = counts(&current, usable);
         loop {
             let most = most(&counts);
@@ -108,8 +113,24 @@ mod redeal {
             }
             let from = counts[most].0;
             let to = counts[least].0;
-            // Move the most recently added item of the fullest slave.
-            let Some(item) = current.iter().rposition(|&s| s == from) else { break };
+            let on_from = |item: &usize| current[*item] == from;
+            let items = 0..current.len();
+            let Some(item) = items
+                .clone()
+                .rev()
+                .filter(on_from)
+                .find(|&i| home_of(i) == Some(to))
+                .or_else(|| {
+                    items
+                        .clone()
+                        .rev()
+                        .filter(on_from)
+                        .find(|&i| home_of(i).is_some_and(|h| h != from))
+                })
+                .or_else(|| items.rev().find(|i| on_from(i)))
+            else {
+                break;
+            };
             current[item] = to;
             counts[most].1 -= 1;
             counts[least].1 += 1;
@@ -118,6 +139,7 @@ mod redeal {
                 None => moves.push((item, to)),
             }
         }
+        moves.retain(|&(item, slave)| assigned[item] != slave);
         moves
     }
 
@@ -269,12 +291,34 @@ mod tests {
     #[test]
     fn a_returning_slave_gets_its_share_with_fewest_moves() {
         let assigned = [0u32; 7];
-        let moves = even_out(&assigned, &[0, 1]);
+        let moves = even_out(&assigned, &[], &[0, 1]);
         assert_eq!(moves.len(), 3, "{moves:?}");
         assert!(moves.iter().all(|&(_, slave)| slave == 1));
-        assert!(even_out(&[0, 1, 0, 1], &[0, 1]).is_empty());
-        assert!(even_out(&[], &[0, 1]).is_empty());
-        assert!(even_out(&[0, 1], &[]).is_empty());
+        assert!(even_out(&[0, 1, 0, 1], &[], &[0, 1]).is_empty());
+        assert!(even_out(&[], &[], &[0, 1]).is_empty());
+        assert!(even_out(&[0, 1], &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_returning_slave_takes_back_its_own_clients() {
+        // Slave 1 failed: its clients 1 and 3 went to slave 0 (home 1).
+        // Slave 0's own clients 0 and 2 stay where they are.
+        let assigned = [0, 0, 0, 0];
+        let home = [None, Some(1), None, Some(1)];
+        let mut moves = even_out(&assigned, &home, &[0, 1]);
+        moves.sort_unstable();
+        assert_eq!(moves, [(1, 1), (3, 1)]);
+    }
+
+    #[test]
+    fn displaced_clients_move_before_clients_at_home() {
+        // Three slaves; slave 2 returns. Client 4 lives on slave 0 but was
+        // displaced from slave 1 (which is up again and full): it moves
+        // before slave 0's own clients.
+        let assigned = [0, 0, 0, 1, 0, 1];
+        let home = [None, None, None, None, Some(1), None];
+        let moves = even_out(&assigned, &home, &[0, 1, 2]);
+        assert_eq!(moves.first(), Some(&(4, 2)), "{moves:?}");
     }
 
     #[test]

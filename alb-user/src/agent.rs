@@ -315,6 +315,7 @@ async fn serve(
         peer: master.peer.index,
         retell: Vec::new(),
         links,
+        homes: std::collections::HashMap::new(),
     };
     if !moved_clients.is_empty() {
         info!(
@@ -497,6 +498,9 @@ struct Agent {
     retell: Vec<(Instant, ClientKey)>,
     /// The agent's handles on its pinned links.
     links: datapath::Links,
+    /// Clients a failure moved, with the slave they were taken from: that
+    /// slave takes them back first when it returns.
+    homes: std::collections::HashMap<ClientKey, u32>,
 }
 
 /// Linux clients ignore a non-gratuitous ARP change within 1 s (locktime).
@@ -514,9 +518,11 @@ impl Agent {
         let clients = datapath::clients(&self.ebpf)?;
         let assigned: Vec<u32> = clients.iter().map(|(_, e)| e.slave).collect();
         let buckets = datapath::buckets(&self.ebpf)?;
+        let home: Vec<Option<u32>> =
+            clients.iter().map(|(key, _)| self.homes.get(key).copied()).collect();
         let (client_moves, bucket_moves) = match transition.commit {
             Commit::Down => (move_off(&assigned, &usable), move_off(&buckets, &usable)),
-            Commit::Up => (even_out(&assigned, &usable), even_out(&buckets, &usable)),
+            Commit::Up => (even_out(&assigned, &home, &usable), even_out(&buckets, &[], &usable)),
         };
         let bucket_moves: Vec<(u32, u32)> = bucket_moves
             .into_iter()
@@ -526,6 +532,13 @@ impl Agent {
         let now = Instant::now();
         for &(item, slave) in &client_moves {
             let key = clients[item].0;
+            // Remember where a failure took a client from; forget it once
+            // the client is back there.
+            if home[item] == Some(slave) {
+                self.homes.remove(&key);
+            } else if transition.commit == Commit::Down {
+                self.homes.entry(key).or_insert(assigned[item]);
+            }
             if let Some(entry) = datapath::move_client(&mut self.ebpf, &key, slave)? {
                 self.tell(state, &key, &entry);
                 self.retell.push((now + RETELL_AFTER, key));
@@ -657,6 +670,9 @@ impl Agent {
             self.transition(set, &transition).await?;
         }
         set.forget(index);
+        // A removed slave is nobody's home any more.
+        let slot = u32::try_from(index)?;
+        self.homes.retain(|_, home| *home != slot);
         datapath::write_slaves(&mut self.ebpf, &set.state)?;
         datapath::write_config(&mut self.ebpf, &set.state)?;
         datapath::forget_slave(&mut self.ebpf, removed.ifindex)?;
