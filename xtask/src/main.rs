@@ -1,5 +1,6 @@
 //! alb's developer commands, run as `cargo xtask <command>`.
 
+mod bench;
 mod bootstrap;
 mod cargo;
 mod demo;
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "alb's developer commands: bootstrap, lab, run, demo, test"
+    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,6 +61,21 @@ enum Cmd {
         /// after `--`.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Measure alb against same-run baselines (per-packet cost, throughput,
+    /// aggregation, failover, scale, balance); write docs/benchmarks.{md,json,svg}.
+    Bench {
+        /// Tiny sizes, about a minute: a smoke run of the harness (writes to
+        /// target/bench-quick/ unless --out is given).
+        #[arg(long)]
+        quick: bool,
+        /// Where to write benchmarks.{md,json,svg} (default: docs/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Only these sections (comma-separated): cost, throughput,
+        /// failover, scale, aggregation, balance.
+        #[arg(long, value_delimiter = ',', value_name = "SECTION")]
+        only: Vec<String>,
     },
 }
 
@@ -109,6 +125,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             demo::run(clients, slaves)?;
         }
         Cmd::Test { args } => return test(&args),
+        Cmd::Bench { quick, out, only } => bench::run(quick, out, only)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -236,6 +253,15 @@ mod tests {
         let Cmd::Run { netns, args } = cli.command else { panic!("not run") };
         assert_eq!(netns, None);
         assert_eq!(args, ["--iface", "veth17", "--iface", "veth19"]);
+    }
+
+    #[test]
+    fn bench_takes_quick_out_and_sections() {
+        let cli = Cli::try_parse_from(["xtask", "bench", "--quick", "--only", "cost,balance"])
+            .expect("parses");
+        let Cmd::Bench { quick, out, only } = cli.command else { panic!("not bench") };
+        assert!(quick && out.is_none());
+        assert_eq!(only, ["cost", "balance"]);
     }
 
     #[test]

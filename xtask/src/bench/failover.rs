@@ -1,0 +1,240 @@
+//! Figure 4: the outage a slave failure causes, from UDP sequence gaps at
+//! 1 kpps. Client 1 is on slave 0 (active), client 2 on slave 1. In each
+//! flow a datagram leaves every millisecond; a slave fails when its switch
+//! port goes down (the slave loses carrier at once) and comes back later.
+//! The outage of a flow is its longest gap that starts while the slave is
+//! down: lost datagrams x 1 ms, or the silence less one interval if longer.
+
+use std::time::Duration;
+
+use alb_tests::{Lab, Proc, SERVER_IP4};
+use anyhow::{Context as _, Result};
+use serde_json::{Value, json};
+
+use super::{Agent, Ctx, last_json, learn_clients, median, mono_ns, pause};
+
+const PPS: u32 = 1000;
+const INTERVAL_MS: f64 = 1000.0 / PPS as f64;
+
+/// The kernel's mode 6, measured in dataplane-experiments §4 (reference,
+/// not measured here).
+fn kernel_reference() -> Value {
+    json!({
+        "source": "dataplane-experiments.md §4: Debian 6.1 bonding driver, balance-alb, miimon 100, QEMU TCG (±20 ms)",
+        "non_active_failed_clients_ms": [[683, 770], [2122, 2275]],
+        "active_failed_clients_ms": [41, 114],
+        "active_failed_surviving_clients_ms": [641, 2114],
+    })
+}
+
+struct Flow {
+    id: &'static str,
+    /// The namespace the receiver runs in, its port, and where the
+    /// sender runs and sends to.
+    recv_ns: String,
+    port: u16,
+    send_ns: String,
+    to: String,
+}
+
+fn flows(lab: &Lab) -> Vec<Flow> {
+    let (c1, c2) = (lab.client(1), lab.client(2));
+    let srv = lab.srv().to_owned();
+    vec![
+        Flow {
+            id: "c1_rx",
+            recv_ns: c1.ns.clone(),
+            port: 7000,
+            send_ns: srv.clone(),
+            to: format!("{}:7000", c1.ip4),
+        },
+        Flow {
+            id: "c2_rx",
+            recv_ns: c2.ns.clone(),
+            port: 7000,
+            send_ns: srv.clone(),
+            to: format!("{}:7000", c2.ip4),
+        },
+        Flow {
+            id: "c1_tx",
+            recv_ns: srv.clone(),
+            port: 7001,
+            send_ns: c1.ns.clone(),
+            to: format!("{SERVER_IP4}:7001"),
+        },
+        Flow {
+            id: "c2_tx",
+            recv_ns: srv,
+            port: 7002,
+            send_ns: c2.ns.clone(),
+            to: format!("{SERVER_IP4}:7002"),
+        },
+    ]
+}
+
+/// The outage of one flow between `from` and `until` (monotonic ns), and
+/// the datagrams it lost then.
+fn outage(recv: &Value, from: u64, until: u64) -> (f64, u64) {
+    let mut worst = 0.0f64;
+    let mut lost_total = 0;
+    for gap in recv["gaps"].as_array().into_iter().flatten() {
+        let before = gap["before_ns"].as_u64().unwrap_or(0);
+        // A gap belongs to the window when its last datagram before the
+        // silence arrived no earlier than an interval before the event.
+        if before + 2_000_000 < from || before >= until {
+            continue;
+        }
+        let lost = gap["lost"].as_u64().unwrap_or(0);
+        let silence = gap["silence_ms"].as_f64().unwrap_or(0.0) - INTERVAL_MS;
+        worst = worst.max((lost as f64 * INTERVAL_MS).max(silence));
+        lost_total += lost;
+    }
+    // Nothing arrived after the event at all: the flow never recovered.
+    let last = recv["last_ns"].as_u64().unwrap_or(0);
+    if last < from {
+        worst = f64::INFINITY;
+    }
+    (worst, lost_total)
+}
+
+/// One failure of slave `slave` (0: active, 1: non-active).
+fn once(ctx: &Ctx, lab: &Lab, slave: usize) -> Result<Value> {
+    let [pre, hold, post] = ctx.sizes.failover_phases;
+    let total = pre + hold + post;
+    let agent = Agent::start(ctx, lab, 2, &[])?;
+    learn_clients(lab, &[1, 2])?;
+    let placement = agent.client_slaves()?;
+    let flows = flows(lab);
+    let secs_recv = format!("{:.3}", total + 0.6);
+    let secs_send = format!("{total:.3}");
+    let pps = PPS.to_string();
+    let mut receivers: Vec<Proc> = Vec::new();
+    for f in &flows {
+        let port = f.port.to_string();
+        receivers.push(lab.spawn(
+            &f.recv_ns,
+            &[&ctx.albbench, "udp-recv", "--port", &port, "--secs", &secs_recv],
+        )?);
+    }
+    pause(Duration::from_millis(200))?;
+    let mut senders: Vec<Proc> = Vec::new();
+    for f in &flows {
+        senders.push(lab.spawn(
+            &f.send_ns,
+            &[&ctx.albbench, "udp-send", "--to", &f.to, "--pps", &pps, "--secs", &secs_send],
+        )?);
+    }
+    let port = &lab.slave(slave).port;
+    pause(Duration::from_secs_f64(pre))?;
+    let failed_at = mono_ns();
+    lab.set_link(lab.sw(), port, false)?;
+    pause(Duration::from_secs_f64(hold))?;
+    let restored_at = mono_ns();
+    lab.set_link(lab.sw(), port, true)?;
+    pause(Duration::from_secs_f64(post + 0.8))?;
+    for p in senders.iter_mut().chain(receivers.iter_mut()) {
+        p.wait_timeout(Duration::from_secs(5))?;
+    }
+    let end = mono_ns();
+    let log = agent.log();
+    agent.stop()?;
+    let mut rows = Vec::new();
+    for (f, r) in flows.iter().zip(&receivers) {
+        let recv = last_json(&r.log()).with_context(|| format!("receiver of {}", f.id))?;
+        let (fail_ms, fail_lost) = outage(&recv, failed_at, restored_at);
+        let (back_ms, back_lost) = outage(&recv, restored_at, end);
+        // The same-run baseline: the worst gap before anything failed
+        // (scheduling noise of a shared 2-vCPU machine).
+        let first = recv["first_ns"].as_u64().unwrap_or(0);
+        let (quiet_ms, _) = outage(&recv, first, failed_at.saturating_sub(2_000_000));
+        rows.push(json!({
+            "flow": f.id,
+            "received": recv["received"],
+            "failover_ms": finite(fail_ms),
+            "failover_lost": fail_lost,
+            "failback_ms": finite(back_ms),
+            "failback_lost": back_lost,
+            "before_failure_ms": finite(quiet_ms),
+        }));
+    }
+    let agent_lines: Vec<&str> =
+        log.lines().filter(|l| l.contains(" down:") || l.contains(" up:")).collect();
+    Ok(json!({ "placement": placement, "flows": rows, "agent": agent_lines }))
+}
+
+/// `None` (JSON null) for a flow that never recovered.
+fn finite(ms: f64) -> Option<f64> {
+    ms.is_finite().then_some(ms)
+}
+
+pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
+    let mut scenarios = Vec::new();
+    for (slave, id, what) in [
+        (1, "non_active", "slave 1 (veth19, non-active) fails: its client is c2"),
+        (
+            0,
+            "active",
+            "slave 0 (veth17, active) fails: its client is c1, c2 is on the surviving slave",
+        ),
+    ] {
+        let mut reps = Vec::new();
+        for rep in 0..ctx.sizes.failover_reps {
+            eprintln!("bench: failover {id} {}/{}", rep + 1, ctx.sizes.failover_reps);
+            reps.push(once(ctx, lab, slave)?);
+        }
+        // Per flow: the worst and the median over repetitions.
+        let mut summary = Vec::new();
+        for flow in ["c1_rx", "c1_tx", "c2_rx", "c2_tx"] {
+            let values: Vec<Option<f64>> = reps
+                .iter()
+                .map(|r| {
+                    r["flows"]
+                        .as_array()
+                        .and_then(|f| f.iter().find(|x| x["flow"] == flow))
+                        .and_then(|x| x["failover_ms"].as_f64())
+                })
+                .collect();
+            let back: Vec<f64> = reps
+                .iter()
+                .filter_map(|r| {
+                    r["flows"]
+                        .as_array()
+                        .and_then(|f| f.iter().find(|x| x["flow"] == flow))
+                        .and_then(|x| x["failback_ms"].as_f64())
+                })
+                .collect();
+            let quiet: Vec<f64> = reps
+                .iter()
+                .filter_map(|r| {
+                    r["flows"]
+                        .as_array()
+                        .and_then(|f| f.iter().find(|x| x["flow"] == flow))
+                        .and_then(|x| x["before_failure_ms"].as_f64())
+                })
+                .collect();
+            let recovered: Vec<f64> = values.iter().flatten().copied().collect();
+            let all_recovered = recovered.len() == values.len();
+            summary.push(json!({
+                "flow": flow,
+                "on_failed_slave": (flow.starts_with("c2") && slave == 1) || (flow.starts_with("c1") && slave == 0),
+                "direction": if flow.ends_with("rx") { "server -> client (client receives)" } else { "client -> server (server receives)" },
+                "failover_ms": values,
+                "failover_ms_max": if all_recovered { json!(recovered.iter().copied().fold(0.0, f64::max)) } else { Value::Null },
+                "failover_ms_median": if all_recovered { json!(median(&recovered)) } else { Value::Null },
+                "failback_ms_max": back.iter().copied().fold(0.0, f64::max),
+                "before_failure_ms_max": quiet.iter().copied().fold(0.0, f64::max),
+            }));
+        }
+        scenarios.push(json!({ "id": id, "what": what, "summary": summary, "reps": reps }));
+    }
+    Ok(json!({
+        "pps": PPS,
+        "phases_s": ctx.sizes.failover_phases,
+        "method": "albbench udp-send/udp-recv, 1 datagram per ms in each direction for c1 and c2; \
+                   failure = the slave's switch port set down (carrier loss), restored after the hold",
+        "target_ms": 100,
+        "stretch_target_ms": 10,
+        "kernel_reference": kernel_reference(),
+        "scenarios": scenarios,
+    }))
+}

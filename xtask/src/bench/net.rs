@@ -1,0 +1,242 @@
+//! Figures 2 and 3: iperf3 through alb against the same namespaces with the
+//! server address directly on one veth and no BPF.
+
+use std::{thread, time::Duration};
+
+use alb_tests::{Lab, Proc, SERVER_IP4};
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use super::{Agent, Ctx, learn_clients, median};
+
+/// One iperf3 test: `up` is client -> server (the server receives through
+/// alb_rx), down is server -> client (alb_tx, `-R`).
+struct Test {
+    id: &'static str,
+    what: &'static str,
+    unit: &'static str,
+    args: &'static [&'static str],
+}
+
+const TESTS: &[Test] = &[
+    Test { id: "tcp1_up", what: "TCP, 1 stream, client -> server", unit: "Gbit/s", args: &[] },
+    Test {
+        id: "tcp1_down",
+        what: "TCP, 1 stream, server -> client",
+        unit: "Gbit/s",
+        args: &["-R"],
+    },
+    Test {
+        id: "tcp4_up",
+        what: "TCP, 4 streams, client -> server",
+        unit: "Gbit/s",
+        args: &["-P", "4"],
+    },
+    Test {
+        id: "tcp4_down",
+        what: "TCP, 4 streams, server -> client",
+        unit: "Gbit/s",
+        args: &["-P", "4", "-R"],
+    },
+    Test {
+        id: "udp64_up",
+        what: "UDP 64-byte payload, client -> server, received",
+        unit: "kpps",
+        args: &["-u", "-l", "64", "-b", "0"],
+    },
+    Test {
+        id: "udp64_down",
+        what: "UDP 64-byte payload, server -> client, received",
+        unit: "kpps",
+        args: &["-u", "-l", "64", "-b", "0", "-R"],
+    },
+];
+
+const PORT: u16 = 5201;
+
+/// iperf3 servers on `PORT..PORT+n` in the server namespace.
+fn servers(lab: &Lab, n: usize) -> Result<Vec<Proc>> {
+    let procs = (0..n)
+        .map(|i| {
+            let port = (PORT + i as u16).to_string();
+            lab.spawn(lab.srv(), &["iperf3", "-s", "-p", &port, "--forceflush"])
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // iperf3 prints "Server listening" once its socket is bound.
+    alb_tests::wait_until(Duration::from_secs(5), "iperf3 servers to listen", || {
+        Ok(procs.iter().all(|p| p.log().contains("Server listening")))
+    })?;
+    Ok(procs)
+}
+
+/// Runs `iperf3 -c` in client `n`'s namespace; the figure in the test's
+/// unit, taken on the receiving side.
+fn client(lab: &Lab, n: usize, port: u16, secs: u32, test: &Test) -> Result<f64> {
+    let c = lab.client(n);
+    let port = port.to_string();
+    let secs = secs.to_string();
+    let mut argv = vec!["iperf3", "-c", SERVER_IP4, "-p", &port, "-t", &secs, "-J"];
+    argv.extend_from_slice(test.args);
+    let out = lab.exec(&c.ns, &argv)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("iperf3 in {} printed no JSON: {}", c.ns, text.trim()))?;
+    if let Some(error) = v["error"].as_str() {
+        bail!("iperf3 in {}: {error}", c.ns);
+    }
+    if test.unit == "kpps" {
+        // UDP: the receiver's count (the server reports it back).
+        let sum = &v["end"]["sum"];
+        let packets = sum["packets"].as_f64().context("no end.sum.packets")?;
+        let lost = sum["lost_packets"].as_f64().unwrap_or(0.0);
+        let seconds = sum["seconds"].as_f64().context("no end.sum.seconds")?;
+        Ok((packets - lost) / seconds / 1e3)
+    } else {
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .context("no end.sum_received.bits_per_second")?;
+        Ok(bps / 1e9)
+    }
+}
+
+/// Figure 2. Two labs built alike: `plain` has the server address
+/// directly on veth17 (no agent, no BPF), `lab` runs alb. Tests alternate
+/// between them one by one (plain, alb from client 1 on slave 0, alb from
+/// client 2 on slave 1, next test...), so drift on a shared machine hits
+/// both sides alike.
+pub(crate) fn throughput(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
+    let s = &ctx.sizes;
+    let _servers = (servers(lab, 1)?, servers(plain, 1)?);
+    let agent = Agent::start(ctx, lab, 2, &[])?;
+    learn_clients(lab, &[1, 2])?;
+    learn_clients(plain, &[1])?;
+    let placement = agent.client_slaves()?;
+    let n = TESTS.len();
+    let (mut base, mut s0, mut s1) =
+        (vec![Vec::new(); n], vec![Vec::new(); n], vec![Vec::new(); n]);
+    for round in 0..s.rounds {
+        eprintln!("bench: throughput round {}/{}", round + 1, s.rounds);
+        for (i, test) in TESTS.iter().enumerate() {
+            super::signals_check()?;
+            base[i].push(client(plain, 1, PORT, s.iperf_secs, test)?);
+            s0[i].push(client(lab, 1, PORT, s.iperf_secs, test)?);
+            s1[i].push(client(lab, 2, PORT, s.iperf_secs, test)?);
+        }
+    }
+    agent.stop()?;
+    let tests: Vec<Value> = TESTS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (b, a0, a1) = (median(&base[i]), median(&s0[i]), median(&s1[i]));
+            json!({
+                "id": t.id,
+                "what": t.what,
+                "unit": t.unit,
+                "baseline": { "median": b, "values": base[i] },
+                "alb_slave0": { "median": a0, "values": s0[i] },
+                "alb_slave1": { "median": a1, "values": s1[i] },
+                "ratio_slave0": a0 / b,
+                "ratio_slave1": a1 / b,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "secs": s.iperf_secs,
+        "rounds": s.rounds,
+        "baseline": "a twin lab with 198.18.0.1/24 directly on veth17 (veth19 down), no agent, no BPF; client c1",
+        "alb": "alb over veth17 + veth19; c1 is on slave 0 (veth17, the master's MAC), c2 on slave 1 (veth19)",
+        "placement": placement,
+        "target_ratio": 0.98,
+        "tests": tests,
+    }))
+}
+
+/// `tc qdisc replace dev <dev> root tbf rate 1gbit ...` in `ns`.
+fn shape(lab: &Lab, ns: &str, dev: &str) -> Result<()> {
+    lab.run(
+        ns,
+        &[
+            "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", "1gbit", "burst", "256kb",
+            "latency", "20ms",
+        ],
+    )
+    .map(drop)
+}
+
+fn unshape(lab: &Lab, ns: &str, dev: &str) {
+    let _ = lab.exec(ns, &["tc", "qdisc", "del", "dev", dev, "root"]);
+}
+
+/// All four clients at once, one iperf3 each; the sum in Gbit/s.
+fn together(lab: &Lab, secs: u32, test: &Test) -> Result<(f64, Vec<f64>)> {
+    let results: Vec<Result<f64>> = thread::scope(|scope| {
+        let handles: Vec<_> = (1..=4)
+            .map(|n| scope.spawn(move || client(lab, n, PORT + (n as u16 - 1), secs, test)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("panicked"))))
+            .collect()
+    });
+    let each = results.into_iter().collect::<Result<Vec<f64>>>()?;
+    Ok((each.iter().sum(), each))
+}
+
+/// Figure 3: every slave (both ends) shaped to 1 Gbit/s; four clients at
+/// once through one plain veth (the twin lab), then through alb over two
+/// slaves, alternating.
+pub(crate) fn aggregation(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
+    let s = &ctx.sizes;
+    let result = (|| {
+        for l in [lab, plain] {
+            for slave in l.slaves() {
+                shape(l, l.srv(), &slave.name)?;
+                shape(l, l.sw(), &slave.port)?;
+            }
+        }
+        let _servers = (servers(lab, 4)?, servers(plain, 4)?);
+        let agent = Agent::start(ctx, lab, 2, &[])?;
+        learn_clients(lab, &[1, 2, 3, 4])?;
+        learn_clients(plain, &[1, 2, 3, 4])?;
+        let placement = agent.client_slaves()?;
+        let tests = [&TESTS[0], &TESTS[1]];
+        let mut rows = Vec::new();
+        for test in tests {
+            let (mut base, mut alb) = (Vec::new(), Vec::new());
+            for _ in 0..s.rounds {
+                super::signals_check()?;
+                base.push(together(plain, s.agg_secs, test)?);
+                alb.push(together(lab, s.agg_secs, test)?);
+            }
+            let sums = |v: &[(f64, Vec<f64>)]| v.iter().map(|x| x.0).collect::<Vec<f64>>();
+            let (b, a) = (median(&sums(&base)), median(&sums(&alb)));
+            rows.push(json!({
+                "id": test.id.replace("tcp1", "agg4"),
+                "what": test.what.replace("TCP, 1 stream", "4 clients x 1 TCP stream"),
+                "unit": "Gbit/s",
+                "baseline": { "sum": b, "rounds": base },
+                "alb": { "sum": a, "rounds": alb, "each": alb.last().map(|x| x.1.clone()) },
+                "ratio": a / b,
+            }));
+        }
+        agent.stop()?;
+        Ok(json!({
+            "secs": s.agg_secs,
+            "rounds": s.rounds,
+            "shaping": "tbf rate 1gbit burst 256kb latency 20ms on every slave and on its switch port (both directions)",
+            "baseline": "one link: a twin lab with 198.18.0.1/24 on veth17 (veth19 down), no BPF",
+            "alb": "alb over veth17 + veth19",
+            "placement": placement,
+            "target_ratio": 1.95,
+            "tests": rows,
+        }))
+    })();
+    for l in [lab, plain] {
+        for slave in l.slaves() {
+            unshape(l, l.srv(), &slave.name);
+            unshape(l, l.sw(), &slave.port);
+        }
+    }
+    result
+}
