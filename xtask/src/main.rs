@@ -76,6 +76,10 @@ enum Cmd {
         /// failover, scale, aggregation, balance.
         #[arg(long, value_delimiter = ',', value_name = "SECTION")]
         only: Vec<String>,
+        /// Measure nothing: rewrite benchmarks.md and .svg from the
+        /// benchmarks.json already in the output directory.
+        #[arg(long, conflicts_with_all = ["quick", "only"])]
+        render: bool,
     },
 }
 
@@ -125,7 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             demo::run(clients, slaves)?;
         }
         Cmd::Test { args } => return test(&args),
-        Cmd::Bench { quick, out, only } => bench::run(quick, out, only)?,
+        Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -259,8 +263,8 @@ mod tests {
     fn bench_takes_quick_out_and_sections() {
         let cli = Cli::try_parse_from(["xtask", "bench", "--quick", "--only", "cost,balance"])
             .expect("parses");
-        let Cmd::Bench { quick, out, only } = cli.command else { panic!("not bench") };
-        assert!(quick && out.is_none());
+        let Cmd::Bench { quick, out, only, render } = cli.command else { panic!("not bench") };
+        assert!(quick && out.is_none() && !render);
         assert_eq!(only, ["cost", "balance"]);
     }
 

@@ -101,8 +101,24 @@ pub(crate) struct Ctx {
 pub(crate) const SECTIONS: [&str; 6] =
     ["cost", "throughput", "aggregation", "failover", "scale", "balance"];
 
-/// `cargo xtask bench [--quick] [--out DIR] [--only SECTION,...]`.
-pub(crate) fn run(quick: bool, out: Option<PathBuf>, only: Vec<String>) -> Result<()> {
+/// `cargo xtask bench [--quick] [--out DIR] [--only SECTION,...] [--render]`.
+pub(crate) fn run(
+    quick: bool,
+    out: Option<PathBuf>,
+    only: Vec<String>,
+    render: bool,
+) -> Result<()> {
+    if render {
+        let dir = out.unwrap_or_else(|| cargo::root().join("docs"));
+        let path = dir.join("benchmarks.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let doc: Value = serde_json::from_str(&text)
+            .with_context(|| format!("cannot parse {}", path.display()))?;
+        report::write(&dir, &doc)?;
+        eprintln!("bench: rewrote {}/benchmarks.{{md,svg}} from benchmarks.json", dir.display());
+        return Ok(());
+    }
     if let Some(unknown) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
         bail!("unknown section {unknown:?}: one of {}", SECTIONS.join(", "));
     }

@@ -566,6 +566,7 @@ const W: f64 = 490.0;
 const H: f64 = 300.0;
 const COLORS: [&str; 4] = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1"];
 const GREY: &str = "#9d9d9d";
+const RED: &str = "#c00";
 
 struct Bar {
     value: f64,
@@ -583,8 +584,9 @@ struct Chart {
     unit: String,
     log: bool,
     rows: Vec<Row>,
-    /// Vertical reference lines: value, label.
-    lines: Vec<(f64, String)>,
+    /// Vertical dashed reference lines: value, label, colour (named in a
+    /// second legend row under the title).
+    lines: Vec<(f64, String, &'static str)>,
     legend: Vec<(&'static str, String)>,
 }
 
@@ -595,7 +597,7 @@ fn esc(s: &str) -> String {
 impl Chart {
     fn render(&self, x0: f64, y0: f64) -> String {
         let mut g = String::new();
-        let (left, right, top, bottom) = (150.0, 20.0, 40.0, 42.0);
+        let (left, right, top, bottom) = (150.0, 20.0, 46.0, 42.0);
         let (pw, ph) = (W - left - right, H - top - bottom);
         let _ = writeln!(g, r#"<g transform="translate({x0},{y0})">"#);
         let _ = writeln!(g, r##"<rect width="{W}" height="{H}" fill="#fff" stroke="#ddd"/>"##);
@@ -606,8 +608,9 @@ impl Chart {
             .flat_map(|r| r.bars.iter().map(|b| b.value))
             .chain(self.lines.iter().map(|l| l.0));
         let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
-        let max = finite.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.12;
-        let (lo, hi) = if self.log { (0.1f64, max.max(1.0)) } else { (0.0, max) };
+        // Headroom for the value labels right of the bars.
+        let max = finite.iter().copied().fold(0.0, f64::max).max(1e-9);
+        let (lo, hi) = if self.log { (0.1f64, (max * 6.0).max(1.0)) } else { (0.0, max * 1.3) };
         let x = |v: f64| -> f64 {
             let v = v.clamp(lo, hi);
             if self.log {
@@ -644,6 +647,31 @@ impl Chart {
             top + ph + 25.0,
             esc(&self.unit)
         );
+        let mut key_x = 8.0;
+        for (v, label, color) in &self.lines {
+            if !v.is_finite() {
+                continue;
+            }
+            let lx = x(*v);
+            let _ = writeln!(
+                g,
+                r##"<line x1="{lx:.1}" y1="{:.1}" x2="{lx:.1}" y2="{:.1}" stroke="{color}" stroke-width="1.5" stroke-dasharray="4 3"/>"##,
+                top - 3.0,
+                top + ph
+            );
+            let _ = writeln!(
+                g,
+                r##"<line x1="{key_x:.1}" y1="32" x2="{:.1}" y2="32" stroke="{color}" stroke-width="1.5" stroke-dasharray="4 3"/>"##,
+                key_x + 16.0
+            );
+            let _ = writeln!(
+                g,
+                r##"<text x="{:.1}" y="36" fill="{color}">{}</text>"##,
+                key_x + 20.0,
+                esc(label)
+            );
+            key_x += 20.0 + 6.2 * label.chars().count() as f64 + 14.0;
+        }
         let n = self.rows.len().max(1) as f64;
         let row_h = ph / n;
         for (i, row) in self.rows.iter().enumerate() {
@@ -675,24 +703,6 @@ impl Chart {
                     esc(&bar.label)
                 );
             }
-        }
-        for (v, label) in &self.lines {
-            if !v.is_finite() {
-                continue;
-            }
-            let lx = x(*v);
-            let _ = writeln!(
-                g,
-                r##"<line x1="{lx:.1}" y1="{:.1}" x2="{lx:.1}" y2="{:.1}" stroke="#c00" stroke-dasharray="4 3"/>"##,
-                top - 4.0,
-                top + ph
-            );
-            let _ = writeln!(
-                g,
-                r##"<text x="{lx:.1}" y="{:.1}" text-anchor="middle" fill="#c00">{}</text>"##,
-                top - 7.0,
-                esc(label)
-            );
         }
         let mut lx = W - right;
         for (color, label) in self.legend.iter().rev() {
@@ -749,9 +759,9 @@ fn cost_chart(doc: &Value) -> Chart {
         log: false,
         rows,
         lines: vec![
-            (floor_ns(doc), "floor".into()),
-            (RX_TARGET_NS, "RX".into()),
-            (TX_TARGET_NS, "TX target".into()),
+            (floor_ns(doc), format!("test-run floor {} ns", num(floor_ns(doc), 0)), GREY),
+            (RX_TARGET_NS, format!("RX target {RX_TARGET_NS} ns"), COLORS[1]),
+            (TX_TARGET_NS, format!("TX target {TX_TARGET_NS} ns"), COLORS[0]),
         ],
         legend: vec![(COLORS[0], "alb_tx".into()), (COLORS[1], "alb_rx".into())],
     }
@@ -781,7 +791,7 @@ fn throughput_chart(doc: &Value) -> Chart {
         unit: "ratio to the baseline of the same run".into(),
         log: false,
         rows,
-        lines: vec![(0.98, "0.98".into())],
+        lines: vec![(0.98, "target 0.98".into(), RED), (1.0, "baseline".into(), GREY)],
         legend: vec![(COLORS[0], "c1 slave 0".into()), (COLORS[2], "c2 slave 1".into())],
     }
 }
@@ -810,7 +820,14 @@ fn aggregation_chart(doc: &Value) -> Chart {
         unit: "Gbit/s, 4 clients at once".into(),
         log: false,
         rows,
-        lines: vec![],
+        lines: {
+            let base: Vec<f64> = arr(&doc["aggregation"]["tests"])
+                .iter()
+                .map(|t| f(&t["baseline"]["sum"]))
+                .collect();
+            let mean = base.iter().sum::<f64>() / base.len().max(1) as f64;
+            vec![(1.95 * mean, "target: 1.95 × one link".into(), RED)]
+        },
         legend: vec![(GREY, "one link".into()), (COLORS[0], "alb".into())],
     }
 }
@@ -862,7 +879,7 @@ fn failover_chart(doc: &Value) -> Chart {
         unit: "ms (log scale), worst of the repetitions".into(),
         log: true,
         rows,
-        lines: vec![(100.0, "100 ms".into())],
+        lines: vec![(100.0, "target 100 ms".into(), RED), (10.0, "stretch 10 ms".into(), GREY)],
         legend: vec![(COLORS[0], "alb".into()), (GREY, "kernel (ref.)".into())],
     }
 }
