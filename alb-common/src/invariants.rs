@@ -74,9 +74,12 @@ pub fn check(data: &[u8]) {
                 assert_eq!(reason, Reason::RxBroadcast);
             } else {
                 assert_eq!(rewrite_dst, dst != master);
+                // Unicast is delivered by the slave it is addressed to, or by
+                // the active slave for the master's MAC or a failed slave's.
                 assert!(
                     dst == SLAVE_MACS[this as usize]
-                        || (this == active && reason == Reason::RxFailover)
+                        || (this == active && (dst == master || reason == Reason::RxFailover)),
+                    "unicast for {dst:x?} delivered on slave {this} (active {active})"
                 );
             }
         }

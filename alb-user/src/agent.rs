@@ -38,7 +38,7 @@ use crate::{
     control::{self, Request},
     datapath::{self, SlaveState, State},
     format_mac,
-    links::{Link, Netlink},
+    links::{Link, LinkReport, Netlink},
     master::{self, Master},
     slaves::{SlaveSet, Transition},
     sysctl,
@@ -82,7 +82,13 @@ pub async fn run(options: Options) -> Result<()> {
     }
     // An agent that died left its record: its old values are the ones to restore.
     let mut undo = Undo::load(&options.master)?.unwrap_or_default();
-    let result = serve(&netlink, &options, &slaves, &mut undo).await;
+    // Signals are caught from here on, so one during setup stops the agent
+    // through the same undo instead of killing it half set up.
+    let mut signals = Signals {
+        interrupt: signal(SignalKind::interrupt())?,
+        terminate: signal(SignalKind::terminate())?,
+    };
+    let result = serve(&netlink, &options, &slaves, &mut undo, &mut signals).await;
     std::mem::take(&mut undo).run(&netlink, &options.master).await;
     if result.is_ok() {
         info!("stopped; {} removed", options.master);
@@ -240,11 +246,18 @@ pub fn ensure_bpffs() -> Result<()> {
         })
 }
 
+/// SIGINT and SIGTERM, caught from the start of `run`.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
 async fn serve(
     netlink: &Netlink,
     options: &Options,
     slaves: &[Link],
     undo: &mut Undo,
+    signals: &mut Signals,
 ) -> Result<()> {
     let master = master::create_or_adopt(netlink, &options.master).await?;
     if master.created {
@@ -254,8 +267,7 @@ async fn serve(
     // Subscribe before reading link state, so no change falls between.
     let mut link_events = netlink.watch_links()?;
     let primary = primary_index(options)?;
-    let state = prepare_devices(netlink, &master, slaves, primary, undo).await?;
-    let mac_owner = state.active.unwrap_or(0);
+    let (state, mac_owner) = prepare_devices(netlink, &master, slaves, primary, undo).await?;
     let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
 
     let pins = datapath::pin_dir(&options.master);
@@ -344,8 +356,7 @@ async fn serve(
     let mut last_loads = datapath::bucket_bytes(&agent.ebpf)?;
     let mut servers = ServerIps::read(&agent.ebpf)?;
     let control = control::listen(&options.master)?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
     // SAFETY: the ring buffer owns its descriptor and keeps it open, unchanged,
     // for as long as the AsyncFd owns the ring buffer.
     let mut events = unsafe { AsyncFd::register(datapath::take_events(&mut agent.ebpf)?) }
@@ -358,8 +369,8 @@ async fn serve(
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
-            _ = sigint.recv() => return Ok(()),
-            _ = sigterm.recv() => return Ok(()),
+            _ = signals.interrupt.recv() => return Ok(()),
+            _ = signals.terminate.recv() => return Ok(()),
             ready = events.readable_mut() => {
                 let mut guard = ready?;
                 let ring: &mut RingBuf<MapData> = guard.get_inner_mut();
@@ -377,56 +388,70 @@ async fn serve(
                     }
                 }
             }
-            accepted = control.accept() => {
-                let (mut stream, _) = accepted?;
-                let request = tokio::time::timeout(Duration::from_secs(1), control::read_request(&mut stream))
-                    .await
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("no request within 1 s")));
+            accepted = control.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(control::serve_connection(stream, requests_tx.clone()));
+                }
+                Err(error) => warn!("control socket: {error}"),
+            },
+            Some((request, reply)) = requests.recv() => {
                 let result = match request {
-                    Ok(Request::SlaveAdd(name)) => {
+                    Request::SlaveAdd(name) => {
                         agent.add_slave(&mut set, undo, &options.master, &link_dir, &name).await
                     }
-                    Ok(Request::SlaveDel(name)) => {
+                    Request::SlaveDel(name) => {
                         agent.del_slave(&mut set, undo, &options.master, &link_dir, &name).await
                     }
-                    Err(error) => Err(error),
                 };
                 match &result {
                     Ok(text) => info!("{text}"),
                     Err(error) => warn!("{error:#}"),
                 }
-                let _ = control::reply(&mut stream, &result).await;
+                let _ = reply.send(result);
             }
             Some(report) = link_events.next() => {
                 if report.deleted && (report.index == master.link.index || report.index == master.peer.index) {
                     bail!("master {} was deleted by someone else; stopping", options.master);
                 }
-                if let Some(index) = set.index_of(report.index) {
-                    if report.deleted {
-                        // As bonding releases a slave whose device goes away.
-                        let name = set.names[index].clone();
-                        warn!("slave {name} was deleted; releasing it from {}", options.master);
-                        agent.release_slave(&mut set, undo, &options.master, &link_dir, index).await?;
-                        continue;
-                    }
-                    if let Some(transition) = set.carrier(index, report.carrier()) {
-                        agent.transition(&set, &transition).await?;
+                let reports = if report.overrun {
+                    warn!("link events were lost (netlink overrun): reading every slave again");
+                    agent.reread_links(&set, master.link.index).await
+                } else {
+                    vec![report]
+                };
+                for report in reports {
+                    let master_index = master.link.index;
+                    if let Err(error) =
+                        agent.on_link(&mut set, undo, &options.master, &link_dir, master_index, &report).await
+                    {
+                        warn!("{error:#}");
                     }
                 }
             }
             () = tokio::time::sleep_until(wake.into()) => {
+                // One failed step is logged and the agent goes on: tearing
+                // the bond down would hurt every client, not just one.
                 for transition in set.tick() {
-                    agent.transition(&set, &transition).await?;
+                    if let Err(error) = agent.transition(&set, &transition).await {
+                        warn!("{error:#}");
+                    }
                 }
-                agent.retell_due(&set)?;
+                if let Err(error) = agent.retell_due(&set) {
+                    warn!("{error:#}");
+                }
                 if Instant::now() >= learn_at {
                     agent.learning_frames(&set);
-                    servers.resync(&agent.ebpf)?;
+                    if let Err(error) = servers.resync(&agent.ebpf) {
+                        warn!("{error:#}");
+                    }
                     learn_at = Instant::now() + learning;
                 }
                 if let (Some(at), Some(every)) = (rebalance_at, rebalancing) {
                     if Instant::now() >= at {
-                        last_loads = agent.rebalance(&set, &last_loads)?;
+                        match agent.rebalance(&set, &last_loads) {
+                            Ok(loads) => last_loads = loads,
+                            Err(error) => warn!("{error:#}"),
+                        }
                         rebalance_at = Some(Instant::now() + every);
                     }
                 }
@@ -444,17 +469,14 @@ async fn prepare_devices(
     slaves: &[Link],
     primary: Option<usize>,
     undo: &mut Undo,
-) -> Result<State> {
+) -> Result<(State, usize)> {
+    let name = &master.link.name;
     for device in slaves.iter().map(|s| &s.name).chain([&master.peer.name]) {
-        for saved in sysctl::silence(device)? {
-            if !undo.has_sysctl(&saved) {
-                undo.sysctls.push(saved);
-            }
-        }
+        sysctl::silence(device, |saved| undo.record_sysctl(name, saved))?;
     }
     for link in slaves.iter().chain([&master.peer]) {
         if !link.admin_up {
-            undo.raised.push(link.index);
+            undo.record_raised(name, link.index)?;
             netlink.set_up(link.index, true).await?;
         }
     }
@@ -465,9 +487,14 @@ async fn prepare_devices(
         let mac = current.mac.unwrap_or_default();
         states.push(SlaveState { ifindex: current.index, mac, up: current.lower_up });
     }
+    // The master's MAC is the primary's, whatever its carrier now, else the
+    // first slave's with carrier: with the primary preferred as active, the
+    // slave that owns the MAC is active whenever it is up, so the MAC never
+    // shows on two ports.
     let up: Vec<bool> = states.iter().map(|s| s.up).collect();
-    let active = choose_active(&up, primary, primary.unwrap_or(0), None).unwrap_or(0);
-    let master_mac = states[active].mac;
+    let owner = primary.or_else(|| up.iter().position(|&u| u)).unwrap_or(0);
+    let active = choose_active(&up, primary, owner, None);
+    let master_mac = states[owner].mac;
     let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
     // Only what differs: setting even the same MAC flushes the master's
     // neighbour table, which an adopted master is using.
@@ -478,12 +505,7 @@ async fn prepare_devices(
         netlink.set_mtu(master.link.index, mtu).await?;
     }
 
-    Ok(State {
-        master_ifindex: master.link.index,
-        master_mac,
-        slaves: states,
-        active: Some(active),
-    })
+    Ok((State { master_ifindex: master.link.index, master_mac, slaves: states, active }, owner))
 }
 
 /// What the event loop acts on.
@@ -585,6 +607,69 @@ impl Agent {
         Ok(())
     }
 
+    /// A link report for the master or a slave.
+    async fn on_link(
+        &mut self,
+        set: &mut SlaveSet,
+        undo: &mut Undo,
+        master: &str,
+        link_dir: &Path,
+        master_index: u32,
+        report: &LinkReport,
+    ) -> Result<()> {
+        if report.index == master_index {
+            if let Some(mac) = report.mac.filter(|mac| *mac != set.state.master_mac) {
+                self.master_mac_changed(set, master, mac)?;
+            }
+            return Ok(());
+        }
+        let Some(index) = set.index_of(report.index) else { return Ok(()) };
+        if report.deleted {
+            // As bonding releases a slave whose device goes away.
+            warn!("slave {} was deleted; releasing it from {master}", set.names[index]);
+            return self.release_slave(set, undo, master, link_dir, index).await;
+        }
+        if let Some(transition) = set.carrier(index, report.carrier()) {
+            self.transition(set, &transition).await?;
+        }
+        Ok(())
+    }
+
+    /// The user gave the master a new MAC (`ip link set alb0 address ...`):
+    /// the data path takes it as the master's (the active slave carries it,
+    /// host ARP with it is rewritten per client), and the switch learns it
+    /// on the active slave's port.
+    fn master_mac_changed(&mut self, set: &mut SlaveSet, master: &str, mac: Mac) -> Result<()> {
+        info!("{master} has a new MAC {}; the active slave carries it", format_mac(&mac));
+        set.state.master_mac = mac;
+        datapath::write_config(&mut self.ebpf, &set.state)?;
+        if let Some(active) = set.state.active {
+            self.learn(set.state.slaves[active].ifindex, &mac);
+        }
+        Ok(())
+    }
+
+    /// Reads the master and every slave again, as reports (after an overrun).
+    async fn reread_links(&self, set: &SlaveSet, master_index: u32) -> Vec<LinkReport> {
+        let indices = set.state.slaves.iter().map(|s| s.ifindex).filter(|&i| i != 0);
+        let mut reports = Vec::new();
+        for index in std::iter::once(master_index).chain(indices) {
+            match self.netlink.link_by_index(index).await {
+                Ok(Some(link)) => reports.push(LinkReport::from_link(&link)),
+                Ok(None) => reports.push(LinkReport {
+                    index,
+                    admin_up: false,
+                    lower_up: false,
+                    deleted: true,
+                    mac: None,
+                    overrun: false,
+                }),
+                Err(error) => warn!("{error:#}"),
+            }
+        }
+        reports
+    }
+
     /// `alb slave add`: checks the device like a start does, silences it,
     /// attaches the receive program and deals it its share.
     async fn add_slave(
@@ -608,17 +693,18 @@ impl Agent {
         if datapath::used_by_alb(name) {
             bail!("interface {name} is already a slave of another alb master");
         }
-        for saved in sysctl::silence(name)? {
-            if !undo.has_sysctl(&saved) {
-                undo.sysctls.push(saved);
+        let prepared = self.prepare_slave(undo, master, links, &link).await;
+        if let Err(error) = prepared {
+            // Give the device back as it was: a refused add changes nothing.
+            let _ = datapath::detach_slave(name, links, &mut self.links);
+            let (sysctls, raised) = undo.release_device(name, link.index);
+            sysctl::restore(sysctls);
+            if raised {
+                let _ = self.netlink.set_up(link.index, false).await;
             }
+            undo.save(master)?;
+            return Err(error);
         }
-        if !link.admin_up {
-            undo.raised.push(link.index);
-            self.netlink.set_up(link.index, true).await?;
-        }
-        undo.save(master)?;
-        datapath::attach_slave(&mut self.ebpf, name, Some(links), &mut self.links)?;
         let current = self.netlink.existing(name).await?;
         let slave = SlaveState {
             ifindex: current.index,
@@ -634,6 +720,23 @@ impl Agent {
             }
         }
         Ok(format!("{name} added to {master} as slave {index}"))
+    }
+
+    /// Silences and raises a device about to become a slave, and attaches
+    /// the receive program to it, recording each change first.
+    async fn prepare_slave(
+        &mut self,
+        undo: &mut Undo,
+        master: &str,
+        links: &Path,
+        link: &Link,
+    ) -> Result<()> {
+        sysctl::silence(&link.name, |saved| undo.record_sysctl(master, saved))?;
+        if !link.admin_up {
+            undo.record_raised(master, link.index)?;
+            self.netlink.set_up(link.index, true).await?;
+        }
+        datapath::attach_slave(&mut self.ebpf, &link.name, Some(links), &mut self.links)
     }
 
     /// `alb slave del`: moves the slave's clients and buckets away, detaches

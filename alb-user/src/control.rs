@@ -10,8 +10,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+    time::Duration,
 };
 
 use crate::undo::RUN_DIR;
@@ -58,21 +60,41 @@ pub fn listen(master: &str) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Reads one request from a connection.
-pub async fn read_request(stream: &mut UnixStream) -> Result<Request> {
-    let mut line = String::new();
-    BufReader::new(&mut *stream).read_line(&mut line).await?;
-    Request::parse(line.trim())
-}
+/// A request with the way back to its connection.
+pub type Pending = (Request, oneshot::Sender<Result<String>>);
 
-/// Answers a connection: `ok <text>` or `error <text>`.
-pub async fn reply(stream: &mut UnixStream, result: &Result<String>) -> Result<()> {
-    let line = match result {
+/// Longest request line read.
+const MAX_REQUEST: u64 = 256;
+
+/// Serves one connection in its own task: reads one bounded line (for at
+/// most a second), hands the request to the event loop and writes its
+/// answer. A slow or silent client never holds up the loop, where link
+/// events are handled.
+pub async fn serve_connection(mut stream: UnixStream, requests: mpsc::Sender<Pending>) {
+    let result = match read_request(&mut stream).await {
+        Ok(request) => {
+            let (reply, answer) = oneshot::channel();
+            if requests.send((request, reply)).await.is_err() {
+                return;
+            }
+            answer.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the agent is stopping")))
+        }
+        Err(error) => Err(error),
+    };
+    let line = match &result {
         Ok(text) => format!("ok {text}\n"),
         Err(error) => format!("error {error:#}\n"),
     };
-    stream.write_all(line.as_bytes()).await?;
-    Ok(())
+    let _ = stream.write_all(line.as_bytes()).await;
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request> {
+    let mut line = String::new();
+    let mut reader = BufReader::new(&mut *stream).take(MAX_REQUEST);
+    tokio::time::timeout(Duration::from_secs(1), reader.read_line(&mut line))
+        .await
+        .map_err(|_| anyhow::anyhow!("no request within 1 s"))??;
+    Request::parse(line.trim())
 }
 
 /// Sends a request to the agent of `master` and returns its answer.

@@ -19,15 +19,38 @@ pub struct LinkReport {
     pub admin_up: bool,
     pub lower_up: bool,
     pub deleted: bool,
+    /// The device's MAC, when the message carries it.
+    pub mac: Option<Mac>,
+    /// The kernel's socket buffer overflowed: reports were lost, and every
+    /// device the agent cares about must be read again. `index` is 0.
+    pub overrun: bool,
 }
 
 impl LinkReport {
-    fn from_header(link: &LinkMessage, deleted: bool) -> Self {
+    fn from_message(link: &LinkMessage, deleted: bool) -> Self {
+        let mac = link.attributes.iter().find_map(|attribute| match attribute {
+            LinkAttribute::Address(address) => address.as_slice().try_into().ok(),
+            _ => None,
+        });
         Self {
             index: link.header.index,
             admin_up: link.header.flags.contains(LinkFlags::Up),
             lower_up: link.header.flags.contains(LinkFlags::LowerUp),
             deleted,
+            mac,
+            overrun: false,
+        }
+    }
+
+    /// A device's state as read on demand (after an overrun).
+    pub fn from_link(link: &Link) -> Self {
+        Self {
+            index: link.index,
+            admin_up: link.admin_up,
+            lower_up: link.lower_up,
+            deleted: false,
+            mac: link.mac,
+            overrun: false,
         }
     }
 
@@ -137,11 +160,19 @@ impl Netlink {
             let _owned = &connection;
             let report = match message.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                    Some(LinkReport::from_header(&link, false))
+                    Some(LinkReport::from_message(&link, false))
                 }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
-                    Some(LinkReport::from_header(&link, true))
+                    Some(LinkReport::from_message(&link, true))
                 }
+                NetlinkPayload::Overrun(_) => Some(LinkReport {
+                    index: 0,
+                    admin_up: false,
+                    lower_up: false,
+                    deleted: false,
+                    mac: None,
+                    overrun: true,
+                }),
                 _ => None,
             };
             futures::future::ready(report)

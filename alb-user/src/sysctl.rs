@@ -18,26 +18,34 @@ fn path(family: &str, device: &str, key: &str) -> PathBuf {
     PathBuf::from(format!("/proc/sys/net/{family}/conf/{device}/{key}"))
 }
 
-/// Sets `net.<family>.conf.<device>.<key>` and returns what to restore.
-pub fn set(family: &str, device: &str, key: &str, value: &str) -> Result<Saved> {
+/// Sets `net.<family>.conf.<device>.<key>`, handing what to restore to
+/// `record` first: a crash between the two leaves a record, never an
+/// unrecorded change.
+fn set(
+    family: &str,
+    device: &str,
+    key: &str,
+    value: &str,
+    record: &mut impl FnMut(Saved) -> Result<()>,
+) -> Result<()> {
     let path = path(family, device, key);
     let old = fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .trim()
         .to_owned();
-    fs::write(&path, value).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(Saved { path, old })
+    record(Saved { path: path.clone(), old })?;
+    fs::write(&path, value).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Makes a device silent: no ARP replies for any address (`arp_ignore=8`),
 /// no IPv6 (which also stops DAD and router solicitations).
-pub fn silence(device: &str) -> Result<Vec<Saved>> {
-    let mut saved = vec![set("ipv4", device, "arp_ignore", "8")?];
+pub fn silence(device: &str, mut record: impl FnMut(Saved) -> Result<()>) -> Result<()> {
+    set("ipv4", device, "arp_ignore", "8", &mut record)?;
     // IPv6 may be compiled out or disabled on the command line.
     if path("ipv6", device, "disable_ipv6").exists() {
-        saved.push(set("ipv6", device, "disable_ipv6", "1")?);
+        set("ipv6", device, "disable_ipv6", "1", &mut record)?;
     }
-    Ok(saved)
+    Ok(())
 }
 
 /// Puts the old values back, best effort (a removed device has no sysctls).

@@ -48,12 +48,31 @@ impl Undo {
         }
     }
 
-    /// Writes the record (after every change).
+    /// Writes the record (before every change), atomically: a crash while
+    /// writing leaves the previous record, never half of one.
     pub fn save(&self, master: &str) -> Result<()> {
         fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
         let path = Self::path(master);
+        let partial = path.with_extension("state.partial");
         let text = serde_json::to_string_pretty(self)?;
-        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+        fs::write(&partial, text).with_context(|| format!("cannot write {}", partial.display()))?;
+        fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Records a sysctl about to change (unless an earlier agent recorded
+    /// it: its old value is older) and saves the record.
+    pub fn record_sysctl(&mut self, master: &str, saved: sysctl::Saved) -> Result<()> {
+        if self.has_sysctl(&saved) {
+            return Ok(());
+        }
+        self.sysctls.push(saved);
+        self.save(master)
+    }
+
+    /// Records a device about to be raised and saves the record.
+    pub fn record_raised(&mut self, master: &str, index: u32) -> Result<()> {
+        self.raised.push(index);
+        self.save(master)
     }
 
     /// Takes back what was recorded for one device (a removed slave).

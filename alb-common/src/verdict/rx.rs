@@ -74,6 +74,11 @@ pub fn rx_plan(
             reason: Reason::RxUnicast,
         };
     }
+    // The active slave carries the master's MAC, whoever owns it: its owner
+    // may be down, removed, or the user may have given the master a new one.
+    if this == active && mac_eq(dst, master_mac) {
+        return RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxUnicast };
+    }
     match owner_of(dst) {
         Some(owner) if !owner.up && this == active => {
             RxPlan::Deliver { rewrite_dst: !mac_eq(dst, master_mac), reason: Reason::RxFailover }
@@ -212,6 +217,21 @@ mod tests {
         assert!(matches!(rx_watch(&arp[..]), Watch::Arp(a) if a.spa == client));
         assert_eq!(rx_watch(&arp[..20]), Watch::Nothing);
         assert_eq!(rx_watch(&ping[..30]), Watch::Nothing);
+    }
+
+    #[test]
+    fn the_active_slave_takes_the_masters_mac_whoever_owns_it() {
+        let new_master = [2, 0, 0, 0, 0, 0xaa];
+        // No slave owns the master's MAC (removed, or set by the user).
+        assert_eq!(
+            rx_plan(&new_master, &PEER, 1, &S1, 1, &new_master, owners),
+            RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxUnicast }
+        );
+        // A non-active slave still leaves it to the active one.
+        assert_eq!(
+            rx_plan(&new_master, &PEER, 0, &S0, 1, &new_master, owners),
+            RxPlan::Pass(Reason::RxNotForUs)
+        );
     }
 
     #[test]
