@@ -2,8 +2,9 @@
 //! 1 kpps. Client 1 is on slave 0 (active), client 2 on slave 1. In each
 //! flow a datagram leaves every millisecond; a slave fails when its switch
 //! port goes down (the slave loses carrier at once) and comes back later.
-//! The outage of a flow is its longest gap that starts while the slave is
-//! down: lost datagrams x 1 ms, or the silence less one interval if longer.
+//! The outage of a flow is its longest gap that overlaps the time the slave
+//! is down: lost datagrams x 1 ms, or the silence less one interval if
+//! longer.
 
 use std::time::Duration;
 
@@ -72,16 +73,16 @@ fn flows(lab: &Lab) -> Vec<Flow> {
     ]
 }
 
-/// The outage of one flow between `from` and `until` (monotonic ns), and
-/// the datagrams it lost then.
+/// The outage of one flow between `from` and `until` (monotonic ns): its
+/// longest gap overlapping that window, and the datagrams lost in them.
 fn outage(recv: &Value, from: u64, until: u64) -> (f64, u64) {
     let mut worst = 0.0f64;
     let mut lost_total = 0;
     for gap in recv["gaps"].as_array().into_iter().flatten() {
         let before = gap["before_ns"].as_u64().unwrap_or(0);
-        // A gap belongs to the window when its last datagram before the
-        // silence arrived no earlier than an interval before the event.
-        if before + 2_000_000 < from || before >= until {
+        let at = gap["at_ns"].as_u64().unwrap_or(0);
+        // A gap belongs to the window when the silence overlaps it.
+        if at <= from || before >= until {
             continue;
         }
         let lost = gap["lost"].as_u64().unwrap_or(0);

@@ -424,9 +424,11 @@ fn failover_md(md: &mut String, doc: &Value) {
     let _ = writeln!(
         md,
         "{}. Phases {} s (before, slave down, after). Outage = the longest gap of a flow that \
-         starts while the slave is down: datagrams lost × 1 ms, or the silence less one \
-         interval if longer (resolution 1 ms; 0 = no datagram lost). Worst and median over the \
-         repetitions; *failback* is the same when the slave comes back.\n",
+         overlaps the time the slave is down: datagrams lost × 1 ms, or the silence less one \
+         interval if longer (a gap is a lost datagram or a silence over 3 ms; resolution 1 ms; \
+         0 = none). Worst and median over the repetitions; *failback* is the same once the \
+         slave is back; the *baseline* column is the worst gap of the same flow before anything \
+         failed, i.e. the noise of this shared machine.\n",
         fo["method"].as_str().unwrap_or(""),
         phases.join(" / "),
     );
