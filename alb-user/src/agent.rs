@@ -17,14 +17,14 @@ use alb_common::{
     assign::{choose_active, even_out, move_off, rebalance_by_load},
     frames::learning_frame,
     link::{Commit, Delays},
-    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, Slave, names},
+    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, names},
     reason::Reason,
     wire::{Ipv4, Mac},
 };
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
 };
 use futures::StreamExt as _;
 use log::{info, warn};
@@ -355,6 +355,7 @@ async fn serve(
     let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
     let mut last_loads = datapath::bucket_bytes(&agent.ebpf)?;
     let mut servers = ServerIps::read(&agent.ebpf)?;
+    let mut collapses = Collapses::default();
     let control = control::listen(&options.master)?;
     let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
     // SAFETY: the ring buffer owns its descriptor and keeps it open, unchanged,
@@ -362,12 +363,17 @@ async fn serve(
     let mut events = unsafe { AsyncFd::register(datapath::take_events(&mut agent.ebpf)?) }
         .map_err(|error| anyhow::anyhow!("cannot watch the event ring: {error}"))?;
     loop {
-        let wake =
-            [set.next_due(), agent.retell.first().map(|r| r.0), Some(learn_at), rebalance_at]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let wake = [
+            set.next_due(),
+            agent.retell.first().map(|r| r.0),
+            Some(learn_at),
+            rebalance_at,
+            collapses.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             _ = signals.interrupt.recv() => return Ok(()),
             _ = signals.terminate.recv() => return Ok(()),
@@ -383,7 +389,7 @@ async fn serve(
                 }
                 guard.clear_ready();
                 for event in batch {
-                    if let Err(error) = handle(&mut agent.ebpf, &set.state, &agent.announcer, &mut servers, &event) {
+                    if let Err(error) = handle(&mut agent.ebpf, &set.state, &agent.announcer, &mut servers, &mut collapses, &event) {
                         warn!("{error:#}");
                     }
                 }
@@ -438,6 +444,11 @@ async fn serve(
                 }
                 if let Err(error) = agent.retell_due(&set) {
                     warn!("{error:#}");
+                }
+                for server in collapses.due(Instant::now()) {
+                    if let Err(error) = correct_collapse(&agent.ebpf, &set.state, &agent.announcer, server, None) {
+                        warn!("{error:#}");
+                    }
                 }
                 if Instant::now() >= learn_at {
                     agent.learning_frames(&set);
@@ -818,20 +829,7 @@ impl Agent {
     }
 
     fn tell(&self, state: &State, key: &ClientKey, entry: &ClientEntry) {
-        if entry.flags & CLIENT_MAC_KNOWN == 0 {
-            return;
-        }
-        let Some(slave) = usize::try_from(entry.slave).ok().and_then(|i| state.slaves.get(i))
-        else {
-            return;
-        };
-        if slave.up {
-            if let Err(error) =
-                self.announcer.update_client(slave.ifindex, &slave.mac, key, &entry.mac)
-            {
-                warn!("{error:#}");
-            }
-        }
+        tell(&self.announcer, state, key, entry);
     }
 
     fn retell_due(&mut self, set: &SlaveSet) -> Result<()> {
@@ -880,6 +878,7 @@ fn handle(
     state: &State,
     announcer: &Announcer,
     servers: &mut ServerIps,
+    collapses: &mut Collapses,
     event: &Event,
 ) -> Result<()> {
     let Some(kind) = EventKind::from_u32(event.kind) else { return Ok(()) };
@@ -893,13 +892,18 @@ fn handle(
                 event.slave
             );
         }
-        EventKind::HostArpBroadcast => correct_collapse(ebpf, state, announcer, event)?,
+        EventKind::HostArpBroadcast => {
+            if collapses.note(event.key.server_ip, Instant::now()) {
+                let skip = Some((event.key.client_ip, event.slave));
+                correct_collapse(ebpf, state, announcer, event.key.server_ip, skip)?;
+            }
+        }
         EventKind::ClientMacChanged => {
             servers.ips.insert(event.key.server_ip);
             info!("client {} now at {}", ip(&event.key.client_ip), format_mac(&event.mac));
             let clients = clients(ebpf)?;
             if let Ok(entry) = clients.get(&event.key, 0) {
-                tell(ebpf, announcer, &event.key, &entry)?;
+                tell(announcer, state, &event.key, &entry);
             }
         }
         // Only an ARP from a server address can claim it: any other client
@@ -952,44 +956,98 @@ fn clients(ebpf: &Ebpf) -> Result<HashMap<&MapData, ClientKey, ClientEntry>> {
     Ok(HashMap::try_from(map)?)
 }
 
-/// The host broadcast an ARP request with `event.mac` as sender: every
-/// client of that server address that heard it now points there. Tell the
-/// others their own slave again, at once (gratuitous form, so Linux
-/// clients apply it inside their ARP locktime). The kernel waits ~2 s.
+/// Corrections after the host broadcast ARP: at most five walks of the
+/// client table per server address per second. The first broadcast is
+/// corrected at once; more within the next 200 ms are merged into one
+/// correction when they end (a host that ARPs many addresses at once would
+/// otherwise make the agent re-tell every client for each of them).
+#[derive(Default)]
+struct Collapses {
+    last: std::collections::HashMap<Ipv4, Instant>,
+    pending: std::collections::HashMap<Ipv4, Instant>,
+}
+
+const COLLAPSE_SPACING: Duration = Duration::from_millis(200);
+
+impl Collapses {
+    /// A broadcast for `server`: true to correct now, else it is pending.
+    fn note(&mut self, server: Ipv4, now: Instant) -> bool {
+        match self.last.get(&server) {
+            Some(&last) if now.duration_since(last) < COLLAPSE_SPACING => {
+                self.pending.entry(server).or_insert(last + COLLAPSE_SPACING);
+                false
+            }
+            _ => {
+                self.last.insert(server, now);
+                true
+            }
+        }
+    }
+
+    /// Server addresses whose merged correction is due.
+    fn due(&mut self, now: Instant) -> Vec<Ipv4> {
+        let due: Vec<Ipv4> =
+            self.pending.iter().filter(|(_, at)| **at <= now).map(|(ip, _)| *ip).collect();
+        for server in &due {
+            self.pending.remove(server);
+            self.last.insert(*server, now);
+        }
+        due
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.pending.values().min().copied()
+    }
+}
+
+/// Every client of `server` that heard a host broadcast ARP now points at
+/// its sender MAC. Tell the others their own slave again, at once
+/// (gratuitous form, so Linux clients apply it inside their ARP locktime);
+/// the kernel waits ~2 s. `skip`: the target of the request and the slave
+/// whose MAC it carried, which need no correction.
 fn correct_collapse(
     ebpf: &Ebpf,
-    _state: &State,
+    state: &State,
     announcer: &Announcer,
-    event: &Event,
+    server: Ipv4,
+    skip: Option<(Ipv4, u32)>,
 ) -> Result<()> {
     let clients = clients(ebpf)?;
     let mut told = 0;
     for item in clients.iter() {
         let (key, entry) = item?;
-        if key.server_ip == event.key.server_ip
-            && key.client_ip != event.key.client_ip
-            && entry.slave != event.slave
-            && entry.flags & CLIENT_MAC_KNOWN != 0
-        {
-            tell(ebpf, announcer, &key, &entry)?;
+        let skipped =
+            skip.is_some_and(|(target, slave)| key.client_ip == target || entry.slave == slave);
+        if key.server_ip == server && !skipped && entry.flags & CLIENT_MAC_KNOWN != 0 {
+            tell(announcer, state, &key, &entry);
             told += 1;
         }
     }
     if told > 0 {
-        info!("host ARP request for {}: re-told {told} clients", ip(&event.key.client_ip));
+        match skip {
+            Some((target, _)) => {
+                info!("host ARP request for {}: re-told {told} clients", ip(&target))
+            }
+            None => info!("host ARP broadcasts for {}: re-told {told} clients", ip(&server)),
+        }
     }
     Ok(())
 }
 
-/// Sends a client its slave's MAC for the server address, via that slave.
-fn tell(ebpf: &Ebpf, announcer: &Announcer, key: &ClientKey, entry: &ClientEntry) -> Result<()> {
-    let slaves: Array<&MapData, Slave> =
-        Array::try_from(ebpf.map(names::SLAVES).context("slave map missing")?)?;
-    let slave = slaves.get(&entry.slave, 0)?;
-    if slave.is_up() {
-        announcer.update_client(slave.ifindex, &slave.mac, key, &entry.mac)?;
+/// Sends a client its slave's MAC for the server address, via that slave
+/// (if the client's MAC is known and the slave is up).
+fn tell(announcer: &Announcer, state: &State, key: &ClientKey, entry: &ClientEntry) {
+    if entry.flags & CLIENT_MAC_KNOWN == 0 {
+        return;
     }
-    Ok(())
+    let Some(slave) = usize::try_from(entry.slave).ok().and_then(|i| state.slaves.get(i)) else {
+        return;
+    };
+    if slave.up {
+        if let Err(error) = announcer.update_client(slave.ifindex, &slave.mac, key, &entry.mac) {
+            warn!("{error:#}");
+        }
+    }
 }
 
 /// Another host claims a server address (an ARP from it with a MAC that is
