@@ -61,7 +61,7 @@ pub fn choose_active(
 }
 
 #[cfg(any(test, feature = "alloc"))]
-pub use redeal::{even_out, move_off, rebalance_by_load};
+pub use redeal::{even_out, move_off, rebalance_by_load, remap};
 
 #[cfg(any(test, feature = "alloc"))]
 mod redeal {
@@ -213,6 +213,30 @@ mod redeal {
         moves
     }
 
+    /// Items (clients, buckets) of a table an earlier agent left point at
+    /// that agent's slave indices; `old_ifindex[i]` is the device of its
+    /// slave `i`, `new_ifindex[j]` the device of this agent's slave `j`.
+    /// Returns the moves that keep every item on the same device (an item
+    /// whose device is no longer a slave gets `u32::MAX`, for `move_off`).
+    pub fn remap(assigned: &[u32], old_ifindex: &[u32], new_ifindex: &[u32]) -> Vec<(usize, u32)> {
+        let new_index = |old: u32| -> u32 {
+            let device = usize::try_from(old).ok().and_then(|i| old_ifindex.get(i)).copied();
+            device
+                .filter(|&ifindex| ifindex != 0)
+                .and_then(|ifindex| new_ifindex.iter().position(|&n| n == ifindex))
+                .and_then(|j| u32::try_from(j).ok())
+                .unwrap_or(u32::MAX)
+        };
+        assigned
+            .iter()
+            .enumerate()
+            .filter_map(|(item, &slave)| {
+                let moved = new_index(slave);
+                (moved != slave).then_some((item, moved))
+            })
+            .collect()
+    }
+
     fn counts(assigned: &[u32], usable: &[u8]) -> Vec<(u32, usize)> {
         usable
             .iter()
@@ -337,6 +361,16 @@ mod tests {
         assert!(rebalance_by_load(&[0, 0], &[10, 10], &[0], 0.1).is_empty());
         // One elephant bucket cannot be split: moving it would not help.
         assert!(rebalance_by_load(&[0, 1], &[1000, 0], &[0, 1], 0.1).is_empty());
+    }
+
+    #[test]
+    fn an_adopted_table_follows_devices_not_indices() {
+        // The earlier agent had slaves [ifindex 5, ifindex 7]; this one was
+        // started with [7, 5, 9]. Device 3 is gone.
+        let moves = remap(&[0, 1, 1, 0], &[5, 7], &[7, 5, 9]);
+        assert_eq!(moves, [(0, 1), (1, 0), (2, 0), (3, 1)]);
+        assert_eq!(remap(&[0, 1], &[5, 7], &[5, 7]), []);
+        assert_eq!(remap(&[2], &[5, 7, 3], &[5, 7]), [(0, u32::MAX)]);
     }
 
     #[test]

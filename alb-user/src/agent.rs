@@ -14,7 +14,7 @@ use std::{
 };
 
 use alb_common::{
-    assign::{choose_active, even_out, move_off, rebalance_by_load},
+    assign::{choose_active, even_out, move_off, rebalance_by_load, remap},
     frames::learning_frame,
     link::{Commit, Delays},
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, names},
@@ -284,7 +284,21 @@ async fn serve(
     let mut moved_clients = Vec::new();
     if adopting {
         // The maps and links of an agent that died: keep its clients and
-        // buckets, move only what points at a slave that is gone or down.
+        // buckets on their devices (its slave indices may differ from
+        // ours), move only what points at a slave that is gone or down.
+        let old_ifindex = datapath::slave_ifindexes(&ebpf)?;
+        let new_ifindex: Vec<u32> = set.state.slaves.iter().map(|s| s.ifindex).collect();
+        let buckets = datapath::buckets(&ebpf)?;
+        let moves: Vec<(u32, u32)> = remap(&buckets, &old_ifindex, &new_ifindex)
+            .into_iter()
+            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
+            .collect();
+        datapath::set_buckets(&mut ebpf, &moves)?;
+        let clients = datapath::clients(&ebpf)?;
+        let assigned: Vec<u32> = clients.iter().map(|(_, e)| e.slave).collect();
+        for (item, slave) in remap(&assigned, &old_ifindex, &new_ifindex) {
+            datapath::move_client(&mut ebpf, &clients[item].0, slave)?;
+        }
         datapath::write_slaves(&mut ebpf, &set.state)?;
         datapath::write_config(&mut ebpf, &set.state)?;
         let usable = set.state.usable();
@@ -502,10 +516,18 @@ async fn prepare_devices(
     // first slave's with carrier: with the primary preferred as active, the
     // slave that owns the MAC is active whenever it is up, so the MAC never
     // shows on two ports.
+    // A master that already existed (an earlier agent's) keeps its MAC:
+    // changing it would flush its neighbour table and strand every peer
+    // that knows it.
     let up: Vec<bool> = states.iter().map(|s| s.up).collect();
-    let owner = primary.or_else(|| up.iter().position(|&u| u)).unwrap_or(0);
+    let kept = if master.created { None } else { master.link.mac };
+    let owner = kept
+        .and_then(|mac| states.iter().position(|s| s.mac == mac))
+        .or(primary)
+        .or_else(|| up.iter().position(|&u| u))
+        .unwrap_or(0);
     let active = choose_active(&up, primary, owner, None);
-    let master_mac = states[owner].mac;
+    let master_mac = kept.unwrap_or(states[owner].mac);
     let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
     // Only what differs: setting even the same MAC flushes the master's
     // neighbour table, which an adopted master is using.

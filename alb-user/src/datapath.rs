@@ -338,6 +338,19 @@ pub fn write_config(ebpf: &mut Ebpf, state: &State) -> Result<()> {
     Ok(())
 }
 
+/// The device of each slave slot as the maps hold it (0: empty), read
+/// before this agent publishes its own (an adopted table's indices).
+pub fn slave_ifindexes(ebpf: &Ebpf) -> Result<Vec<u32>> {
+    let map = ebpf.map(names::SLAVES).ok_or_else(|| anyhow!("slave map missing"))?;
+    let slaves: Array<&MapData, Slave> = Array::try_from(map)?;
+    (0..u32::try_from(MAX_SLAVES)?)
+        .map(|i| {
+            let slave = slaves.get(&i, 0)?;
+            Ok(if slave.flags & SLAVE_PRESENT == 0 { 0 } else { slave.ifindex })
+        })
+        .collect()
+}
+
 /// The slave of every transmit bucket, by bucket.
 pub fn buckets(ebpf: &Ebpf) -> Result<Vec<u32>> {
     let map = ebpf.map(names::TX_BUCKETS).ok_or_else(|| anyhow!("bucket map missing"))?;
