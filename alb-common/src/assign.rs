@@ -149,9 +149,15 @@ mod redeal {
     /// a bucket moves only when balance really improves, so flows stay put
     /// otherwise (the kernel re-picks every bucket every 10 s). `load` is
     /// each bucket's bytes over the last interval.
+    ///
+    /// `baseline[slave]` is what each slave carried outside the buckets
+    /// (traffic to clients, which follows the client's slave, and the
+    /// active slave's broadcasts): buckets are balanced around it, as the
+    /// kernel counts its unbalanced load.
     pub fn rebalance_by_load(
         assigned: &[u32],
         load: &[u64],
+        baseline: &[u64],
         usable: &[u8],
         tolerance: f64,
     ) -> Vec<(usize, u32)> {
@@ -165,17 +171,17 @@ mod redeal {
                 .iter()
                 .map(|&u| {
                     let slave = u32::from(u);
-                    let total = current
+                    let buckets: u64 = current
                         .iter()
                         .zip(load)
                         .filter(|(s, _)| **s == slave)
                         .map(|(_, l)| *l)
                         .sum();
-                    (slave, total)
+                    (slave, buckets + baseline.get(usize::from(u)).copied().unwrap_or(0))
                 })
                 .collect()
         };
-        let total: u64 = load.iter().sum();
+        let total: u64 = load.iter().sum::<u64>() + baseline.iter().sum::<u64>();
         #[expect(
             clippy::cast_precision_loss,
             clippy::cast_possible_truncation,
@@ -350,17 +356,26 @@ mod tests {
         // Slave 0 carries 100 + 60 + 40, slave 1 carries 0.
         let assigned = [0, 0, 0, 1];
         let load = [100, 60, 40, 0];
-        let moves = rebalance_by_load(&assigned, &load, &[0, 1], 0.1);
+        let moves = rebalance_by_load(&assigned, &load, &[], &[0, 1], 0.1);
         assert_eq!(moves, [(0, 1)], "100 moves: 100 against 100");
     }
 
     #[test]
+    fn load_rebalance_counts_client_traffic_as_a_baseline() {
+        // Buckets look balanced (50/50), but slave 1 also carries 400 to
+        // its clients: a bucket moves off it.
+        let moves = rebalance_by_load(&[0, 0, 1, 1], &[25, 25, 25, 25], &[0, 400], &[0, 1], 0.1);
+        assert!(moves.iter().all(|&(_, slave)| slave == 0), "{moves:?}");
+        assert!(!moves.is_empty());
+    }
+
+    #[test]
     fn load_rebalance_leaves_a_balanced_or_idle_table_alone() {
-        assert!(rebalance_by_load(&[0, 1], &[50, 48], &[0, 1], 0.1).is_empty());
-        assert!(rebalance_by_load(&[0, 0], &[0, 0], &[0, 1], 0.1).is_empty());
-        assert!(rebalance_by_load(&[0, 0], &[10, 10], &[0], 0.1).is_empty());
+        assert!(rebalance_by_load(&[0, 1], &[50, 48], &[], &[0, 1], 0.1).is_empty());
+        assert!(rebalance_by_load(&[0, 0], &[0, 0], &[], &[0, 1], 0.1).is_empty());
+        assert!(rebalance_by_load(&[0, 0], &[10, 10], &[], &[0], 0.1).is_empty());
         // One elephant bucket cannot be split: moving it would not help.
-        assert!(rebalance_by_load(&[0, 1], &[1000, 0], &[0, 1], 0.1).is_empty());
+        assert!(rebalance_by_load(&[0, 1], &[1000, 0], &[], &[0, 1], 0.1).is_empty());
     }
 
     #[test]

@@ -367,7 +367,7 @@ async fn serve(
     let rebalancing = (options.rebalance_interval_s > 0)
         .then(|| Duration::from_secs(options.rebalance_interval_s));
     let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
-    let mut last_loads = datapath::bucket_bytes(&agent.ebpf)?;
+    let mut last_loads = Counters::read(&agent.ebpf)?;
     let mut servers = ServerIps::read(&agent.ebpf)?;
     let mut collapses = Collapses::default();
     let control = control::listen(&options.master)?;
@@ -556,6 +556,18 @@ struct Agent {
     /// Clients a failure moved, with the slave they were taken from: that
     /// slave takes them back first when it returns.
     homes: std::collections::HashMap<ClientKey, u32>,
+}
+
+/// Byte counters read at one rebalancing round, to subtract at the next.
+struct Counters {
+    buckets: Vec<u64>,
+    slaves: Vec<u64>,
+}
+
+impl Counters {
+    fn read(ebpf: &Ebpf) -> Result<Self> {
+        Ok(Self { buckets: datapath::bucket_bytes(ebpf)?, slaves: datapath::slave_tx_bytes(ebpf)? })
+    }
 }
 
 /// Linux clients ignore a non-gratuitous ARP change within 1 s (locktime).
@@ -835,11 +847,26 @@ impl Agent {
     /// Moves transmit buckets by the load they carried since the last
     /// round, only where that narrows the gap between slaves by more than
     /// 10% of the traffic; returns the byte counters to compare against next.
-    fn rebalance(&mut self, set: &SlaveSet, last: &[u64]) -> Result<Vec<u64>> {
-        let now = datapath::bucket_bytes(&self.ebpf)?;
-        let load: Vec<u64> = now.iter().zip(last).map(|(n, l)| n.saturating_sub(*l)).collect();
+    fn rebalance(&mut self, set: &SlaveSet, last: &Counters) -> Result<Counters> {
+        let now = Counters::read(&self.ebpf)?;
+        let load: Vec<u64> =
+            now.buckets.iter().zip(&last.buckets).map(|(n, l)| n.saturating_sub(*l)).collect();
         let buckets = datapath::buckets(&self.ebpf)?;
-        let moves: Vec<(u32, u32)> = rebalance_by_load(&buckets, &load, &set.state.usable(), 0.1)
+        // What each slave sent outside the buckets: its total minus its buckets.
+        let baseline: Vec<u64> = (0..now.slaves.len())
+            .map(|slave| {
+                let sent = now.slaves[slave].saturating_sub(last.slaves[slave]);
+                let in_buckets: u64 = buckets
+                    .iter()
+                    .zip(&load)
+                    .filter(|(s, _)| usize::try_from(**s).ok() == Some(slave))
+                    .map(|(_, l)| *l)
+                    .sum();
+                sent.saturating_sub(in_buckets)
+            })
+            .collect();
+        let usable = set.state.usable();
+        let moves: Vec<(u32, u32)> = rebalance_by_load(&buckets, &load, &baseline, &usable, 0.1)
             .into_iter()
             .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
             .collect();

@@ -365,6 +365,15 @@ pub fn bucket_bytes(ebpf: &Ebpf) -> Result<Vec<u64>> {
     (0..TX_BUCKETS).map(|b| Ok(loads.get(&b, 0)?.iter().map(|t| t.bytes).sum())).collect()
 }
 
+/// Bytes each slave slot has sent since load, summed over CPUs.
+pub fn slave_tx_bytes(ebpf: &Ebpf) -> Result<Vec<u64>> {
+    let map = ebpf.map(names::SLAVE_STATS).ok_or_else(|| anyhow!("slave stats map missing"))?;
+    let stats: PerCpuArray<&MapData, SlaveStats> = PerCpuArray::try_from(map)?;
+    (0..u32::try_from(MAX_SLAVES)?)
+        .map(|i| Ok(stats.get(&i, 0)?.iter().map(|s| s.tx.bytes).sum()))
+        .collect()
+}
+
 /// Points buckets at slaves: `(bucket, slave)`.
 pub fn set_buckets(ebpf: &mut Ebpf, moves: &[(u32, u32)]) -> Result<()> {
     let mut buckets: Array<&mut MapData, TxBucket> =
