@@ -225,6 +225,9 @@ fn run_agent(ns: Option<String>, args: &[String]) -> Result<ExitCode> {
 
 fn test(args: &[String]) -> Result<ExitCode> {
     bootstrap::run()?;
+    // The behaviour tests run the agent binary; `cargo test` builds only
+    // the library of alb-user (a dependency of the tests), not its binary.
+    cargo::build_agent()?;
     let mut cargo = cargo::cargo();
     // alb-ebpf is built for the BPF target only (by alb-user's build
     // script, which also embeds it in the agent under test); it cannot be
