@@ -98,13 +98,76 @@ fn outage(recv: &Value, from: u64, until: u64) -> (f64, u64) {
     (worst, lost_total)
 }
 
-/// One failure of slave `slave` (0: active, 1: non-active).
+/// One failure of slave `slave` (0: active, 1: non-active) with a fresh
+/// agent.
 fn once(ctx: &Ctx, lab: &Lab, slave: usize) -> Result<Value> {
-    let [pre, hold, post] = ctx.sizes.failover_phases;
-    let total = pre + hold + post;
     let agent = Agent::start(ctx, lab, 2, &[])?;
     learn_clients(lab, &[1, 2])?;
     let placement = agent.client_slaves()?;
+    let mut result = measure(ctx, lab, &agent, slave, ctx.sizes.failover_phases, Duration::ZERO)?;
+    let log = agent.log();
+    agent.stop()?;
+    let agent_lines: Vec<&str> =
+        log.lines().filter(|l| l.contains(" down:") || l.contains(" up:")).collect();
+    result["placement"] = json!(placement);
+    result["agent"] = json!(agent_lines);
+    Ok(result)
+}
+
+/// What a log file gained since the last look.
+struct LogTail {
+    path: std::path::PathBuf,
+    offset: u64,
+}
+
+impl LogTail {
+    fn new(path: &std::path::Path) -> Self {
+        let offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        Self { path: path.to_owned(), offset }
+    }
+
+    /// Whether the text appended since the last call contains `needle`.
+    fn saw(&mut self, needle: &str) -> bool {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(&self.path) else { return false };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return false;
+        }
+        let mut new = Vec::new();
+        let _ = file.read_to_end(&mut new);
+        // Keep a line's worth, so a needle cut in two is found next time.
+        self.offset += new.len().saturating_sub(200) as u64;
+        String::from_utf8_lossy(&new).contains(needle)
+    }
+}
+
+/// Waits `d`, watching the agent's log for `needle`; the monotonic time
+/// it was first seen.
+fn watch(tail: &mut LogTail, needle: &str, d: Duration, seen: &mut Option<u64>) -> Result<()> {
+    let end = std::time::Instant::now() + d;
+    while std::time::Instant::now() < end {
+        super::signals_check()?;
+        if seen.is_none() && tail.saw(needle) {
+            *seen = Some(mono_ns());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// The UDP flows of c1 and c2 in both directions while slave `slave`
+/// fails and comes back, under a running `agent`; the outage of each flow
+/// and how long the agent took to log the failure and the recovery
+/// (which it does once it has moved the clients and buckets).
+pub(crate) fn measure(
+    ctx: &Ctx,
+    lab: &Lab,
+    agent: &Agent<'_>,
+    slave: usize,
+    [pre, hold, post]: [f64; 3],
+    linger: Duration,
+) -> Result<Value> {
+    let total = pre + hold + post;
     let flows = flows(lab);
     let secs_recv = format!("{:.3}", total + 0.6);
     let secs_send = format!("{total:.3}");
@@ -127,18 +190,38 @@ fn once(ctx: &Ctx, lab: &Lab, slave: usize) -> Result<Value> {
     }
     let port = &lab.slave(slave).port;
     pause(Duration::from_secs_f64(pre))?;
+    let mut tail = LogTail::new(agent.log_path());
+    let (mut down_seen, mut up_seen) = (None, None);
     let failed_at = mono_ns();
     lab.set_link(lab.sw(), port, false)?;
-    pause(Duration::from_secs_f64(hold))?;
+    watch(&mut tail, " down: ", Duration::from_secs_f64(hold), &mut down_seen)?;
     let restored_at = mono_ns();
     lab.set_link(lab.sw(), port, true)?;
-    pause(Duration::from_secs_f64(post + 0.8))?;
+    watch(&mut tail, " up: ", Duration::from_secs_f64(post + 0.8), &mut up_seen)?;
     for p in senders.iter_mut().chain(receivers.iter_mut()) {
         p.wait_timeout(Duration::from_secs(5))?;
     }
     let end = mono_ns();
-    let log = agent.log();
-    agent.stop()?;
+    // A slow agent: keep watching (up to `linger`) for what it has not
+    // logged yet.
+    let linger_end = std::time::Instant::now() + linger;
+    while (down_seen.is_none() || up_seen.is_none()) && std::time::Instant::now() < linger_end {
+        super::signals_check()?;
+        let now = mono_ns();
+        // One read serves both: the log only grows.
+        let text_has = |tail: &mut LogTail, needle: &str| tail.saw(needle);
+        if down_seen.is_none() {
+            let offset = tail.offset;
+            if text_has(&mut tail, " down: ") {
+                down_seen = Some(now);
+            }
+            tail.offset = offset;
+        }
+        if up_seen.is_none() && text_has(&mut tail, " up: ") {
+            up_seen = Some(now);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut rows = Vec::new();
     for (f, r) in flows.iter().zip(&receivers) {
         let recv = last_json(&r.log()).with_context(|| format!("receiver of {}", f.id))?;
@@ -158,9 +241,13 @@ fn once(ctx: &Ctx, lab: &Lab, slave: usize) -> Result<Value> {
             "before_failure_ms": finite(quiet_ms),
         }));
     }
-    let agent_lines: Vec<&str> =
-        log.lines().filter(|l| l.contains(" down:") || l.contains(" up:")).collect();
-    Ok(json!({ "placement": placement, "flows": rows, "agent": agent_lines }))
+    let ms = |seen: Option<u64>, from: u64| seen.map(|t| t.saturating_sub(from) as f64 / 1e6);
+    Ok(json!({
+        "phases_s": [pre, hold, post],
+        "flows": rows,
+        "agent_down_logged_ms": ms(down_seen, failed_at),
+        "agent_up_logged_ms": ms(up_seen, restored_at),
+    }))
 }
 
 /// `None` (JSON null) for a flow that never recovered.
@@ -226,7 +313,14 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
                 "before_failure_ms_max": quiet.iter().copied().fold(0.0, f64::max),
             }));
         }
-        scenarios.push(json!({ "id": id, "what": what, "summary": summary, "reps": reps }));
+        let agent_ms: Vec<Value> = reps.iter().map(|r| r["agent_down_logged_ms"].clone()).collect();
+        scenarios.push(json!({
+            "id": id,
+            "what": what,
+            "summary": summary,
+            "agent_down_logged_ms": agent_ms,
+            "reps": reps,
+        }));
     }
     Ok(json!({
         "pps": PPS,

@@ -353,10 +353,43 @@ impl<'a> Agent<'a> {
     }
 
     /// Stops the agent (SIGTERM; it removes its master and pins).
-    pub(crate) fn stop(mut self) -> Result<()> {
-        let status = self.proc.stop()?;
+    pub(crate) fn stop(self) -> Result<()> {
+        self.stop_within(alb_tests::STOP_TIMEOUT)
+    }
+
+    /// [`Agent::stop`], with SIGKILL after `timeout`; then `alb down`
+    /// removes what a killed agent left (pins live outside the lab).
+    pub(crate) fn stop_within(mut self, timeout: Duration) -> Result<()> {
+        let status = self.proc.stop_within(timeout)?;
         if !status.success() {
-            bail!("the agent stopped with {status}:\n{}", self.proc.log());
+            let master = self.lab.master();
+            let down = self.lab.exec(self.lab.srv(), &[&self.alb, "down", "--master", master]);
+            // Last resort, for what `alb down` did not remove: the pins and
+            // run files of this run's own master (a name no one else uses).
+            let pins = Path::new("/sys/fs/bpf/alb").join(master);
+            if pins.exists() {
+                eprintln!("bench: removing {} left by the killed agent", pins.display());
+                let _ = std::fs::remove_dir_all(&pins);
+            }
+            for ext in ["state", "sock"] {
+                let _ = std::fs::remove_file(Path::new("/run/alb").join(format!("{master}.{ext}")));
+            }
+            let tail: String = {
+                let log = self.proc.log();
+                let lines: Vec<&str> = log.lines().rev().take(20).collect();
+                lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+            };
+            bail!(
+                "the agent stopped with {status} (not within {timeout:?} of SIGTERM){}; last log lines:\n{tail}",
+                match down {
+                    Ok(out) if out.status.success() => String::new(),
+                    Ok(out) => format!(
+                        "; `alb down` failed too: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                    Err(e) => format!("; `alb down` failed too: {e:#}"),
+                }
+            );
         }
         Ok(())
     }

@@ -463,6 +463,19 @@ fn failover_md(md: &mut String, doc: &Value) {
             );
         }
     }
+    for sc in arr(&fo["scenarios"]) {
+        let each: Vec<String> = arr(&sc["agent_down_logged_ms"])
+            .iter()
+            .map(|v| if v.is_null() { "not within the hold".to_owned() } else { num(f(v), 0) })
+            .collect();
+        let _ = writeln!(
+            md,
+            "\n{}: the agent logged the failure (its clients and buckets moved, the switch told) \
+             {} ms after the carrier loss.",
+            sc["id"].as_str().unwrap_or(""),
+            each.join(", "),
+        );
+    }
     let k = &fo["kernel_reference"];
     let _ = writeln!(
         md,
@@ -510,6 +523,55 @@ fn scale_md(md: &mut String, doc: &Value) {
             num(f(&a["cpu_s_settle"]), 2),
             num(f(&a["cpu_pct_idle"]), 1),
             a["new_client_log_lines"],
+        );
+    }
+    for r in arr(&sc["rows"]) {
+        let probe = &r["failover"];
+        if probe.is_null() {
+            continue;
+        }
+        let flows: Vec<String> = arr(&probe["flows"])
+            .iter()
+            .map(|x| {
+                let v = &x["failover_ms"];
+                format!(
+                    "{} {}",
+                    x["flow"].as_str().unwrap_or(""),
+                    if v.is_null() {
+                        "never recovered".to_owned()
+                    } else {
+                        format!("{} ms", num(f(v), 0))
+                    }
+                )
+            })
+            .collect();
+        let when = |v: &Value| {
+            if v.is_null() {
+                "not before the measurement ended".to_owned()
+            } else {
+                format!("{} ms after", num(f(v), 0))
+            }
+        };
+        let agent = &r["agent"];
+        let stop = if agent["stop_error"].is_null() {
+            format!("it stopped {} s after SIGTERM", num(f(&agent["stop_s"]), 1))
+        } else {
+            format!(
+                "it did not stop within {} s of SIGTERM and was killed (`alb down` cleaned up)",
+                num(f(&agent["stop_s"]), 0)
+            )
+        };
+        let _ = writeln!(
+            md,
+            "\n**Failover with {} clients in the table**: c1 and c2 learned on top, slave 1 fails \
+             as in figure 4 (down {} s): outage {}. The agent logged the failure (every client of \
+             slave 1 moved and told) {} the carrier loss, and the recovery {} the carrier came \
+             back; {stop}.",
+            r["clients"],
+            num(f(&probe["phases_s"][1]), 0),
+            flows.join(", "),
+            when(&probe["agent_down_logged_ms"]),
+            when(&probe["agent_up_logged_ms"]),
         );
     }
     let _ = writeln!(

@@ -2,13 +2,16 @@
 //! by host ARP replies run through `alb_tx` (albbench scale), one agent
 //! run per size with `--max-clients` sized to fit.
 
-use std::io::{BufRead as _, BufReader};
+use std::{
+    io::{BufRead as _, BufReader},
+    time::Duration,
+};
 
 use alb_tests::Lab;
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::{Agent, Ctx};
+use super::{Agent, Ctx, failover, learn_clients};
 
 /// Room for `clients` plus the LRU's per-CPU free lists, so nothing is
 /// evicted while filling.
@@ -62,10 +65,26 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
                 &s.idle_ms.to_string(),
             ],
         );
-        let (lines, log_bytes) = new_client_lines(&agent);
-        agent.stop()?;
         let mut row: Value =
             serde_json::from_str(&out?).context("cannot parse albbench scale output")?;
+        // With the table full: c1 and c2 learned on top, slave 1 fails.
+        let largest = s.scale.last() == Some(&clients);
+        if largest {
+            eprintln!("bench: scale {clients} clients: slave 1 fails");
+            learn_clients(lab, &[1, 2])?;
+            let [pre, hold, post] = s.failover_phases;
+            let linger = Duration::from_secs(if s.quick { 5 } else { 20 });
+            let probe =
+                failover::measure(ctx, lab, &agent, 1, [pre, hold * 4.0, post * 2.0], linger)?;
+            row["failover"] = probe;
+        }
+        let (lines, log_bytes) = new_client_lines(&agent);
+        let stop_start = std::time::Instant::now();
+        let stopped = agent.stop_within(Duration::from_secs(15));
+        row["agent"]["stop_s"] = json!(stop_start.elapsed().as_secs_f64());
+        if let Err(e) = stopped {
+            row["agent"]["stop_error"] = json!(format!("{e:#}"));
+        }
         row["agent"]["new_client_log_lines"] = json!(lines);
         row["agent"]["log_bytes"] = json!(log_bytes);
         rows.push(row);
