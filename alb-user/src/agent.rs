@@ -34,6 +34,7 @@ use tokio::{
 };
 
 use crate::{
+    RUN_DIR,
     announce::Announcer,
     control::{self, Request},
     datapath::{self, SlaveState, State},
@@ -42,7 +43,7 @@ use crate::{
     master::{self, Master},
     slaves::{SlaveSet, Transition},
     sysctl,
-    undo::{RUN_DIR, Undo},
+    undo::Undo,
 };
 
 /// How the agent was asked to run.

@@ -16,7 +16,7 @@ use tokio::{
     time::Duration,
 };
 
-use crate::undo::RUN_DIR;
+use crate::RUN_DIR;
 
 /// A request the agent serves.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,6 +18,9 @@ pub mod undo;
 
 use std::fmt::Write as _;
 
+/// Where agents keep their locks, undo records and control sockets.
+pub const RUN_DIR: &str = "/run/alb";
+
 use alb_common::wire::Mac;
 
 /// Formats a MAC as `02:a1:b0:00:00:17`.

@@ -14,10 +14,7 @@ use anyhow::{Context as _, Result};
 use log::warn;
 use serde::{Deserialize, Serialize};
 
-use crate::{datapath, links::Netlink, sysctl};
-
-/// Where the agent keeps locks and its undo records.
-pub const RUN_DIR: &str = "/run/alb";
+use crate::{RUN_DIR, datapath, links::Netlink, sysctl};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Undo {
