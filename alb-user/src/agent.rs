@@ -17,14 +17,13 @@ use alb_common::{
     assign::{choose_active, even_out, move_off, rebalance_by_load, remap},
     frames::learning_frame,
     link::{Commit, Delays},
-    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES, names},
-    reason::Reason,
+    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Event, EventKind, MAX_SLAVES},
     wire::{Ipv4, Mac},
 };
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{MapData, RingBuf},
 };
 use futures::StreamExt as _;
 use log::{info, warn};
@@ -290,10 +289,7 @@ async fn serve(
         let old_ifindex = datapath::slave_ifindexes(&ebpf)?;
         let new_ifindex: Vec<u32> = set.state.slaves.iter().map(|s| s.ifindex).collect();
         let buckets = datapath::buckets(&ebpf)?;
-        let moves: Vec<(u32, u32)> = remap(&buckets, &old_ifindex, &new_ifindex)
-            .into_iter()
-            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
-            .collect();
+        let moves = remap(&buckets, &old_ifindex, &new_ifindex);
         datapath::set_buckets(&mut ebpf, &moves)?;
         let clients = datapath::clients(&ebpf)?;
         let assigned: Vec<u32> = clients.iter().map(|(_, e)| e.slave).collect();
@@ -304,10 +300,7 @@ async fn serve(
         datapath::write_config(&mut ebpf, &set.state)?;
         let usable = set.state.usable();
         let buckets = datapath::buckets(&ebpf)?;
-        let moves: Vec<(u32, u32)> = move_off(&buckets, &usable)
-            .into_iter()
-            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
-            .collect();
+        let moves = move_off(&buckets, &usable);
         datapath::set_buckets(&mut ebpf, &moves)?;
         let clients = datapath::clients(&ebpf)?;
         let assigned: Vec<u32> = clients.iter().map(|(_, e)| e.slave).collect();
@@ -506,7 +499,6 @@ async fn prepare_devices(
             netlink.set_up(link.index, true).await?;
         }
     }
-    undo.save(&master.link.name)?;
     let mut states = Vec::new();
     for link in slaves {
         let current = netlink.existing(&link.name).await?;
@@ -592,10 +584,6 @@ impl Agent {
             Commit::Down => (move_off(&assigned, &usable), move_off(&buckets, &usable)),
             Commit::Up => (even_out(&assigned, &home, &usable), even_out(&buckets, &[], &usable)),
         };
-        let bucket_moves: Vec<(u32, u32)> = bucket_moves
-            .into_iter()
-            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
-            .collect();
         datapath::set_buckets(&mut self.ebpf, &bucket_moves)?;
         let now = Instant::now();
         for &(item, slave) in &client_moves {
@@ -867,10 +855,7 @@ impl Agent {
             })
             .collect();
         let usable = set.state.usable();
-        let moves: Vec<(u32, u32)> = rebalance_by_load(&buckets, &load, &baseline, &usable, 0.1)
-            .into_iter()
-            .filter_map(|(bucket, slave)| Some((u32::try_from(bucket).ok()?, slave)))
-            .collect();
+        let moves = rebalance_by_load(&buckets, &load, &baseline, &usable, 0.1);
         if !moves.is_empty() {
             datapath::set_buckets(&mut self.ebpf, &moves)?;
             info!("rebalanced transmit load: {} buckets moved", moves.len());
@@ -951,8 +936,7 @@ fn handle(
         EventKind::ClientMacChanged => {
             servers.ips.insert(event.key.server_ip);
             info!("client {} now at {}", ip(&event.key.client_ip), format_mac(&event.mac));
-            let clients = clients(ebpf)?;
-            if let Ok(entry) = clients.get(&event.key, 0) {
+            if let Some(entry) = datapath::client(ebpf, &event.key)? {
                 tell(announcer, state, &event.key, &entry);
             }
         }
@@ -980,30 +964,18 @@ impl ServerIps {
     /// From the table as it is (an adopted one already has clients).
     fn read(ebpf: &Ebpf) -> Result<Self> {
         let ips = datapath::clients(ebpf)?.iter().map(|(key, _)| key.server_ip).collect();
-        Ok(Self { ips, lost: events_lost(ebpf)? })
+        Ok(Self { ips, lost: datapath::events_lost(ebpf)? })
     }
 
     /// Reads the set again from the table if the ring lost events since
     /// the last look: a lost `NewClient` may have named an address the set
     /// lacks.
     fn resync(&mut self, ebpf: &Ebpf) -> Result<()> {
-        if events_lost(ebpf)? != self.lost {
+        if datapath::events_lost(ebpf)? != self.lost {
             *self = Self::read(ebpf)?;
         }
         Ok(())
     }
-}
-
-/// How many events the data path could not put in the ring.
-fn events_lost(ebpf: &Ebpf) -> Result<u64> {
-    let map = ebpf.map(names::COUNTERS).context("counter map missing")?;
-    let counters: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
-    Ok(counters.get(&(Reason::EventLost as u32), 0)?.iter().sum())
-}
-
-fn clients(ebpf: &Ebpf) -> Result<HashMap<&MapData, ClientKey, ClientEntry>> {
-    let map = ebpf.map(names::CLIENTS).context("client map missing")?;
-    Ok(HashMap::try_from(map)?)
 }
 
 /// Corrections after the host broadcast ARP: at most five walks of the
@@ -1062,10 +1034,8 @@ fn correct_collapse(
     server: Ipv4,
     skip: Option<(Ipv4, u32)>,
 ) -> Result<()> {
-    let clients = clients(ebpf)?;
     let mut told = 0;
-    for item in clients.iter() {
-        let (key, entry) = item?;
+    for (key, entry) in datapath::clients(ebpf)? {
         let skipped =
             skip.is_some_and(|(target, slave)| key.client_ip == target || entry.slave == slave);
         if key.server_ip == server && !skipped && entry.flags & CLIENT_MAC_KNOWN != 0 {
@@ -1109,19 +1079,12 @@ fn purge_foreign_claim(ebpf: &mut Ebpf, state: &State, event: &Event) -> Result<
     if ours(&event.mac) || sender_ip == [0; 4] {
         return Ok(());
     }
-    let map = ebpf.map_mut(names::CLIENTS).context("client map missing")?;
-    let mut clients: HashMap<&mut MapData, ClientKey, ClientEntry> = HashMap::try_from(map)?;
-    let stale: Vec<ClientKey> =
-        clients.keys().filter_map(Result::ok).filter(|key| key.server_ip == sender_ip).collect();
-    for key in &stale {
-        let _ = clients.remove(key);
-    }
-    if !stale.is_empty() {
+    let forgotten = datapath::forget_clients_of(ebpf, &sender_ip)?;
+    if forgotten > 0 {
         warn!(
-            "{} claimed by {}: forgot {} clients of that address",
+            "{} claimed by {}: forgot {forgotten} clients of that address",
             ip(&sender_ip),
             format_mac(&event.mac),
-            stale.len()
         );
     }
     Ok(())

@@ -301,8 +301,11 @@ impl State {
 pub fn publish(ebpf: &mut Ebpf, state: &State) -> Result<()> {
     write_slaves(ebpf, state)?;
     let usable = state.usable();
-    let initial: Vec<(u32, u32)> = (0..TX_BUCKETS)
-        .map(|bucket| (bucket, initial_bucket_slave(bucket, &usable).map_or(u32::MAX, u32::from)))
+    let initial: Vec<(usize, u32)> = (0..TX_BUCKETS)
+        .map(|bucket| {
+            let slave = initial_bucket_slave(bucket, &usable).map_or(u32::MAX, u32::from);
+            (bucket as usize, slave)
+        })
         .collect();
     set_buckets(ebpf, &initial)?;
     write_config(ebpf, state)
@@ -375,11 +378,13 @@ pub fn slave_tx_bytes(ebpf: &Ebpf) -> Result<Vec<u64>> {
 }
 
 /// Points buckets at slaves: `(bucket, slave)`.
-pub fn set_buckets(ebpf: &mut Ebpf, moves: &[(u32, u32)]) -> Result<()> {
+/// Takes the `(bucket, slave)` moves the policy in `alb_common::assign`
+/// returns.
+pub fn set_buckets(ebpf: &mut Ebpf, moves: &[(usize, u32)]) -> Result<()> {
     let mut buckets: Array<&mut MapData, TxBucket> =
         Array::try_from(map(ebpf, names::TX_BUCKETS)?)?;
     for &(bucket, slave) in moves {
-        buckets.set(bucket, TxBucket { slave, _pad: 0 }, 0)?;
+        buckets.set(u32::try_from(bucket)?, TxBucket { slave, _pad: 0 }, 0)?;
     }
     Ok(())
 }
@@ -391,6 +396,32 @@ pub fn clients(ebpf: &Ebpf) -> Result<Vec<(ClientKey, ClientEntry)>> {
     let mut clients = table.iter().collect::<Result<Vec<_>, _>>()?;
     clients.sort_by_key(|(key, _)| *key);
     Ok(clients)
+}
+
+/// One client's entry, if the table has it.
+pub fn client(ebpf: &Ebpf, key: &ClientKey) -> Result<Option<ClientEntry>> {
+    let map = ebpf.map(names::CLIENTS).ok_or_else(|| anyhow!("client map missing"))?;
+    let table: HashMap<&MapData, ClientKey, ClientEntry> = HashMap::try_from(map)?;
+    Ok(table.get(key, 0).ok())
+}
+
+/// Forgets every client of server address `server`; returns how many.
+pub fn forget_clients_of(ebpf: &mut Ebpf, server: &[u8; 4]) -> Result<usize> {
+    let mut table: HashMap<&mut MapData, ClientKey, ClientEntry> =
+        HashMap::try_from(map(ebpf, names::CLIENTS)?)?;
+    let stale: Vec<ClientKey> =
+        table.keys().filter_map(Result::ok).filter(|key| key.server_ip == *server).collect();
+    for key in &stale {
+        let _ = table.remove(key);
+    }
+    Ok(stale.len())
+}
+
+/// How many events the data path could not put in the ring.
+pub fn events_lost(ebpf: &Ebpf) -> Result<u64> {
+    let map = ebpf.map(names::COUNTERS).ok_or_else(|| anyhow!("counter map missing"))?;
+    let counters: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
+    Ok(counters.get(&(Reason::EventLost as u32), 0)?.iter().sum())
 }
 
 /// Moves a client to another slave, keeping its counters as they are now.
