@@ -572,7 +572,10 @@ fn the_control_socket_is_root_only() {
     let out = common::alb_as_nobody(&lab, &["slave", "add", "veth21", "--master", &master]);
     let text = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     assert!(!out.status.success(), "an unprivileged user is refused: {text}");
-    assert!(text.starts_with("alb: ") && text.contains("only root may talk to the agent"), "{text}");
+    assert!(
+        text.starts_with("alb: ") && text.contains("only root may talk to the agent"),
+        "{text}"
+    );
     println!("runtime: `alb slave add` as nobody -> {text}");
     let names: Vec<String> = agent.status().slaves().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["veth17", "veth19"], "no slave added");

@@ -62,6 +62,11 @@ pub fn choose_active(
 
 #[cfg(any(test, feature = "alloc"))]
 pub use redeal::{even_out, move_off, rebalance_by_load, remap};
+#[cfg(any(test, feature = "alloc"))]
+pub use slots::Slots;
+
+#[cfg(any(test, feature = "alloc"))]
+mod slots;
 
 #[cfg(any(test, feature = "alloc"))]
 mod redeal {
