@@ -12,6 +12,15 @@ pub const MAX_SLAVES: usize = 16;
 pub const NO_SLAVE: u32 = u32::MAX;
 /// Per-destination transmit buckets (a power of two).
 pub const TX_BUCKETS: u32 = 1024;
+/// Client slots (a power of two): every client holds one, and
+/// `ALB_SLOTS[slot]` names its slave, so a failover rewrites the slots of
+/// the failed slave (a few hundred entries), not every client.
+pub const CLIENT_SLOTS: u32 = 1024;
+/// The layout version of the pinned maps, in [`Config::format`]: an agent
+/// refuses pins of another format instead of misreading them.
+/// 1: clients pointed at slaves directly (format field was padding, 0).
+/// 2: clients hold a slot, `ALB_SLOTS` maps slots to slaves.
+pub const PIN_FORMAT: u32 = 2;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
 /// Size of the event ring buffer in bytes.
@@ -24,17 +33,19 @@ pub mod names {
     pub const SLAVES: &str = "ALB_SLAVES";
     pub const SLAVE_INDEX: &str = "ALB_SLAVE_IDX";
     pub const CLIENTS: &str = "ALB_CLIENTS";
+    pub const SLOTS: &str = "ALB_SLOTS";
     pub const TX_BUCKETS: &str = "ALB_TX_BUCKETS";
     pub const BUCKET_LOAD: &str = "ALB_BUCKET_LOAD";
     pub const SLAVE_STATS: &str = "ALB_SLAVE_STATS";
     pub const COUNTERS: &str = "ALB_COUNTERS";
     pub const RR_CURSOR: &str = "ALB_RR_CURSOR";
     pub const EVENTS: &str = "ALB_EVENTS";
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         CONFIG,
         SLAVES,
         SLAVE_INDEX,
         CLIENTS,
+        SLOTS,
         TX_BUCKETS,
         BUCKET_LOAD,
         SLAVE_STATS,
@@ -62,10 +73,12 @@ pub struct Config {
     pub active_slave: u32,
     /// How many entries of `usable` are valid.
     pub usable_count: u32,
-    pub _pad0: u32,
+    /// [`PIN_FORMAT`] of the agent that wrote the maps.
+    pub format: u32,
     pub master_mac: Mac,
     pub _pad1: [u8; 2],
-    /// Slaves new clients are dealt to, round-robin, in enslave order.
+    /// The usable slaves, in enslave order (for bpftool readers; the data
+    /// path deals clients by slot and destinations by bucket).
     pub usable: [u8; MAX_SLAVES],
 }
 
@@ -75,29 +88,11 @@ impl Default for Config {
             master_ifindex: 0,
             active_slave: NO_SLAVE,
             usable_count: 0,
-            _pad0: 0,
+            format: PIN_FORMAT,
             master_mac: [0; 6],
             _pad1: [0; 2],
             usable: [0; MAX_SLAVES],
         }
-    }
-}
-
-impl Config {
-    /// The slave a new client gets for round-robin position `cursor`.
-    #[inline(always)]
-    pub fn deal(&self, cursor: u32) -> Option<u32> {
-        let count = self.usable_count;
-        if count == 0 || count as usize > MAX_SLAVES {
-            return None;
-        }
-        let slot = (cursor % count) as usize;
-        // The mask changes nothing (slot < count <= MAX_SLAVES) but gives the
-        // BPF verifier a bound it can see after the modulo. The volatile
-        // read keeps LLVM from proving the mask redundant and dropping it.
-        // SAFETY: reads a local.
-        let slot = unsafe { core::ptr::read_volatile(&slot) } & (MAX_SLAVES - 1);
-        self.usable.get(slot).map(|&slave| u32::from(slave))
     }
 }
 
@@ -142,9 +137,9 @@ pub const CLIENT_MAC_KNOWN: u32 = 1;
 pub struct ClientEntry {
     pub mac: Mac,
     pub _pad: [u8; 2],
-    /// The slave whose MAC this client was told, and which carries the
-    /// client's traffic in both directions.
-    pub slave: u32,
+    /// The client's slot: `ALB_SLOTS[slot]` is the slave whose MAC this
+    /// client was told, and which carries its traffic in both directions.
+    pub slot: u32,
     pub flags: u32,
     /// `bpf_ktime_get_ns()` when the entry was created.
     pub created_ns: u64,
@@ -152,6 +147,22 @@ pub struct ClientEntry {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+}
+
+/// The slave of a client slot (`ALB_SLOTS[slot]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientSlot {
+    pub slave: u32,
+    pub _pad: u32,
+}
+
+/// The slot of a client new to the table, dealt round-robin: slot `i` is
+/// dealt to the `i`-th new client (modulo), and slots are spread over the
+/// slaves in turn, so clients are dealt over the slaves in turn.
+#[inline(always)]
+pub const fn deal_slot(cursor: u64) -> u32 {
+    (cursor % CLIENT_SLOTS as u64) as u32
 }
 
 /// The slave a transmit bucket sends on (`ALB_TX_BUCKETS[bucket]`).
@@ -183,7 +194,8 @@ pub struct SlaveStats {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    /// The transmit path dealt a slave to a new client.
+    /// The transmit path dealt a slot (`slot`, on `slave`) to a new client
+    /// (`mac`: its MAC, or zero while unknown).
     NewClient = 1,
     /// The host broadcast an ARP request: every client of `server_ip` that
     /// heard it now points at `slave`'s MAC and must be told its own again.
@@ -191,7 +203,8 @@ pub enum EventKind {
     /// A client's ARP reached the master (`op`, `mac` = sender MAC,
     /// `client_ip` = sender IP, `server_ip` = target IP).
     ArpSeen = 3,
-    /// A known client answered from a new MAC; the entry was updated.
+    /// A known client (`slot`) has a new MAC (`mac`): it answered from it,
+    /// or the host addressed an ARP to it; the entry was updated.
     ClientMacChanged = 4,
 }
 
@@ -216,6 +229,9 @@ pub struct Event {
     pub key: ClientKey,
     pub mac: Mac,
     pub op: u16,
+    /// The client's slot ([`EventKind::NewClient`], [`EventKind::ClientMacChanged`]).
+    pub slot: u32,
+    pub _pad: u32,
 }
 
 const _: () = {
@@ -225,14 +241,18 @@ const _: () = {
     assert!(size_of::<ClientEntry>() == 56);
     assert!(size_of::<TxBucket>() == 8);
     assert!(size_of::<SlaveStats>() == 32);
-    assert!(size_of::<Event>() == 24);
+    assert!(size_of::<Event>() == 32);
+    assert!(size_of::<ClientSlot>() == 8);
+    assert!(CLIENT_SLOTS.is_power_of_two());
     assert!(TX_BUCKETS.is_power_of_two());
     assert!(MAX_SLAVES.is_power_of_two());
 };
 
 #[cfg(feature = "user")]
 mod pod {
-    use super::{ClientEntry, ClientKey, Config, Event, Slave, SlaveStats, Traffic, TxBucket};
+    use super::{
+        ClientEntry, ClientKey, ClientSlot, Config, Event, Slave, SlaveStats, Traffic, TxBucket,
+    };
 
     // SAFETY: each type is `repr(C)`, `Copy`, has explicit padding fields
     // and no padding bytes (sizes asserted above), and every bit pattern
@@ -247,6 +267,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for TxBucket {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for ClientSlot {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Traffic {}
     // SAFETY: as above.
     unsafe impl aya::Pod for SlaveStats {}
@@ -259,18 +281,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deal_is_round_robin_over_usable_slaves() {
-        let mut config = Config { usable_count: 3, ..Config::default() };
-        config.usable[..3].copy_from_slice(&[0, 2, 5]);
-        let dealt: std::vec::Vec<_> = (0..6).map(|c| config.deal(c)).collect();
-        assert_eq!(dealt, [0, 2, 5, 0, 2, 5].map(Some));
-    }
-
-    #[test]
-    fn deal_without_usable_slaves_is_none() {
-        assert_eq!(Config::default().deal(7), None);
-        let broken = Config { usable_count: 99, ..Config::default() };
-        assert_eq!(broken.deal(1), None);
+    fn slots_are_dealt_in_turn_and_wrap() {
+        assert_eq!(deal_slot(0), 0);
+        assert_eq!(deal_slot(5), 5);
+        assert_eq!(deal_slot(u64::from(CLIENT_SLOTS) + 3), 3);
+        assert_eq!(deal_slot(u64::MAX), CLIENT_SLOTS - 1);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use alb_common::{
     maps::{
-        ClientEntry, ClientKey, Config, DEFAULT_MAX_CLIENTS, EVENT_RING_BYTES, Event, MAX_SLAVES,
-        Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket,
+        CLIENT_SLOTS, ClientEntry, ClientKey, ClientSlot, Config, DEFAULT_MAX_CLIENTS,
+        EVENT_RING_BYTES, Event, MAX_SLAVES, Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket,
     },
     reason::Reason,
 };
@@ -15,6 +15,7 @@ use aya_ebpf::{
 
 const MAX_SLAVES_U: usize = MAX_SLAVES;
 const BUCKETS: usize = TX_BUCKETS as usize;
+const SLOTS: usize = CLIENT_SLOTS as usize;
 const CLIENTS: usize = DEFAULT_MAX_CLIENTS as usize;
 const REASONS: usize = Reason::COUNT as usize;
 const RING: usize = EVENT_RING_BYTES as usize;
@@ -33,6 +34,10 @@ pub(crate) static ALB_SLAVE_IDX: HashMap<u32, u32, MAX_SLAVES_U> = HashMap::new(
 /// entries instead of filling the table; its size is set at load time.
 #[btf_map]
 pub(crate) static ALB_CLIENTS: LruHashMap<ClientKey, ClientEntry, CLIENTS> = LruHashMap::new();
+
+/// The slave of each client slot: clients hold a slot, the agent moves slots.
+#[btf_map]
+pub(crate) static ALB_SLOTS: Array<ClientSlot, SLOTS> = Array::new();
 
 #[btf_map]
 pub(crate) static ALB_TX_BUCKETS: Array<TxBucket, BUCKETS> = Array::new();

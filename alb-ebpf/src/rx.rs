@@ -15,7 +15,7 @@ use crate::{
     maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SLAVE_IDX, ALB_SLAVES},
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
-    tx::add_atomic,
+    tx::{add_atomic, slave_of_slot},
 };
 
 #[inline(always)]
@@ -72,7 +72,7 @@ fn watch(packet: &Packet<'_>, this: u32) {
                 let entry = unsafe { &mut *entry };
                 add_atomic(&mut entry.rx_packets, 1);
                 add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
-                if entry.slave != this {
+                if slave_of_slot(entry.slot) != this {
                     count(Reason::RxClientOffSlave);
                 }
             }
@@ -96,10 +96,11 @@ fn client_arp(arp: &ArpHdr, this: u32) {
             entry.mac = arp.sha;
             entry.flags |= CLIENT_MAC_KNOWN;
             count(Reason::RxClientMacChanged);
-            event(EventKind::ClientMacChanged, entry.slave, key, arp.sha, arp.oper());
+            let slot = entry.slot;
+            event(EventKind::ClientMacChanged, slave_of_slot(slot), key, arp.sha, arp.oper(), slot);
         }
     }
-    event(EventKind::ArpSeen, this, key, arp.sha, arp.oper());
+    event(EventKind::ArpSeen, this, key, arp.sha, arp.oper(), 0);
 }
 
 /// The slave whose MAC is `mac`, if any (a bounded scan: at most 16 slaves,

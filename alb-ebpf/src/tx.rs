@@ -1,7 +1,9 @@
 //! TC egress on the master: every frame the host sends leaves by a slave.
 
 use alb_common::{
-    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Config, EventKind, NO_SLAVE, Slave},
+    maps::{
+        CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Config, EventKind, NO_SLAVE, Slave, deal_slot,
+    },
     reason::Reason,
     verdict::{
         source_rewrite,
@@ -12,7 +14,10 @@ use alb_common::{
 use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
 
 use crate::{
-    maps::{ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SLAVES, ALB_TX_BUCKETS},
+    maps::{
+        ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SLAVES, ALB_SLOTS,
+        ALB_TX_BUCKETS,
+    },
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
 };
@@ -40,7 +45,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
                     add_atomic(&mut entry.tx_packets, 1);
                     add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
                     count(Reason::TxClient);
-                    return send(&packet, config, entry.slave, from_master);
+                    return send(&packet, config, slave_of_slot(entry.slot), from_master);
                 }
             }
             let slave = ALB_TX_BUCKETS.get(bucket).map_or(NO_SLAVE, |b| b.slave);
@@ -56,7 +61,14 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             count(Reason::TxArpAnnounce);
             if !ipv4_eq(&server_ip, &[0; 4]) {
                 let key = ClientKey { server_ip, client_ip: server_ip };
-                event(EventKind::HostArpBroadcast, config.active_slave, key, config.master_mac, 0);
+                event(
+                    EventKind::HostArpBroadcast,
+                    config.active_slave,
+                    key,
+                    config.master_mac,
+                    0,
+                    0,
+                );
             }
             send(&packet, config, config.active_slave, true)
         }
@@ -71,13 +83,17 @@ fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
         Some(entry) => {
             // SAFETY: a live map value.
             let entry = unsafe { &mut *entry };
+            let slave = slave_of_slot(entry.slot);
             if is_valid_unicast(&arp.client_mac) && !mac_eq(&entry.mac, &arp.client_mac) {
                 entry.mac = arp.client_mac;
                 entry.flags |= CLIENT_MAC_KNOWN;
+                // The agent's client model learns MACs from events only.
+                let (key, mac, slot) = (arp.key, arp.client_mac, entry.slot);
+                event(EventKind::ClientMacChanged, slave, key, mac, arp.op, slot);
             }
-            entry.slave
+            slave
         }
-        None => new_client(config, &arp.key, &arp.client_mac),
+        None => new_client(&arp.key, &arp.client_mac),
     };
     let Some((slave, target)) = usable_slave(config, slave) else {
         count(Reason::TxNoSlave);
@@ -92,20 +108,20 @@ fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
         }
     }
     if arp.broadcast {
-        event(EventKind::HostArpBroadcast, slave, arp.key, target.mac, arp.op);
+        event(EventKind::HostArpBroadcast, slave, arp.key, target.mac, arp.op, 0);
     }
     count(if arp.op == ARP_OP_REPLY { Reason::TxArpReply } else { Reason::TxArpRequest });
     stats::slave_traffic(slave, Direction::Tx, packet.len());
     redirect(target.ifindex, 0)
 }
 
-/// Deals the next slave, round-robin over the usable slaves, to a client
-/// the host has just answered or asked, and records it.
+/// Deals the next slot (and so its slave) to a client the host has just
+/// answered or asked, and records it; returns the slave.
 #[inline(always)]
-fn new_client(config: &Config, key: &ClientKey, mac: &Mac) -> u32 {
+fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
     // Read, then add atomically: the BPF "generic" CPU cannot use the result
     // of an atomic add, so two CPUs dealing at the same instant may both get
-    // the same slave. Counts then differ by two, until the agent re-deals.
+    // the same slot. Counts then differ by two.
     let cursor = match ALB_RR_CURSOR.get_ptr_mut(0) {
         Some(cursor) => {
             // SAFETY: a live array slot.
@@ -116,13 +132,15 @@ fn new_client(config: &Config, key: &ClientKey, mac: &Mac) -> u32 {
         }
         None => 0,
     };
-    let Some(slave) = config.deal(cursor as u32) else {
+    let slot = deal_slot(cursor);
+    let slave = slave_of_slot(slot);
+    if slave == NO_SLAVE {
         return NO_SLAVE;
-    };
+    }
     let known = is_valid_unicast(mac);
     let entry = ClientEntry {
         mac: if known { *mac } else { [0; 6] },
-        slave,
+        slot,
         flags: if known { CLIENT_MAC_KNOWN } else { 0 },
         // SAFETY: a helper without arguments.
         created_ns: unsafe { bpf_ktime_get_ns() },
@@ -131,11 +149,17 @@ fn new_client(config: &Config, key: &ClientKey, mac: &Mac) -> u32 {
     // Another CPU may have dealt this client first: keep its assignment.
     if ALB_CLIENTS.insert(key, &entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
         // SAFETY: a live map value, read once.
-        return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| unsafe { (*e).slave });
+        return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
     }
     count(Reason::TxNewClient);
-    event(EventKind::NewClient, slave, *key, entry.mac, 0);
+    event(EventKind::NewClient, slave, *key, entry.mac, 0, slot);
     slave
+}
+
+/// The slave a client slot points at ([`NO_SLAVE`] for a bad slot).
+#[inline(always)]
+pub(crate) fn slave_of_slot(slot: u32) -> u32 {
+    ALB_SLOTS.get(slot).map_or(NO_SLAVE, |s| s.slave)
 }
 
 /// The slave `wanted` if it can carry traffic, else the active slave.
@@ -159,7 +183,9 @@ fn send(packet: &Packet<'_>, config: &Config, wanted: u32, from_master: bool) ->
         count(Reason::TxNoSlave);
         return TC_ACT_SHOT;
     };
-    if let Some(mac) = source_rewrite(from_master, slave == config.active_slave, &config.master_mac, &target.mac) {
+    if let Some(mac) =
+        source_rewrite(from_master, slave == config.active_slave, &config.master_mac, &target.mac)
+    {
         if !packet.store_mac(EthHdr::SRC_OFFSET, &mac) {
             count(Reason::TxMalformed);
             return TC_ACT_SHOT;

@@ -3,15 +3,18 @@
 //! events, and reports state (`alb status`).
 //!
 //! Only `datapath` talks to aya, only `links` to rtnetlink, only `announce`
-//! builds and sends frames; the rest works on plain Rust state.
+//! builds and sends frames; the rest works on plain Rust state (`state`,
+//! `slaves`, `clients`).
 
 pub mod agent;
 pub mod announce;
+pub mod clients;
 pub mod control;
 pub mod datapath;
 pub mod links;
 pub mod master;
 pub mod slaves;
+pub mod state;
 pub mod status;
 pub mod sysctl;
 pub mod undo;

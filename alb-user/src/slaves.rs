@@ -10,7 +10,7 @@ use alb_common::{
     link::{Commit, Delays, Link},
 };
 
-use crate::datapath::{SlaveState, State};
+use crate::state::{SlaveState, State};
 
 /// What changed when a slave's state was committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

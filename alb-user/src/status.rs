@@ -83,7 +83,7 @@ pub async fn collect(master: &str) -> Result<Status> {
             },
             usable: slave.is_up(),
             active: *index == config.active_slave,
-            clients: clients_in_map.iter().filter(|(_, e)| e.slave == *index).count(),
+            clients: clients_in_map.iter().filter(|(_, e)| maps.slave_of(e) == *index).count(),
             rx_packets: stats.rx.packets,
             rx_bytes: stats.rx.bytes,
             tx_packets: stats.tx.packets,
@@ -97,7 +97,7 @@ pub async fn collect(master: &str) -> Result<Status> {
             client_ip: Ipv4Addr::from(key.client_ip),
             mac: (entry.flags & alb_common::maps::CLIENT_MAC_KNOWN != 0)
                 .then(|| format_mac(&entry.mac)),
-            slave: names_by_index.get(&entry.slave).cloned(),
+            slave: names_by_index.get(&maps.slave_of(entry)).cloned(),
             rx_packets: entry.rx_packets,
             rx_bytes: entry.rx_bytes,
             tx_packets: entry.tx_packets,

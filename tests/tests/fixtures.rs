@@ -134,7 +134,7 @@ fn qinq(tagged: &[u8]) -> Vec<u8> {
 }
 
 /// Two up slaves, slave 0 active: veth17 and veth19 of the seed lab.
-fn two_slaves(s0: u32, s1: u32) -> alb::datapath::State {
+fn two_slaves(s0: u32, s1: u32) -> alb::state::State {
     state(&[(s0, S0_MAC, true), (s1, S1_MAC, true)], Some(0))
 }
 
@@ -305,13 +305,14 @@ fn tx_host_arp() {
         .event(EventKind::HostArpBroadcast, 1, key(C4), S1_MAC, REQUEST)
         .client(Client { flags: 0, ..client(C4, ZERO_MAC, 1) }),
         Case::new(
-            "host unicast ARP probe to client 4: its slave, and its MAC learnt",
+            "host unicast ARP probe to client 4: its slave, and its MAC learnt (and reported)",
             arp(C4_MAC, MASTER_MAC, REQUEST, MASTER_MAC, SERVER, C4_MAC, C4),
         )
         .redirect(1)
         .mac_at(ETH_SRC, S1_MAC)
         .mac_at(ARP_SHA, S1_MAC)
         .counts(&[TxArpRequest])
+        .event(EventKind::ClientMacChanged, 1, key(C4), C4_MAC, REQUEST)
         .client(client(C4, C4_MAC, 1)),
         Case::new(
             "ARP reply from a bridged VM (not the master's MAC): unchanged, active slave",

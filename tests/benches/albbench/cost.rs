@@ -17,14 +17,13 @@
 //!   estimated as its unchanged counterpart's hot cost plus the
 //!   single-shot difference between the two.
 
-use alb::datapath::{self, Maps};
+use alb::datapath::{Datapath, Maps};
 use alb_common::{
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey},
     reason::Reason,
 };
 use anyhow::{Context as _, Result, ensure};
 use aya::{
-    Ebpf,
     maps::{MapData, RingBuf},
     programs::{TestRun as _, TestRunOptions},
 };
@@ -58,7 +57,7 @@ pub(crate) struct Run {
 
 /// A loaded object with published state and its maps.
 pub(crate) struct Object {
-    pub(crate) ebpf: Ebpf,
+    pub(crate) ebpf: Datapath,
     pub(crate) maps: Maps,
     pub(crate) events: RingBuf<MapData>,
 }
@@ -67,23 +66,25 @@ impl Object {
     /// A fresh object (maps not pinned) with two up slaves on these
     /// ifindexes and the clients c1 (slave 0) and c2 (slave 1).
     pub(crate) fn new(s0_ifindex: u32, s1_ifindex: u32) -> Result<Self> {
-        let mut ebpf = datapath::load(None, 1024)
+        let mut ebpf = Datapath::load(None, 1024)
             .context("cannot load the BPF object (root and BPF needed)")?;
-        datapath::publish(&mut ebpf, &state(s0_ifindex, s1_ifindex))?;
+        let state = state(s0_ifindex, s1_ifindex);
+        ebpf.publish(&state, alb_common::assign::Slots::new(&state.usable()).slaves())?;
         let mut object = Self::from_loaded(ebpf)?;
         object.add_client(ClientKey { server_ip: SERVER, client_ip: C1 }, C1_MAC, 0)?;
         object.add_client(ClientKey { server_ip: SERVER, client_ip: C2 }, C2_MAC, 1)?;
         Ok(object)
     }
 
-    pub(crate) fn from_loaded(mut ebpf: Ebpf) -> Result<Self> {
-        let events = datapath::take_events(&mut ebpf)?;
-        let maps = datapath::maps_of(&mut ebpf)?;
+    pub(crate) fn from_loaded(mut ebpf: Datapath) -> Result<Self> {
+        let events = ebpf.take_ring()?;
+        let maps = ebpf.take_maps()?;
         Ok(Self { ebpf, maps, events })
     }
 
-    fn add_client(&mut self, key: ClientKey, mac: [u8; 6], slave: u32) -> Result<()> {
-        let entry = ClientEntry { mac, slave, flags: CLIENT_MAC_KNOWN, ..ClientEntry::default() };
+    /// `slot`: the new-slot deal points slot 0 at slave 0 and slot 1 at slave 1.
+    fn add_client(&mut self, key: ClientKey, mac: [u8; 6], slot: u32) -> Result<()> {
+        let entry = ClientEntry { mac, slot, flags: CLIENT_MAC_KNOWN, ..ClientEntry::default() };
         self.maps.clients.insert(key, entry, 0)?;
         Ok(())
     }
@@ -97,7 +98,7 @@ impl Object {
         repeat: u32,
     ) -> Result<Run> {
         let mut out = vec![0u8; frame.len() + 256];
-        let classifier = datapath::program(&mut self.ebpf, program)?;
+        let classifier = self.ebpf.program(program)?;
         let result = classifier
             .test_run(TestRunOptions {
                 data_in: Some(frame),

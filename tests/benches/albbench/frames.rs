@@ -1,7 +1,7 @@
 //! The frames the benchmark feeds the programs, and the state they run
 //! against: the seed lab's addresses, two slaves, slave 0 active.
 
-use alb::datapath::{SlaveState, State};
+use alb::state::{SlaveState, State};
 use alb_common::{
     assign::{bucket_of_v4, bucket_of_v6, initial_bucket_slave},
     wire::{Ipv4, Ipv6, Mac},

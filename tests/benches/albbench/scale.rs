@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb::datapath;
+use alb::datapath::{self, Datapath};
 use alb_common::maps::{ClientKey, names};
 use anyhow::{Context as _, Result, ensure};
 use aya::maps::MapData;
@@ -117,7 +117,7 @@ fn cost(
             .maps
             .clients
             .get(&ClientKey { server_ip, client_ip }, 0)
-            .is_ok_and(|e| e.slave == active)
+            .is_ok_and(|e| object.maps.slave_of(&e) == active)
     };
     let hot_client = (known / 2..known)
         .chain(0..known / 2)
@@ -153,7 +153,7 @@ pub(crate) fn run(options: &Options) -> Result<Value> {
     ensure!(options.clients <= MAX_LEARNED, "at most {MAX_LEARNED} clients fit in 198.18.0.0/15");
     let pins = datapath::pin_dir(&options.master);
     ensure!(pins.join(names::CONFIG).exists(), "no pinned maps in {}", pins.display());
-    let ebpf = datapath::load(Some(&pins), options.max_clients)
+    let ebpf = Datapath::load(Some(&pins), options.max_clients)
         .context("cannot load the programs over the agent's maps")?;
     let mut object = Object::from_loaded(ebpf)?;
     let config = object.maps.config()?;

@@ -1,0 +1,142 @@
+//! What the agent does with the data path's events: new clients and new
+//! MACs feed the client model, a host broadcast ARP leads to a collapse
+//! correction, a client ARP from a server address may be a foreign claim.
+//! Each costs O(1) or O(clients concerned), never a walk of the kernel table.
+
+use std::time::{Duration, Instant};
+
+use alb_common::wire::{Ipv4, Mac};
+use log::{debug, info, warn};
+
+use super::Agent;
+use crate::{datapath::Event, format_mac};
+
+/// Resyncs of the model from the kernel table, at most one per this long
+/// (a million clients take about a second of CPU to read).
+const RESYNC_SPACING: Duration = Duration::from_secs(10);
+/// A full LRU table may evict entries without an event: resync it this often.
+const FULL_TABLE_RESYNC: Duration = Duration::from_secs(60);
+
+impl Agent {
+    pub(super) fn on_datapath_event(&mut self, event: &Event) {
+        match *event {
+            Event::NewClient { key, slot, slave, mac } => {
+                if self.clients.learn(key, slot, mac) {
+                    self.summary.learned += 1;
+                }
+                debug!(
+                    "client {} of {} dealt slot {slot} (slave {slave})",
+                    ip(&key.client_ip),
+                    ip(&key.server_ip)
+                );
+            }
+            Event::ClientMacChanged { key, slot, mac } => {
+                let known = self.clients.get(&key).and_then(|(_, mac)| mac);
+                self.clients.set_mac(key, slot, mac);
+                if known.is_some_and(|old| old != mac) {
+                    info!("client {} now at {}", ip(&key.client_ip), format_mac(&mac));
+                    self.tell(slot, vec![(key, mac)]);
+                }
+            }
+            Event::HostArpBroadcast { server, target, slave } => {
+                if self.collapses.note(server, Instant::now()) {
+                    // An announcement of the server address itself reached
+                    // every client; a request for one client came from that
+                    // client's slave, whose clients heard their own MAC.
+                    let skip = (target != server).then_some((target, slave));
+                    self.correct_collapse(server, skip);
+                }
+            }
+            // Only an ARP from a server address can claim it: any other
+            // client ARP costs a set lookup, nothing more.
+            Event::ArpSeen { sender, sender_mac, .. } if self.clients.is_server(&sender) => {
+                self.purge_foreign_claim(sender, sender_mac);
+            }
+            Event::ArpSeen { .. } => {}
+        }
+    }
+
+    /// Every client of `server` that heard a host broadcast ARP now points
+    /// at its sender MAC. Tell the others their own slave again, at once
+    /// (gratuitous form, so Linux clients apply it inside their ARP
+    /// locktime); the kernel waits ~2 s. `skip`: the target of the request
+    /// and the slave whose MAC it carried, which need no correction.
+    pub(super) fn correct_collapse(&mut self, server: Ipv4, skip: Option<(Ipv4, u32)>) {
+        let slots = &self.slots;
+        let groups = self.clients.of_server(&server, |key, slot| {
+            skip.is_some_and(|(target, slave)| {
+                key.client_ip == target || slots.slave_of(slot) == slave
+            })
+        });
+        let mut told = 0;
+        for (slot, clients) in groups {
+            told += self.tell(u32::try_from(slot).unwrap_or(u32::MAX), clients);
+        }
+        if told > 0 {
+            match skip {
+                Some((target, _)) => {
+                    info!("host ARP request for {}: re-told {told} clients", ip(&target));
+                }
+                None => info!("host ARP broadcasts for {}: re-told {told} clients", ip(&server)),
+            }
+        }
+    }
+
+    /// Another host claims a server address (an ARP from it with a MAC that
+    /// is none of ours): forget every client of that address, so no update
+    /// ever claims it for us again (spec §1.6).
+    fn purge_foreign_claim(&mut self, sender: Ipv4, sender_mac: Mac) {
+        let state = &self.set.state;
+        let ours =
+            state.slaves.iter().any(|s| s.mac == sender_mac) || sender_mac == state.master_mac;
+        if ours || sender == [0; 4] {
+            return;
+        }
+        let keys = self.clients.forget_server(&sender);
+        match self.datapath.forget_clients(&keys) {
+            Ok(forgotten) => warn!(
+                "{} claimed by {}: forgot {forgotten} clients of that address",
+                ip(&sender),
+                format_mac(&sender_mac),
+            ),
+            Err(error) => warn!("{error:#}"),
+        }
+    }
+
+    /// Reads the kernel table again when the model may have drifted from
+    /// it: events were lost (the ring was full), or the LRU table is full
+    /// and may have evicted clients without a word.
+    pub(super) fn check_model(&mut self) {
+        let lost = match self.datapath.events_lost() {
+            Ok(lost) => lost,
+            Err(error) => {
+                warn!("{error:#}");
+                return;
+            }
+        };
+        let since = self.resynced.elapsed();
+        let full = self.clients.len() as u64 >= u64::from(self.options.max_clients) * 9 / 10;
+        let due = (lost != self.events_lost && since >= RESYNC_SPACING)
+            || (full && since >= FULL_TABLE_RESYNC);
+        if !due {
+            return;
+        }
+        let started = Instant::now();
+        match self.resync() {
+            Ok(()) => {
+                info!(
+                    "client model read again from the data path ({} events lost meanwhile): {} clients in {} ms",
+                    lost - self.events_lost,
+                    self.clients.len(),
+                    started.elapsed().as_millis()
+                );
+                self.events_lost = lost;
+            }
+            Err(error) => warn!("{error:#}"),
+        }
+    }
+}
+
+fn ip(addr: &Ipv4) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(*addr)
+}

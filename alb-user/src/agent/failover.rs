@@ -1,0 +1,138 @@
+//! Applying a slave's committed link change: the data path first (it stops
+//! using a failed slave at once), the switch told where the failed MAC now
+//! lives, then the client slots and transmit buckets move (a few hundred
+//! array entries, whatever the number of clients), then the clients of the
+//! moved slots are queued for the teller.
+
+use alb_common::{
+    assign::{even_out, move_off},
+    frames::learning_frame,
+    link::Commit,
+    wire::Mac,
+};
+use anyhow::Result;
+use log::{info, warn};
+
+use super::Agent;
+use crate::{announce::worker::Job, slaves::Transition};
+
+impl Agent {
+    pub(super) async fn transition(&mut self, transition: &Transition) -> Result<()> {
+        let name = self.set.names[transition.slave].clone();
+        self.datapath.publish_slaves(&self.set.state)?;
+        if transition.commit == Commit::Down {
+            // Teach the switch that the failed MAC is reachable through the
+            // active slave, which accepts it (rx_failover) until clients
+            // have learned their new slave: before anything else, since
+            // this is what ends the receive outage.
+            if let Some(active) = transition.active_after {
+                let failed = self.set.state.slaves[transition.slave].mac;
+                self.learn(self.set.state.slaves[active].ifindex, &failed);
+            }
+        }
+        let usable = self.set.state.usable();
+        let weights = self.clients.weights();
+        let (slot_moves, bucket_moves) = match transition.commit {
+            Commit::Down => {
+                (self.slots.move_off(&usable, &weights), move_off(&self.buckets, &usable))
+            }
+            Commit::Up => {
+                (self.slots.even_out(&usable, &weights), even_out(&self.buckets, &usable))
+            }
+        };
+        self.datapath.set_slots(&slot_moves)?;
+        self.datapath.set_buckets(&bucket_moves)?;
+        for &(bucket, slave) in &bucket_moves {
+            self.buckets[bucket] = slave;
+        }
+        let told = self.tell_slots(&slot_moves);
+        let active = transition.active_after.map_or("none", |a| self.set.names[a].as_str());
+        let what = match transition.commit {
+            Commit::Down => "down",
+            Commit::Up => "up",
+        };
+        info!(
+            "{name} {what}: {} slots ({told} clients) and {} buckets moved; active {active}",
+            slot_moves.len(),
+            bucket_moves.len()
+        );
+        match transition.commit {
+            Commit::Down => {
+                if !self.set.any_up() {
+                    warn!("no slave left: {} carrier down", self.options.master);
+                    self.netlink.set_up(self.master.peer.index, false).await?;
+                }
+            }
+            Commit::Up => {
+                if transition.active_before.is_none() {
+                    self.netlink.set_up(self.master.peer.index, true).await?;
+                }
+                let slave = &self.set.state.slaves[transition.slave];
+                self.learn(slave.ifindex, &slave.mac);
+            }
+        }
+        if transition.active_changed() {
+            if let Some(active) = transition.active_after {
+                let master_mac = self.set.state.master_mac;
+                self.learn(self.set.state.slaves[active].ifindex, &master_mac);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the clients of moved slots for telling (their generation
+    /// moves on, so older jobs for them are dropped); returns how many.
+    pub(super) fn tell_slots(&mut self, moves: &[(usize, u32)]) -> usize {
+        let mut told = 0;
+        for &(slot, _) in moves {
+            let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+            self.teller.moved(slot);
+            told += self.tell(slot, self.clients.of_slot(slot as usize));
+        }
+        told
+    }
+
+    /// Queues `clients` of `slot` to be told the MAC of the slot's slave
+    /// (nothing while that slave cannot carry traffic); returns how many.
+    pub(super) fn tell(
+        &self,
+        slot: u32,
+        clients: Vec<(alb_common::maps::ClientKey, Mac)>,
+    ) -> usize {
+        let slave = self.slots.slave_of(slot as usize);
+        let Some(target) = self.set.state.usable_slave(slave) else { return 0 };
+        let count = clients.len();
+        self.teller.tell(Job {
+            slot,
+            generation: self.teller.generation(slot),
+            slave_ifindex: target.ifindex,
+            slave_mac: target.mac,
+            clients,
+            repeat: true,
+        });
+        count
+    }
+
+    /// Bonding's periodic learning frames (spec §2.7): every usable slave
+    /// with its own MAC, and the active slave with the master's MAC when
+    /// that MAC's owner is down.
+    pub(super) fn learning_frames(&self) {
+        let state = &self.set.state;
+        for slave in state.slaves.iter().filter(|s| s.up) {
+            self.learn(slave.ifindex, &slave.mac);
+        }
+        if let Some(active) = state.active {
+            let slave = &state.slaves[active];
+            if slave.mac != state.master_mac {
+                self.learn(slave.ifindex, &state.master_mac);
+            }
+        }
+    }
+
+    /// One learning frame: the switch learns `mac` on the port of `ifindex`.
+    pub(super) fn learn(&self, ifindex: u32, mac: &Mac) {
+        if let Err(error) = self.announcer.send(ifindex, &learning_frame(mac)) {
+            warn!("{error:#}");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The slave set at run time: link reports for the master and the slaves,
+//! `alb slave add|del`, and slaves whose device is deleted.
+
+use alb_common::{maps::MAX_SLAVES, wire::Mac};
+use anyhow::{Result, bail};
+use log::{info, warn};
+
+use super::{Agent, startup::check_slave};
+use crate::{
+    datapath, format_mac,
+    links::{Link, LinkReport},
+    master,
+    state::SlaveState,
+    sysctl,
+    undo::Undo,
+};
+
+impl Agent {
+    /// Whether a report says the master (or its peer) is gone.
+    pub(super) fn master_deleted(&self, report: &LinkReport) -> bool {
+        report.deleted
+            && (report.index == self.master.link.index || report.index == self.master.peer.index)
+    }
+
+    /// A link report for the master or a slave; a failed step is logged.
+    pub(super) async fn on_link(&mut self, undo: &mut Undo, report: &LinkReport) {
+        if let Err(error) = self.apply_link(undo, report).await {
+            warn!("{error:#}");
+        }
+    }
+
+    async fn apply_link(&mut self, undo: &mut Undo, report: &LinkReport) -> Result<()> {
+        if report.index == self.master.link.index {
+            if let Some(mac) = report.mac.filter(|mac| *mac != self.set.state.master_mac) {
+                self.master_mac_changed(mac)?;
+            }
+            return Ok(());
+        }
+        let Some(index) = self.set.index_of(report.index) else { return Ok(()) };
+        if report.deleted {
+            // As bonding releases a slave whose device goes away.
+            warn!(
+                "slave {} was deleted; releasing it from {}",
+                self.set.names[index], self.options.master
+            );
+            return self.release_slave(undo, index).await;
+        }
+        if let Some(transition) = self.set.carrier(index, report.carrier()) {
+            self.transition(&transition).await?;
+        }
+        Ok(())
+    }
+
+    /// The user gave the master a new MAC (`ip link set alb0 address ...`):
+    /// the data path takes it as the master's (the active slave carries it,
+    /// host ARP with it is rewritten per client), and the switch learns it
+    /// on the active slave's port.
+    fn master_mac_changed(&mut self, mac: Mac) -> Result<()> {
+        info!(
+            "{} has a new MAC {}; the active slave carries it",
+            self.options.master,
+            format_mac(&mac)
+        );
+        self.set.state.master_mac = mac;
+        self.datapath.write_config(&self.set.state)?;
+        if let Some(active) = self.set.state.active {
+            self.learn(self.set.state.slaves[active].ifindex, &mac);
+        }
+        Ok(())
+    }
+
+    /// Reads the master and every slave again, as reports (after an overrun).
+    pub(super) async fn reread_links(&self) -> Vec<LinkReport> {
+        let indices = self.set.state.slaves.iter().map(|s| s.ifindex).filter(|&i| i != 0);
+        let mut reports = Vec::new();
+        for index in std::iter::once(self.master.link.index).chain(indices) {
+            match self.netlink.link_by_index(index).await {
+                Ok(Some(link)) => reports.push(LinkReport::from_link(&link)),
+                Ok(None) => reports.push(LinkReport {
+                    index,
+                    admin_up: false,
+                    lower_up: false,
+                    deleted: true,
+                    mac: None,
+                    overrun: false,
+                }),
+                Err(error) => warn!("{error:#}"),
+            }
+        }
+        reports
+    }
+
+    /// `alb slave add`: checks the device like a start does, silences it,
+    /// attaches the receive program and deals it its share.
+    pub(super) async fn add_slave(&mut self, undo: &mut Undo, name: &str) -> Result<String> {
+        let master = self.options.master.clone();
+        if self.set.index_by_name(name).is_some() {
+            bail!("{name} is already a slave of {master}");
+        }
+        if name == master || name == master::peer_name(&master) {
+            bail!("interface {name} is the master itself");
+        }
+        if self.set.state.slaves.iter().filter(|s| s.ifindex != 0).count() >= MAX_SLAVES {
+            bail!("{master} has {MAX_SLAVES} slaves already");
+        }
+        let link = check_slave(&self.netlink, name).await?;
+        if datapath::used_by_alb(name) {
+            bail!("interface {name} is already a slave of another alb master");
+        }
+        if let Err(error) = self.prepare_slave(undo, &link).await {
+            // Give the device back as it was: a refused add changes nothing.
+            let _ = self.datapath.detach_slave(name);
+            let (sysctls, raised) = undo.release_device(name, link.index);
+            sysctl::restore(sysctls);
+            if raised {
+                let _ = self.netlink.set_up(link.index, false).await;
+            }
+            undo.save(&master)?;
+            return Err(error);
+        }
+        let current = self.netlink.existing(name).await?;
+        let slave = SlaveState {
+            ifindex: current.index,
+            mac: current.mac.unwrap_or_default(),
+            up: current.admin_up && current.lower_up,
+        };
+        let (index, transition) = self.set.add(name.to_owned(), slave);
+        match transition {
+            Some(transition) => self.transition(&transition).await?,
+            None => self.datapath.publish_slaves(&self.set.state)?,
+        }
+        Ok(format!("{name} added to {master} as slave {index}"))
+    }
+
+    /// Silences and raises a device about to become a slave, and attaches
+    /// the receive program to it, recording each change first.
+    async fn prepare_slave(&mut self, undo: &mut Undo, link: &Link) -> Result<()> {
+        let master = &self.options.master;
+        sysctl::silence(&link.name, |saved| undo.record_sysctl(master, saved))?;
+        if !link.admin_up {
+            undo.record_raised(master, link.index)?;
+            self.netlink.set_up(link.index, true).await?;
+        }
+        self.datapath.attach_slave(&link.name)
+    }
+
+    /// `alb slave del`: moves the slave's clients and buckets away, detaches
+    /// it and gives the device back as it was.
+    pub(super) async fn del_slave(&mut self, undo: &mut Undo, name: &str) -> Result<String> {
+        let Some(index) = self.set.index_by_name(name) else {
+            bail!("{name} is not a slave of {}", self.options.master);
+        };
+        self.release_slave(undo, index).await?;
+        Ok(format!("{name} removed from {}", self.options.master))
+    }
+
+    /// Takes slave `index` out (`alb slave del`, or its device was deleted):
+    /// its clients and buckets move first, then its program is detached and
+    /// the device gets back what the agent changed.
+    async fn release_slave(&mut self, undo: &mut Undo, index: usize) -> Result<()> {
+        let master = self.options.master.clone();
+        let name = self.set.names[index].clone();
+        let removed = self.set.state.slaves[index].clone();
+        if let Some(transition) = self.set.remove(index) {
+            self.transition(&transition).await?;
+        }
+        self.set.forget(index);
+        // A removed slave is nobody's home any more.
+        self.slots.forget_home(u32::try_from(index)?);
+        self.datapath.publish_slaves(&self.set.state)?;
+        self.datapath.forget_slave(removed.ifindex)?;
+        // A deleted device took its link with it; the pin may remain.
+        if let Err(error) = self.datapath.detach_slave(&name) {
+            warn!("{error:#}");
+        }
+        let (sysctls, raised) = undo.release_device(&name, removed.ifindex);
+        sysctl::restore(sysctls);
+        if raised {
+            let _ = self.netlink.set_up(removed.ifindex, false).await;
+        }
+        undo.save(&master)?;
+        if removed.mac == self.set.state.master_mac {
+            warn!(
+                "{master} keeps the MAC of {name} ({}); give one of them another MAC \
+                 before {name} joins the same network elsewhere",
+                format_mac(&removed.mac)
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! The agent: set up, serve events until SIGINT/SIGTERM, tear down.
+//!
+//! Everything the agent changes is recorded in [`Undo`] before it is
+//! changed, and undone on every exit path, so a refused or failed start
+//! leaves no device, program, pin or sysctl behind.
+//!
+//! The event loop ([`serve`]) only dispatches: link events go to
+//! [`membership`] and [`failover`], data-path events to [`datapath_events`],
+//! timers to rebalancing and summaries. Nothing in it walks the client
+//! table: the agent keeps its own model ([`Clients`]) and the slot array
+//! ([`Slots`]), and telling clients is the [`Teller`] thread's job.
+
+mod datapath_events;
+mod down;
+mod failover;
+mod membership;
+mod rebalance;
+mod setup;
+mod startup;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use alb_common::{assign::Slots, link::Delays};
+use anyhow::Result;
+use futures::StreamExt as _;
+use log::{info, warn};
+use tokio::signal::unix::{SignalKind, signal};
+
+pub use self::{down::down, startup::ensure_bpffs};
+use crate::{
+    announce::{Announcer, worker::Teller},
+    clients::{Clients, collapse::Collapses},
+    control::{self, Request},
+    datapath::Datapath,
+    links::{LinkReport, Netlink},
+    master::Master,
+    slaves::SlaveSet,
+    undo::Undo,
+};
+
+/// How the agent was asked to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub master: String,
+    pub slaves: Vec<String>,
+    pub max_clients: u32,
+    /// Bonding's updelay and downdelay.
+    pub delays: Delays,
+    /// The slave preferred as active (bonding's `primary`).
+    pub primary: Option<String>,
+    /// Seconds between learning frames (bonding's `lp_interval`).
+    pub lp_interval_s: u64,
+    /// Seconds between transmit rebalancing by measured load; 0 turns it off.
+    pub rebalance_interval_s: u64,
+}
+
+/// Runs the agent in the current network namespace until a signal.
+pub async fn run(options: Options) -> Result<()> {
+    startup::preflight(&options)?;
+    let netlink = Netlink::connect()?;
+    let slaves = startup::resolve_slaves(&netlink, &options).await?;
+    let _lock = startup::lock_master(&options.master)?;
+    ensure_bpffs()?;
+    setup::refuse_foreign_pins(&options)?;
+    // An agent that died left its record: its old values are the ones to restore.
+    let mut undo = Undo::load(&options.master)?.unwrap_or_default();
+    // Signals are caught from here on, so one during setup stops the agent
+    // through the same undo instead of killing it half set up.
+    let mut signals = Signals {
+        interrupt: signal(SignalKind::interrupt())?,
+        terminate: signal(SignalKind::terminate())?,
+    };
+    let result = tokio::select! {
+        result = serve(&netlink, &options, &slaves, &mut undo) => result,
+        () = signals.next() => Ok(()),
+    };
+    std::mem::take(&mut undo).run(&netlink, &options.master).await;
+    if result.is_ok() {
+        info!("stopped; {} removed", options.master);
+    }
+    result
+}
+
+/// SIGINT and SIGTERM, caught from the start of `run`.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// What the event loop acts on: the agent's whole state.
+struct Agent {
+    options: Options,
+    netlink: Netlink,
+    master: Master,
+    set: SlaveSet,
+    datapath: Datapath,
+    /// The agent's model of the client table.
+    clients: Clients,
+    /// The client slot array as published, with each slot's home.
+    slots: Slots,
+    /// The transmit buckets as published.
+    buckets: Vec<u32>,
+    /// Sends learning frames (the teller sends client updates).
+    announcer: Announcer,
+    teller: Teller,
+    collapses: Collapses,
+    link_dir: PathBuf,
+    /// The data path's lost-event count at the last look.
+    events_lost: u64,
+    /// When the model was last read from the kernel.
+    resynced: Instant,
+    summary: Summary,
+}
+
+/// What happened since the last summary line.
+#[derive(Default)]
+struct Summary {
+    learned: u64,
+    told: u64,
+}
+
+/// Most data-path events handled per wake-up, so a flood of them cannot
+/// keep signals and link events waiting.
+const EVENT_BATCH: usize = 4096;
+
+/// Sets up, then serves until an error (a signal ends it from `run`).
+async fn serve(
+    netlink: &Netlink,
+    options: &Options,
+    slaves: &[crate::links::Link],
+    undo: &mut Undo,
+) -> Result<()> {
+    let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
+    let result = event_loop(&mut agent, undo, link_events).await;
+    agent.teller.stop();
+    result
+}
+
+async fn event_loop(
+    agent: &mut Agent,
+    undo: &mut Undo,
+    link_events: impl futures::Stream<Item = LinkReport>,
+) -> Result<()> {
+    let mut link_events = std::pin::pin!(link_events);
+    let control = control::listen(&agent.options.master)?;
+    let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
+    let mut events = agent.datapath.events()?;
+    let learning = Duration::from_secs(agent.options.lp_interval_s.max(1));
+    let mut learn_at = Instant::now();
+    let rebalancing = (agent.options.rebalance_interval_s > 0)
+        .then(|| Duration::from_secs(agent.options.rebalance_interval_s));
+    let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
+    let mut last_loads = agent.read_loads()?;
+    agent.ready();
+    loop {
+        let wake = [agent.set.next_due(), Some(learn_at), rebalance_at, agent.collapses.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            batch = events.next_batch(EVENT_BATCH) => {
+                for event in batch? {
+                    agent.on_datapath_event(&event);
+                }
+            }
+            accepted = control.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(control::serve_connection(stream, requests_tx.clone()));
+                }
+                Err(error) => warn!("control socket: {error}"),
+            },
+            Some((request, reply)) = requests.recv() => {
+                let result = match request {
+                    Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,
+                    Request::SlaveDel(name) => agent.del_slave(undo, &name).await,
+                };
+                match &result {
+                    Ok(text) => info!("{text}"),
+                    Err(error) => warn!("{error:#}"),
+                }
+                let _ = reply.send(result);
+            }
+            Some(report) = link_events.next() => {
+                if agent.master_deleted(&report) {
+                    anyhow::bail!("master {} was deleted by someone else; stopping", agent.options.master);
+                }
+                let reports = if report.overrun {
+                    warn!("link events were lost (netlink overrun): reading every slave again");
+                    agent.reread_links().await
+                } else {
+                    vec![report]
+                };
+                for report in reports {
+                    agent.on_link(undo, &report).await;
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()) => {
+                // One failed step is logged and the agent goes on: tearing
+                // the bond down would hurt every client, not just one.
+                for transition in agent.set.tick() {
+                    if let Err(error) = agent.transition(&transition).await {
+                        warn!("{error:#}");
+                    }
+                }
+                for server in agent.collapses.due(Instant::now()) {
+                    agent.correct_collapse(server, None);
+                }
+                if Instant::now() >= learn_at {
+                    agent.learning_frames();
+                    agent.check_model();
+                    agent.summarize();
+                    learn_at = Instant::now() + learning;
+                }
+                if let (Some(at), Some(every)) = (rebalance_at, rebalancing) {
+                    if Instant::now() >= at {
+                        match agent.rebalance(&last_loads) {
+                            Ok(loads) => last_loads = loads,
+                            Err(error) => warn!("{error:#}"),
+                        }
+                        rebalance_at = Some(Instant::now() + every);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Agent {
+    /// Logged once everything is up: programs, maps, master, control socket.
+    fn ready(&self) {
+        let options = &self.options;
+        let state = &self.set.state;
+        let active = state.active.map_or("none", |a| self.set.names[a].as_str());
+        info!(
+            "ready: master {} ({}) over {} (active {active}); {} clients; maps pinned in {}",
+            options.master,
+            crate::format_mac(&state.master_mac),
+            options.slaves.join(", "),
+            self.clients.len(),
+            self.link_dir.parent().unwrap_or(&self.link_dir).display()
+        );
+    }
+
+    /// One line a second at most about clients learned and told.
+    fn summarize(&mut self) {
+        let told = self.teller.counts.told.load(std::sync::atomic::Ordering::Relaxed);
+        let newly_told = told - self.summary.told;
+        if self.summary.learned > 0 || newly_told > 0 {
+            info!(
+                "clients: {} learned, {newly_told} told in the last {}s; {} in the table",
+                self.summary.learned,
+                self.options.lp_interval_s.max(1),
+                self.clients.len()
+            );
+        }
+        self.summary = Summary { learned: 0, told };
+    }
+}

@@ -1,0 +1,168 @@
+//! Bringing the data path up: the master, the programs and maps (fresh, or
+//! adopted from an agent that died), and the agent's models of them.
+
+use std::time::Instant;
+
+use alb_common::{
+    assign::{Slots, move_off, remap},
+    maps::CLIENT_SLOTS,
+};
+use anyhow::{Result, bail};
+use futures::Stream;
+use log::info;
+
+use super::{
+    Agent, Options, Summary,
+    startup::{prepare_devices, primary_index},
+};
+use crate::{
+    announce::{Announcer, worker::Teller},
+    clients::{Clients, collapse::Collapses},
+    datapath::{self, Datapath},
+    links::{Link, LinkReport, Netlink},
+    master,
+    slaves::SlaveSet,
+    undo::Undo,
+};
+
+/// Refuses, before anything changes, pins this agent cannot adopt and
+/// slaves another alb master already uses.
+pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
+    let pins = datapath::pin_dir(&options.master);
+    let adopting = datapath::has_pinned_state(&pins);
+    if adopting {
+        // The pins may carry live traffic: refuse before touching anything.
+        datapath::check_pins(&pins, options.max_clients)?;
+    }
+    for slave in &options.slaves {
+        let ours = adopting && pins.join("links").join(format!("rx-{slave}")).exists();
+        if !ours && datapath::used_by_alb(slave) {
+            bail!("interface {slave} is already a slave of another alb master");
+        }
+    }
+    Ok(())
+}
+
+/// Creates (or adopts) the master, prepares the slaves, loads and attaches
+/// the programs, and publishes the state, or adopts the state an earlier
+/// agent left. Returns the agent and its link events, subscribed before
+/// the devices were read so that no change falls between.
+pub(super) async fn setup(
+    netlink: &Netlink,
+    options: &Options,
+    slaves: &[Link],
+    undo: &mut Undo,
+) -> Result<(Agent, impl Stream<Item = LinkReport> + use<>)> {
+    let master = master::create_or_adopt(netlink, &options.master).await?;
+    if master.created {
+        undo.created_master = Some(master.link.index);
+        undo.save(&options.master)?;
+    }
+    let link_events = netlink.watch_links()?;
+    let primary = primary_index(options)?;
+    let (state, mac_owner) = prepare_devices(netlink, &master, slaves, primary, undo).await?;
+    let set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
+
+    let pins = datapath::pin_dir(&options.master);
+    let adopting = datapath::has_pinned_state(&pins);
+    undo.pins = Some(pins.clone());
+    undo.save(&options.master)?;
+    let mut datapath = Datapath::load(Some(&pins), options.max_clients)?;
+    datapath.attach(&options.master, &options.slaves)?;
+    let usable = set.state.usable();
+    let slots = Slots::new(&usable);
+    let buckets = Vec::new();
+    let mut agent = Agent {
+        options: options.clone(),
+        netlink: netlink.clone(),
+        master,
+        set,
+        datapath,
+        clients: Clients::with_capacity(usize::try_from(options.max_clients)?),
+        slots,
+        buckets,
+        announcer: Announcer::new()?,
+        teller: Teller::start(CLIENT_SLOTS as usize)?,
+        collapses: Collapses::default(),
+        link_dir: pins.join("links"),
+        events_lost: 0,
+        resynced: Instant::now(),
+        summary: Summary::default(),
+    };
+    if adopting {
+        agent.adopt()?;
+    } else {
+        agent.datapath.publish(&agent.set.state, agent.slots.slaves())?;
+        agent.buckets = agent.datapath.buckets()?;
+    }
+    agent.events_lost = agent.datapath.events_lost()?;
+    if !agent.set.any_up() {
+        netlink.set_up(agent.master.peer.index, false).await?;
+    }
+    // Raised only now that the programs run: a client that ARPs the moment
+    // the master appears is answered at once, not after its 1 s retry.
+    netlink.set_up(agent.master.link.index, true).await?;
+    Ok((agent, link_events))
+}
+
+impl Agent {
+    /// Takes over the maps of an agent that died: its clients, slots and
+    /// buckets stay on their devices (its slave indices may differ from
+    /// ours); only what points at a slave that is gone or down moves, and
+    /// those clients are told, as a failover tells them.
+    fn adopt(&mut self) -> Result<()> {
+        let old_ifindex = self.datapath.slave_ifindexes()?;
+        let new_ifindex: Vec<u32> = self.set.state.slaves.iter().map(|s| s.ifindex).collect();
+        let mut buckets = self.datapath.buckets()?;
+        for (bucket, slave) in remap(&buckets, &old_ifindex, &new_ifindex) {
+            buckets[bucket] = slave;
+        }
+        self.slots = Slots::adopt(self.datapath.slots()?);
+        self.slots.remap(&old_ifindex, &new_ifindex);
+        let all = |table: &[u32]| table.iter().copied().enumerate().collect::<Vec<_>>();
+        self.datapath.set_buckets(&all(&buckets))?;
+        self.datapath.set_slots(&all(self.slots.slaves()))?;
+        self.datapath.publish_slaves(&self.set.state)?;
+        self.resync()?;
+
+        let usable = self.set.state.usable();
+        for (bucket, slave) in move_off(&buckets, &usable) {
+            buckets[bucket] = slave;
+        }
+        self.datapath.set_buckets(&all(&buckets))?;
+        self.buckets = buckets;
+        let moved = self.slots.move_off(&usable, &self.clients.weights());
+        self.datapath.set_slots(&moved)?;
+        info!("adopted the data path of an earlier agent: {} clients kept", self.clients.len());
+        if !moved.is_empty() {
+            let told = self.tell_slots(&moved);
+            info!("{told} clients moved off slaves that went down meanwhile; telling them");
+            // As a failover does: the switch learns the failed MACs through
+            // the active slave, which accepts them (rx_failover).
+            if let Some(active) = self.set.state.active {
+                let via = self.set.state.slaves[active].ifindex;
+                let down: Vec<_> = self
+                    .set
+                    .state
+                    .slaves
+                    .iter()
+                    .filter(|s| s.ifindex != 0 && !s.up)
+                    .map(|s| s.mac)
+                    .collect();
+                for mac in down {
+                    self.learn(via, &mac);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the kernel's client table into the model (batched).
+    pub(super) fn resync(&mut self) -> Result<()> {
+        let clients = &mut self.clients;
+        clients.clear();
+        self.datapath.for_each_client(|key, entry| clients.learn_entry(key, entry))?;
+        self.resynced = Instant::now();
+        Ok(())
+    }
+}

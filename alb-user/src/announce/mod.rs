@@ -1,0 +1,131 @@
+//! Frames the agent sends itself (ARP updates to clients, learning frames),
+//! through an AF_PACKET socket straight onto a slave: they bypass the master
+//! and its transmit program. The only module that sends frames; telling
+//! many clients at once is the paced [`worker`]'s job.
+
+pub mod worker;
+
+use std::{
+    io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+};
+
+use alb_common::{
+    frames::{FRAME_LEN, UpdateForm, arp_update},
+    maps::ClientKey,
+    wire::Mac,
+};
+use anyhow::{Context as _, Result};
+
+/// A raw socket that sends frames out of one device at a time.
+pub struct Announcer {
+    socket: OwnedFd,
+}
+
+impl Announcer {
+    pub fn new() -> Result<Self> {
+        // Protocol 0: this socket only sends, it receives nothing.
+        // SAFETY: plain socket(2) call; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error()).context("cannot open an AF_PACKET socket");
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        Ok(Self { socket: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    /// Sends one complete Ethernet frame out of `ifindex`.
+    pub fn send(&self, ifindex: u32, frame: &[u8]) -> Result<()> {
+        let address = link_address(ifindex)?;
+        // SAFETY: the buffer and address are valid for the lengths passed.
+        let sent = unsafe {
+            libc::sendto(
+                self.socket.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&address).cast(),
+                u32::try_from(size_of::<libc::sockaddr_ll>())?,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("cannot send a frame on ifindex {ifindex}"));
+        }
+        Ok(())
+    }
+
+    /// Sends whole frames out of `ifindex`, many per system call
+    /// (sendmmsg); returns how many left. Stops early only when the socket
+    /// refuses more for now (a full device queue).
+    pub fn send_many(&self, ifindex: u32, frames: &[[u8; FRAME_LEN]]) -> Result<usize> {
+        let mut address = link_address(ifindex)?;
+        let mut iovecs: Vec<libc::iovec> = frames
+            .iter()
+            .map(|frame| libc::iovec {
+                iov_base: frame.as_ptr().cast_mut().cast(),
+                iov_len: FRAME_LEN,
+            })
+            .collect();
+        let address_len = u32::try_from(size_of::<libc::sockaddr_ll>())?;
+        let mut messages: Vec<libc::mmsghdr> = iovecs
+            .iter_mut()
+            .map(|iovec| {
+                // SAFETY: msghdr is plain data; all-zero is a valid value.
+                let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+                header.msg_name = std::ptr::from_mut(&mut address).cast();
+                header.msg_namelen = address_len;
+                header.msg_iov = std::ptr::from_mut(iovec);
+                header.msg_iovlen = 1;
+                libc::mmsghdr { msg_hdr: header, msg_len: 0 }
+            })
+            .collect();
+        let mut sent = 0;
+        while sent < messages.len() {
+            let rest = &mut messages[sent..];
+            // SAFETY: every header points at a live frame and at `address`,
+            // which outlive the call.
+            let result = unsafe {
+                libc::sendmmsg(
+                    self.socket.as_raw_fd(),
+                    rest.as_mut_ptr(),
+                    u32::try_from(rest.len()).unwrap_or(u32::MAX),
+                    0,
+                )
+            };
+            if result < 0 {
+                let error = io::Error::last_os_error();
+                if matches!(error.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)) && sent > 0 {
+                    break;
+                }
+                return Err(error)
+                    .with_context(|| format!("cannot send frames on ifindex {ifindex}"));
+            }
+            if result == 0 {
+                break;
+            }
+            sent += usize::try_from(result).unwrap_or(0);
+        }
+        Ok(sent)
+    }
+}
+
+/// The two frames that tell a client that the server IP is at `slave_mac`:
+/// a gratuitous update (applied at once by Linux clients, whatever their
+/// ARP locktime), then the kernel's RLB form (spec §1.7) for clients that
+/// ignore gratuitous ARP.
+pub fn client_update(slave_mac: &Mac, key: &ClientKey, client_mac: &Mac) -> [[u8; FRAME_LEN]; 2] {
+    [UpdateForm::Gratuitous, UpdateForm::Rlb]
+        .map(|form| arp_update(form, slave_mac, &key.server_ip, client_mac, &key.client_ip))
+}
+
+/// Where a frame for `ifindex` goes: the device, nothing else (the
+/// destination MAC is in the frame).
+fn link_address(ifindex: u32) -> Result<libc::sockaddr_ll> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    address.sll_family = u16::try_from(libc::AF_PACKET)?;
+    address.sll_ifindex = i32::try_from(ifindex)?;
+    address.sll_halen = 6;
+    Ok(address)
+}

@@ -1,0 +1,271 @@
+//! The agent's own model of the client table: which clients exist, their
+//! slot and MAC, grouped by slot, and the server addresses they talk to.
+//!
+//! Fed by the data path's events (a new client, a new MAC) and resynced
+//! from batched reads of the kernel table when events were lost or the LRU
+//! table may have evicted entries. Every decision that needs the clients
+//! (who to tell after a failover, how many clients a slot carries, which
+//! clients a foreign claim purges) reads this model, never the kernel
+//! table. Plain Rust, no I/O.
+
+pub mod collapse;
+
+use std::collections::HashMap;
+
+use alb_common::{
+    maps::{CLIENT_MAC_KNOWN, CLIENT_SLOTS, ClientEntry, ClientKey},
+    wire::{Ipv4, Mac},
+};
+
+/// What the agent knows of one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Client {
+    slot: u16,
+    /// `None` until the client's MAC is known (a client the host asked for
+    /// by broadcast, which has not answered yet).
+    mac: Option<Mac>,
+}
+
+/// A client with a known MAC, as telling needs it.
+pub type Known = (ClientKey, Mac);
+
+#[derive(Debug)]
+pub struct Clients {
+    table: HashMap<ClientKey, Client>,
+    by_slot: Vec<Vec<ClientKey>>,
+    /// Clients per server address (a foreign claim can concern only these).
+    servers: HashMap<Ipv4, u32>,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self {
+            table: HashMap::new(),
+            by_slot: vec![Vec::new(); CLIENT_SLOTS as usize],
+            servers: HashMap::new(),
+        }
+    }
+}
+
+impl Clients {
+    /// Room for `capacity` clients up front: the table never rehashes
+    /// (which would briefly hold two copies) while it fills.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { table: HashMap::with_capacity(capacity), ..Self::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// A client dealt `slot` (new, or re-created after the table evicted
+    /// it); `mac` if known. Returns whether it was new to the model.
+    pub fn learn(&mut self, key: ClientKey, slot: u32, mac: Option<Mac>) -> bool {
+        let Some(slot) = slot_index(slot) else { return false };
+        match self.table.get_mut(&key) {
+            Some(client) => {
+                if client.slot != slot {
+                    remove_from(&mut self.by_slot[usize::from(client.slot)], &key);
+                    self.by_slot[usize::from(slot)].push(key);
+                    client.slot = slot;
+                }
+                if mac.is_some() {
+                    client.mac = mac;
+                }
+                false
+            }
+            None => {
+                self.table.insert(key, Client { slot, mac });
+                self.by_slot[usize::from(slot)].push(key);
+                *self.servers.entry(key.server_ip).or_insert(0) += 1;
+                true
+            }
+        }
+    }
+
+    /// A client's MAC changed (or became known).
+    pub fn set_mac(&mut self, key: ClientKey, slot: u32, mac: Mac) {
+        self.learn(key, slot, Some(mac));
+    }
+
+    /// The client's slot and MAC, if known.
+    pub fn get(&self, key: &ClientKey) -> Option<(u32, Option<Mac>)> {
+        self.table.get(key).map(|c| (u32::from(c.slot), c.mac))
+    }
+
+    /// Whether some client talks to `ip` as its server address.
+    pub fn is_server(&self, ip: &Ipv4) -> bool {
+        self.servers.contains_key(ip)
+    }
+
+    /// Clients per slot: the weights slot moves are balanced by.
+    pub fn weights(&self) -> Vec<u32> {
+        self.by_slot.iter().map(|keys| u32::try_from(keys.len()).unwrap_or(u32::MAX)).collect()
+    }
+
+    /// The clients of `slot` whose MAC is known.
+    pub fn of_slot(&self, slot: usize) -> Vec<Known> {
+        self.by_slot
+            .get(slot)
+            .map_or_else(Vec::new, |keys| keys.iter().filter_map(|key| self.known(key)).collect())
+    }
+
+    /// The clients of server address `server` whose MAC is known, by slot,
+    /// except those `skip` says no.
+    pub fn of_server(
+        &self,
+        server: &Ipv4,
+        skip: impl Fn(&ClientKey, usize) -> bool,
+    ) -> Vec<(usize, Vec<Known>)> {
+        if !self.is_server(server) {
+            return Vec::new();
+        }
+        self.by_slot
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, keys)| {
+                let known: Vec<Known> = keys
+                    .iter()
+                    .filter(|key| key.server_ip == *server && !skip(key, slot))
+                    .filter_map(|key| self.known(key))
+                    .collect();
+                (!known.is_empty()).then_some((slot, known))
+            })
+            .collect()
+    }
+
+    /// Forgets every client of server address `server`; returns them.
+    pub fn forget_server(&mut self, server: &Ipv4) -> Vec<ClientKey> {
+        if self.servers.remove(server).is_none() {
+            return Vec::new();
+        }
+        let gone: Vec<ClientKey> =
+            self.table.keys().filter(|key| key.server_ip == *server).copied().collect();
+        for key in &gone {
+            if let Some(client) = self.table.remove(key) {
+                remove_from(&mut self.by_slot[usize::from(client.slot)], key);
+            }
+        }
+        gone
+    }
+
+    /// Forgets everything, keeping the memory (before a resync).
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.by_slot.iter_mut().for_each(Vec::clear);
+        self.servers.clear();
+    }
+
+    /// One entry of the kernel's table, as a resync reads it.
+    pub fn learn_entry(&mut self, key: &ClientKey, entry: &ClientEntry) {
+        let mac = (entry.flags & CLIENT_MAC_KNOWN != 0).then_some(entry.mac);
+        self.learn(*key, entry.slot, mac);
+    }
+
+    fn known(&self, key: &ClientKey) -> Option<Known> {
+        self.table.get(key).and_then(|c| c.mac).map(|mac| (*key, mac))
+    }
+}
+
+fn slot_index(slot: u32) -> Option<u16> {
+    (slot < CLIENT_SLOTS).then(|| u16::try_from(slot).ok()).flatten()
+}
+
+fn remove_from(keys: &mut Vec<ClientKey>, key: &ClientKey) {
+    if let Some(at) = keys.iter().position(|k| k == key) {
+        keys.swap_remove(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVER: Ipv4 = [198, 18, 0, 1];
+    const OTHER: Ipv4 = [198, 18, 0, 2];
+
+    fn key(server: Ipv4, last: u8) -> ClientKey {
+        ClientKey { server_ip: server, client_ip: [198, 18, 0, last] }
+    }
+
+    fn mac(last: u8) -> Mac {
+        [2, 0, 0, 0, 0, last]
+    }
+
+    #[test]
+    fn clients_are_learned_once_and_grouped_by_slot() {
+        let mut clients = Clients::default();
+        assert!(clients.learn(key(SERVER, 11), 3, Some(mac(11))));
+        assert!(!clients.learn(key(SERVER, 11), 3, None), "known already");
+        assert!(clients.learn(key(SERVER, 12), 3, None));
+        assert_eq!(clients.len(), 2);
+        assert_eq!(clients.weights()[3], 2);
+        // Only clients with a known MAC can be told.
+        assert_eq!(clients.of_slot(3), [(key(SERVER, 11), mac(11))]);
+        clients.set_mac(key(SERVER, 12), 3, mac(12));
+        assert_eq!(clients.of_slot(3).len(), 2);
+        assert_eq!(clients.get(&key(SERVER, 11)), Some((3, Some(mac(11)))));
+        assert!(!clients.learn(key(SERVER, 13), CLIENT_SLOTS, None), "a bad slot is ignored");
+    }
+
+    #[test]
+    fn a_recreated_client_moves_to_its_new_slot() {
+        let mut clients = Clients::default();
+        clients.learn(key(SERVER, 11), 3, Some(mac(11)));
+        clients.learn(key(SERVER, 11), 9, None);
+        assert_eq!(clients.weights()[3], 0);
+        assert_eq!(clients.weights()[9], 1);
+        assert_eq!(clients.get(&key(SERVER, 11)), Some((9, Some(mac(11)))), "MAC kept");
+    }
+
+    #[test]
+    fn a_foreign_claim_forgets_every_client_of_that_address_only() {
+        let mut clients = Clients::default();
+        clients.learn(key(SERVER, 11), 0, Some(mac(11)));
+        clients.learn(key(OTHER, 11), 1, Some(mac(11)));
+        clients.learn(key(OTHER, 12), 1, Some(mac(12)));
+        assert!(clients.is_server(&OTHER));
+        let mut gone = clients.forget_server(&OTHER);
+        gone.sort();
+        assert_eq!(gone, [key(OTHER, 11), key(OTHER, 12)]);
+        assert!(!clients.is_server(&OTHER));
+        assert_eq!(clients.len(), 1);
+        assert_eq!(clients.weights()[1], 0);
+        assert!(clients.forget_server(&OTHER).is_empty());
+    }
+
+    #[test]
+    fn clients_of_a_server_come_by_slot_without_the_skipped() {
+        let mut clients = Clients::default();
+        clients.learn(key(SERVER, 11), 0, Some(mac(11)));
+        clients.learn(key(SERVER, 12), 1, Some(mac(12)));
+        clients.learn(key(SERVER, 13), 1, Some(mac(13)));
+        clients.learn(key(OTHER, 14), 1, Some(mac(14)));
+        let groups = clients.of_server(&SERVER, |key, _| key.client_ip[3] == 12);
+        assert_eq!(
+            groups,
+            [(0, vec![(key(SERVER, 11), mac(11))]), (1, vec![(key(SERVER, 13), mac(13))])]
+        );
+        assert!(clients.of_server(&[9, 9, 9, 9], |_, _| false).is_empty());
+    }
+
+    #[test]
+    fn a_resync_takes_the_kernels_table() {
+        let mut clients = Clients::default();
+        clients.learn(key(SERVER, 99), 5, Some(mac(99)));
+        let entry =
+            |slot, flags| ClientEntry { mac: mac(11), slot, flags, ..ClientEntry::default() };
+        clients.clear();
+        clients.learn_entry(&key(SERVER, 11), &entry(2, CLIENT_MAC_KNOWN));
+        clients.learn_entry(&key(OTHER, 12), &entry(4, 0));
+        assert_eq!(clients.len(), 2);
+        assert_eq!(clients.get(&key(SERVER, 99)), None, "evicted meanwhile");
+        assert_eq!(clients.get(&key(SERVER, 11)), Some((2, Some(mac(11)))));
+        assert_eq!(clients.get(&key(OTHER, 12)), Some((4, None)));
+        assert!(clients.is_server(&OTHER));
+    }
+}

@@ -1,0 +1,295 @@
+//! The data path as the agent sees it: [`Datapath`] owns every aya handle
+//! (the loaded object, its maps, its links and the event ring) and offers
+//! typed operations on them. No other module of the agent imports aya.
+
+mod attach;
+mod batch;
+mod events;
+mod pins;
+mod read;
+
+use std::path::{Path, PathBuf};
+
+use alb_common::{
+    assign::initial_bucket_slave,
+    maps::{
+        CLIENT_SLOTS, ClientEntry, ClientKey, ClientSlot, MAX_SLAVES, SLAVE_PRESENT, SLAVE_UP,
+        Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket, names, programs,
+    },
+    reason::Reason,
+};
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf},
+    programs::SchedClassifier,
+};
+
+pub use self::{
+    attach::used_by_alb,
+    events::{Event, Events},
+    pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
+    read::Maps,
+};
+use crate::state::State;
+
+/// The BPF object, built by build.rs from `alb-ebpf`.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/alb"));
+
+/// Entries per batched system call when reading the client table.
+const CLIENT_CHUNK: usize = 8192;
+
+/// The loaded programs and maps of one master, and the agent's handles on
+/// their links.
+pub struct Datapath {
+    ebpf: Ebpf,
+    links: attach::Links,
+    /// Where links are pinned (`<pins>/links`), when the maps are pinned.
+    link_dir: Option<PathBuf>,
+}
+
+impl Datapath {
+    /// Loads the object. With `pins`, every map is pinned in that directory
+    /// (maps already pinned there are reused, which is how an agent adopts
+    /// the data path of one that died) and links will be pinned under it.
+    pub fn load(pins: Option<&Path>, max_clients: u32) -> Result<Self> {
+        if let Some(dir) = pins {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries(names::CLIENTS, max_clients);
+        let paths: Vec<(&str, PathBuf)> = match pins {
+            Some(dir) => names::ALL.iter().map(|&name| (name, dir.join(name))).collect(),
+            None => Vec::new(),
+        };
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT).context("cannot load the BPF object")?;
+        for name in [programs::TX, programs::RX] {
+            program(&mut ebpf, name)?
+                .load()
+                .with_context(|| format!("cannot load program {name}"))?;
+        }
+        let link_dir = pins.map(|dir| dir.join("links"));
+        Ok(Self { ebpf, links: attach::Links::default(), link_dir })
+    }
+
+    /// Attaches the transmit program to the master and the receive program
+    /// to each slave (see [`attach`]).
+    pub fn attach(&mut self, master: &str, slaves: &[String]) -> Result<()> {
+        if let Some(dir) = &self.link_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        self.links = attach::attach(&mut self.ebpf, master, slaves, self.link_dir.as_deref())?;
+        Ok(())
+    }
+
+    /// Attaches the receive program to one more slave.
+    pub fn attach_slave(&mut self, slave: &str) -> Result<()> {
+        attach::attach_slave(&mut self.ebpf, slave, self.link_dir.as_deref(), &mut self.links)
+    }
+
+    /// Detaches the receive program from a slave that leaves.
+    pub fn detach_slave(&mut self, slave: &str) -> Result<()> {
+        match &self.link_dir {
+            Some(dir) => attach::detach_slave(slave, dir, &mut self.links),
+            None => Ok(()),
+        }
+    }
+
+    /// A loaded classifier by name (tests run it with BPF_PROG_TEST_RUN).
+    pub fn program(&mut self, name: &str) -> Result<&mut SchedClassifier> {
+        program(&mut self.ebpf, name)
+    }
+
+    /// Publishes a fresh data path: slaves, client slots, buckets (dealt
+    /// evenly) and last the config, which makes the slaves reachable.
+    pub fn publish(&mut self, state: &State, slots: &[u32]) -> Result<()> {
+        self.write_slaves(state)?;
+        let all: Vec<(usize, u32)> = slots.iter().copied().enumerate().collect();
+        self.set_slots(&all)?;
+        let usable = state.usable();
+        let initial: Vec<(usize, u32)> = (0..TX_BUCKETS)
+            .map(|bucket| {
+                let slave = initial_bucket_slave(bucket, &usable).map_or(u32::MAX, u32::from);
+                (bucket as usize, slave)
+            })
+            .collect();
+        self.set_buckets(&initial)?;
+        self.write_config(state)
+    }
+
+    /// Publishes a change of the slave set: slaves, then the config.
+    pub fn publish_slaves(&mut self, state: &State) -> Result<()> {
+        self.write_slaves(state)?;
+        self.write_config(state)
+    }
+
+    /// Writes the slave table and the ifindex index.
+    fn write_slaves(&mut self, state: &State) -> Result<()> {
+        if state.slaves.len() > MAX_SLAVES {
+            bail!("at most {MAX_SLAVES} slaves");
+        }
+        {
+            let mut slaves: Array<&mut MapData, Slave> =
+                Array::try_from(self.map_mut(names::SLAVES)?)?;
+            for (index, slave) in state.slaves.iter().enumerate() {
+                // An empty slot (a removed slave) has ifindex 0.
+                let present = if slave.ifindex == 0 { 0 } else { SLAVE_PRESENT };
+                let flags = present | if slave.up { SLAVE_UP } else { 0 };
+                let entry = Slave { ifindex: slave.ifindex, flags, mac: slave.mac, _pad: [0; 2] };
+                slaves.set(u32::try_from(index)?, entry, 0)?;
+            }
+        }
+        let mut index: HashMap<&mut MapData, u32, u32> =
+            HashMap::try_from(self.map_mut(names::SLAVE_INDEX)?)?;
+        for (slot, slave) in state.slaves.iter().enumerate().filter(|(_, s)| s.ifindex != 0) {
+            index.insert(slave.ifindex, u32::try_from(slot)?, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the master-wide config (active slave, master MAC, usable slaves).
+    pub fn write_config(&mut self, state: &State) -> Result<()> {
+        let mut config: Array<&mut MapData, _> = Array::try_from(self.map_mut(names::CONFIG)?)?;
+        config.set(0, state.config(), 0)?;
+        Ok(())
+    }
+
+    /// Forgets a removed slave's ifindex, so its frames are no longer taken.
+    pub fn forget_slave(&mut self, ifindex: u32) -> Result<()> {
+        let mut index: HashMap<&mut MapData, u32, u32> =
+            HashMap::try_from(self.map_mut(names::SLAVE_INDEX)?)?;
+        let _ = index.remove(&ifindex);
+        Ok(())
+    }
+
+    /// The device of each slave slot as the maps hold it (0: empty), read
+    /// before this agent publishes its own (an adopted table's indices).
+    pub fn slave_ifindexes(&self) -> Result<Vec<u32>> {
+        let slaves: Array<&MapData, Slave> = Array::try_from(self.map(names::SLAVES)?)?;
+        (0..u32::try_from(MAX_SLAVES)?)
+            .map(|i| {
+                let slave = slaves.get(&i, 0)?;
+                Ok(if slave.flags & SLAVE_PRESENT == 0 { 0 } else { slave.ifindex })
+            })
+            .collect()
+    }
+
+    /// The slave of every transmit bucket, by bucket.
+    pub fn buckets(&self) -> Result<Vec<u32>> {
+        let buckets: Array<&MapData, TxBucket> = Array::try_from(self.map(names::TX_BUCKETS)?)?;
+        (0..TX_BUCKETS).map(|b| Ok(buckets.get(&b, 0)?.slave)).collect()
+    }
+
+    /// Points buckets at slaves: the `(bucket, slave)` moves the policy in
+    /// `alb_common::assign` returns, in one system call.
+    pub fn set_buckets(&mut self, moves: &[(usize, u32)]) -> Result<()> {
+        let keys = moves.iter().map(|&(b, _)| u32::try_from(b)).collect::<Result<Vec<_>, _>>()?;
+        let values: Vec<TxBucket> =
+            moves.iter().map(|&(_, slave)| TxBucket { slave, _pad: 0 }).collect();
+        batch::update(data(self.map(names::TX_BUCKETS)?)?, &keys, &values)
+            .context("cannot write the transmit buckets")
+    }
+
+    /// The slave of every client slot, by slot.
+    pub fn slots(&self) -> Result<Vec<u32>> {
+        let slots: Array<&MapData, ClientSlot> = Array::try_from(self.map(names::SLOTS)?)?;
+        (0..CLIENT_SLOTS).map(|s| Ok(slots.get(&s, 0)?.slave)).collect()
+    }
+
+    /// Points client slots at slaves, `(slot, slave)`, in one system call:
+    /// every client of a moved slot follows at once.
+    pub fn set_slots(&mut self, moves: &[(usize, u32)]) -> Result<()> {
+        let keys = moves.iter().map(|&(s, _)| u32::try_from(s)).collect::<Result<Vec<_>, _>>()?;
+        let values: Vec<ClientSlot> =
+            moves.iter().map(|&(_, slave)| ClientSlot { slave, _pad: 0 }).collect();
+        batch::update(data(self.map(names::SLOTS)?)?, &keys, &values)
+            .context("cannot write the client slots")
+    }
+
+    /// Bytes each transmit bucket has carried since load, summed over CPUs.
+    pub fn bucket_bytes(&self) -> Result<Vec<u64>> {
+        let loads: PerCpuArray<&MapData, Traffic> =
+            PerCpuArray::try_from(self.map(names::BUCKET_LOAD)?)?;
+        (0..TX_BUCKETS).map(|b| Ok(loads.get(&b, 0)?.iter().map(|t| t.bytes).sum())).collect()
+    }
+
+    /// Bytes each slave slot has sent since load, summed over CPUs.
+    pub fn slave_tx_bytes(&self) -> Result<Vec<u64>> {
+        let stats: PerCpuArray<&MapData, SlaveStats> =
+            PerCpuArray::try_from(self.map(names::SLAVE_STATS)?)?;
+        (0..u32::try_from(MAX_SLAVES)?)
+            .map(|i| Ok(stats.get(&i, 0)?.iter().map(|s| s.tx.bytes).sum()))
+            .collect()
+    }
+
+    /// Calls `each` for every entry of the client table, read in batches.
+    pub fn for_each_client(&self, each: impl FnMut(&ClientKey, &ClientEntry)) -> Result<()> {
+        batch::for_each(data(self.map(names::CLIENTS)?)?, CLIENT_CHUNK, each)
+            .context("cannot read the client table")
+    }
+
+    /// Deletes clients from the table, in one system call; returns how
+    /// many were there.
+    pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
+        batch::delete(data(self.map(names::CLIENTS)?)?, keys)
+            .context("cannot delete from the client table")
+    }
+
+    /// How many events the data path could not put in the ring.
+    pub fn events_lost(&self) -> Result<u64> {
+        let counters: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(names::COUNTERS)?)?;
+        Ok(counters.get(&(Reason::EventLost as u32), 0)?.iter().sum())
+    }
+
+    /// The event ring, taken out of the object for the event loop (once).
+    pub fn events(&mut self) -> Result<Events> {
+        Events::new(self.take_ring()?)
+    }
+
+    /// The raw event ring (tests read it without tokio).
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let ring = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or_else(|| anyhow!("map {} missing from the BPF object", names::EVENTS))?;
+        Ok(RingBuf::try_from(ring)?)
+    }
+
+    /// Typed handles on the maps, taken out of the object (tests and
+    /// benchmarks, which then drive the programs themselves).
+    pub fn take_maps(&mut self) -> Result<Maps> {
+        Maps::take(&mut self.ebpf)
+    }
+
+    fn map(&self, name: &str) -> Result<&Map> {
+        self.ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing from the BPF object"))
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut Map> {
+        self.ebpf.map_mut(name).ok_or_else(|| anyhow!("map {name} missing from the BPF object"))
+    }
+}
+
+/// A loaded classifier by name.
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the BPF object"))?
+        .try_into()
+        .with_context(|| format!("{name} is not a TC classifier"))
+}
+
+/// The map behind one of alb's maps (hashes and arrays).
+fn data(map: &Map) -> Result<&MapData> {
+    match map {
+        Map::Array(data) | Map::HashMap(data) | Map::LruHashMap(data) | Map::PerCpuArray(data) => {
+            Ok(data)
+        }
+        _ => bail!("unexpected map type"),
+    }
+}
