@@ -7,11 +7,11 @@ use std::{
     time::Duration,
 };
 
-use alb_tests::Lab;
+use alb_tests::{Agent, Lab};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::{Agent, Ctx, failover, learn_clients};
+use super::{Ctx, failover, learn_clients, start_agent, stop_agent_within};
 
 /// Room for `clients` plus the LRU's per-CPU free lists, so nothing is
 /// evicted while filling.
@@ -20,7 +20,7 @@ fn max_clients(clients: u32) -> u32 {
 }
 
 /// The agent's log: its info lines and its size.
-fn log_lines(agent: &Agent<'_>) -> (Vec<String>, u64) {
+fn log_lines(agent: &Agent) -> (Vec<String>, u64) {
     let path = agent.log_path();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let lines = std::fs::File::open(path)
@@ -56,7 +56,7 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
         eprintln!("bench: scale {clients} clients");
         let max = max_clients(clients);
         let max_arg = max.to_string();
-        let agent = Agent::start(ctx, lab, 2, &["--max-clients", &max_arg])?;
+        let agent = start_agent(ctx, lab, 2, &["--max-clients", &max_arg])?;
         let pid = agent.pid().to_string();
         let out = lab.run(
             lab.srv(),
@@ -115,7 +115,7 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
         let (lines, log_bytes) = log_lines(&agent);
         let info_lines = lines.iter().filter(|l| l.contains(" INFO ")).count();
         let stop_start = std::time::Instant::now();
-        let stopped = agent.stop_within(Duration::from_secs(15));
+        let stopped = stop_agent_within(agent, Duration::from_secs(15));
         row["agent"]["stop_s"] = json!(stop_start.elapsed().as_secs_f64());
         if let Err(e) = stopped {
             row["agent"]["stop_error"] = json!(format!("{e:#}"));
