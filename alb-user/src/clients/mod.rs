@@ -32,10 +32,21 @@ const UNKNOWN: Mac = [0; 6];
 /// A client with a known MAC, as telling needs it.
 pub type Known = (ClientKey, Mac);
 
+/// Where a client is in the model, and the mark of the last walk of the
+/// kernel table (or event) that saw it.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    slot: u16,
+    mark: u8,
+}
+
 #[derive(Debug)]
 pub struct Clients {
     /// Each client's slot.
-    slot_of: HashMap<ClientKey, u16>,
+    slot_of: HashMap<ClientKey, Place>,
+    /// The mark of the current walk: clients not seen by it (nor by an
+    /// event meanwhile) were evicted from the kernel table.
+    mark: u8,
     by_slot: Vec<Vec<Member>>,
     /// Clients per server address (a foreign claim can concern only these).
     servers: HashMap<Ipv4, u32>,
@@ -45,6 +56,7 @@ impl Default for Clients {
     fn default() -> Self {
         Self {
             slot_of: HashMap::new(),
+            mark: 0,
             by_slot: vec![Vec::new(); CLIENT_SLOTS as usize],
             servers: HashMap::new(),
         }
@@ -70,8 +82,10 @@ impl Clients {
     /// it); `mac` if known. Returns whether it was new to the model.
     pub fn learn(&mut self, key: ClientKey, slot: u32, mac: Option<Mac>) -> bool {
         let Some(slot) = slot_index(slot) else { return false };
+        let mark = self.mark;
         match self.slot_of.get_mut(&key) {
-            Some(old) if *old == slot => {
+            Some(place) if place.slot == slot => {
+                place.mark = mark;
                 if let Some(mac) = mac {
                     if let Some(member) = member_mut(&mut self.by_slot[usize::from(slot)], &key) {
                         member.mac = mac;
@@ -79,15 +93,15 @@ impl Clients {
                 }
                 false
             }
-            Some(old) => {
-                let kept = remove_from(&mut self.by_slot[usize::from(*old)], &key);
+            Some(place) => {
+                let kept = remove_from(&mut self.by_slot[usize::from(place.slot)], &key);
                 let mac = mac.or(kept.map(|m| m.mac)).unwrap_or(UNKNOWN);
                 self.by_slot[usize::from(slot)].push(Member { key, mac });
-                *old = slot;
+                *place = Place { slot, mark };
                 false
             }
             None => {
-                self.slot_of.insert(key, slot);
+                self.slot_of.insert(key, Place { slot, mark });
                 self.by_slot[usize::from(slot)].push(Member { key, mac: mac.unwrap_or(UNKNOWN) });
                 *self.servers.entry(key.server_ip).or_insert(0) += 1;
                 true
@@ -102,7 +116,7 @@ impl Clients {
 
     /// The client's slot and MAC, if known.
     pub fn get(&self, key: &ClientKey) -> Option<(u32, Option<Mac>)> {
-        let slot = *self.slot_of.get(key)?;
+        let slot = self.slot_of.get(key)?.slot;
         let mac = self.by_slot[usize::from(slot)]
             .iter()
             .find(|m| m.key == *key)
@@ -171,6 +185,38 @@ impl Clients {
             self.slot_of.remove(key);
         }
         gone
+    }
+
+    /// Starts a walk of the kernel table ([`Self::learn_entry`] for each
+    /// entry read, then [`Self::sweep`]); events keep being applied
+    /// meanwhile.
+    pub fn begin_walk(&mut self) {
+        self.mark = self.mark.wrapping_add(1);
+    }
+
+    /// Ends a walk: forgets the clients neither it nor an event saw since
+    /// [`Self::begin_walk`] (the kernel's LRU table evicted them); returns
+    /// how many.
+    pub fn sweep(&mut self) -> usize {
+        let mark = self.mark;
+        let gone: std::collections::HashSet<ClientKey> =
+            self.slot_of.iter().filter(|(_, p)| p.mark != mark).map(|(key, _)| *key).collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        for key in &gone {
+            self.slot_of.remove(key);
+            if let Some(count) = self.servers.get_mut(&key.server_ip) {
+                *count -= 1;
+                if *count == 0 {
+                    self.servers.remove(&key.server_ip);
+                }
+            }
+        }
+        for members in &mut self.by_slot {
+            members.retain(|m| !gone.contains(&m.key));
+        }
+        gone.len()
     }
 
     /// Forgets everything, keeping the memory (before a resync).
@@ -270,6 +316,34 @@ mod tests {
             [(0, vec![(key(SERVER, 11), mac(11))]), (1, vec![(key(SERVER, 13), mac(13))])]
         );
         assert!(clients.of_server(&[9, 9, 9, 9], |_, _| false).is_empty());
+    }
+
+    #[test]
+    fn a_walk_forgets_what_neither_it_nor_an_event_saw() {
+        let mut clients = Clients::default();
+        clients.learn(key(SERVER, 11), 1, Some(mac(11)));
+        clients.learn(key(SERVER, 12), 2, Some(mac(12)));
+        clients.learn(key(OTHER, 13), 3, Some(mac(13)));
+        clients.begin_walk();
+        // The walk sees 11; an event meanwhile brings 14; 12 and 13 were evicted.
+        let entry = ClientEntry {
+            mac: mac(11),
+            slot: 1,
+            flags: CLIENT_MAC_KNOWN,
+            ..ClientEntry::default()
+        };
+        clients.learn_entry(&key(SERVER, 11), &entry);
+        clients.learn(key(SERVER, 14), 4, None);
+        assert_eq!(clients.sweep(), 2);
+        assert_eq!(clients.len(), 2);
+        assert_eq!(clients.get(&key(SERVER, 12)), None);
+        assert_eq!(clients.weights()[2], 0);
+        assert!(!clients.is_server(&OTHER), "its last client is gone");
+        assert!(clients.is_server(&SERVER));
+        clients.begin_walk();
+        clients.learn_entry(&key(SERVER, 11), &entry);
+        clients.learn(key(SERVER, 14), 4, None);
+        assert_eq!(clients.sweep(), 0);
     }
 
     #[test]
