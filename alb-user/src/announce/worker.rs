@@ -17,7 +17,7 @@
 use std::{
     collections::VecDeque,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError},
     },
@@ -76,49 +76,36 @@ struct Queued {
     at: Instant,
 }
 
-/// Teller threads at most: sending is CPU-bound (each frame crosses the
-/// stack to the slave's driver), and two threads share a failover's slots.
-const MAX_THREADS: usize = 2;
-
-/// The agent's handle on the teller threads. A slot's jobs always go to
-/// the same thread, so they stay in order.
+/// The agent's handle on the teller thread.
 pub struct Teller {
-    jobs: Vec<Sender<Queued>>,
+    jobs: Option<Sender<Queued>>,
     generations: Arc<[AtomicU32]>,
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    thread: Option<JoinHandle<()>>,
     pub counts: Arc<Counts>,
 }
 
 impl Teller {
-    /// Starts the threads (one per CPU, at most [`MAX_THREADS`]), each with
-    /// its own socket; `slots` generations.
+    /// Starts the thread with its own socket; `slots` generations.
     pub fn start(slots: usize) -> Result<Self> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS));
+        let announcer = Announcer::new()?;
         let generations: Arc<[AtomicU32]> = (0..slots).map(|_| AtomicU32::new(0)).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(Counts::default());
-        let bursts = Arc::new(Mutex::new(Bursts::default()));
-        let mut teller = Self { jobs: Vec::new(), generations, stop, threads: Vec::new(), counts };
-        for index in 0..threads {
-            let (jobs, queue) = mpsc::channel();
-            let worker = Worker {
-                announcer: Announcer::new()?,
-                queue,
-                generations: Arc::clone(&teller.generations),
-                stop: Arc::clone(&teller.stop),
-                counts: Arc::clone(&teller.counts),
-                bursts: Arc::clone(&bursts),
-                rate: TELL_RATE / threads as u64,
-            };
-            let thread = std::thread::Builder::new()
-                .name(format!("alb-teller-{index}"))
-                .spawn(move || worker.run())
-                .context("cannot start a teller thread")?;
-            teller.jobs.push(jobs);
-            teller.threads.push(thread);
-        }
-        Ok(teller)
+        let (jobs, queue) = mpsc::channel();
+        let worker = Worker {
+            announcer,
+            queue,
+            generations: Arc::clone(&generations),
+            stop: Arc::clone(&stop),
+            counts: Arc::clone(&counts),
+            rate: TELL_RATE,
+        };
+        let thread = std::thread::Builder::new()
+            .name("alb-teller".to_owned())
+            .spawn(move || worker.run())
+            .context("cannot start the teller thread")?;
+        Ok(Self { jobs: Some(jobs), generations, stop, thread: Some(thread), counts })
     }
 
     /// The current generation of `slot`, for a new job.
@@ -138,22 +125,21 @@ impl Teller {
         if job.clients.is_empty() {
             return;
         }
-        let thread = job.slot as usize % self.jobs.len().max(1);
-        if let Some(jobs) = self.jobs.get(thread) {
+        if let Some(jobs) = &self.jobs {
             if jobs.send(Queued { job, at: Instant::now() }).is_err() {
                 warn!("the teller thread has stopped; clients are not told");
             }
         }
     }
 
-    /// Stops the threads at their next batch (within milliseconds),
-    /// dropping what they had not sent.
+    /// Stops the thread at its next batch (within milliseconds), dropping
+    /// what it had not sent.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        self.jobs.clear();
-        for thread in self.threads.drain(..) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                warn!("a teller thread panicked");
+                warn!("the teller thread panicked");
             }
         }
     }
@@ -171,7 +157,6 @@ struct Worker {
     generations: Arc<[AtomicU32]>,
     stop: Arc<AtomicBool>,
     counts: Arc<Counts>,
-    bursts: Arc<Mutex<Bursts>>,
     /// Clients per second.
     rate: u64,
 }
@@ -187,13 +172,13 @@ impl Worker {
         let mut current: Option<Sending> = None;
         let mut repeats: VecDeque<(Instant, Job)> = VecDeque::new();
         let mut pace = Pace::new(self.rate);
-        let mut in_burst = false;
+        let mut burst: Option<Burst> = None;
         loop {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
             if current.is_none() {
-                current = match self.next_job(&mut repeats, &mut in_burst) {
+                current = match self.next_job(&mut repeats, &mut burst) {
                     Next::Job(job) => Some(Sending { job, next: 0 }),
                     Next::Idle => None,
                     Next::Closed => return,
@@ -212,7 +197,10 @@ impl Worker {
             let end = (sending.next + BATCH).min(sending.job.clients.len());
             let sent = self.send(&sending.job, sending.next, end);
             if sending.job.repeat {
-                lock(&self.bursts).sent(sent);
+                if let Some(burst) = burst.as_mut() {
+                    burst.clients += sent;
+                    burst.last = Instant::now();
+                }
             }
             sending.next = end;
             if end == sending.job.clients.len() {
@@ -229,14 +217,14 @@ impl Worker {
     /// the repeats of older ones), else a repeat that is due; waits (up to
     /// the next repeat, and never long, so a stop is seen) when there is
     /// none. A burst of new jobs ends when none is left: it is logged.
-    fn next_job(&self, repeats: &mut VecDeque<(Instant, Job)>, in_burst: &mut bool) -> Next {
+    fn next_job(&self, repeats: &mut VecDeque<(Instant, Job)>, burst: &mut Option<Burst>) -> Next {
         match self.queue.try_recv() {
-            Ok(queued) => return Next::Job(self.started(queued, in_burst)),
+            Ok(queued) => return Next::Job(Self::started(queued, burst)),
             Err(TryRecvError::Disconnected) => return Next::Closed,
             Err(TryRecvError::Empty) => {}
         }
-        if std::mem::take(in_burst) {
-            lock(&self.bursts).ended();
+        if let Some(ended) = burst.take() {
+            ended.log();
         }
         let now = Instant::now();
         if repeats.front().is_some_and(|(due, _)| *due <= now) {
@@ -247,16 +235,14 @@ impl Worker {
             .map_or(Duration::from_millis(100), |(due, _)| due.saturating_duration_since(now))
             .min(Duration::from_millis(100));
         match self.queue.recv_timeout(wait) {
-            Ok(queued) => Next::Job(self.started(queued, in_burst)),
+            Ok(queued) => Next::Job(Self::started(queued, burst)),
             Err(RecvTimeoutError::Timeout) => Next::Idle,
             Err(RecvTimeoutError::Disconnected) => Next::Closed,
         }
     }
 
-    fn started(&self, queued: Queued, in_burst: &mut bool) -> Job {
-        if !std::mem::replace(in_burst, true) {
-            lock(&self.bursts).started(queued.at);
-        }
+    fn started(queued: Queued, burst: &mut Option<Burst>) -> Job {
+        burst.get_or_insert(Burst { since: queued.at, clients: 0, last: queued.at });
         queued.job
     }
 
@@ -301,47 +287,22 @@ impl Worker {
     }
 }
 
-/// First tells sent by all threads since a job reached idle threads, until
-/// every thread has run out of new jobs: one line for a whole failover.
-#[derive(Default)]
-struct Bursts {
-    busy: usize,
-    since: Option<Instant>,
+/// First tells sent since a job reached an idle teller.
+struct Burst {
+    since: Instant,
     clients: u64,
-    last: Option<Instant>,
+    last: Instant,
 }
 
-impl Bursts {
-    fn started(&mut self, at: Instant) {
-        self.busy += 1;
-        self.since = Some(self.since.map_or(at, |since| since.min(at)));
-    }
-
-    fn sent(&mut self, clients: u64) {
-        self.clients += clients;
-        self.last = Some(Instant::now());
-    }
-
-    fn ended(&mut self) {
-        self.busy = self.busy.saturating_sub(1);
-        if self.busy > 0 {
-            return;
-        }
-        let ms = match (self.since, self.last) {
-            (Some(since), Some(last)) => last.saturating_duration_since(since).as_millis(),
-            _ => 0,
-        };
+impl Burst {
+    fn log(&self) {
+        let ms = self.last.saturating_duration_since(self.since).as_millis();
         if self.clients >= 100 {
             info!("told {} clients in {ms} ms", self.clients);
         } else if self.clients > 0 {
             debug!("told {} clients in {ms} ms", self.clients);
         }
-        *self = Self::default();
     }
-}
-
-fn lock(bursts: &Mutex<Bursts>) -> std::sync::MutexGuard<'_, Bursts> {
-    bursts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 enum Next {
