@@ -139,6 +139,8 @@ struct Walk {
 struct Summary {
     learned: u64,
     told: u64,
+    /// Updates the teller could not send, in all.
+    failed: u64,
 }
 
 /// Most data-path events handled per wake-up, so a flood of them cannot
@@ -276,7 +278,9 @@ impl Agent {
 
     /// One line a second at most about clients learned and told.
     fn summarize(&mut self) {
-        let told = self.teller.counts.told.load(std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        let counts = &self.teller.counts;
+        let (told, failed) = (counts.told.load(Relaxed), counts.failed.load(Relaxed));
         let newly_told = told - self.summary.told;
         if self.summary.learned > 0 || newly_told > 0 {
             info!(
@@ -286,6 +290,14 @@ impl Agent {
                 self.clients.len()
             );
         }
-        self.summary = Summary { learned: 0, told };
+        if failed > self.summary.failed {
+            warn!(
+                "{} client updates could not be sent in the last {}s (the repeat may still \
+                 reach them)",
+                failed - self.summary.failed,
+                self.options.lp_interval_s.max(1)
+            );
+        }
+        self.summary = Summary { learned: 0, told, failed };
     }
 }
