@@ -103,16 +103,37 @@ fn client_arp(arp: &ArpHdr, this: u32) {
     event(EventKind::ArpSeen, this, key, arp.sha, arp.oper(), 0);
 }
 
-/// The slave whose MAC is `mac`, if any (a bounded scan: at most 16 slaves,
-/// and only for unicast not addressed to the receiving slave).
+/// The slave whose MAC is `mac`, if any: at most 16 slaves, and only for
+/// unicast not addressed to the receiving slave (and broadcasts on the
+/// active slave).
 #[inline(always)]
 fn owner_of(mac: &Mac) -> Option<Owner> {
-    for index in 0..MAX_SLAVES as u32 {
-        if let Some(slave) = ALB_SLAVES.get(index) {
-            if slave.flags != 0 && mac_eq(&slave.mac, mac) {
-                return Some(Owner { index, up: slave.is_up() });
-            }
-        }
-    }
-    None
+    let found = find_owner(mac);
+    (found != NO_OWNER).then_some(Owner { index: found & 0xff, up: found & OWNER_UP != 0 })
 }
+
+const NO_OWNER: u32 = u32::MAX;
+const OWNER_UP: u32 = 0x100;
+
+/// [`owner_of`]'s scan, as `index | OWNER_UP` or [`NO_OWNER`]. Unrolled by
+/// hand, with no loop at all: Linux 6.1's verifier rejects the loop LLVM
+/// makes of it ("back-edge from insn N to N+1": the loop head follows a
+/// helper call). A function of its own that returns a plain integer: its
+/// size keeps LLVM from inlining it, and 6.1 refuses the BTF of a function
+/// returning `Option<Owner>` (a union member at a non-zero offset).
+#[inline(never)]
+fn find_owner(mac: &Mac) -> u32 {
+    macro_rules! slave {
+        ($($index:literal)*) => {$(
+            if let Some(slave) = ALB_SLAVES.get($index) {
+                if slave.flags != 0 && mac_eq(&slave.mac, mac) {
+                    return $index | if slave.is_up() { OWNER_UP } else { 0 };
+                }
+            }
+        )*};
+    }
+    slave!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    NO_OWNER
+}
+
+const _: () = assert!(MAX_SLAVES == 16, "owner_of checks 16 slaves");

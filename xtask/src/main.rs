@@ -5,6 +5,7 @@ mod bootstrap;
 mod cargo;
 mod demo;
 mod signals;
+mod vm;
 
 use std::process::{Command, ExitCode};
 
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench"
+    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench, vm-test"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -81,6 +82,13 @@ enum Cmd {
         #[arg(long, conflicts_with_all = ["quick", "only"])]
         render: bool,
     },
+    /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
+    /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
+    VmTest {
+        /// Which kernels: 6.1, 6.12 or all (repeatable).
+        #[arg(long, default_value = "all", value_parser = ["6.1", "6.12", "all"])]
+        kernel: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +138,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
+        Cmd::VmTest { kernel } => {
+            if !vm::run(&kernel)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

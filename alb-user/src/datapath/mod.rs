@@ -6,6 +6,7 @@ mod attach;
 mod batch;
 mod events;
 mod pins;
+mod probe;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ pub use self::{
     attach::used_by_alb,
     events::{Event, Events},
     pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
+    probe::{Features, check as check_kernel, probe as probe_kernel},
     read::Maps,
 };
 use crate::state::State;
