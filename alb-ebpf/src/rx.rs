@@ -23,7 +23,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
     // SAFETY: the context pointer the kernel passed in.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: read once; the agent only writes this map while detached.
-    let Some(&this) = (unsafe { ALB_SLAVE_IDX.get(&ifindex) }) else {
+    let Some(&this) = (unsafe { ALB_SLAVE_IDX.get(ifindex) }) else {
         count(Reason::RxUnknownSlave);
         return TC_ACT_OK;
     };
@@ -67,7 +67,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
 fn watch(packet: &Packet<'_>, this: u32) {
     match rx_watch(packet) {
         Watch::Ipv4(key) => {
-            if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+            if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
                 // SAFETY: a live map value; counters are only updated atomically.
                 let entry = unsafe { &mut *entry };
                 add_atomic(&mut entry.rx_packets, 1);
@@ -89,7 +89,7 @@ fn watch(packet: &Packet<'_>, this: u32) {
 fn client_arp(arp: &ArpHdr, this: u32) {
     count(Reason::RxArp);
     let key = ClientKey { server_ip: arp.tpa, client_ip: arp.spa };
-    if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+    if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
         // SAFETY: a live map value.
         let entry = unsafe { &mut *entry };
         if is_valid_unicast(&arp.sha) && !mac_eq(&entry.mac, &arp.sha) {

@@ -1,24 +1,25 @@
 //! alb's lab: the seed topology (a server with veth slaves, a bridge as the
 //! switch, client namespaces) in private network namespaces, built with the
-//! `ip`, `sysctl` and `nsenter` tools and removed on drop. The demo, the
-//! behavioural tests in `tests/tests/` and the benchmark all build their
-//! topology here, so the seed scenario exists once.
+//! `ip`, `sysctl` and `nsenter` tools and removed on drop, and the agent
+//! under test ([`agent`]: started in the lab, its status as typed values,
+//! stopped and cleaned up after). The demo, the behavioural tests in
+//! `tests/tests/` and the benchmark all build their topology and run the
+//! agent here, so the seed scenario exists once.
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use alb_tests::{Lab, LabConfig, SERVER_IP4};
+//! use alb_tests::{AgentCommand, Lab, LabConfig, SERVER_IP4};
 //!
 //! let lab = Lab::up(LabConfig::unique()).expect("lab");
-//! let _agent = lab
-//!     .spawn(lab.srv(), &["target/debug/alb", "--iface", "veth17", "--iface", "veth19"])
-//!     .expect("agent");
-//! lab.wait_for_master(Duration::from_secs(10)).expect("alb0");
+//! let agent = AgentCommand::new(&lab, "target/debug/alb").start(&lab).expect("agent");
 //! lab.add_server_addrs().expect("addresses");
 //! let c1 = lab.client(1);
 //! let stats = lab.ping(&c1.ns, SERVER_IP4, 10, Duration::from_millis(10)).expect("ping");
 //! assert_eq!(stats.lost(), 0);
+//! assert_eq!(agent.status().expect("status").clients.len(), 1);
 //! ```
 
+pub mod agent;
 pub mod cmd;
 mod lab;
 pub mod netns;
@@ -26,6 +27,7 @@ mod proc;
 #[cfg(test)]
 mod selftest;
 
+pub use agent::{Agent, AgentCommand, ClientStatus, SlaveStatus, Status};
 pub use lab::{
     BRIDGE, CLIENT_DEV, Client, DEFAULT_MASTER, DEFAULT_PREFIX, Lab, LabConfig, LinkInfo,
     LinkStats, MAX_CLIENTS, MAX_SLAVES, PREFIX_LEN4, PREFIX_LEN6, PingStats, SERVER_IP4,

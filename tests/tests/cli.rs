@@ -11,8 +11,11 @@ mod common;
 
 use std::{process::Output, time::Duration};
 
-use alb_tests::Lab;
-use common::{Agent, leftovers, lock_held, pin_dir, run_alb, sysctl_get};
+use alb_tests::{
+    Lab,
+    agent::{lock_held, pin_dir},
+};
+use common::{Agent, leftovers, run_alb, sysctl_get};
 use nix::sys::signal::Signal;
 
 /// The sysctls the agent changes on each slave, with the values the lab
@@ -42,7 +45,7 @@ fn assert_refused(lab: &Lab, args: &[&str], expect: &str) {
     let master = lab.master();
     let mut argv = vec!["--master", master];
     argv.extend_from_slice(args);
-    let out = run_alb(lab, lab.srv(), &argv);
+    let out = run_alb(lab.srv(), &argv);
     let message = text(&out);
     assert!(!out.status.success(), "`alb {}` should fail; it printed:\n{message}", argv.join(" "));
     assert_eq!(out.status.code(), Some(1), "`alb {}` exit status: {message}", argv.join(" "));
@@ -73,8 +76,7 @@ fn a_master_name_taken_by_another_device_is_refused() {
     let master = lab.master().to_owned();
     lab.ip(lab.srv(), &["link", "add", &master, "type", "bridge"]).expect("bridge");
     let sysctls = slave_sysctls(&lab);
-    let out =
-        run_alb(&lab, lab.srv(), &["--master", &master, "--iface", "veth17", "--iface", "veth19"]);
+    let out = run_alb(lab.srv(), &["--master", &master, "--iface", "veth17", "--iface", "veth19"]);
     let message = text(&out);
     assert_eq!(out.status.code(), Some(1), "refused: {message}");
     assert_eq!(message.lines().count(), 1, "a one-line message, not:\n{message}");
@@ -116,7 +118,7 @@ fn a_bridge_as_slave_is_refused() {
 fn no_iface_is_a_usage_error() {
     let lab = common::lab(1, 2);
     let master = lab.master().to_owned();
-    let out = run_alb(&lab, lab.srv(), &["--master", &master]);
+    let out = run_alb(lab.srv(), &["--master", &master]);
     let message = text(&out);
     // clap's usage error: exit status 2, "error: ..." naming --iface.
     assert_eq!(out.status.code(), Some(2), "usage error: {message}");
@@ -135,7 +137,7 @@ fn status_of_a_master_that_does_not_run_fails_clearly() {
         if json {
             args.push("--json");
         }
-        let out = run_alb(&lab, lab.srv(), &args);
+        let out = run_alb(lab.srv(), &args);
         let message = text(&out);
         assert_eq!(out.status.code(), Some(1), "`alb {}` fails: {message}", args.join(" "));
         assert_eq!(message.lines().count(), 1, "a one-line message, not:\n{message}");

@@ -24,15 +24,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, wait_until};
+use alb_tests::{Lab, SlaveStatus, Status, wait_until};
 use common::{
-    Agent, Status, assert_all_clients_work,
+    Agent, assert_all_clients_work,
     capture::{Capture, Frame},
     counts, mac_of, neigh,
     pings::{self, PingRun, Pings, unix_now},
     set_port, show_ms, slave_of, wait_neigh,
 };
-use serde_json::Value;
 
 /// Between two echo requests of a measuring ping.
 const INTERVAL: Duration = Duration::from_millis(5);
@@ -74,30 +73,27 @@ fn rig(clients: usize, slaves: usize, extra: &[&str]) -> Rig {
 // Status and neighbour helpers.
 // ---------------------------------------------------------------------
 
-/// The raw status of slave `name`.
-fn slave_json<'a>(status: &'a Status, name: &str) -> &'a Value {
-    status.0["slaves"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"].as_str() == Some(name)))
-        .unwrap_or_else(|| panic!("no slave {name} in status:\n{:#}", status.0))
+/// The status of slave `name`.
+fn slave_status<'a>(status: &'a Status, name: &str) -> &'a SlaveStatus {
+    status.slave(name).unwrap_or_else(|| panic!("no slave {name} in status:\n{status}"))
 }
 
 fn usable(status: &Status, name: &str) -> bool {
-    slave_json(status, name)["usable"].as_bool().unwrap_or_default()
+    slave_status(status, name).usable
 }
 
 fn link_state(status: &Status, name: &str) -> String {
-    slave_json(status, name)["link"].as_str().unwrap_or_default().to_owned()
+    slave_status(status, name).link.clone()
 }
 
 fn client_count(status: &Status, name: &str) -> u64 {
-    slave_json(status, name)["clients"].as_u64().unwrap_or_default()
+    slave_status(status, name).clients
 }
 
 /// Whether the usable slaves' client counts differ by at most one and the
 /// unusable slaves have none.
 fn even(status: &Status) -> bool {
-    common::even(status) && status.slaves().iter().filter(|s| !s.usable).all(|s| s.clients == 0)
+    common::even(status) && status.slaves.iter().filter(|s| !s.usable).all(|s| s.clients == 0)
 }
 
 // ---------------------------------------------------------------------
@@ -219,11 +215,11 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     assert_undisturbed("non-active failure, c3 on the surviving slave", &runs[2]);
 
     let status = agent.status();
-    assert_eq!(link_state(&status, &veth19.name), "down", "veth19 link:\n{:#}", status.0);
-    assert!(!usable(&status, &veth19.name), "veth19 not usable:\n{:#}", status.0);
-    assert_eq!(client_count(&status, &veth19.name), 0, "veth19 empty:\n{:#}", status.0);
-    assert_eq!(client_count(&status, &veth17.name), 4, "all on veth17:\n{:#}", status.0);
-    assert_eq!(status.active_slave().as_deref(), Some("veth17"), "active unchanged");
+    assert_eq!(link_state(&status, &veth19.name), "down", "veth19 link:\n{status}");
+    assert!(!usable(&status, &veth19.name), "veth19 not usable:\n{status}");
+    assert_eq!(client_count(&status, &veth19.name), 0, "veth19 empty:\n{status}");
+    assert_eq!(client_count(&status, &veth17.name), 4, "all on veth17:\n{status}");
+    assert_eq!(status.active_slave.as_deref(), Some("veth17"), "active unchanged");
     // Spec 32 in alb's form: the failed MAC is taught through the active
     // slave (which accepts frames for it), without promiscuous mode.
     let taught = learning_frames_of(&frames, &veth19.mac);
@@ -243,7 +239,7 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
 fn active_slave_failure_keeps_every_client() {
     let Rig { agent, lab } = rig(4, 2, &[]);
     let (veth17, veth19) = (lab.slave(0).clone(), lab.slave(1).clone());
-    assert_eq!(agent.status().active_slave().as_deref(), Some("veth17"));
+    assert_eq!(agent.status().active_slave.as_deref(), Some("veth17"));
     let master_mac = lab.link_mac(lab.srv(), agent.master()).expect("master MAC");
     assert_eq!(master_mac, veth17.mac, "the master starts with veth17's MAC");
     let announced = Capture::start(&lab, lab.sw(), &veth19.port, "ether proto 0x9000");
@@ -255,7 +251,7 @@ fn active_slave_failure_keeps_every_client() {
     let moved = wait_neigh(&lab, &[1, 3], failed, Duration::from_secs(3), |_| veth19.mac.clone());
     println!("failover: active failure: neighbour entry on veth19 after {}", show_ms(&moved));
     let status = agent.wait_status(Duration::from_secs(2), "veth19 active", |s| {
-        s.active_slave().as_deref() == Some("veth19")
+        s.active_slave.as_deref() == Some("veth19")
     });
     let runs = pings.finish();
     let frames = announced.finish();
@@ -284,9 +280,9 @@ fn active_slave_failure_keeps_every_client() {
         );
     }
 
-    assert!(!usable(&status, &veth17.name), "veth17 not usable:\n{:#}", status.0);
-    assert_eq!(client_count(&status, &veth19.name), 4, "all on veth19:\n{:#}", status.0);
-    assert_eq!(status.master_mac(), master_mac, "status master_mac unchanged");
+    assert!(!usable(&status, &veth17.name), "veth17 not usable:\n{status}");
+    assert_eq!(client_count(&status, &veth19.name), 4, "all on veth19:\n{status}");
+    assert_eq!(status.master_mac, master_mac, "status master_mac unchanged");
     // The master's MAC never moves between slave devices.
     assert_eq!(lab.link_mac(lab.srv(), agent.master()).expect("master MAC"), master_mac);
     for slave in [&veth17, &veth19] {
@@ -317,14 +313,14 @@ fn recovery_rebalances_and_the_primary_returns() {
     let Rig { agent, lab } = rig(6, 3, &["--primary", "veth19"]);
     let veth19 = lab.slave(1).clone();
     let status = agent.status();
-    assert_eq!(status.active_slave().as_deref(), Some("veth19"), "the primary starts active");
+    assert_eq!(status.active_slave.as_deref(), Some("veth19"), "the primary starts active");
     assert!(even(&status), "dealt evenly at start: {:?}", counts(&status));
 
     set_port(&lab, &veth19.port, false);
     let status = agent.wait_status(Duration::from_secs(2), "veth19 given up", |s| {
         !usable(s, "veth19") && client_count(s, "veth19") == 0
     });
-    assert_eq!(status.active_slave().as_deref(), Some("veth17"), "first usable slave active");
+    assert_eq!(status.active_slave.as_deref(), Some("veth17"), "first usable slave active");
     assert!(even(&status), "re-dealt evenly over two slaves: {:?}", counts(&status));
     let before: Vec<String> = (1..=6).map(|n| slave_of(&lab, &status, n)).collect();
     // Let the clients settle on their failover slaves (and the agent's
@@ -345,7 +341,7 @@ fn recovery_rebalances_and_the_primary_returns() {
     println!("failover: recovery: neighbour entries follow after {}", show_ms(&followed));
     let runs = pings.finish();
 
-    assert_eq!(status.active_slave().as_deref(), Some("veth19"), "the primary is active again");
+    assert_eq!(status.active_slave.as_deref(), Some("veth19"), "the primary is active again");
     assert!(even(&status), "counts differ by at most one: {:?}", counts(&status));
     let moved: Vec<usize> = (1..=6).filter(|&n| before[n - 1] != after[n - 1]).collect();
     assert_eq!(moved.len(), 2, "exactly veth19's share moved: before {before:?}, after {after:?}");
@@ -386,8 +382,7 @@ fn a_flap_inside_updelay_is_ignored() {
         let status = agent.status();
         assert!(
             !usable(&status, "veth19") && client_count(&status, "veth19") == 0,
-            "veth19 was used after a 150 ms flap inside a 500 ms updelay:\n{:#}\nagent log:\n{}",
-            status.0,
+            "veth19 was used after a 150 ms flap inside a 500 ms updelay:\n{status}\nagent log:\n{}",
             agent.log()
         );
         thread::sleep(Duration::from_millis(20));
@@ -434,8 +429,7 @@ fn a_blip_inside_downdelay_is_ignored() {
         let status = agent.status();
         assert!(
             usable(&status, "veth19") && client_count(&status, "veth19") == 2,
-            "veth19 given up after a 100 ms blip inside a 300 ms downdelay:\n{:#}\nagent log:\n{}",
-            status.0,
+            "veth19 given up after a 100 ms blip inside a 300 ms downdelay:\n{status}\nagent log:\n{}",
             agent.log()
         );
         thread::sleep(Duration::from_millis(20));
@@ -489,8 +483,8 @@ fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
     );
     assert!(!lab.link(lab.srv(), &peer).expect("peer link").admin_up(), "{peer} is down");
     let status = agent.status();
-    assert_eq!(status.active_slave(), None, "no active slave:\n{:#}", status.0);
-    assert!(status.slaves().iter().all(|s| !s.usable), "no usable slave:\n{:#}", status.0);
+    assert_eq!(status.active_slave, None, "no active slave:\n{status}");
+    assert!(status.slaves.iter().all(|s| !s.usable), "no usable slave:\n{status}");
     thread::sleep(Duration::from_millis(700));
 
     // veth19 comes back first.
@@ -503,7 +497,7 @@ fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
     .unwrap_or_else(|e| panic!("{e:#}\nagent log:\n{}", agent.log()));
     let carrier = back_at.elapsed();
     let status = agent.wait_status(Duration::from_secs(2), "veth19 active", |s| {
-        s.active_slave().as_deref() == Some("veth19")
+        s.active_slave.as_deref() == Some("veth19")
     });
     let runs = pings.finish();
 
@@ -526,7 +520,7 @@ fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
             agent.log()
         );
     }
-    assert_eq!(client_count(&status, "veth19"), 4, "every client on veth19:\n{:#}", status.0);
+    assert_eq!(client_count(&status, "veth19"), 4, "every client on veth19:\n{status}");
     assert!(lab.link(lab.srv(), &peer).expect("peer link").admin_up(), "{peer} up again");
     assert_all_clients_work(&lab, 20);
 }
@@ -600,9 +594,9 @@ fn a_flapping_link_settles() {
     // The last updates go out 1.1 s after the last change.
     thread::sleep(Duration::from_millis(1200));
     let status = agent.wait_status(Duration::from_secs(2), "both usable, counts even", |s| {
-        s.slaves().iter().all(|s| s.usable) && even(s)
+        s.slaves.iter().all(|s| s.usable) && even(s)
     });
-    assert_eq!(status.active_slave().as_deref(), Some("veth17"), "veth17 active again");
+    assert_eq!(status.active_slave.as_deref(), Some("veth17"), "veth17 active again");
     for number in 1..=4 {
         let slave = slave_of(&lab, &status, number);
         assert_eq!(
@@ -642,8 +636,8 @@ fn deleting_a_slave_under_traffic_releases_it() {
     let log = agent.log();
     assert!(log.contains("slave veth19 was deleted"), "the agent says what happened:\n{log}");
     let status =
-        agent.wait_status(Duration::from_secs(2), "one slave left", |s| s.slaves().len() == 1);
-    assert_eq!(status.active_slave().as_deref(), Some("veth17"));
+        agent.wait_status(Duration::from_secs(2), "one slave left", |s| s.slaves.len() == 1);
+    assert_eq!(status.active_slave.as_deref(), Some("veth17"));
     assert_eq!(neigh(&lab, 2), Some(veth17.mac.clone()), "client 2 now points at veth17");
     assert_all_clients_work(&lab, 20);
 }

@@ -19,13 +19,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, wait_until};
+use alb_tests::{
+    Lab, Status,
+    agent::{pin_dir, socket_path},
+    wait_until,
+};
 use common::{
-    Agent, Status, assert_all_clients_work, counts,
+    Agent, assert_all_clients_work, counts,
     datapath::{assert_attached, assert_no_programs, sysctls_of},
-    even, leftovers, mac_of, neigh, pin_dir,
+    even, leftovers, mac_of, neigh,
     pings::{self, PingRun, Pings},
-    resolve, resolve_all, set_port, slave_of, socket_path, wait_neigh,
+    resolve, resolve_all, set_port, slave_of, wait_neigh,
 };
 use nix::sys::signal::Signal;
 
@@ -71,7 +75,7 @@ fn assert_outage_below_threshold(what: &str, run: &PingRun, agent_log: &str) {
 /// client points at the slave it is dealt to; returns that status.
 fn assert_settled(lab: &Lab, agent: &Agent, what: &str) -> Status {
     let status = agent.wait_status(Duration::from_secs(3), "all usable, counts even", |s| {
-        s.slaves().iter().all(|s| s.usable) && even(s)
+        s.slaves.iter().all(|s| s.usable) && even(s)
     });
     let numbers: Vec<usize> = lab.clients().iter().map(|c| c.number).collect();
     wait_neigh(lab, &numbers, Instant::now(), Duration::from_secs(2), |n| {
@@ -233,9 +237,8 @@ fn kill_9_during_a_failover_then_a_restart_recovers_the_failed_slaves_clients() 
     );
     let status = second.status();
     assert!(
-        status.slaves().iter().any(|s| s.name == "veth19" && !s.usable && s.clients == 0),
-        "the new agent gave veth19 up: {:#}",
-        status.0
+        status.slaves.iter().any(|s| s.name == "veth19" && !s.usable && s.clients == 0),
+        "the new agent gave veth19 up: {status}"
     );
     assert_eq!(slave_of(&lab, &status, 2), "veth17", "c2 moved to veth17");
     assert_all_clients_work(&lab, 20);
@@ -261,7 +264,7 @@ fn pins_removed_under_a_running_agent_change_nothing_until_a_clean_stop() {
     std::fs::remove_dir_all(pin_dir(&master)).expect("rm -rf the pins");
     assert!(!pin_dir(&master).exists(), "pins gone");
     thread::sleep(Duration::from_millis(500));
-    let out = common::run_alb(&lab, lab.srv(), &["status", "--master", &master]);
+    let out = common::run_alb(lab.srv(), &["status", "--master", &master]);
     let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     println!("faults: pins removed: `alb status` -> {said}");
     assert!(!out.status.success(), "alb status without pins fails: {said}");
@@ -305,7 +308,7 @@ fn a_full_client_table_evicts_and_every_client_still_works() {
         resolve(&lab, client.number);
     }
     let status = agent.status();
-    let kept: Vec<String> = status.clients().into_iter().map(|c| c.client_ip).collect();
+    let kept: Vec<String> = status.clients.iter().map(|c| c.client_ip.clone()).collect();
     let evicted: Vec<usize> =
         lab.clients().iter().filter(|c| !kept.contains(&c.ip4)).map(|c| c.number).collect();
     println!(
@@ -322,7 +325,7 @@ fn a_full_client_table_evicts_and_every_client_still_works() {
         "faults: full table: tx_bucket +{} for 16 x 10 pings",
         status.counter("tx_bucket") - bucket_before
     );
-    assert!(status.clients().len() <= MAX, "still at most {MAX} entries");
+    assert!(status.clients.len() <= MAX, "still at most {MAX} entries");
 
     let numbers: Vec<usize> = (1..=16).collect();
     let pings = start_pings(&lab, &numbers, Duration::from_secs(2));

@@ -20,11 +20,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, SERVER_IP4, wait_until};
+use alb_tests::{Lab, SERVER_IP4, agent::pin_dir, wait_until};
 use common::{
     Agent, assert_all_clients_work,
     capture::{ARP_REPLY, Arp, Capture, arps, describe},
-    cpu_time, mac_of, neigh, pin_dir,
+    cpu_time, mac_of, neigh,
     pings::{self, PingRun, Pings, unix_now},
     raw::{self, BROADCAST, RawSocket, Rng},
     resolve, set_port, show_ms, slave_of, wait_neigh,
@@ -142,7 +142,7 @@ fn an_arp_flood_keeps_the_table_bounded_and_clients_on_their_slaves() {
     lab.ip(lab.srv(), &["route", "add", "198.19.0.0/16", "dev", agent.master()])
         .expect("route to the invented requesters");
     let before = agent.status();
-    let master_mac = raw::mac(&before.master_mac());
+    let master_mac = raw::mac(&before.master_mac);
     let c3 = lab.client(3);
     let c3_mac = raw::mac(&c3.mac);
 
@@ -172,7 +172,7 @@ fn an_arp_flood_keeps_the_table_bounded_and_clients_on_their_slaves() {
     let cpu = cpu_after.saturating_sub(cpu_before);
 
     let status = agent.status();
-    let clients = status.clients().len();
+    let clients = status.clients.len();
     let dealt = status.counter("tx_new_client");
     let neighbours = lab.ip(lab.srv(), &["-4", "neigh", "show"]).expect("ip neigh").lines().count();
     println!(
@@ -218,7 +218,7 @@ fn a_client_claiming_the_server_address_is_not_fought() {
     wait_neigh(&lab, &[2], Instant::now(), NEIGH_DEADLINE, |_| veth17.mac.clone());
     set_port(&lab, &veth19.port, true);
     let status = agent.wait_status(Duration::from_secs(2), "veth19 back with its share", |s| {
-        s.slaves().iter().all(|s| s.usable) && common::even(s)
+        s.slaves.iter().all(|s| s.usable) && common::even(s)
     });
     wait_neigh(&lab, &[1, 2, 3], Instant::now(), NEIGH_DEADLINE, |n| {
         mac_of(&lab, &slave_of(&lab, &status, n))
@@ -236,7 +236,7 @@ fn a_client_claiming_the_server_address_is_not_fought() {
     })
     .unwrap_or_else(|e| panic!("{e:#}; agent log:\n{}", agent.log()));
     let status = agent.status();
-    let left: Vec<_> = status.clients().into_iter().filter(|c| c.server_ip == SERVER_IP4).collect();
+    let left: Vec<_> = status.clients.iter().filter(|c| c.server_ip == SERVER_IP4).collect();
     assert!(left.is_empty(), "every client of {SERVER_IP4} forgotten: {left:?}");
     for number in [1, 2] {
         assert_eq!(neigh(&lab, number), Some(c3.mac.clone()), "c{number} applied the claim");
@@ -342,7 +342,7 @@ fn a_gratuitous_arp_storm_breaks_nothing() {
     assert!(seen >= 2 * EACH as u64, "each GARP reached the host once: {seen}");
     assert_eq!(status.counter("event_lost"), 0, "no event lost");
     assert!(!agent.log().contains("claimed by"), "no purge:\n{}", agent.log());
-    assert_eq!(status.clients().len(), 2, "no client added or lost: {:?}", status.clients());
+    assert_eq!(status.clients.len(), 2, "no client added or lost: {:?}", status.clients);
     assert_legitimate_clients_kept(&lab, &agent, "GARP storm");
     assert_all_clients_work(&lab, 20);
 }
@@ -370,8 +370,8 @@ fn a_client_that_changes_its_mac_is_followed() {
     assert_eq!(slave_of(&lab, &status, 2), veth19.name, "c2 keeps its slave");
     assert!(
         status.counter("rx_client_mac_changed") > changed_before,
-        "counted rx_client_mac_changed: {:#}",
-        status.0["counters"]
+        "counted rx_client_mac_changed: {:?}",
+        status.counters
     );
     let said = format!("client {} now at {NEW_MAC}", c2.ip4);
     assert!(agent.log().contains(&said), "the agent says {said:?}:\n{}", agent.log());

@@ -24,13 +24,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, SERVER_IP4, wait_until};
+use alb_tests::{
+    Lab, SERVER_IP4, Status,
+    agent::{lock_held, pin_dir, socket_path, state_path},
+    wait_until,
+};
 use common::{
-    Agent, Status, assert_all_clients_work, counts,
+    Agent, assert_all_clients_work, counts,
     datapath::{assert_attached, assert_no_programs, silenced, sysctls_of},
-    even, leftovers, lock_held, mac_of, neigh, pin_dir,
+    even, leftovers, mac_of, neigh,
     pings::{self, PingRun, Pings},
-    port_of, resolve_all, run_alb, show_ms, slave_of, socket_path, state_path, wait_neigh,
+    port_of, resolve_all, run_alb, show_ms, slave_of, wait_neigh,
 };
 
 /// Between two echo requests of a measuring ping.
@@ -49,7 +53,7 @@ const NEIGH_DEADLINE: Duration = Duration::from_millis(300);
 /// Runs `alb args...` in the server namespace; returns its output and its
 /// merged stdout and stderr, trimmed.
 fn alb(lab: &Lab, args: &[&str]) -> (Output, String) {
-    let out = run_alb(lab, lab.srv(), args);
+    let out = run_alb(lab.srv(), args);
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     (out, text)
 }
@@ -72,8 +76,11 @@ fn assert_refused(lab: &Lab, args: &[&str], expect: &str) -> String {
 
 /// Every client entry as (server IP, client IP, MAC, slave).
 fn assignments(status: &Status) -> Vec<(String, String, Option<String>, Option<String>)> {
-    let mut all: Vec<_> =
-        status.clients().into_iter().map(|c| (c.server_ip, c.client_ip, c.mac, c.slave)).collect();
+    let mut all: Vec<_> = status
+        .clients
+        .iter()
+        .map(|c| (c.server_ip.clone(), c.client_ip.clone(), c.mac.clone(), c.slave.clone()))
+        .collect();
     all.sort();
     all
 }
@@ -82,14 +89,14 @@ fn assignments(status: &Status) -> Vec<(String, String, Option<String>, Option<S
 /// slave's name, MAC, usability and role, and every client's slave.
 fn summary(status: &Status) -> String {
     let slaves: Vec<String> = status
-        .slaves()
-        .into_iter()
+        .slaves
+        .iter()
         .map(|s| format!("{} {} usable={} active={}", s.name, s.mac, s.usable, s.active))
         .collect();
     format!(
         "master {} active {:?}; slaves [{}]; clients {:?}",
-        status.master_mac(),
-        status.active_slave(),
+        status.master_mac,
+        status.active_slave,
         slaves.join(", "),
         assignments(status)
     )
@@ -140,7 +147,7 @@ fn kill_9_keeps_traffic_flowing_and_a_restart_adopts_the_clients() {
     resolve_all(&lab);
     let before = first.status();
     let clients = assignments(&before);
-    assert_eq!(clients.len(), 4, "four clients dealt: {:#}", before.0);
+    assert_eq!(clients.len(), 4, "four clients dealt: {before}");
     assert!(even(&before), "two per slave: {:?}", counts(&before));
     let ids_before = assert_attached(&lab, &master, &["veth17", "veth19"]);
 
@@ -185,8 +192,8 @@ fn kill_9_keeps_traffic_flowing_and_a_restart_adopts_the_clients() {
     let after = second.status();
     assert_eq!(assignments(&after), clients, "the restarted agent keeps every client's slave");
     assert_eq!(counts(&after), counts(&before), "client counts per slave");
-    assert_eq!(after.active_slave(), before.active_slave(), "active slave");
-    assert_eq!(after.master_mac(), before.master_mac(), "master MAC");
+    assert_eq!(after.active_slave, before.active_slave, "active slave");
+    assert_eq!(after.master_mac, before.master_mac, "master MAC");
     assert_all_clients_work(&lab, 20);
     for number in 1..=4 {
         let want = mac_of(&lab, &slave_of(&lab, &after, number));
@@ -292,9 +299,9 @@ fn slave_add_under_traffic_deals_the_new_slave_its_share() {
     assert!(text.starts_with("alb: ") && text.contains("veth21 added"), "{text}");
 
     let after = agent.status();
-    let names: Vec<String> = after.slaves().into_iter().map(|s| s.name).collect();
+    let names: Vec<String> = after.slaves.iter().map(|s| s.name.clone()).collect();
     assert_eq!(names, ["veth17", "veth19", "veth21"], "three slaves in enslave order");
-    assert!(after.slaves().iter().all(|s| s.usable), "all usable: {:?}", after.slaves());
+    assert!(after.slaves.iter().all(|s| s.usable), "all usable: {:?}", after.slaves);
     assert!(even(&after), "counts differ by at most one: {:?}", counts(&after));
     let moved: Vec<usize> =
         (1..=4).filter(|&n| slave_of(&lab, &after, n) != slave_of(&lab, &before, n)).collect();
@@ -365,10 +372,10 @@ fn slave_del_under_traffic_moves_its_clients_and_gives_the_device_back() {
     assert!(text.starts_with("alb: ") && text.contains("veth19 removed"), "{text}");
 
     let after = agent.status();
-    let names: Vec<String> = after.slaves().into_iter().map(|s| s.name).collect();
+    let names: Vec<String> = after.slaves.iter().map(|s| s.name.clone()).collect();
     assert_eq!(names, ["veth17", "veth21"], "veth19 is gone from the status");
     assert!(even(&after), "counts differ by at most one: {:?}", counts(&after));
-    assert_eq!(after.clients().len(), 6, "no client forgotten: {:?}", assignments(&after));
+    assert_eq!(after.clients.len(), 6, "no client forgotten: {:?}", assignments(&after));
     for &number in &on_veth19 {
         let slave = slave_of(&lab, &after, number);
         assert!(slave == "veth17" || slave == "veth21", "c{number} moved to {slave}");
@@ -519,8 +526,8 @@ fn the_primary_is_active_whenever_it_is_up() {
     let agent = Agent::start_on(&lab, &["veth17", "veth19"], &["--primary", "veth19"]);
     let veth19_mac = mac_of(&lab, "veth19");
     let assert_primary_active = |status: &Status, when: &str| {
-        assert_eq!(status.active_slave().as_deref(), Some("veth19"), "{when}: veth19 active");
-        assert_eq!(status.master_mac(), veth19_mac, "{when}: status master MAC");
+        assert_eq!(status.active_slave.as_deref(), Some("veth19"), "{when}: veth19 active");
+        assert_eq!(status.master_mac, veth19_mac, "{when}: status master MAC");
         let mac = lab.link_mac(lab.srv(), &master).expect("master MAC");
         assert_eq!(mac, veth19_mac, "{when}: the master device has veth19's MAC");
     };
@@ -531,22 +538,22 @@ fn the_primary_is_active_whenever_it_is_up() {
     let port = port_of(&lab, "veth19");
     lab.set_link(lab.sw(), &port, false).expect("port down");
     let down = agent.wait_status(Duration::from_secs(2), "veth17 active", |s| {
-        s.active_slave().as_deref() == Some("veth17")
+        s.active_slave.as_deref() == Some("veth17")
     });
-    assert!(down.slaves().iter().any(|s| s.name == "veth19" && !s.usable), "veth19 unusable");
+    assert!(down.slaves.iter().any(|s| s.name == "veth19" && !s.usable), "veth19 unusable");
     assert_all_clients_work(&lab, 10);
 
     let t0 = Instant::now();
     lab.set_link(lab.sw(), &port, true).expect("port up");
     let up = agent.wait_status(Duration::from_secs(3), "veth19 active again", |s| {
-        s.active_slave().as_deref() == Some("veth19")
+        s.active_slave.as_deref() == Some("veth19")
     });
     println!(
         "runtime: primary veth19 active again {:.0} ms after its port came up",
         t0.elapsed().as_secs_f64() * 1000.0
     );
     assert_primary_active(&up, "after its port came back");
-    assert!(up.slaves().iter().all(|s| s.usable), "both usable: {:?}", up.slaves());
+    assert!(up.slaves.iter().all(|s| s.usable), "both usable: {:?}", up.slaves);
     assert_all_clients_work(&lab, 10);
 }
 
@@ -577,7 +584,7 @@ fn the_control_socket_is_root_only() {
         "{text}"
     );
     println!("runtime: `alb slave add` as nobody -> {text}");
-    let names: Vec<String> = agent.status().slaves().into_iter().map(|s| s.name).collect();
+    let names: Vec<String> = agent.status().slaves.iter().map(|s| s.name.clone()).collect();
     assert_eq!(names, ["veth17", "veth19"], "no slave added");
     assert_no_programs(&lab, "veth21");
 

@@ -120,9 +120,9 @@ fn master_mac_is_the_active_slaves_and_slaves_keep_theirs() {
         assert_eq!(link.mac, slave.mac, "{} keeps its own MAC", slave.name);
     }
     let status = agent.status();
-    assert_eq!(status.master_mac(), lab.slave(0).mac, "status master_mac");
-    assert_eq!(status.active_slave().as_deref(), Some("veth17"), "status active_slave");
-    let slaves = status.slaves();
+    assert_eq!(status.master_mac, lab.slave(0).mac, "status master_mac");
+    assert_eq!(status.active_slave.as_deref(), Some("veth17"), "status active_slave");
+    let slaves = status.slaves;
     let names: Vec<_> = slaves.iter().map(|s| (s.name.as_str(), s.mac.as_str())).collect();
     let want: Vec<_> = lab.slaves().iter().map(|s| (s.name.as_str(), s.mac.as_str())).collect();
     assert_eq!(names, want, "status lists the slaves in enslave order with their MACs");
@@ -149,7 +149,7 @@ fn clients_resolve_the_server_to_their_own_slave() {
         let client = lab.client(number);
         let entry = status
             .client(&client.ip4)
-            .unwrap_or_else(|| panic!("no client entry for {} in {}", client.ip4, status.0));
+            .unwrap_or_else(|| panic!("no client entry for {} in {status}", client.ip4));
         assert_eq!(entry.slave.as_deref(), Some(slave), "c{number}'s entry: {entry:?}");
         assert_eq!(entry.mac.as_deref(), Some(client.mac.as_str()), "c{number}'s MAC");
     }
@@ -200,7 +200,7 @@ fn each_clients_traffic_crosses_only_its_slave_with_ordinary_macs() {
         );
     }
     let status = agent.status();
-    assert_eq!(status.counter("tx_fallback_active"), 0, "no fallback: {}", status.0["counters"]);
+    assert_eq!(status.counter("tx_fallback_active"), 0, "no fallback: {:?}", status.counters);
 }
 
 /// Seed observation 4: one TCP connection (iperf3, both directions at
@@ -269,14 +269,14 @@ fn a_tcp_connection_never_changes_its_path() {
 fn receive_spreading_is_per_client() {
     let Seed { agent, lab } = seed(4, 2);
     resolve_in_order(&lab, 4);
-    let before = agent.status().slaves();
+    let before = agent.status().slaves;
     std::thread::scope(|s| {
         for number in 1..=4 {
             let lab = &lab;
             s.spawn(move || ping_server(lab, number, 100, Duration::from_millis(5)));
         }
     });
-    let after = agent.status().slaves();
+    let after = agent.status().slaves;
     let rx: Vec<u64> =
         after.iter().zip(&before).map(|(a, b)| a.rx_packets - b.rx_packets).collect();
     let total: u64 = rx.iter().sum();
@@ -380,7 +380,7 @@ fn a_client_broadcast_reaches_the_server_once() {
 fn three_slaves_and_twelve_clients() {
     let Seed { agent, lab } = seed(12, 3);
     resolve_in_order(&lab, 12);
-    let slaves = agent.status().slaves();
+    let slaves = agent.status().slaves;
     assert!(slaves.iter().all(|s| s.clients == 4), "4 clients per slave: {slaves:?}");
     for number in 1..=12 {
         let before = lab.traffic_snapshot().expect("snapshot");
@@ -398,7 +398,7 @@ fn a_client_keeps_its_slave_when_it_re_arps() {
     let Seed { agent, lab } = seed(3, 2);
     resolve_in_order(&lab, 3);
     let assignments = |agent: &Agent| -> BTreeMap<String, Option<String>> {
-        agent.status().clients().into_iter().map(|c| (c.client_ip, c.slave)).collect()
+        agent.status().clients.into_iter().map(|c| (c.client_ip, c.slave)).collect()
     };
     let before = assignments(&agent);
     assert_eq!(before.len(), 3, "{before:?}");

@@ -7,7 +7,7 @@
 
 use std::{path::Path, thread, time::Duration};
 
-use alb_tests::{Lab, LabConfig, LinkStats, Proc, SERVER_IP4, wait_until};
+use alb_tests::{Agent, AgentCommand, Lab, LabConfig, LinkStats, SERVER_IP4, wait_until};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
@@ -53,18 +53,12 @@ fn drive(lab: &Lab, alb: &Path) -> Result<()> {
     let srv = lab.srv();
     let master = lab.master();
     let alb = alb.to_str().context("agent path is not UTF-8")?;
-    let mut argv = vec![alb];
-    let agent_args = lab.agent_args();
-    argv.extend(agent_args.iter().map(String::as_str));
-    println!("== starting the agent in {srv}: alb {}", agent_args.join(" "));
-    let mut agent = lab.spawn_env(srv, &argv, &[("RUST_LOG", "info")])?;
-    wait_until(Duration::from_secs(30), &format!("{master} up in {srv}"), || {
-        signals::check()?;
-        if let Some(status) = agent.exited()? {
-            bail!("the agent exited ({status}) before {master} appeared:\n{}", agent.log());
-        }
-        Ok(lab.link_exists(srv, master)? && lab.link(srv, master)?.admin_up())
-    })?;
+    let command = AgentCommand::new(lab, alb)
+        .env("RUST_LOG", "info")
+        .ready_timeout(Duration::from_secs(30))
+        .interrupt(signals::check);
+    println!("== starting the agent in {srv}: alb {}", command.arguments().join(" "));
+    let mut agent = command.start(lab)?;
     lab.add_server_addrs()?;
     let master_mac = lab.link_mac(srv, master)?;
     println!("   {master} is up with MAC {master_mac}; added {SERVER_IP4}/24 and 2001:2::1/64");
@@ -108,13 +102,18 @@ fn drive(lab: &Lab, alb: &Path) -> Result<()> {
     println!("\n== alb status (in {srv})");
     let status = lab.run(srv, &[alb, "status"])?;
     println!("{}", status.trim_end());
-    let json = lab.run(srv, &[alb, "status", "--json"])?;
-    let agent_view = agent_clients(&json);
+    let agent_view = agent_clients(&agent);
 
     println!("\n== stopping the agent (SIGTERM)");
-    let exit = agent.stop()?;
-    let failures = check(lab, &runs, agent_view.as_ref(), exit.success());
-    if !exit.success() {
+    let clean_exit = match agent.stop() {
+        Ok(exit) => exit.success(),
+        Err(e) => {
+            println!("   {e:#}");
+            false
+        }
+    };
+    let failures = check(lab, &runs, agent_view.as_ref(), clean_exit);
+    if !clean_exit {
         println!("   agent log:\n{}", agent.log());
     }
     if failures > 0 {
@@ -156,7 +155,7 @@ fn print_ping_table(lab: &Lab, runs: &[ClientRun]) {
 /// Runs one iperf3 server per client in the server namespace, then all
 /// clients at once, uploading and then downloading; prints the throughput
 /// and the per-slave byte split.
-fn iperf(lab: &Lab, agent: &mut Proc) -> Result<()> {
+fn iperf(lab: &Lab, agent: &mut Agent) -> Result<()> {
     let srv = lab.srv();
     let ports: Vec<String> =
         (0..lab.clients().len()).map(|i| (usize::from(IPERF_PORT) + i).to_string()).collect();
@@ -247,23 +246,16 @@ fn percent(part: u64, total: u64) -> f64 {
 }
 
 /// client IP -> slave name, from `alb status --json`.
-fn agent_clients(json: &str) -> Option<Vec<(String, String)>> {
-    let status: Value = match serde_json::from_str(json) {
-        Ok(v) => v,
-        Err(e) => {
-            println!("   (cannot parse `alb status --json`: {e})");
-            return None;
+fn agent_clients(agent: &Agent) -> Option<Vec<(String, String)>> {
+    match agent.status() {
+        Ok(status) => {
+            Some(status.clients.into_iter().filter_map(|c| Some((c.client_ip, c.slave?))).collect())
         }
-    };
-    Some(
-        status["clients"]
-            .as_array()?
-            .iter()
-            .filter_map(|c| {
-                Some((c["client_ip"].as_str()?.to_owned(), c["slave"].as_str()?.to_owned()))
-            })
-            .collect(),
-    )
+        Err(e) => {
+            println!("   (cannot read `alb status --json`: {e:#})");
+            None
+        }
+    }
 }
 
 /// Prints the seed's observations as checks; returns how many failed.

@@ -4,6 +4,7 @@ mod bench;
 mod bootstrap;
 mod cargo;
 mod demo;
+mod lint;
 mod signals;
 mod vm;
 
@@ -55,8 +56,11 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         slaves: usize,
     },
-    /// Run all tests (`cargo test --workspace --exclude alb-ebpf`, one test
-    /// at a time).
+    /// rustfmt and clippy (warnings are errors) on every crate, the BPF
+    /// crate included.
+    Lint,
+    /// Lint (as `lint`), then run all tests (`cargo test --workspace
+    /// --exclude alb-ebpf`, one test at a time).
     Test {
         /// Extra arguments for the test binaries (a filter, --nocapture),
         /// after `--`.
@@ -135,6 +139,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Demo { clients, slaves } => {
             bootstrap::run()?;
             demo::run(clients, slaves)?;
+        }
+        Cmd::Lint => {
+            bootstrap::run()?;
+            lint::run()?;
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
@@ -238,6 +246,7 @@ fn run_agent(ns: Option<String>, args: &[String]) -> Result<ExitCode> {
 
 fn test(args: &[String]) -> Result<ExitCode> {
     bootstrap::run()?;
+    lint::run()?;
     // The behaviour tests run the agent binary; `cargo test` builds only
     // the library of alb-user (a dependency of the tests), not its binary.
     cargo::build_agent()?;

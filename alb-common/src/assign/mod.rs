@@ -70,7 +70,10 @@ mod slots;
 
 #[cfg(any(test, feature = "alloc"))]
 mod redeal {
-    use alloc::vec::Vec;
+    use alloc::{
+        collections::{BTreeMap, BTreeSet},
+        vec::Vec,
+    };
 
     /// Moves every item (client or bucket) whose slave is not in `usable`
     /// onto the usable slaves, one at a time to the slave with the fewest
@@ -92,15 +95,13 @@ mod redeal {
         moves
     }
 
-    /// Moves as few items as possible so that the usable slaves' counts
-    /// differ by at most one (after a slave joins or returns). Items on
-    /// unusable slaves are moved off first. `home[item]`, where known, is
-    /// the slave an item was moved away from by a failure: a returning
-    /// slave takes back its own items first, and items away from home move
-    /// before items at home, so a flapping slave does not drag the clients
-    /// of healthy slaves along.
-    pub fn even_out(assigned: &[u32], home: &[Option<u32>], usable: &[u8]) -> Vec<(usize, u32)> {
-        let mut moves = move_off(assigned, usable);
+    /// Moves as few items (buckets) as possible so that the usable slaves'
+    /// counts differ by at most one (after a slave joins or returns). Items
+    /// on unusable slaves are moved off first; the highest-numbered items of
+    /// the fullest slave move first. O(n + moves x slaves). (Clients move
+    /// by slot: `Slots::even_out`, which also brings slots home.)
+    pub fn even_out(assigned: &[u32], usable: &[u8]) -> Vec<(usize, u32)> {
+        let moves = move_off(assigned, usable);
         if usable.is_empty() {
             return moves;
         }
@@ -108,44 +109,30 @@ mod redeal {
         for &(item, slave) in &moves {
             current[item] = slave;
         }
-        let home_of = |item: usize| home.get(item).copied().flatten();
-        let mut counts = counts(&current, usable);
-        loop {
-            let most = most(&counts);
-            let least = least(&counts);
-            if counts[most].1 <= counts[least].1 + 1 {
-                break;
-            }
-            let from = counts[most].0;
-            let to = counts[least].0;
-            let on_from = |item: &usize| current[*item] == from;
-            let items = 0..current.len();
-            let Some(item) = items
-                .clone()
-                .rev()
-                .filter(on_from)
-                .find(|&i| home_of(i) == Some(to))
-                .or_else(|| {
-                    items
-                        .clone()
-                        .rev()
-                        .filter(on_from)
-                        .find(|&i| home_of(i).is_some_and(|h| h != from))
-                })
-                .or_else(|| items.rev().find(|i| on_from(i)))
-            else {
-                break;
-            };
-            current[item] = to;
-            counts[most].1 -= 1;
-            counts[least].1 += 1;
-            match moves.iter_mut().find(|(moved, _)| *moved == item) {
-                Some(existing) => existing.1 = to,
-                None => moves.push((item, to)),
+        // Per usable slave, its items, lowest index first (popped from the end).
+        let mut items: Vec<Vec<usize>> = usable.iter().map(|_| Vec::new()).collect();
+        for (item, &slave) in current.iter().enumerate() {
+            if let Some(i) = usable.iter().position(|&u| u32::from(u) == slave) {
+                items[i].push(item);
             }
         }
-        moves.retain(|&(item, slave)| assigned[item] != slave);
-        moves
+        loop {
+            let most = (0..usable.len()).max_by_key(|&i| (items[i].len(), usize::MAX - i));
+            let least = (0..usable.len()).min_by_key(|&i| (items[i].len(), i));
+            let (Some(most), Some(least)) = (most, least) else { break };
+            if items[most].len() <= items[least].len() + 1 {
+                break;
+            }
+            let Some(item) = items[most].pop() else { break };
+            items[least].push(item);
+            current[item] = u32::from(usable[least]);
+        }
+        current
+            .iter()
+            .enumerate()
+            .filter(|&(item, &slave)| assigned[item] != slave)
+            .map(|(item, &slave)| (item, slave))
+            .collect()
     }
 
     /// Moves transmit buckets from the busiest usable slave to the least
@@ -166,26 +153,26 @@ mod redeal {
         usable: &[u8],
         tolerance: f64,
     ) -> Vec<(usize, u32)> {
-        let mut moves: Vec<(usize, u32)> = Vec::new();
+        let mut moves: BTreeMap<usize, u32> = BTreeMap::new();
         if usable.len() < 2 {
-            return moves;
+            return Vec::new();
         }
-        let mut current: Vec<u32> = assigned.to_vec();
-        let per_slave = |current: &[u32]| -> Vec<(u32, u64)> {
-            usable
-                .iter()
-                .map(|&u| {
-                    let slave = u32::from(u);
-                    let buckets: u64 = current
-                        .iter()
-                        .zip(load)
-                        .filter(|(s, _)| **s == slave)
-                        .map(|(_, l)| *l)
-                        .sum();
-                    (slave, buckets + baseline.get(usize::from(u)).copied().unwrap_or(0))
-                })
-                .collect()
-        };
+        let load_of = |bucket: usize| load.get(bucket).copied().unwrap_or(0);
+        // Per usable slave: its load (buckets + baseline) and its loaded
+        // buckets ordered by (load, bucket), so the bucket that best
+        // closes a gap is a range query: O(n log n) in all.
+        let mut totals: Vec<u64> =
+            usable.iter().map(|&u| baseline.get(usize::from(u)).copied().unwrap_or(0)).collect();
+        let mut sets: Vec<BTreeSet<(u64, usize)>> =
+            usable.iter().map(|_| BTreeSet::new()).collect();
+        for (bucket, &slave) in assigned.iter().enumerate() {
+            if let Some(i) = usable.iter().position(|&u| u32::from(u) == slave) {
+                totals[i] += load_of(bucket);
+                if load_of(bucket) > 0 {
+                    sets[i].insert((load_of(bucket), bucket));
+                }
+            }
+        }
         let total: u64 = load.iter().sum::<u64>() + baseline.iter().sum::<u64>();
         #[expect(
             clippy::cast_precision_loss,
@@ -197,31 +184,34 @@ mod redeal {
         // Each move strictly narrows the busiest-to-idlest gap, so this ends;
         // the bound only caps the work per interval.
         for _ in 0..assigned.len() {
-            let slaves = per_slave(&current);
-            let (busy, busy_load) =
-                *slaves.iter().max_by_key(|(_, l)| *l).expect("at least two usable slaves");
-            let (idle, idle_load) =
-                *slaves.iter().min_by_key(|(_, l)| *l).expect("at least two usable slaves");
-            let gap = busy_load - idle_load;
+            let busy = (0..usable.len()).max_by_key(|&i| (totals[i], usize::MAX - i)).unwrap_or(0);
+            let idle = (0..usable.len()).min_by_key(|&i| (totals[i], i)).unwrap_or(0);
+            let gap = totals[busy] - totals[idle];
             if gap <= threshold.max(1) {
                 break;
             }
-            // The bucket whose move leaves the smallest gap: load closest to gap/2.
-            let best = current
-                .iter()
-                .enumerate()
-                .filter(|(b, s)| **s == busy && load[*b] > 0 && load[*b] < gap)
-                .min_by_key(|(b, _)| (gap / 2).abs_diff(load[*b]))
-                .map(|(b, _)| b);
-            let Some(bucket) = best else { break };
-            current[bucket] = idle;
-            match moves.iter_mut().find(|(moved, _)| *moved == bucket) {
-                Some(existing) => existing.1 = idle,
-                None => moves.push((bucket, idle)),
-            }
+            // The bucket whose move leaves the smallest gap: load closest
+            // to gap/2, strictly below gap (ties: the lower bucket).
+            let half = gap / 2;
+            let set = &sets[busy];
+            let below = set.range(..=(half, usize::MAX)).next_back().map(|&(l, _)| l);
+            let below = below.and_then(|l| set.range((l, 0)..).next().copied());
+            let above = set.range((half, 0)..).next().copied().filter(|&(l, _)| l < gap);
+            let best = match (below, above) {
+                (Some(b), Some(a)) => {
+                    let (db, da) = (half - b.0, a.0 - half);
+                    if db < da || (db == da && b.1 < a.1) { Some(b) } else { Some(a) }
+                }
+                (b, a) => b.or(a),
+            };
+            let Some((bucket_load, bucket)) = best else { break };
+            sets[busy].remove(&(bucket_load, bucket));
+            sets[idle].insert((bucket_load, bucket));
+            totals[busy] -= bucket_load;
+            totals[idle] += bucket_load;
+            moves.insert(bucket, u32::from(usable[idle]));
         }
-        moves.retain(|&(bucket, slave)| assigned[bucket] != slave);
-        moves
+        moves.into_iter().filter(|&(bucket, slave)| assigned[bucket] != slave).collect()
     }
 
     /// Items (clients, buckets) of a table an earlier agent left point at
@@ -259,16 +249,6 @@ mod redeal {
         let mut best = 0;
         for (i, entry) in counts.iter().enumerate() {
             if entry.1 < counts[best].1 {
-                best = i;
-            }
-        }
-        best
-    }
-
-    fn most(counts: &[(u32, usize)]) -> usize {
-        let mut best = 0;
-        for (i, entry) in counts.iter().enumerate() {
-            if entry.1 > counts[best].1 {
                 best = i;
             }
         }
@@ -326,34 +306,15 @@ mod tests {
     #[test]
     fn a_returning_slave_gets_its_share_with_fewest_moves() {
         let assigned = [0u32; 7];
-        let moves = even_out(&assigned, &[], &[0, 1]);
+        let moves = even_out(&assigned, &[0, 1]);
         assert_eq!(moves.len(), 3, "{moves:?}");
         assert!(moves.iter().all(|&(_, slave)| slave == 1));
-        assert!(even_out(&[0, 1, 0, 1], &[], &[0, 1]).is_empty());
-        assert!(even_out(&[], &[], &[0, 1]).is_empty());
-        assert!(even_out(&[0, 1], &[], &[]).is_empty());
-    }
-
-    #[test]
-    fn a_returning_slave_takes_back_its_own_clients() {
-        // Slave 1 failed: its clients 1 and 3 went to slave 0 (home 1).
-        // Slave 0's own clients 0 and 2 stay where they are.
-        let assigned = [0, 0, 0, 0];
-        let home = [None, Some(1), None, Some(1)];
-        let mut moves = even_out(&assigned, &home, &[0, 1]);
-        moves.sort_unstable();
-        assert_eq!(moves, [(1, 1), (3, 1)]);
-    }
-
-    #[test]
-    fn displaced_clients_move_before_clients_at_home() {
-        // Three slaves; slave 2 returns. Client 4 lives on slave 0 but was
-        // displaced from slave 1 (which is up again and full): it moves
-        // before slave 0's own clients.
-        let assigned = [0, 0, 0, 1, 0, 1];
-        let home = [None, None, None, None, Some(1), None];
-        let moves = even_out(&assigned, &home, &[0, 1, 2]);
-        assert_eq!(moves.first(), Some(&(4, 2)), "{moves:?}");
+        assert!(even_out(&[0, 1, 0, 1], &[0, 1]).is_empty());
+        assert!(even_out(&[], &[0, 1]).is_empty());
+        assert!(even_out(&[0, 1], &[]).is_empty());
+        // Off an unusable slave first, then evened out.
+        let moves = even_out(&[2, 2, 0, 0, 0, 0], &[0, 1]);
+        assert_eq!(moves.len(), 3, "{moves:?}");
     }
 
     #[test]

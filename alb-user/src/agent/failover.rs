@@ -37,7 +37,7 @@ impl Agent {
                 (self.slots.move_off(&usable, &weights), move_off(&self.buckets, &usable))
             }
             Commit::Up => {
-                (self.slots.even_out(&usable, &weights), even_out(&self.buckets, &[], &usable))
+                (self.slots.even_out(&usable, &weights), even_out(&self.buckets, &usable))
             }
         };
         self.datapath.set_slots(&slot_moves)?;

@@ -18,7 +18,7 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
-        mpsc::{self, Receiver, RecvTimeoutError, Sender},
+        mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError},
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -26,7 +26,7 @@ use std::{
 
 use alb_common::{frames::FRAME_LEN, maps::ClientKey, wire::Mac};
 use anyhow::{Context as _, Result};
-use log::{debug, warn};
+use log::{debug, info, warn};
 
 use super::{Announcer, client_update};
 
@@ -64,9 +64,15 @@ pub struct Counts {
     pub failed: AtomicU64,
 }
 
+/// A job as queued, with when.
+struct Queued {
+    job: Job,
+    at: Instant,
+}
+
 /// The agent's handle on the teller thread.
 pub struct Teller {
-    jobs: Option<Sender<Job>>,
+    jobs: Option<Sender<Queued>>,
     generations: Arc<[AtomicU32]>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -114,7 +120,7 @@ impl Teller {
             return;
         }
         if let Some(jobs) = &self.jobs {
-            if jobs.send(job).is_err() {
+            if jobs.send(Queued { job, at: Instant::now() }).is_err() {
                 warn!("the teller thread has stopped; clients are not told");
             }
         }
@@ -139,7 +145,7 @@ impl Drop for Teller {
 
 struct Worker {
     announcer: Announcer,
-    queue: Receiver<Job>,
+    queue: Receiver<Queued>,
     generations: Arc<[AtomicU32]>,
     stop: Arc<AtomicBool>,
     counts: Arc<Counts>,
@@ -158,12 +164,13 @@ impl Worker {
         let mut current: Option<Sending> = None;
         let mut repeats: VecDeque<(Instant, Job)> = VecDeque::new();
         let mut pace = Pace::new(self.rate);
+        let mut burst: Option<Burst> = None;
         loop {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
             if current.is_none() {
-                current = match self.next_job(&mut repeats) {
+                current = match self.next_job(&mut repeats, &mut burst) {
                     Next::Job(job) => Some(Sending { job, next: 0 }),
                     Next::Idle => None,
                     Next::Closed => return,
@@ -180,7 +187,13 @@ impl Worker {
             }
             pace.wait(BATCH);
             let end = (sending.next + BATCH).min(sending.job.clients.len());
-            self.send(&sending.job, sending.next, end);
+            let sent = self.send(&sending.job, sending.next, end);
+            if sending.job.repeat {
+                if let Some(burst) = burst.as_mut() {
+                    burst.clients += sent;
+                    burst.last = Instant::now();
+                }
+            }
             sending.next = end;
             if end == sending.job.clients.len() {
                 let Sending { job, .. } = current.take().expect("a job is being sent");
@@ -192,9 +205,19 @@ impl Worker {
         }
     }
 
-    /// The next job: a repeat that is due, else a new one; waits (up to the
-    /// next repeat, and never long, so a stop is seen) when there is none.
-    fn next_job(&self, repeats: &mut VecDeque<(Instant, Job)>) -> Next {
+    /// The next job: a new one first (a failover's first tells go before
+    /// the repeats of older ones), else a repeat that is due; waits (up to
+    /// the next repeat, and never long, so a stop is seen) when there is
+    /// none. A burst of new jobs ends when none is left: it is logged.
+    fn next_job(&self, repeats: &mut VecDeque<(Instant, Job)>, burst: &mut Option<Burst>) -> Next {
+        match self.queue.try_recv() {
+            Ok(queued) => return Next::Job(Self::started(queued, burst)),
+            Err(TryRecvError::Disconnected) => return Next::Closed,
+            Err(TryRecvError::Empty) => {}
+        }
+        if let Some(ended) = burst.take() {
+            ended.log();
+        }
         let now = Instant::now();
         if repeats.front().is_some_and(|(due, _)| *due <= now) {
             return Next::Job(repeats.pop_front().expect("a due repeat").1);
@@ -204,10 +227,15 @@ impl Worker {
             .map_or(Duration::from_millis(100), |(due, _)| due.saturating_duration_since(now))
             .min(Duration::from_millis(100));
         match self.queue.recv_timeout(wait) {
-            Ok(job) => Next::Job(job),
+            Ok(queued) => Next::Job(Self::started(queued, burst)),
             Err(RecvTimeoutError::Timeout) => Next::Idle,
             Err(RecvTimeoutError::Disconnected) => Next::Closed,
         }
+    }
+
+    fn started(queued: Queued, burst: &mut Option<Burst>) -> Job {
+        burst.get_or_insert(Burst { since: queued.at, clients: 0, last: queued.at });
+        queued.job
     }
 
     fn current(&self, job: &Job) -> bool {
@@ -216,23 +244,46 @@ impl Worker {
             .is_some_and(|g| g.load(Ordering::Acquire) == job.generation)
     }
 
-    fn send(&self, job: &Job, from: usize, to: usize) {
+    /// Sends the updates of clients `from..to` of `job`; returns how many
+    /// clients were told.
+    fn send(&self, job: &Job, from: usize, to: usize) -> u64 {
         let frames: Vec<[u8; FRAME_LEN]> = job.clients[from..to]
             .iter()
             .flat_map(|(key, mac)| client_update(&job.slave_mac, key, mac))
             .collect();
         match self.announcer.send_many(job.slave_ifindex, &frames) {
             Ok(sent) => {
-                self.counts.told.fetch_add((sent / 2) as u64, Ordering::Relaxed);
+                let told = (sent / 2) as u64;
+                self.counts.told.fetch_add(told, Ordering::Relaxed);
                 let refused = frames.len() - sent;
                 if refused > 0 {
                     self.counts.failed.fetch_add(refused as u64, Ordering::Relaxed);
                 }
+                told
             }
             Err(error) => {
                 debug!("{error:#}");
                 self.counts.failed.fetch_add(frames.len() as u64, Ordering::Relaxed);
+                0
             }
+        }
+    }
+}
+
+/// First tells sent since a job reached an idle teller.
+struct Burst {
+    since: Instant,
+    clients: u64,
+    last: Instant,
+}
+
+impl Burst {
+    fn log(&self) {
+        let ms = self.last.saturating_duration_since(self.since).as_millis();
+        if self.clients >= 100 {
+            info!("told {} clients in {ms} ms", self.clients);
+        } else if self.clients > 0 {
+            debug!("told {} clients in {ms} ms", self.clients);
         }
     }
 }

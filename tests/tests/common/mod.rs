@@ -1,9 +1,9 @@
 //! Helpers shared by alb's netns integration tests (`seed.rs`, `cli.rs`,
 //! `failover.rs`, `runtime.rs`, `hostile.rs`, `faults.rs`): the `alb`
-//! binary, an agent guard that starts it in a lab's server namespace and
-//! cleans up after it, `alb status --json` as typed values, clients' slaves
-//! and neighbour entries, checks for what a stopped agent must not leave
-//! behind, measuring pings ([`pings`]) and packet captures ([`capture`]).
+//! binary, the agent (the tests library's harness, [`alb_tests::agent`],
+//! with failures as panics), clients' slaves and neighbour entries, checks
+//! for what a stopped agent must not leave behind, measuring pings
+//! ([`pings`]) and packet captures ([`capture`]).
 //!
 //! Pins (`/sys/fs/bpf/alb/<master>`) and locks (`/run/alb/<master>.lock`)
 //! are global, not per namespace, so every lab here gets a master name of
@@ -19,19 +19,14 @@ pub(crate) mod raw;
 
 use std::{
     collections::BTreeMap,
-    fs::File,
-    os::fd::AsRawFd as _,
+    ops::{Deref, DerefMut},
     path::{Path, PathBuf},
     process::{ExitStatus, Output},
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, LabConfig, PREFIX_LEN4, Proc, SERVER_IP4, Slave, netns};
+use alb_tests::{AgentCommand, Lab, LabConfig, PREFIX_LEN4, SERVER_IP4, Slave, Status, agent};
 use nix::sys::signal::Signal;
-use serde_json::Value;
-
-/// How long the agent may take to attach and log "ready".
-pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `target/<profile>/alb`, next to the test binary's `deps` directory.
 pub(crate) fn alb_bin() -> PathBuf {
@@ -68,84 +63,28 @@ pub(crate) fn lab(clients: usize, slaves: usize) -> Lab {
     Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e:#}"))
 }
 
-/// `/sys/fs/bpf/alb/<master>`.
-pub(crate) fn pin_dir(master: &str) -> PathBuf {
-    Path::new("/sys/fs/bpf/alb").join(master)
-}
-
-/// `/run/alb/<master>.lock`.
-pub(crate) fn lock_path(master: &str) -> PathBuf {
-    Path::new("/run/alb").join(format!("{master}.lock"))
-}
-
-/// Whether some process holds the agent lock of `master`.
-pub(crate) fn lock_held(master: &str) -> bool {
-    let Ok(file) = File::open(lock_path(master)) else {
-        return false;
-    };
-    // SAFETY: flock(2) on a descriptor we own; released when `file` closes.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    rc != 0
-}
-
-/// Removes the lock file of `master` if nobody holds it (the agent leaves
-/// the file; tests use a fresh master name each run), and an undo record a
-/// dead agent left.
-pub(crate) fn remove_lock_file(master: &str) {
-    if !lock_held(master) {
-        let _ = std::fs::remove_file(state_path(master));
-        let _ = std::fs::remove_file(lock_path(master));
-    }
-}
-
 /// What a stopped or refused agent left behind for `master` in the
 /// server namespace and globally (empty when clean).
 pub(crate) fn leftovers(lab: &Lab, master: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for dev in [master.to_owned(), format!("{master}p")] {
-        if lab.link_exists(lab.srv(), &dev).expect("ip link show") {
-            left.push(format!("device {dev} in {}", lab.srv()));
-        }
-    }
-    let pins = pin_dir(master);
-    if pins.exists() {
-        left.push(format!("pin directory {}", pins.display()));
-    }
-    if lock_held(master) {
-        left.push(format!("a holder of {}", lock_path(master).display()));
-    }
-    let record = state_path(master);
-    if record.exists() {
-        left.push(format!("undo record {}", record.display()));
-    }
-    left
+    agent::leftovers(lab, master).unwrap_or_else(|e| panic!("leftovers of {master}: {e:#}"))
 }
 
-/// `/run/alb/<master>.state`: what a running agent has changed, to undo.
-pub(crate) fn state_path(master: &str) -> PathBuf {
-    Path::new("/run/alb").join(format!("{master}.state"))
+/// Removes the lock file of `master` if nobody holds it, and an undo
+/// record a dead agent left.
+pub(crate) fn remove_lock_file(master: &str) {
+    agent::remove_lock_file(master);
 }
 
 /// Runs `alb args...` to completion in namespace `ns` (a refused start or
 /// `alb status`), with a timeout: a start that was meant to be refused but
-/// was not is stopped and reported.
-pub(crate) fn run_alb(lab: &Lab, ns: &str, args: &[&str]) -> Output {
-    let bin = alb_bin();
-    let mut argv = vec![bin.to_str().expect("UTF-8 path")];
-    argv.extend_from_slice(args);
-    let mut proc = lab.spawn(ns, &argv).expect("spawn alb");
-    let status = proc.wait_timeout(Duration::from_secs(20)).expect("wait for alb");
-    let log = proc.log();
-    let status = match status {
-        Some(status) => status,
-        None => {
-            let _ = proc.stop();
-            panic!("`alb {}` was still running after 20 s; it printed:\n{log}", args.join(" "));
-        }
-    };
-    drop(proc);
-    // The lab's spawn merges stdout and stderr into one log.
-    Output { status, stdout: log.clone().into_bytes(), stderr: log.into_bytes() }
+/// was not is stopped and reported. Standard output and error are merged
+/// (stdout first) into both fields of the result.
+pub(crate) fn run_alb(ns: &str, args: &[&str]) -> Output {
+    let out = agent::run_alb(ns, &alb_bin(), args)
+        .unwrap_or_else(|e| panic!("`alb {}`: {e:#}", args.join(" ")));
+    let mut merged = out.stdout;
+    merged.extend_from_slice(&out.stderr);
+    Output { status: out.status, stdout: merged.clone(), stderr: merged }
 }
 
 /// Runs `alb args...` in the server namespace as the unprivileged user
@@ -171,17 +110,26 @@ pub(crate) fn sysctl_get(lab: &Lab, ns: &str, key: &str) -> String {
         .to_owned()
 }
 
-/// A running agent in a lab's server namespace. Dropping it stops the
-/// agent (SIGTERM) and removes whatever it failed to remove, with a
-/// warning, so that a failing test leaves no pins, socket or lock file
-/// behind, unless another agent of the same master holds the lock by then
-/// (a restart after `kill -9`).
-pub(crate) struct Agent {
-    proc: Proc,
-    master: String,
-    srv: String,
-    /// The arguments after the binary, to start the same agent again.
-    args: Vec<String>,
+/// A running agent in a lab's server namespace: the tests library's
+/// [`alb_tests::Agent`] (everything it offers is reachable through
+/// `Deref`), with the lab's master, the server address on the master, and
+/// failures as panics. Dropping it stops the agent and removes, with a
+/// warning, whatever it failed to remove, unless another agent of the same
+/// master holds the lock by then (a restart after `kill -9`).
+pub(crate) struct Agent(alb_tests::Agent);
+
+impl Deref for Agent {
+    type Target = alb_tests::Agent;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Agent {
@@ -201,7 +149,7 @@ impl Agent {
     /// Starts `alb --master <lab master> --iface <each of ifaces> <extra>`,
     /// waits for "ready" and gives the master 198.18.0.1/24.
     pub(crate) fn start_on(lab: &Lab, ifaces: &[&str], extra: &[&str]) -> Self {
-        let agent = Self::launch(lab, Self::args(lab, ifaces, extra));
+        let agent = Self::launch(lab, &Self::command(lab, ifaces).args(extra));
         agent.add_address(lab);
         agent
     }
@@ -210,128 +158,67 @@ impl Agent {
     /// adding addresses.
     pub(crate) fn start_only(lab: &Lab) -> Self {
         let ifaces: Vec<&str> = lab.slaves().iter().map(|s| s.name.as_str()).collect();
-        Self::launch(lab, Self::args(lab, &ifaces, &[]))
+        Self::launch(lab, &Self::command(lab, &ifaces))
     }
 
     /// Starts another agent with the same arguments as this one (after
     /// this one died), waits for "ready" and gives the master its address
     /// if it lost it.
     pub(crate) fn start_again(&self, lab: &Lab) -> Self {
-        let agent = Self::launch(lab, self.args.clone());
+        let agent = Self::launch(lab, self.0.command());
         agent.add_address(lab);
         agent
     }
 
-    fn args(lab: &Lab, ifaces: &[&str], extra: &[&str]) -> Vec<String> {
-        let master = lab.master().to_owned();
-        assert_ne!(master, "alb0", "tests must not use the global default master");
-        let mut args = vec!["--master".to_owned(), master];
-        for iface in ifaces {
-            args.extend(["--iface".to_owned(), (*iface).to_owned()]);
-        }
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        args
+    fn command(lab: &Lab, ifaces: &[&str]) -> AgentCommand {
+        assert_ne!(lab.master(), "alb0", "tests must not use the global default master");
+        AgentCommand::on(lab, alb_bin(), ifaces)
     }
 
-    /// Spawns `alb args...` in the server namespace and waits for "ready".
-    fn launch(lab: &Lab, args: Vec<String>) -> Self {
-        let master = lab.master().to_owned();
-        let bin = alb_bin();
-        let mut argv = vec![bin.to_str().expect("UTF-8 path")];
-        argv.extend(args.iter().map(String::as_str));
-        let proc = lab.spawn(lab.srv(), &argv).unwrap_or_else(|e| panic!("spawn alb: {e:#}"));
-        let mut agent = Self { proc, master, srv: lab.srv().to_owned(), args };
-        agent.wait_ready();
-        agent
+    fn launch(lab: &Lab, command: &AgentCommand) -> Self {
+        Self(command.start(lab).unwrap_or_else(|e| panic!("start alb: {e:#}")))
     }
 
     /// Gives the master 198.18.0.1/24 (`replace`: a restarted agent finds
     /// the address still in place).
     fn add_address(&self, lab: &Lab) {
+        let master = self.master();
         lab.ip(
             lab.srv(),
-            &["addr", "replace", &format!("{SERVER_IP4}/{PREFIX_LEN4}"), "dev", &self.master],
+            &["addr", "replace", &format!("{SERVER_IP4}/{PREFIX_LEN4}"), "dev", master],
         )
-        .unwrap_or_else(|e| panic!("address on {}: {e:#}", self.master));
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if self.proc.log().contains("ready:") {
-                return;
-            }
-            if let Some(status) = self.proc.exited().expect("agent status") {
-                panic!("alb exited ({status}) before it was ready:\n{}", self.proc.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "alb not ready after {READY_TIMEOUT:?}:\n{}",
-                self.proc.log()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    pub(crate) fn master(&self) -> &str {
-        &self.master
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    /// What the agent has logged so far.
-    pub(crate) fn log(&self) -> String {
-        self.proc.log()
+        .unwrap_or_else(|e| panic!("address on {master}: {e:#}"));
     }
 
     /// Whether the agent process is still running.
     pub(crate) fn running(&mut self) -> bool {
-        self.proc.exited().expect("agent status").is_none()
+        self.0.running().expect("agent status")
     }
 
     /// Its exit status once it has exited on its own, without reaping it.
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
-        self.proc.exited().expect("agent status")
+        self.0.exited().expect("agent status")
     }
 
     /// Waits up to `timeout` for the agent to exit on its own.
     pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.proc.wait_timeout(timeout).expect("wait for alb")
+        self.0.wait_exit(timeout).expect("wait for alb")
     }
 
     /// Sends `signal` to the agent (its process group, by PID).
     pub(crate) fn signal(&mut self, signal: Signal) {
-        self.proc.signal(signal).unwrap_or_else(|e| panic!("{signal} to alb: {e:#}"));
+        self.0.signal(signal).unwrap_or_else(|e| panic!("{signal} to alb: {e:#}"));
     }
 
     /// `kill -9` of the agent (its process, by PID); waits until it is gone.
     pub(crate) fn kill9(&mut self) {
-        self.proc.signal(Signal::SIGKILL).expect("SIGKILL alb");
-        let status = self.proc.wait_timeout(Duration::from_secs(5)).expect("wait for alb");
-        let status = status.unwrap_or_else(|| panic!("alb survived SIGKILL:\n{}", self.log()));
+        let status = self.0.kill9().unwrap_or_else(|e| panic!("kill -9 alb: {e:#}"));
         assert!(!status.success(), "a killed agent does not exit 0: {status}");
     }
 
     /// `alb status --master <master> --json`, run in the server namespace.
     pub(crate) fn status(&self) -> Status {
-        let bin = alb_bin();
-        let argv =
-            [bin.to_str().expect("UTF-8 path"), "status", "--master", &self.master, "--json"];
-        let out =
-            alb_tests::cmd::output(&mut netns::command(&self.srv, &argv)).expect("alb status");
-        assert!(
-            out.status.success(),
-            "alb status failed ({}): {}\nagent log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("alb status --json: {e}: {}", String::from_utf8_lossy(&out.stdout))
-        });
-        Status(json)
+        self.0.status().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Polls the status until `check` accepts it; panics with the last
@@ -340,22 +227,9 @@ impl Agent {
         &self,
         timeout: Duration,
         what: &str,
-        mut check: impl FnMut(&Status) -> bool,
+        check: impl FnMut(&Status) -> bool,
     ) -> Status {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let status = self.status();
-            if check(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; status:\n{:#}\nagent log:\n{}",
-                status.0,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.0.wait_status(timeout, what, check).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Stops the agent with SIGTERM and returns its exit status.
@@ -366,131 +240,7 @@ impl Agent {
     /// Sends `signal` and waits up to [`alb_tests::STOP_TIMEOUT`] for the
     /// agent to exit on its own; panics (after killing it) if it does not.
     pub(crate) fn stop_with(&mut self, signal: Signal) -> ExitStatus {
-        self.proc.signal(signal).expect("signal alb");
-        match self.proc.wait_timeout(alb_tests::STOP_TIMEOUT).expect("wait for alb") {
-            Some(_) => self.proc.stop().expect("reap alb"),
-            None => {
-                let _ = self.proc.stop();
-                panic!(
-                    "alb ignored {signal} for {:?}:\n{}",
-                    alb_tests::STOP_TIMEOUT,
-                    self.proc.log()
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Err(e) = self.proc.stop() {
-            eprintln!("stopping alb: {e:#}");
-        }
-        // A later agent of the same master may run on (kill -9 tests).
-        if lock_held(&self.master) {
-            return;
-        }
-        let pins = pin_dir(&self.master);
-        if pins.exists() {
-            eprintln!("alb left {} behind; removing it", pins.display());
-            let _ = std::fs::remove_dir_all(&pins);
-            let _ = std::fs::remove_dir(pins.parent().expect("parent"));
-        }
-        let _ = std::fs::remove_file(socket_path(&self.master));
-        remove_lock_file(&self.master);
-    }
-}
-
-/// `/run/alb/<master>.sock`: the agent's control socket.
-pub(crate) fn socket_path(master: &str) -> PathBuf {
-    Path::new("/run/alb").join(format!("{master}.sock"))
-}
-
-/// `alb status --json`.
-#[derive(Clone, Debug)]
-pub(crate) struct Status(pub(crate) Value);
-
-/// One slave in [`Status`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SlaveStatus {
-    pub(crate) name: String,
-    pub(crate) mac: String,
-    pub(crate) usable: bool,
-    pub(crate) active: bool,
-    pub(crate) clients: u64,
-    pub(crate) rx_packets: u64,
-    pub(crate) tx_packets: u64,
-}
-
-/// One client in [`Status`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ClientStatus {
-    pub(crate) server_ip: String,
-    pub(crate) client_ip: String,
-    pub(crate) mac: Option<String>,
-    pub(crate) slave: Option<String>,
-    pub(crate) rx_packets: u64,
-    pub(crate) tx_packets: u64,
-}
-
-impl Status {
-    fn str_of(value: &Value, field: &str) -> String {
-        value[field].as_str().unwrap_or_else(|| panic!("no {field} in {value}")).to_owned()
-    }
-
-    fn u64_of(value: &Value, field: &str) -> u64 {
-        value[field].as_u64().unwrap_or_else(|| panic!("no {field} in {value}"))
-    }
-
-    pub(crate) fn master_mac(&self) -> String {
-        Self::str_of(&self.0, "master_mac")
-    }
-
-    pub(crate) fn active_slave(&self) -> Option<String> {
-        self.0["active_slave"].as_str().map(str::to_owned)
-    }
-
-    pub(crate) fn slaves(&self) -> Vec<SlaveStatus> {
-        self.0["slaves"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no slaves in {}", self.0))
-            .iter()
-            .map(|s| SlaveStatus {
-                name: Self::str_of(s, "name"),
-                mac: Self::str_of(s, "mac"),
-                usable: s["usable"].as_bool().unwrap_or_default(),
-                active: s["active"].as_bool().unwrap_or_default(),
-                clients: Self::u64_of(s, "clients"),
-                rx_packets: Self::u64_of(s, "rx_packets"),
-                tx_packets: Self::u64_of(s, "tx_packets"),
-            })
-            .collect()
-    }
-
-    pub(crate) fn clients(&self) -> Vec<ClientStatus> {
-        self.0["clients"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no clients in {}", self.0))
-            .iter()
-            .map(|c| ClientStatus {
-                server_ip: Self::str_of(c, "server_ip"),
-                client_ip: Self::str_of(c, "client_ip"),
-                mac: c["mac"].as_str().map(str::to_owned),
-                slave: c["slave"].as_str().map(str::to_owned),
-                rx_packets: Self::u64_of(c, "rx_packets"),
-                tx_packets: Self::u64_of(c, "tx_packets"),
-            })
-            .collect()
-    }
-
-    /// The client entry of `client_ip` for the server address.
-    pub(crate) fn client(&self, client_ip: &str) -> Option<ClientStatus> {
-        self.clients().into_iter().find(|c| c.client_ip == client_ip && c.server_ip == SERVER_IP4)
-    }
-
-    /// Data-path counter `name` (absent counters are zero).
-    pub(crate) fn counter(&self, name: &str) -> u64 {
-        self.0["counters"][name].as_u64().unwrap_or(0)
+        self.0.stop_with(signal, alb_tests::STOP_TIMEOUT).unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 
@@ -513,13 +263,13 @@ pub(crate) fn resolve(lab: &Lab, number: usize) -> String {
 
 /// Client counts per slave, in enslave order.
 pub(crate) fn counts(status: &Status) -> Vec<(String, u64)> {
-    status.slaves().into_iter().map(|s| (s.name, s.clients)).collect()
+    status.slaves.iter().map(|s| (s.name.clone(), s.clients)).collect()
 }
 
 /// Whether client counts over the usable slaves differ by at most one.
 pub(crate) fn even(status: &Status) -> bool {
     let on_usable: Vec<u64> =
-        status.slaves().iter().filter(|s| s.usable).map(|s| s.clients).collect();
+        status.slaves.iter().filter(|s| s.usable).map(|s| s.clients).collect();
     match (on_usable.iter().min(), on_usable.iter().max()) {
         (Some(min), Some(max)) => max - min <= 1,
         _ => false,
@@ -532,7 +282,7 @@ pub(crate) fn slave_of(lab: &Lab, status: &Status, number: usize) -> String {
     status
         .client(ip)
         .and_then(|c| c.slave)
-        .unwrap_or_else(|| panic!("no slave for client {ip} in status:\n{:#}", status.0))
+        .unwrap_or_else(|| panic!("no slave for client {ip} in status:\n{status}"))
 }
 
 /// The lab's description of slave `name`.

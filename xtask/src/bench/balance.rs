@@ -8,7 +8,7 @@ use alb_tests::{Lab, LinkStats, SERVER_IP4};
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::{Agent, Ctx};
+use super::{Ctx, start_agent, stop_agent};
 
 const PINGS: u32 = 50;
 const PING_SIZE: u32 = 1000;
@@ -28,7 +28,7 @@ fn once(ctx: &Ctx, lab: &Lab, slaves: usize) -> Result<Value> {
     for c in lab.clients() {
         lab.flush_neigh(&c.ns)?;
     }
-    let agent = Agent::start(ctx, lab, slaves, &[])?;
+    let agent = start_agent(ctx, lab, slaves, &[])?;
     let before = lab.traffic_snapshot()?;
     let pings: Vec<Result<alb_tests::PingStats>> = thread::scope(|scope| {
         let handles: Vec<_> = lab
@@ -47,18 +47,18 @@ fn once(ctx: &Ctx, lab: &Lab, slaves: usize) -> Result<Value> {
     });
     let after = lab.traffic_snapshot()?;
     let status = agent.status()?;
-    agent.stop()?;
+    stop_agent(agent)?;
     let pings = pings.into_iter().collect::<Result<Vec<_>>>()?;
     let lost: u32 = pings.iter().map(alb_tests::PingStats::lost).sum();
     let delta: Vec<LinkStats> =
         after.iter().zip(&before).map(|(a, b)| *a - *b).take(slaves).collect();
     let clients: Vec<f64> = (0..slaves)
         .map(|i| {
-            status["slaves"]
-                .as_array()
-                .and_then(|s| s.iter().find(|x| x["index"] == i))
-                .and_then(|x| x["clients"].as_f64())
-                .unwrap_or(0.0)
+            status
+                .slaves
+                .iter()
+                .find(|s| usize::try_from(s.index) == Ok(i))
+                .map_or(0.0, |s| s.clients as f64)
         })
         .collect();
     let rx: Vec<f64> = delta.iter().map(|d| d.rx_bytes as f64).collect();

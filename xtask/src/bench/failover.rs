@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use alb_tests::{Lab, Proc, SERVER_IP4};
+use alb_tests::{Agent, Lab, Proc, SERVER_IP4};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::{Agent, Ctx, last_json, learn_clients, median, mono_ns, pause};
+use super::{Ctx, last_json, learn_clients, median, mono_ns, pause, start_agent, stop_agent};
 
 const PPS: u32 = 1000;
 const INTERVAL_MS: f64 = 1000.0 / PPS as f64;
@@ -101,12 +101,12 @@ fn outage(recv: &Value, from: u64, until: u64) -> (f64, u64) {
 /// One failure of slave `slave` (0: active, 1: non-active) with a fresh
 /// agent.
 fn once(ctx: &Ctx, lab: &Lab, slave: usize) -> Result<Value> {
-    let agent = Agent::start(ctx, lab, 2, &[])?;
+    let agent = start_agent(ctx, lab, 2, &[])?;
     learn_clients(lab, &[1, 2])?;
-    let placement = agent.client_slaves()?;
+    let placement = agent.status()?.client_slaves();
     let mut result = measure(ctx, lab, &agent, slave, ctx.sizes.failover_phases, Duration::ZERO)?;
     let log = agent.log();
-    agent.stop()?;
+    stop_agent(agent)?;
     let agent_lines: Vec<&str> =
         log.lines().filter(|l| l.contains(" down:") || l.contains(" up:")).collect();
     result["placement"] = json!(placement);
@@ -162,7 +162,7 @@ fn watch(tail: &mut LogTail, needle: &str, d: Duration, seen: &mut Option<u64>) 
 pub(crate) fn measure(
     ctx: &Ctx,
     lab: &Lab,
-    agent: &Agent<'_>,
+    agent: &Agent,
     slave: usize,
     [pre, hold, post]: [f64; 3],
     linger: Duration,

@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, LabConfig, Proc, SERVER_IP4, cmd, wait_until};
+use alb_tests::{Agent, AgentCommand, Lab, LabConfig, SERVER_IP4, cmd};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
@@ -183,7 +183,7 @@ pub(crate) fn run(
         }
     }
     for suffix in ["a", "b"] {
-        remove_lock_file(&format!("ab{pid}{suffix}"));
+        alb_tests::agent::remove_lock_file(&format!("ab{pid}{suffix}"));
     }
 
     let mut meta = meta_before;
@@ -284,115 +284,45 @@ fn build_albbench() -> Result<PathBuf> {
         .context("cargo built no albbench executable")
 }
 
-/// The release agent running in a lab's server namespace.
-pub(crate) struct Agent<'a> {
-    lab: &'a Lab,
-    alb: String,
-    proc: Proc,
+/// Starts the release agent in lab `lab`'s server namespace on its first
+/// `slaves` slaves, `alb --master <lab master> --iface <slaves...> <extra>`,
+/// waits for "ready" and gives the master the server's addresses.
+pub(crate) fn start_agent(ctx: &Ctx, lab: &Lab, slaves: usize, extra: &[&str]) -> Result<Agent> {
+    let ifaces: Vec<&str> = lab.slaves()[..slaves].iter().map(|s| s.name.as_str()).collect();
+    let agent = AgentCommand::on(lab, &ctx.alb, &ifaces)
+        .args(extra)
+        .ready_timeout(Duration::from_secs(30))
+        .interrupt(signals::check)
+        .start(lab)?;
+    lab.add_server_addrs()?;
+    Ok(agent)
 }
 
-impl<'a> Agent<'a> {
-    /// Starts `alb --master <lab master> --iface <slaves...> <extra>`, waits
-    /// for "ready" and gives the master the server's addresses.
-    pub(crate) fn start(ctx: &Ctx, lab: &'a Lab, slaves: usize, extra: &[&str]) -> Result<Self> {
-        let mut argv = vec![ctx.alb.clone(), "--master".to_owned(), lab.master().to_owned()];
-        for slave in &lab.slaves()[..slaves] {
-            argv.extend(["--iface".to_owned(), slave.name.clone()]);
+/// Stops the agent (SIGTERM; it removes its master and pins).
+pub(crate) fn stop_agent(agent: Agent) -> Result<()> {
+    stop_agent_within(agent, alb_tests::STOP_TIMEOUT)
+}
+
+/// [`stop_agent`], with SIGKILL after `timeout`; a killed agent or one that
+/// exits non-zero is an error, and what it left (pins live outside the lab)
+/// is removed with `alb down`, then by hand.
+pub(crate) fn stop_agent_within(mut agent: Agent, timeout: Duration) -> Result<()> {
+    let stopped = agent.stop_with(nix::sys::signal::Signal::SIGTERM, timeout);
+    if let Ok(status) = &stopped {
+        if status.success() {
+            return Ok(());
         }
-        argv.extend(extra.iter().map(|s| (*s).to_owned()));
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut proc = lab.spawn(lab.srv(), &argv)?;
-        wait_until(Duration::from_secs(30), "the agent to be ready", || {
-            signals::check()?;
-            if let Some(status) = proc.exited()? {
-                bail!("the agent exited ({status}) before it was ready:\n{}", proc.log());
-            }
-            Ok(proc.log().contains("ready:"))
-        })?;
-        lab.add_server_addrs()?;
-        Ok(Self { lab, alb: ctx.alb.clone(), proc })
     }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    pub(crate) fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    pub(crate) fn log_path(&self) -> &Path {
-        self.proc.log_path()
-    }
-
-    /// `alb status --json`.
-    pub(crate) fn status(&self) -> Result<Value> {
-        let out = self
-            .lab
-            .run(self.lab.srv(), &[&self.alb, "status", "--master", self.lab.master(), "--json"])?;
-        serde_json::from_str(&out).context("cannot parse alb status --json")
-    }
-
-    /// Client IPv4 address -> the slave it is on, from `alb status`.
-    pub(crate) fn client_slaves(&self) -> Result<Vec<(String, String)>> {
-        let status = self.status()?;
-        Ok(status["clients"]
-            .as_array()
-            .map(|clients| {
-                clients
-                    .iter()
-                    .map(|c| {
-                        (
-                            c["client_ip"].as_str().unwrap_or_default().to_owned(),
-                            c["slave"].as_str().unwrap_or("none").to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
-    /// Stops the agent (SIGTERM; it removes its master and pins).
-    pub(crate) fn stop(self) -> Result<()> {
-        self.stop_within(alb_tests::STOP_TIMEOUT)
-    }
-
-    /// [`Agent::stop`], with SIGKILL after `timeout`; then `alb down`
-    /// removes what a killed agent left (pins live outside the lab).
-    pub(crate) fn stop_within(mut self, timeout: Duration) -> Result<()> {
-        let status = self.proc.stop_within(timeout)?;
-        if !status.success() {
-            let master = self.lab.master();
-            let down = self.lab.exec(self.lab.srv(), &[&self.alb, "down", "--master", master]);
-            // Last resort, for what `alb down` did not remove: the pins and
-            // run files of this run's own master (a name no one else uses).
-            let pins = Path::new("/sys/fs/bpf/alb").join(master);
-            if pins.exists() {
-                eprintln!("bench: removing {} left by the killed agent", pins.display());
-                let _ = std::fs::remove_dir_all(&pins);
-            }
-            for ext in ["state", "sock"] {
-                let _ = std::fs::remove_file(Path::new("/run/alb").join(format!("{master}.{ext}")));
-            }
-            let tail: String = {
-                let log = self.proc.log();
-                let lines: Vec<&str> = log.lines().rev().take(20).collect();
-                lines.into_iter().rev().collect::<Vec<_>>().join("\n")
-            };
-            bail!(
-                "the agent stopped with {status} (not within {timeout:?} of SIGTERM){}; last log lines:\n{tail}",
-                match down {
-                    Ok(out) if out.status.success() => String::new(),
-                    Ok(out) => format!(
-                        "; `alb down` failed too: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                    Err(e) => format!("; `alb down` failed too: {e:#}"),
-                }
-            );
-        }
-        Ok(())
-    }
+    let cleaned = agent.clean_up();
+    let how = match stopped {
+        Ok(status) => format!("the agent stopped with {status}"),
+        Err(e) => format!("{e:#}"),
+    };
+    bail!(
+        "{how}{}; last log lines:\n{}",
+        if cleaned.is_empty() { String::new() } else { format!("; {}", cleaned.join("; ")) },
+        agent.log_tail(20)
+    );
 }
 
 /// Each client in turn pings the server, so the agent deals them in
@@ -564,17 +494,4 @@ fn busy_others(before: &std::collections::HashMap<u32, (String, f64)>, wall_s: f
         .take(5)
         .map(|(name, pid, used)| json!({ "name": name, "pid": pid, "cpu_s": used, "share_of_one_cpu": used / wall_s }))
         .collect::<Vec<_>>())
-}
-
-/// The agent leaves its lock file (`/run/alb/<master>.lock`); ours is
-/// unique to this run, so remove it when nobody holds it.
-fn remove_lock_file(master: &str) {
-    let path = Path::new("/run/alb").join(format!("{master}.lock"));
-    let Ok(file) = std::fs::File::open(&path) else { return };
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: flock(2) on a descriptor we own; released when `file` closes.
-    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    if free {
-        let _ = std::fs::remove_file(&path);
-    }
 }

@@ -7,7 +7,7 @@ use alb_tests::{Lab, Proc, SERVER_IP4};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use super::{Agent, Ctx, learn_clients, median};
+use super::{Ctx, learn_clients, median, start_agent, stop_agent};
 
 /// One iperf3 test: `up` is client -> server (the server receives through
 /// alb_rx), down is server -> client (alb_tx, `-R`).
@@ -107,10 +107,10 @@ fn client(lab: &Lab, n: usize, port: u16, secs: u32, test: &Test) -> Result<f64>
 pub(crate) fn throughput(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
     let s = &ctx.sizes;
     let _servers = (servers(lab, 1)?, servers(plain, 1)?);
-    let agent = Agent::start(ctx, lab, 2, &[])?;
+    let agent = start_agent(ctx, lab, 2, &[])?;
     learn_clients(lab, &[1, 2])?;
     learn_clients(plain, &[1])?;
-    let placement = agent.client_slaves()?;
+    let placement = agent.status()?.client_slaves();
     let n = TESTS.len();
     let (mut base, mut s0, mut s1) =
         (vec![Vec::new(); n], vec![Vec::new(); n], vec![Vec::new(); n]);
@@ -123,7 +123,7 @@ pub(crate) fn throughput(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
             s1[i].push(client(lab, 2, PORT, s.iperf_secs, test)?);
         }
     }
-    agent.stop()?;
+    stop_agent(agent)?;
     let tests: Vec<Value> = TESTS
         .iter()
         .enumerate()
@@ -196,10 +196,10 @@ pub(crate) fn aggregation(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
             }
         }
         let _servers = (servers(lab, 4)?, servers(plain, 4)?);
-        let agent = Agent::start(ctx, lab, 2, &[])?;
+        let agent = start_agent(ctx, lab, 2, &[])?;
         learn_clients(lab, &[1, 2, 3, 4])?;
         learn_clients(plain, &[1, 2, 3, 4])?;
-        let placement = agent.client_slaves()?;
+        let placement = agent.status()?.client_slaves();
         let tests = [&TESTS[0], &TESTS[1]];
         let mut rows = Vec::new();
         for test in tests {
@@ -220,7 +220,7 @@ pub(crate) fn aggregation(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
                 "ratio": a / b,
             }));
         }
-        agent.stop()?;
+        stop_agent(agent)?;
         Ok(json!({
             "secs": s.agg_secs,
             "rounds": s.rounds,

@@ -500,7 +500,7 @@ fn scale_md(md: &mut String, doc: &Value) {
     );
     let _ = writeln!(
         md,
-        "| clients | entries | learn s | µs per client (syscall incl.) | program ns per client | map memlock MiB | TCP ns, hot: 10 → N | TCP ns, spread: 10 → N | agent RSS MiB before → after | agent CPU s while learning (+ settle) | agent CPU idle % | new-client log lines |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| clients | entries | learn s | µs per client (syscall incl.) | program ns per client | map memlock MiB | TCP ns, hot: 10 → N | TCP ns, spread: 10 → N | agent RSS MiB before → after | agent CPU s while learning (+ settle) | agent CPU idle % | agent info log lines (all run) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in arr(&sc["rows"]) {
         let a = &r["agent"];
@@ -522,7 +522,7 @@ fn scale_md(md: &mut String, doc: &Value) {
             num(f(&a["cpu_s_learning"]), 2),
             num(f(&a["cpu_s_settle"]), 2),
             num(f(&a["cpu_pct_idle"]), 1),
-            a["new_client_log_lines"],
+            a["info_log_lines"],
         );
     }
     for r in arr(&sc["rows"]) {
@@ -553,8 +553,13 @@ fn scale_md(md: &mut String, doc: &Value) {
             }
         };
         let agent = &r["agent"];
+        let during = if agent["sigterm_during_failover"].as_bool() == Some(true) {
+            " (sent 100 ms into a second failure of slave 1, while the teller was telling)"
+        } else {
+            ""
+        };
         let stop = if agent["stop_error"].is_null() {
-            format!("it stopped {} s after SIGTERM", num(f(&agent["stop_s"]), 1))
+            format!("it stopped {} s after SIGTERM{during}", num(f(&agent["stop_s"]), 2))
         } else {
             format!(
                 "it did not stop within {} s of SIGTERM and was killed (`alb down` cleaned up)",
@@ -573,6 +578,21 @@ fn scale_md(md: &mut String, doc: &Value) {
             when(&probe["agent_down_logged_ms"]),
             when(&probe["agent_up_logged_ms"]),
         );
+        for (key, what) in [("down", "failure"), ("up", "recovery")] {
+            let told = &probe["told"][key];
+            if told["clients"].is_null() {
+                let _ = writeln!(md, "\n- After the {what}: no teller burst found in the log.");
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "\n- After the {what}: {} clients told (first pass, both ARP forms) in {} ms by \
+                 the teller, all told {} ms after the carrier change (target: 2000 ms).",
+                told["clients"],
+                told["teller_ms"],
+                num(f(&told["all_told_after_carrier_ms"]), 0),
+            );
+        }
     }
     let _ = writeln!(
         md,

@@ -7,11 +7,11 @@ use std::{
     time::Duration,
 };
 
-use alb_tests::Lab;
+use alb_tests::{Agent, Lab};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::{Agent, Ctx, failover, learn_clients};
+use super::{Ctx, failover, learn_clients, start_agent, stop_agent_within};
 
 /// Room for `clients` plus the LRU's per-CPU free lists, so nothing is
 /// evicted while filling.
@@ -19,20 +19,34 @@ fn max_clients(clients: u32) -> u32 {
     clients + clients / 20 + 1024
 }
 
-/// Lines of the agent's log that report a new client, and the log's size.
-fn new_client_lines(agent: &Agent<'_>) -> (u64, u64) {
+/// The agent's log: its info lines and its size.
+fn log_lines(agent: &Agent) -> (Vec<String>, u64) {
     let path = agent.log_path();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let lines = std::fs::File::open(path)
-        .map(|f| {
-            BufReader::new(f)
-                .lines()
-                .map_while(Result::ok)
-                .filter(|l| l.contains(" dealt to slave "))
-                .count()
+        .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+        .unwrap_or_default();
+    (lines, size)
+}
+
+/// The teller's bursts, in order: `told N clients in M ms`.
+fn told_bursts(lines: &[String]) -> Vec<(u64, u64)> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let rest = &line[line.find("told ")? + 5..];
+            let (clients, rest) = rest.split_once(" clients in ")?;
+            let ms = rest.strip_suffix(" ms")?;
+            Some((clients.parse().ok()?, ms.parse().ok()?))
         })
-        .unwrap_or(0);
-    (lines as u64, size)
+        .collect()
+}
+
+/// The first burst of at least `min` clients logged after the line that
+/// contains `after`: how many were told and in how many ms.
+fn burst_after(lines: &[String], after: &str, min: u64) -> Option<(u64, u64)> {
+    let start = lines.iter().position(|l| l.contains(after))?;
+    told_bursts(&lines[start..]).into_iter().find(|&(clients, _)| clients >= min)
 }
 
 pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
@@ -42,7 +56,7 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
         eprintln!("bench: scale {clients} clients");
         let max = max_clients(clients);
         let max_arg = max.to_string();
-        let agent = Agent::start(ctx, lab, 2, &["--max-clients", &max_arg])?;
+        let agent = start_agent(ctx, lab, 2, &["--max-clients", &max_arg])?;
         let pid = agent.pid().to_string();
         let out = lab.run(
             lab.srv(),
@@ -74,18 +88,44 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
             learn_clients(lab, &[1, 2])?;
             let [pre, hold, post] = s.failover_phases;
             let linger = Duration::from_secs(if s.quick { 5 } else { 20 });
-            let probe =
+            let mut probe =
                 failover::measure(ctx, lab, &agent, 1, [pre, hold * 4.0, post * 2.0], linger)?;
+            // Every moved client told: the teller's first burst after each
+            // transition, added to when the agent logged the transition.
+            let (lines, _) = log_lines(&agent);
+            let moved = u64::from(clients / 4);
+            for (needle, logged, key) in
+                [(" down: ", "agent_down_logged_ms", "down"), (" up: ", "agent_up_logged_ms", "up")]
+            {
+                let burst = burst_after(&lines, needle, moved);
+                let at = probe[logged].as_f64();
+                probe["told"][key] = json!({
+                    "clients": burst.map(|b| b.0),
+                    "teller_ms": burst.map(|b| b.1),
+                    "all_told_after_carrier_ms": at.zip(burst).map(|(at, b)| at + b.1 as f64),
+                });
+            }
             row["failover"] = probe;
+            // SIGTERM in the middle of the next failover: slave 1 fails
+            // again and the agent is stopped while it tells the clients.
+            lab.set_link(lab.sw(), &lab.slave(1).port, false)?;
+            std::thread::sleep(Duration::from_millis(100));
+            row["agent"]["sigterm_during_failover"] = json!(true);
         }
-        let (lines, log_bytes) = new_client_lines(&agent);
+        let (lines, log_bytes) = log_lines(&agent);
+        let info_lines = lines.iter().filter(|l| l.contains(" INFO ")).count();
         let stop_start = std::time::Instant::now();
-        let stopped = agent.stop_within(Duration::from_secs(15));
+        let stopped = stop_agent_within(agent, Duration::from_secs(15));
         row["agent"]["stop_s"] = json!(stop_start.elapsed().as_secs_f64());
         if let Err(e) = stopped {
             row["agent"]["stop_error"] = json!(format!("{e:#}"));
         }
-        row["agent"]["new_client_log_lines"] = json!(lines);
+        if largest {
+            lab.set_link(lab.sw(), &lab.slave(1).port, true)?;
+            let pins = std::path::Path::new("/sys/fs/bpf/alb").join(lab.master());
+            row["agent"]["left_behind_after_stop"] = json!(pins.exists());
+        }
+        row["agent"]["info_log_lines"] = json!(info_lines);
         row["agent"]["log_bytes"] = json!(log_bytes);
         rows.push(row);
     }
