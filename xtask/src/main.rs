@@ -92,6 +92,13 @@ enum Cmd {
         /// Which kernels: 6.1, 6.12 or all (repeatable).
         #[arg(long, default_value = "all", value_parser = ["6.1", "6.12", "all"])]
         kernel: Vec<String>,
+        /// Instead of the scenarios: failover losses of the kernel's own
+        /// balance-alb bond against alb, same guest; writes docs/kernels.md.
+        #[arg(long)]
+        compare: bool,
+        /// Rounds per implementation with --compare.
+        #[arg(long, default_value_t = 3, requires = "compare")]
+        repeats: u32,
     },
 }
 
@@ -146,8 +153,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
-        Cmd::VmTest { kernel } => {
-            if !vm::run(&kernel)? {
+        Cmd::VmTest { kernel, compare, repeats } => {
+            if !vm::run(&kernel, compare.then_some(repeats))? {
                 return Ok(ExitCode::FAILURE);
             }
         }

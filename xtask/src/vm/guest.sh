@@ -221,11 +221,52 @@ run_tests() {
     lab_down
 }
 
+# --compare: the kernel's balance-alb and alb, same guest, same lab, same
+# pings; REPEATS rounds, each on a fresh lab.
+bond_start() {
+    ip -n srv link add bond0 type bond mode balance-alb miimon 100
+    for d in veth17 veth19; do ip -n srv link set $d down; ip -n srv link set $d master bond0; done
+    ip -n srv link set bond0 up
+    ip -n srv addr add 198.18.0.1/24 dev bond0
+    sleep 1
+}
+# measure IMPL SCENARIO SLAVE: pings every 20 ms from both clients, SLAVE down after 2 s.
+measure() {
+    pings 0.02 250
+    sleep 2
+    ip -n srv link set "$3" down
+    wait_pings
+    ip -n srv link set "$3" up
+    for c in 1 2; do
+        t=$(awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping$c)
+        say "METRIC compare $1 $2 c$c lost=$(lost $c) sent=$(sent $c) time=$t"
+    done
+    sleep 3
+}
+compare_round() {
+    lab_up
+    if [ "$1" = bond ]; then bond_start; else agent_start || { lab_down; return 1; }; fi
+    for c in 1 2; do in_ns c$c /usr/bin/ping -n -c 3 -i 0.2 -W 1 198.18.0.1 >/dev/null; done
+    measure "$1" non-active veth19
+    measure "$1" active veth17
+    [ "$1" = alb ] && agent_stop
+    lab_down
+}
+run_compare() {
+    r=1
+    while [ $r -le "$(cat /etc/alb-vm-repeats)" ]; do
+        check compare.bond.round$r compare_round bond
+        check compare.alb.round$r compare_round alb
+        r=$((r + 1))
+    done
+}
+
 say "BEGIN"
 say "INFO kernel $(uname -r)"
 say "INFO btf $( [ -e /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
 case "$MODE" in
     test) run_tests ;;
+    compare) run_compare ;;
 esac
 say "END"
 poweroff -f

@@ -127,6 +127,7 @@ pub(crate) fn build(
     kernel: &Kernel,
     alb: &Path,
     mode: &str,
+    repeats: &str,
     work: &Path,
     out: &Path,
 ) -> Result<()> {
@@ -136,6 +137,7 @@ pub(crate) fn build(
     }
     tree.file("init", 0o755, INIT.as_bytes().to_vec());
     tree.file("etc/alb-vm-mode", 0o644, mode.as_bytes().to_vec());
+    tree.file("etc/alb-vm-repeats", 0o644, repeats.as_bytes().to_vec());
     let busybox = Path::new("/bin/busybox");
     if !busybox.exists() {
         bail!("no /bin/busybox: install busybox-static (cargo xtask bootstrap)");

@@ -9,6 +9,7 @@ mod initramfs;
 mod kernel;
 
 use std::{
+    collections::BTreeMap,
     fs,
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
@@ -55,10 +56,29 @@ struct Report {
     ended: bool,
     passed: usize,
     failed: Vec<String>,
+    /// `--compare`: (implementation, scenario, client) -> lost time in ms
+    /// per round.
+    losses: BTreeMap<(String, String, String), Vec<f64>>,
+}
+
+/// "compare IMPL SCENARIO CLIENT lost=N sent=M time=Tms": the time lost,
+/// as lost pings times the interval ping really kept (TCG stretches it).
+fn parse_loss(metric: &str) -> Option<((String, String, String), f64)> {
+    let mut words = metric.split_whitespace();
+    if words.next()? != "compare" {
+        return None;
+    }
+    let key = (words.next()?.to_owned(), words.next()?.to_owned(), words.next()?.to_owned());
+    let mut field = |name: &str| -> Option<f64> {
+        words.next()?.strip_prefix(name)?.trim_end_matches("ms").parse().ok()
+    };
+    let (lost, sent, time) = (field("lost=")?, field("sent=")?, field("time=")?);
+    let interval = if sent > 1.0 { time / (sent - 1.0) } else { 20.0 };
+    Some((key, lost * interval))
 }
 
 /// `cargo xtask vm-test --kernel K`.
-pub(crate) fn run(kernels: &[String]) -> Result<bool> {
+pub(crate) fn run(kernels: &[String], compare: Option<u32>) -> Result<bool> {
     bootstrap::run()?;
     let root = cargo::target_dir()?;
     let cache = root.join("vm-cache");
@@ -73,13 +93,17 @@ pub(crate) fn run(kernels: &[String]) -> Result<bool> {
     let alb = build_agent()?;
     let mut all_ok = true;
     let mut summary = Vec::new();
+    let mut tables = Vec::new();
     for series in series {
         let kernel = kernel::prepare(series, &cache)?;
         let work = cache.join(format!("work-{series}"));
         fs::create_dir_all(&work)?;
         let initrd = work.join("initrd.gz");
-        initramfs::build(&kernel, &alb, "test", &work, &initrd)?;
-        let log = logs.join(format!("{series}.log"));
+        let mode = if compare.is_some() { "compare" } else { "test" };
+        let repeats = compare.unwrap_or(0).to_string();
+        initramfs::build(&kernel, &alb, mode, &repeats, &work, &initrd)?;
+        let suffix = if compare.is_some() { "-compare" } else { "" };
+        let log = logs.join(format!("{series}{suffix}.log"));
         eprintln!(
             "vm-test: booting {} under QEMU TCG (a few minutes); console log in {}",
             kernel.package,
@@ -104,6 +128,15 @@ pub(crate) fn run(kernels: &[String]) -> Result<bool> {
             line.push_str(&format!(" [{}]", report.failed.join(", ")));
         }
         summary.push(line);
+        if compare.is_some() {
+            tables.push((kernel.package.clone(), report.losses));
+        }
+    }
+    if let Some(repeats) = compare {
+        let path = cargo::root().join("docs").join("kernels.md");
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        fs::write(&path, with_comparison(&text, &comparison(&tables, repeats)))?;
+        eprintln!("vm-test: wrote the comparison into {}", path.display());
     }
     println!("\nvm-test summary:");
     for line in &summary {
@@ -176,7 +209,12 @@ fn boot(vmlinuz: &Path, initrd: &Path, log: &Path) -> Result<Report> {
                     report.failed.push(name);
                 }
             }
-            Some(Line::Metric(text)) => println!("         {text}"),
+            Some(Line::Metric(text)) => {
+                println!("         {text}");
+                if let Some((key, ms)) = parse_loss(&text) {
+                    report.losses.entry(key).or_default().push(ms);
+                }
+            }
             Some(Line::Info(text)) => println!("         {text}"),
             None => {}
         }
@@ -190,9 +228,79 @@ fn boot(vmlinuz: &Path, initrd: &Path, log: &Path) -> Result<Report> {
     Ok(report)
 }
 
+/// Where the generated table goes in docs/kernels.md.
+const BEGIN_TABLE: &str = "<!-- vm-test --compare: begin -->";
+const END_TABLE: &str = "<!-- vm-test --compare: end -->";
+
+type Losses = BTreeMap<(String, String, String), Vec<f64>>;
+
+/// The comparison table: median and range of the time lost per kernel,
+/// scenario and client, the kernel's bond next to alb.
+fn comparison(tables: &[(String, Losses)], repeats: u32) -> String {
+    let mut out = format!(
+        "Written by `cargo xtask vm-test --compare --repeats {repeats}`: ms of lost \
+         replies (lost pings x the interval ping kept), median [min-max] of {repeats} \
+         rounds, pings every 20 ms from both clients, one slave taken down 2 s in. \
+         c1 is on veth17 (active), c2 on veth19.\n\n\
+         | kernel | slave down | client | kernel balance-alb | alb |\n|---|---|---|---|---|\n"
+    );
+    for (kernel, losses) in tables {
+        for scenario in ["non-active", "active"] {
+            for client in ["c1", "c2"] {
+                let cell = |implementation: &str| {
+                    let key = (implementation.to_owned(), scenario.to_owned(), client.to_owned());
+                    losses.get(&key).map_or_else(|| "-".to_owned(), |v| summarize(v))
+                };
+                out.push_str(&format!(
+                    "| {kernel} | {scenario} | {client} | {} | {} |\n",
+                    cell("bond"),
+                    cell("alb")
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn summarize(values: &[f64]) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median =
+        if n % 2 == 1 { sorted[n / 2] } else { f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]) };
+    format!("{median:.0} [{:.0}-{:.0}]", sorted[0], sorted[n - 1])
+}
+
+/// `text` with the table between the markers replaced (or appended).
+fn with_comparison(text: &str, table: &str) -> String {
+    let block = format!("{BEGIN_TABLE}\n{table}{END_TABLE}\n");
+    match (text.find(BEGIN_TABLE), text.find(END_TABLE)) {
+        (Some(begin), Some(end)) if end > begin => {
+            format!(
+                "{}{block}{}",
+                &text[..begin],
+                text[end + END_TABLE.len()..].trim_start_matches('\n')
+            )
+        }
+        _ => format!("{text}\n{block}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Line, parse};
+    use super::{Line, parse, parse_loss, summarize, with_comparison};
+
+    #[test]
+    fn losses_are_scaled_by_the_interval_kept() {
+        let (key, ms) = parse_loss("compare bond active c2 lost=10 sent=251 time=10000ms").unwrap();
+        assert_eq!(key, ("bond".into(), "active".into(), "c2".into()));
+        assert!((ms - 400.0).abs() < 1e-9);
+        assert_eq!(summarize(&[3.0, 1.0, 2.0]), "2 [1-3]");
+        let doc = with_comparison("# x\n", "T1\n");
+        assert!(doc.contains("T1"));
+        let again = with_comparison(&doc, "T2\n");
+        assert!(again.contains("T2") && !again.contains("T1"));
+    }
 
     #[test]
     fn result_lines_are_parsed() {
