@@ -557,7 +557,7 @@ impl Lab {
         for name in &names {
             netns::delete(name)?;
         }
-        let _ = std::fs::remove_dir_all(log_dir(prefix));
+        crate::tidy::remove(&log_dir(prefix));
         Ok(names)
     }
 
@@ -858,7 +858,7 @@ impl Drop for Lab {
         if thread::panicking() {
             eprintln!("lab: logs kept in {}", self.log_dir.display());
         } else {
-            let _ = std::fs::remove_dir_all(&self.log_dir);
+            crate::tidy::remove(&self.log_dir);
         }
     }
 }

@@ -61,7 +61,7 @@ impl Agent {
     /// (gratuitous form, so Linux clients apply it inside their ARP
     /// locktime); the kernel waits ~2 s. `skip`: the target of the request
     /// and the slave whose MAC it carried, which need no correction.
-    pub(super) fn correct_collapse(&mut self, server: Ipv4, skip: Option<(Ipv4, u32)>) {
+    pub(super) fn correct_collapse(&self, server: Ipv4, skip: Option<(Ipv4, u32)>) {
         let slots = &self.slots;
         let groups = self.clients.of_server(&server, |key, slot| {
             skip.is_some_and(|(target, slave)| {

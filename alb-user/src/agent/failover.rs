@@ -82,7 +82,7 @@ impl Agent {
 
     /// Queues the clients of moved slots for telling (their generation
     /// moves on, so older jobs for them are dropped); returns how many.
-    pub(super) fn tell_slots(&mut self, moves: &[(usize, u32)]) -> usize {
+    pub(super) fn tell_slots(&self, moves: &[(usize, u32)]) -> usize {
         let mut told = 0;
         for &(slot, _) in moves {
             let slot = u32::try_from(slot).unwrap_or(u32::MAX);

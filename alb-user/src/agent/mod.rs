@@ -26,7 +26,7 @@ use std::{
 use alb_common::{assign::Slots, link::Delays};
 use anyhow::Result;
 use futures::StreamExt as _;
-use log::{info, warn};
+use log::{debug, info, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use self::{down::down, startup::ensure_bpffs};
@@ -191,7 +191,9 @@ async fn event_loop(
                     Ok(text) => info!("{text}"),
                     Err(error) => warn!("{error:#}"),
                 }
-                let _ = reply.send(result);
+                if reply.send(result).is_err() {
+                    debug!("the control client left before its answer");
+                }
             }
             Some(report) = link_events.next() => {
                 if agent.master_deleted(&report) {

@@ -108,7 +108,9 @@ pub(super) struct MasterLock {
 impl Drop for MasterLock {
     fn drop(&mut self) {
         // Removed while still locked: a second agent can only lock a new file.
-        let _ = fs::remove_file(&self.path);
+        if let Err(error) = crate::remove_file_if_present(&self.path) {
+            log::warn!("cannot remove {}: {error}", self.path.display());
+        }
     }
 }
 

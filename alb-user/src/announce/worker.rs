@@ -132,7 +132,9 @@ impl Teller {
         self.stop.store(true, Ordering::Release);
         self.jobs = None;
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                warn!("the teller thread panicked");
+            }
         }
     }
 }

@@ -165,8 +165,11 @@ impl Datapath {
     pub fn forget_slave(&mut self, ifindex: u32) -> Result<()> {
         let mut index: HashMap<&mut MapData, u32, u32> =
             HashMap::try_from(self.map_mut(names::SLAVE_INDEX)?)?;
-        let _ = index.remove(&ifindex);
-        Ok(())
+        match index.remove(&ifindex) {
+            // Never published (a slave added while down) or already gone.
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// The device of each slave slot as the maps hold it (0: empty), read

@@ -100,7 +100,14 @@ pub fn remove_pins(dir: &Path) -> Result<()> {
     }
     if let Some(parent) = dir.parent() {
         // Fails while other masters' pins are there, as it should.
-        let _ = fs::remove_dir(parent);
+        if let Err(error) = fs::remove_dir(parent) {
+            if !matches!(
+                error.kind(),
+                std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::NotFound
+            ) {
+                log::warn!("cannot remove {}: {error}", parent.display());
+            }
+        }
     }
     records
 }

@@ -134,7 +134,9 @@ impl LogTail {
             return false;
         }
         let mut new = Vec::new();
-        let _ = file.read_to_end(&mut new);
+        if file.read_to_end(&mut new).is_err() {
+            return false;
+        }
         // Keep a line's worth, so a needle cut in two is found next time.
         self.offset += new.len().saturating_sub(200) as u64;
         String::from_utf8_lossy(&new).contains(needle)

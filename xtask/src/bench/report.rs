@@ -1,6 +1,11 @@
 //! docs/benchmarks.{json,md,svg} from the collected figures. The SVG is
 //! written by hand: six horizontal bar charts, no plotting dependency.
 
+#![expect(
+    clippy::let_underscore_must_use,
+    reason = "fmt::Write into a String cannot fail: its writes are not checked"
+)]
+
 use std::{fmt::Write as _, path::Path};
 
 use anyhow::{Context as _, Result};
