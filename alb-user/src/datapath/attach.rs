@@ -222,7 +222,7 @@ fn attach_one(
             let options = TcAttachOptions::TcxOrder(LinkOrder::default());
             program.attach_with_options(device, direction, options).with_context(context)?;
         } else {
-            let _ = tc::qdisc_add_clsact(device);
+            ensure_clsact(device)?;
             program.attach_with_options(device, direction, netlink()).with_context(context)?;
         }
         return Ok(None);
@@ -250,7 +250,9 @@ fn attach_one(
                 fs::create_dir(&path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
                 if let Err(error) = clsact_attach(program, device, direction) {
-                    let _ = fs::remove_dir(&path);
+                    if let Err(undo) = fs::remove_dir(&path) {
+                        log::warn!("cannot remove {}: {undo}", path.display());
+                    }
                     return Err(error).with_context(context);
                 }
                 return Ok(None);
@@ -278,17 +280,20 @@ fn clsact_attach(
     device: &str,
     direction: TcAttachType,
 ) -> Result<()> {
-    match tc::qdisc_add_clsact(device) {
-        Ok(()) => {}
-        Err(error) if format!("{error:?}").contains("AlreadyExists") => {}
-        Err(error) if format!("{error}").contains("exists") => {}
-        Err(error) => {
-            return Err(error).with_context(|| format!("cannot add a clsact qdisc to {device}"));
-        }
-    }
+    ensure_clsact(device)?;
     let id = program.attach_with_options(device, direction, netlink())?;
     std::mem::forget(program.take_link(id)?);
     Ok(())
+}
+
+/// Adds a clsact qdisc to `device` unless it has one.
+fn ensure_clsact(device: &str) -> Result<()> {
+    match tc::qdisc_add_clsact(device) {
+        Ok(()) => Ok(()),
+        Err(error) if format!("{error:?}").contains("AlreadyExists") => Ok(()),
+        Err(error) if format!("{error}").contains("exists") => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("cannot add a clsact qdisc to {device}")),
+    }
 }
 
 /// Replaces the program of alb's filter in place; adds the filter if it

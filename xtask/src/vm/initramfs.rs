@@ -105,11 +105,11 @@ impl Tree {
             out.extend_from_slice(header.as_bytes());
             out.extend_from_slice(name.as_bytes());
             out.push(0);
-            while out.len() % 4 != 0 {
+            while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
             out.extend_from_slice(data);
-            while out.len() % 4 != 0 {
+            while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
         };
@@ -154,7 +154,9 @@ pub(crate) fn build(
     }
     tree.binary(alb, "usr/bin/alb")?;
     let modules = work.join("modules");
-    let _ = fs::remove_dir_all(&modules);
+    if modules.exists() {
+        fs::remove_dir_all(&modules)?;
+    }
     fs::create_dir_all(&modules)?;
     let order = kernel::modules(kernel, MODULES, &modules)?;
     for name in &order {

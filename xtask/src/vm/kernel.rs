@@ -42,7 +42,9 @@ pub(crate) fn prepare(series: &str, cache: &Path) -> Result<Kernel> {
                     .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
             })
             .with_context(|| format!("apt-get download left no {package}_*.deb"))?;
-        let _ = fs::remove_dir_all(&dir);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
         fs::create_dir_all(&dir)?;
         cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&dir))?;
         fs::remove_file(&deb)?;

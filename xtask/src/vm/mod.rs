@@ -180,10 +180,12 @@ fn boot(vmlinuz: &Path, initrd: &Path, log: &Path) -> Result<Report> {
         {
             eprintln!("vm-test: the guest ran over {} s; stopping it", GUEST_TIMEOUT.as_secs());
             if let Ok(pid) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
+                if let Err(error) = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
-                );
+                ) {
+                    eprintln!("vm-test: cannot stop QEMU (pid {pid}): {error}");
+                }
             }
         }
     });
@@ -221,7 +223,9 @@ fn boot(vmlinuz: &Path, initrd: &Path, log: &Path) -> Result<Report> {
     }
     let status = qemu.wait()?;
     drop(done_tx);
-    let _ = watchdog.join();
+    if watchdog.join().is_err() {
+        eprintln!("vm-test: the watchdog thread panicked");
+    }
     if !report.begun {
         bail!("the guest never started its tests ({status}); see {}", log.display());
     }
