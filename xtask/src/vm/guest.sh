@@ -218,7 +218,19 @@ run_tests() {
     bad_input
     foreign_qdisc
     [ -n "$APID" ] && agent_stop
+    probe_refusal
     lab_down
+}
+
+# Without TCX, and with cls_bpf unloaded: a refusal in one line.
+probe_refusal() {
+    grep -q "attached through tcx" /tmp/alb-all.log && return 0
+    rmmod cls_bpf || { say "INFO cannot unload cls_bpf"; return 0; }
+    in_ns srv /usr/bin/alb --iface veth17 --iface veth19 >/tmp/probe.log 2>&1; rc=$?
+    say "INFO without clsact: rc=$rc: $(cat /tmp/probe.log)"
+    check probe.refuses-in-one-line test $rc -ne 0 -a "$(grep -c lacks /tmp/probe.log)" = 1
+    check probe.nothing-left clean
+    insmod /modules/cls_bpf.ko
 }
 
 # --compare: the kernel's balance-alb and alb, same guest, same lab, same
