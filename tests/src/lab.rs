@@ -855,7 +855,9 @@ impl Drop for Lab {
                 eprintln!("lab: {e:#}");
             }
         }
-        if thread::panicking() {
+        // ALB_KEEP_LOGS=1 keeps them after a success too (reading what the
+        // agent did in a benchmark run).
+        if thread::panicking() || std::env::var_os("ALB_KEEP_LOGS").is_some_and(|v| v == "1") {
             eprintln!("lab: logs kept in {}", self.log_dir.display());
         } else {
             crate::tidy::remove(&self.log_dir);

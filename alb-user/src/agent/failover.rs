@@ -18,6 +18,7 @@ use crate::{announce::worker::Job, slaves::Transition};
 
 impl Agent {
     pub(super) async fn transition(&mut self, transition: &Transition) -> Result<()> {
+        let started = std::time::Instant::now();
         let name = self.set.names[transition.slave].clone();
         self.datapath.publish_slaves(&self.set.state)?;
         if transition.commit == Commit::Down {
@@ -52,9 +53,10 @@ impl Agent {
             Commit::Up => "up",
         };
         info!(
-            "{name} {what}: {} slots ({told} clients) and {} buckets moved; active {active}",
+            "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
             slot_moves.len(),
-            bucket_moves.len()
+            bucket_moves.len(),
+            started.elapsed().as_millis()
         );
         match transition.commit {
             Commit::Down => {

@@ -121,7 +121,17 @@ struct Agent {
     events_lost: u64,
     /// When the model was last read from the kernel.
     resynced: Instant,
+    /// A walk of the kernel table under way, a batch per loop turn.
+    walk: Option<Walk>,
     summary: Summary,
+}
+
+/// A walk of the kernel's client table, spread over the loop's turns.
+struct Walk {
+    cursor: crate::datapath::ClientCursor,
+    started: Instant,
+    /// Events lost before it started.
+    lost: u64,
 }
 
 /// What happened since the last summary line.
@@ -165,11 +175,18 @@ async fn event_loop(
     let mut last_loads = agent.read_loads()?;
     agent.ready();
     loop {
-        let wake = [agent.set.next_due(), Some(learn_at), rebalance_at, agent.collapses.next_due()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let walking = agent.walk.is_some().then(Instant::now);
+        let wake = [
+            agent.set.next_due(),
+            Some(learn_at),
+            rebalance_at,
+            agent.collapses.next_due(),
+            walking,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             batch = events.next_batch(EVENT_BATCH) => {
                 for event in batch? {
@@ -220,6 +237,7 @@ async fn event_loop(
                 for server in agent.collapses.due(Instant::now()) {
                     agent.correct_collapse(server, None);
                 }
+                agent.continue_walk();
                 if Instant::now() >= learn_at {
                     agent.learning_frames();
                     agent.check_model();

@@ -110,13 +110,17 @@ impl Announcer {
     }
 }
 
-/// The two frames that tell a client that the server IP is at `slave_mac`:
-/// a gratuitous update (applied at once by Linux clients, whatever their
-/// ARP locktime), then the kernel's RLB form (spec §1.7) for clients that
-/// ignore gratuitous ARP.
-pub fn client_update(slave_mac: &Mac, key: &ClientKey, client_mac: &Mac) -> [[u8; FRAME_LEN]; 2] {
-    [UpdateForm::Gratuitous, UpdateForm::Rlb]
-        .map(|form| arp_update(form, slave_mac, &key.server_ip, client_mac, &key.client_ip))
+/// The frame of `form` that tells a client that the server IP is at
+/// `slave_mac`: the gratuitous form is applied at once by Linux clients,
+/// whatever their ARP locktime; the kernel's RLB form (spec §1.7) serves
+/// clients that ignore gratuitous ARP.
+pub fn client_update(
+    form: UpdateForm,
+    slave_mac: &Mac,
+    key: &ClientKey,
+    client_mac: &Mac,
+) -> [u8; FRAME_LEN] {
+    arp_update(form, slave_mac, &key.server_ip, client_mac, &key.client_ip)
 }
 
 /// Where a frame for `ifindex` goes: the device, nothing else (the

@@ -28,6 +28,7 @@ use aya::{
 
 pub use self::{
     attach::used_by_alb,
+    batch::Cursor as ClientCursor,
     events::{Event, Events},
     pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
     probe::{Features, check as check_kernel, probe as probe_kernel},
@@ -230,6 +231,17 @@ impl Datapath {
         (0..u32::try_from(MAX_SLAVES)?)
             .map(|i| Ok(stats.get(&i, 0)?.iter().map(|s| s.tx.bytes).sum()))
             .collect()
+    }
+
+    /// Reads the next batch of the client table from where `cursor` stands
+    /// (a walk spread over the event loop's turns); returns how many.
+    pub fn next_clients(
+        &self,
+        cursor: &mut ClientCursor,
+        each: impl FnMut(&ClientKey, &ClientEntry),
+    ) -> Result<usize> {
+        batch::next_batch(data(self.map(names::CLIENTS)?)?, cursor, CLIENT_CHUNK, each)
+            .context("cannot read the client table")
     }
 
     /// Calls `each` for every entry of the client table, read in batches.
