@@ -22,6 +22,9 @@ pub(crate) const DEBIAN_PACKAGES: &[&str] = &[
     "iperf3",
     "arping",
     "ethtool",
+    // cargo xtask vm-test: the guests and their initramfs.
+    "qemu-system-x86",
+    "busybox-static",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -6,6 +6,7 @@ mod cargo;
 mod demo;
 mod lint;
 mod signals;
+mod vm;
 
 use std::process::{Command, ExitCode};
 
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench"
+    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench, vm-test"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -85,6 +86,20 @@ enum Cmd {
         #[arg(long, conflicts_with_all = ["quick", "only"])]
         render: bool,
     },
+    /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
+    /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
+    VmTest {
+        /// Which kernels: 6.1, 6.12 or all (repeatable).
+        #[arg(long, default_value = "all", value_parser = ["6.1", "6.12", "all"])]
+        kernel: Vec<String>,
+        /// Instead of the scenarios: failover losses of the kernel's own
+        /// balance-alb bond against alb, same guest; writes docs/kernels.md.
+        #[arg(long)]
+        compare: bool,
+        /// Rounds per implementation with --compare.
+        #[arg(long, default_value_t = 3, requires = "compare")]
+        repeats: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +153,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
+        Cmd::VmTest { kernel, compare, repeats } => {
+            if !vm::run(&kernel, compare.then_some(repeats))? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ mod attach;
 mod batch;
 mod events;
 mod pins;
+mod probe;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use self::{
     batch::Cursor as ClientCursor,
     events::{Event, Events},
     pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
+    probe::{Features, check as check_kernel, probe as probe_kernel},
     read::Maps,
 };
 use crate::state::State;
