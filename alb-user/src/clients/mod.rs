@@ -95,7 +95,7 @@ impl Clients {
             }
             Some(place) => {
                 let kept = remove_from(&mut self.by_slot[usize::from(place.slot)], &key);
-                let mac = mac.or(kept.map(|m| m.mac)).unwrap_or(UNKNOWN);
+                let mac = mac.or_else(|| kept.map(|m| m.mac)).unwrap_or(UNKNOWN);
                 self.by_slot[usize::from(slot)].push(Member { key, mac });
                 *place = Place { slot, mark };
                 false
