@@ -103,7 +103,7 @@ impl Undo {
             }
         }
         for index in self.raised {
-            if let Err(error) = netlink.set_up(index, false).await {
+            if let Err(error) = netlink.set_down_if_present(index).await {
                 warn!("cannot take ifindex {index} down again: {error:#}");
             }
         }

@@ -115,7 +115,7 @@ impl Agent {
             let (sysctls, raised) = undo.release_device(name, link.index);
             sysctl::restore(sysctls);
             if raised {
-                if let Err(down) = self.netlink.set_up(link.index, false).await {
+                if let Err(down) = self.netlink.set_down_if_present(link.index).await {
                     warn!("cannot take {name} down again: {down:#}");
                 }
             }
@@ -180,7 +180,7 @@ impl Agent {
         let (sysctls, raised) = undo.release_device(&name, removed.ifindex);
         sysctl::restore(sysctls);
         if raised {
-            if let Err(error) = self.netlink.set_up(removed.ifindex, false).await {
+            if let Err(error) = self.netlink.set_down_if_present(removed.ifindex).await {
                 warn!("cannot take {name} down again: {error:#}");
             }
         }
