@@ -94,10 +94,9 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab) -> Result<Value> {
             // transition, added to when the agent logged the transition.
             let (lines, _) = log_lines(&agent);
             let moved = u64::from(clients / 4);
-            for (needle, logged, key) in [
-                (" down: ", "agent_down_logged_ms", "down"),
-                (" up: ", "agent_up_logged_ms", "up"),
-            ] {
+            for (needle, logged, key) in
+                [(" down: ", "agent_down_logged_ms", "down"), (" up: ", "agent_up_logged_ms", "up")]
+            {
                 let burst = burst_after(&lines, needle, moved);
                 let at = probe[logged].as_f64();
                 probe["told"][key] = json!({
