@@ -23,8 +23,10 @@ pub const CLIENT_SLOTS: u32 = 1024;
 pub const PIN_FORMAT: u32 = 2;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
-/// Size of the event ring buffer in bytes.
-pub const EVENT_RING_BYTES: u32 = 256 * 1024;
+/// Size of the event ring buffer in bytes: 32,768 events, so a burst of
+/// new clients (100,000 a second while a million are learned) is absorbed
+/// between two turns of the agent's loop.
+pub const EVENT_RING_BYTES: u32 = 1024 * 1024;
 
 /// Map names (at most 15 bytes: the kernel's `BPF_OBJ_NAME_LEN`), also the
 /// file names of their pins under `/sys/fs/bpf/alb/<master>/`.

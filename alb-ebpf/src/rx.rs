@@ -4,7 +4,7 @@ use alb_common::{
     maps::{CLIENT_MAC_KNOWN, ClientKey, EventKind, MAX_SLAVES},
     reason::Reason,
     verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
-    wire::{ArpHdr, Frame as _, Mac, is_valid_unicast, mac_eq},
+    wire::{ArpHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
 };
 use aya_ebpf::{
     bindings::{BPF_F_INGRESS, TC_ACT_OK, TC_ACT_SHOT},
@@ -23,7 +23,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
     // SAFETY: the context pointer the kernel passed in.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: read once; the agent only writes this map while detached.
-    let Some(&this) = (unsafe { ALB_SLAVE_IDX.get(&ifindex) }) else {
+    let Some(&this) = (unsafe { ALB_SLAVE_IDX.get(ifindex) }) else {
         count(Reason::RxUnknownSlave);
         return TC_ACT_OK;
     };
@@ -37,8 +37,16 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         return TC_ACT_OK;
     };
     let [dst, src] = addresses;
+    // The owner lookups rx_plan may ask for, made here where `owner_of` is
+    // a direct call that is always inlined (passed as a function, LLVM kept
+    // the 16-slot scan out of line; see `owner_of`).
+    let on_active = this == config.active_slave;
+    let owner_src = if is_multicast(&dst) && on_active { owner_of(&src) } else { None };
+    let owner_dst =
+        if !is_multicast(&dst) && !mac_eq(&dst, &slave.mac) { owner_of(&dst) } else { None };
+    let owner = |mac: &Mac| if core::ptr::eq(mac, &src) { owner_src } else { owner_dst };
     let plan =
-        rx_plan(&dst, &src, this, &slave.mac, config.active_slave, &config.master_mac, owner_of);
+        rx_plan(&dst, &src, this, &slave.mac, config.active_slave, &config.master_mac, owner);
     match plan {
         RxPlan::Drop(reason) => {
             count(reason);
@@ -67,7 +75,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
 fn watch(packet: &Packet<'_>, this: u32) {
     match rx_watch(packet) {
         Watch::Ipv4(key) => {
-            if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+            if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
                 // SAFETY: a live map value; counters are only updated atomically.
                 let entry = unsafe { &mut *entry };
                 add_atomic(&mut entry.rx_packets, 1);
@@ -89,7 +97,7 @@ fn watch(packet: &Packet<'_>, this: u32) {
 fn client_arp(arp: &ArpHdr, this: u32) {
     count(Reason::RxArp);
     let key = ClientKey { server_ip: arp.tpa, client_ip: arp.spa };
-    if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+    if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
         // SAFETY: a live map value.
         let entry = unsafe { &mut *entry };
         if is_valid_unicast(&arp.sha) && !mac_eq(&entry.mac, &arp.sha) {
@@ -103,16 +111,26 @@ fn client_arp(arp: &ArpHdr, this: u32) {
     event(EventKind::ArpSeen, this, key, arp.sha, arp.oper(), 0);
 }
 
-/// The slave whose MAC is `mac`, if any (a bounded scan: at most 16 slaves,
-/// and only for unicast not addressed to the receiving slave).
+/// The slave whose MAC is `mac`, if any: at most 16 slaves. Unrolled by
+/// hand, with no loop at all: Linux 6.1's verifier rejects the loop LLVM
+/// makes of the scan ("back-edge from insn N to N+1": the loop head follows
+/// a helper call). Always inlined: out of line, 6.1 refuses the BTF of a
+/// function returning `Option<Owner>` (a union member at a non-zero offset),
+/// and an `#[inline(never)]` variant returning an integer was miscompiled
+/// (a caller-saved register read after a helper call).
 #[inline(always)]
 fn owner_of(mac: &Mac) -> Option<Owner> {
-    for index in 0..MAX_SLAVES as u32 {
-        if let Some(slave) = ALB_SLAVES.get(index) {
-            if slave.flags != 0 && mac_eq(&slave.mac, mac) {
-                return Some(Owner { index, up: slave.is_up() });
+    macro_rules! slave {
+        ($($index:literal)*) => {$(
+            if let Some(slave) = ALB_SLAVES.get($index) {
+                if slave.flags != 0 && mac_eq(&slave.mac, mac) {
+                    return Some(Owner { index: $index, up: slave.is_up() });
+                }
             }
-        }
+        )*};
     }
+    slave!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
     None
 }
+
+const _: () = assert!(MAX_SLAVES == 16, "owner_of checks 16 slaves");

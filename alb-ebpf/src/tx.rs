@@ -39,7 +39,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         }
         TxPlan::Balance { client, bucket, from_master } => {
             if let Some(key) = client {
-                if let Some(entry) = ALB_CLIENTS.get_ptr_mut(&key) {
+                if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
                     // SAFETY: a live map value; counters are only updated atomically.
                     let entry = unsafe { &mut *entry };
                     add_atomic(&mut entry.tx_packets, 1);
@@ -79,7 +79,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
 /// so the client learns the MAC of the slave that will carry its traffic.
 #[inline(always)]
 fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
-    let slave = match ALB_CLIENTS.get_ptr_mut(&arp.key) {
+    let slave = match ALB_CLIENTS.get_ptr_mut(arp.key) {
         Some(entry) => {
             // SAFETY: a live map value.
             let entry = unsafe { &mut *entry };
@@ -147,7 +147,7 @@ fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
         ..ClientEntry::default()
     };
     // Another CPU may have dealt this client first: keep its assignment.
-    if ALB_CLIENTS.insert(key, &entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
+    if ALB_CLIENTS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
         // SAFETY: a live map value, read once.
         return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
     }

@@ -53,7 +53,8 @@ pub fn listen(master: &str) -> Result<UnixListener> {
     fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
     fs::set_permissions(RUN_DIR, fs::Permissions::from_mode(0o700))?;
     let path = socket_path(master);
-    let _ = fs::remove_file(&path);
+    crate::remove_file_if_present(&path)
+        .with_context(|| format!("cannot remove the old socket {}", path.display()))?;
     let listener =
         UnixListener::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
@@ -85,7 +86,9 @@ pub async fn serve_connection(mut stream: UnixStream, requests: mpsc::Sender<Pen
         Ok(text) => format!("ok {text}\n"),
         Err(error) => format!("error {error:#}\n"),
     };
-    let _ = stream.write_all(line.as_bytes()).await;
+    if let Err(error) = stream.write_all(line.as_bytes()).await {
+        log::debug!("the control client left before its answer: {error}");
+    }
 }
 
 async fn read_request(stream: &mut UnixStream) -> Result<Request> {
@@ -93,7 +96,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request> {
     let mut reader = BufReader::new(&mut *stream).take(MAX_REQUEST);
     tokio::time::timeout(Duration::from_secs(1), reader.read_line(&mut line))
         .await
-        .map_err(|_| anyhow::anyhow!("no request within 1 s"))??;
+        .map_err(|elapsed| anyhow::anyhow!("no request within 1 s ({elapsed})"))??;
     Request::parse(line.trim())
 }
 

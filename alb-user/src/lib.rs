@@ -33,9 +33,17 @@ pub fn format_mac(mac: &Mac) -> String {
         if i > 0 {
             out.push(':');
         }
-        let _ = write!(out, "{byte:02x}");
+        write!(out, "{byte:02x}").expect("writing to a String cannot fail");
     }
     out
+}
+
+/// Removes a file; one that is already gone is no error.
+pub fn remove_file_if_present(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// Parses `02:a1:b0:00:00:17`.

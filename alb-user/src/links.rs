@@ -232,6 +232,17 @@ impl Netlink {
         self.handle.link().set(message).execute().await.context("cannot set link state")
     }
 
+    /// Takes a device down again (undoing a raise); a device that is gone
+    /// (the master's peer goes with the master, a slave may be deleted) is
+    /// down already.
+    pub async fn set_down_if_present(&self, index: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).down().build();
+        match self.handle.link().set(message).execute().await {
+            Err(error) if is_no_such_device(&error) => Ok(()),
+            other => other.context("cannot set link state"),
+        }
+    }
+
     pub async fn delete(&self, index: u32) -> Result<()> {
         match self.handle.link().del(index).execute().await {
             Err(error) if is_no_such_device(&error) => Ok(()),

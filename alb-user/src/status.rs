@@ -1,6 +1,11 @@
 //! `alb status`: the state of a running master, read from its pinned maps,
 //! in the spirit of /proc/net/bonding (and as JSON).
 
+#![expect(
+    clippy::let_underscore_must_use,
+    reason = "fmt::Write into a String cannot fail: its writes are not checked"
+)]
+
 use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 
 use alb_common::maps::{NO_SLAVE, names};

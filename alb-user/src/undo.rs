@@ -103,10 +103,15 @@ impl Undo {
             }
         }
         for index in self.raised {
-            let _ = netlink.set_up(index, false).await;
+            if let Err(error) = netlink.set_down_if_present(index).await {
+                warn!("cannot take ifindex {index} down again: {error:#}");
+            }
         }
         sysctl::restore(self.sysctls);
-        let _ = fs::remove_file(crate::control::socket_path(master));
+        let socket = crate::control::socket_path(master);
+        if let Err(error) = crate::remove_file_if_present(&socket) {
+            warn!("cannot remove {}: {error}", socket.display());
+        }
         let path = Self::path(master);
         if let Err(error) = fs::remove_file(&path) {
             if error.kind() != std::io::ErrorKind::NotFound {

@@ -42,7 +42,7 @@ use nix::sys::signal::Signal;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{Lab, Proc, SERVER_IP4, STOP_TIMEOUT, cmd, netns};
+use crate::{Lab, Proc, SERVER_IP4, STOP_TIMEOUT, cmd, netns, tidy};
 
 /// How long the agent may take to attach everything and log [`READY`].
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -94,8 +94,8 @@ pub fn lock_held(master: &str) -> bool {
 /// left.
 pub fn remove_lock_file(master: &str) {
     if !lock_held(master) {
-        let _ = std::fs::remove_file(state_path(master));
-        let _ = std::fs::remove_file(lock_path(master));
+        tidy::remove(&state_path(master));
+        tidy::remove(&lock_path(master));
     }
 }
 
@@ -359,8 +359,12 @@ impl Agent {
             // Reaps it, and stops what may be left of its group.
             Some(_) => self.proc.stop_within(Duration::ZERO),
             None => {
-                let _ = self.proc.stop_within(Duration::ZERO);
-                bail!("alb ignored {signal} for {timeout:?}; killed it:\n{}", self.proc.log());
+                let killed = self.proc.stop_within(Duration::ZERO);
+                bail!(
+                    "alb ignored {signal} for {timeout:?}; killed it ({}):\n{}",
+                    killed.map_or_else(|e| format!("{e:#}"), |s| s.to_string()),
+                    self.proc.log()
+                );
             }
         }
     }
@@ -454,11 +458,11 @@ impl Agent {
         let pins = pin_dir(master);
         if pins.exists() {
             warnings.push(format!("alb left {} behind; removing it", pins.display()));
-            let _ = std::fs::remove_dir_all(&pins);
+            tidy::remove(&pins);
             // The parent goes only when no other master uses it.
-            let _ = std::fs::remove_dir(Path::new(PIN_ROOT));
+            tidy::remove_empty_dir(Path::new(PIN_ROOT));
         }
-        let _ = std::fs::remove_file(socket_path(master));
+        tidy::remove(&socket_path(master));
         remove_lock_file(master);
         warnings
     }

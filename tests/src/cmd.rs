@@ -10,10 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use nix::{sys::signal::Signal, unistd::Pid};
 
 /// The command line of `cmd`, for messages.
 pub fn describe(cmd: &Command) -> String {
@@ -47,13 +44,17 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> Result<Output> {
         thread::spawn(move || {
             let mut bytes = Vec::new();
             if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
+                // A read error ends the output early; what was read is kept.
+                if let Err(error) = pipe.read_to_end(&mut bytes) {
+                    bytes.extend_from_slice(format!("\n[output cut: {error}]").as_bytes());
+                }
             }
             bytes
         })
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let boxed = |pipe: Box<dyn std::io::Read + Send>| pipe;
+    let stdout = drain(child.stdout.take().map(|p| boxed(Box::new(p))));
+    let stderr = drain(child.stderr.take().map(|p| boxed(Box::new(p))));
     let deadline = Instant::now() + timeout;
     let mut status = None;
     let mut term_sent: Option<Instant> = None;
@@ -67,11 +68,13 @@ pub fn output_within(cmd: &mut Command, timeout: Duration) -> Result<Output> {
         match term_sent {
             None if now >= deadline => {
                 let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-                let _ = kill(pid, Signal::SIGTERM);
+                crate::tidy::signal(pid, Signal::SIGTERM);
                 term_sent = Some(now);
             }
             Some(at) if now >= at + Duration::from_secs(5) => {
-                let _ = child.kill();
+                if let Err(error) = child.kill() {
+                    eprintln!("cannot kill `{}`: {error}", describe(cmd));
+                }
                 status = Some(child.wait()?);
             }
             _ => thread::sleep(Duration::from_millis(5)),

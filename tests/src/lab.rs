@@ -557,7 +557,7 @@ impl Lab {
         for name in &names {
             netns::delete(name)?;
         }
-        let _ = std::fs::remove_dir_all(log_dir(prefix));
+        crate::tidy::remove(&log_dir(prefix));
         Ok(names)
     }
 
@@ -855,10 +855,12 @@ impl Drop for Lab {
                 eprintln!("lab: {e:#}");
             }
         }
-        if thread::panicking() {
+        // ALB_KEEP_LOGS=1 keeps them after a success too (reading what the
+        // agent did in a benchmark run).
+        if thread::panicking() || std::env::var_os("ALB_KEEP_LOGS").is_some_and(|v| v == "1") {
             eprintln!("lab: logs kept in {}", self.log_dir.display());
         } else {
-            let _ = std::fs::remove_dir_all(&self.log_dir);
+            crate::tidy::remove(&self.log_dir);
         }
     }
 }

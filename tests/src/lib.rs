@@ -26,6 +26,7 @@ pub mod netns;
 mod proc;
 #[cfg(test)]
 mod selftest;
+pub mod tidy;
 
 pub use agent::{Agent, AgentCommand, ClientStatus, SlaveStatus, Status};
 pub use lab::{

@@ -14,13 +14,13 @@ use anyhow::{Context as _, Result};
 use nix::{
     errno::Errno,
     sys::{
-        signal::{Signal, kill, killpg},
+        signal::{Signal, killpg},
         wait::{Id, WaitPidFlag, WaitStatus, waitid},
     },
     unistd::Pid,
 };
 
-use crate::cmd;
+use crate::{cmd, tidy};
 
 /// How long [`Proc::stop`] waits after SIGTERM before it sends SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,7 +191,7 @@ impl Drop for Proc {
             eprintln!(
                 "---- {} ({}), {}, last output:\n{tail}\n---- end of {}",
                 self.name,
-                self.status.map_or("not waited".to_owned(), |s| s.to_string()),
+                self.status.map_or_else(|| "not waited".to_owned(), |s| s.to_string()),
                 self.log.display(),
                 self.name
             );
@@ -222,13 +222,13 @@ pub(crate) fn terminate(pid_raw: u32, timeout: Duration) {
     if !alive(pid_raw) {
         return;
     }
-    let _ = kill(pid(pid_raw), Signal::SIGTERM);
+    tidy::signal(pid(pid_raw), Signal::SIGTERM);
     let deadline = Instant::now() + timeout;
     while alive(pid_raw) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
     if alive(pid_raw) {
-        let _ = kill(pid(pid_raw), Signal::SIGKILL);
+        tidy::signal(pid(pid_raw), Signal::SIGKILL);
     }
 }
 
@@ -236,10 +236,10 @@ pub(crate) fn terminate(pid_raw: u32, timeout: Duration) {
 /// stays a zombie, so the group ID cannot have been reused): SIGTERM, then
 /// SIGKILL for the group after the leader ends or `timeout` passes.
 pub(crate) fn terminate_group(leader: u32, timeout: Duration) {
-    let _ = killpg(pid(leader), Signal::SIGTERM);
+    tidy::signal_group(pid(leader), Signal::SIGTERM);
     let deadline = Instant::now() + timeout;
     while alive(leader) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
-    let _ = killpg(pid(leader), Signal::SIGKILL);
+    tidy::signal_group(pid(leader), Signal::SIGKILL);
 }

@@ -166,7 +166,7 @@ fn a_panicking_test_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
     // The logs are kept after a panic, for reading; not these.
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join("alb-lab").join(&prefix));
+    crate::tidy::remove(&std::env::temp_dir().join("alb-lab").join(&prefix));
 }
 
 #[test]

@@ -510,7 +510,10 @@ fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
         println!(
             "failover: all down: c{} first reply {} after veth19 returned",
             run.number,
-            first.map_or("never".to_owned(), |t| format!("{:.0} ms", t.as_secs_f64() * 1000.0))
+            first.map_or_else(
+                || "never".to_owned(),
+                |t| format!("{:.0} ms", t.as_secs_f64() * 1000.0)
+            )
         );
         assert!(
             first.is_some_and(|t| t < FAIL_THRESHOLD),
@@ -640,7 +643,7 @@ fn deleting_a_slave_under_traffic_releases_it() {
     let status =
         agent.wait_status(Duration::from_secs(2), "one slave left", |s| s.slaves.len() == 1);
     assert_eq!(status.active_slave.as_deref(), Some("veth17"));
-    assert_eq!(neigh(&lab, 2), Some(veth17.mac.clone()), "client 2 now points at veth17");
+    assert_eq!(neigh(&lab, 2), Some(veth17.mac), "client 2 now points at veth17");
     assert_all_clients_work(&lab, 20);
 }
 

@@ -472,7 +472,7 @@ fn tx_ipv4() {
                 tx: (4, 2 * len(&to_c2) + 34 + len(&with_options)),
                 ..client(C2, C2_MAC, 1)
             }),
-        Case::new("first IPv4 fragment (MF) to client 2: by client 2", first_fragment.clone())
+        Case::new("first IPv4 fragment (MF) to client 2: by client 2", first_fragment)
             .redirect(1)
             .mac_at(ETH_SRC, S1_MAC)
             .counts(&[TxClient])
@@ -482,7 +482,7 @@ fn tx_ipv4() {
             }),
         Case::new(
             "later IPv4 fragment (offset 185, no TCP header) to client 2: by client 2, as the first",
-            later_fragment.clone(),
+            later_fragment,
         )
         .redirect(1)
         .mac_at(ETH_SRC, S1_MAC)

@@ -279,7 +279,7 @@ fn a_client_claiming_the_server_address_is_not_fought() {
             "hostile: server address claimed: c{} reaches the server again after {} ({} of {} \
              pings 100 ms apart lost)",
             run.number,
-            back.map_or("never".to_owned(), |t| format!("{:.1} s", t.as_secs_f64())),
+            back.map_or_else(|| "never".to_owned(), |t| format!("{:.1} s", t.as_secs_f64())),
             run.lost(),
             run.transmitted
         );

@@ -265,7 +265,10 @@ fn a_tcp_connection_never_changes_its_path() {
     let traffic = delta(&lab.traffic_snapshot().expect("snapshot"), &before);
     let crossed17 = on17.finish();
     let syns19 = on19.finish();
-    let _ = server.wait_timeout(Duration::from_secs(5));
+    // The server ends after one test; its numbers are the client's anyway.
+    if let Err(error) = server.wait_timeout(Duration::from_secs(5)) {
+        eprintln!("iperf3 server: {error:#}");
+    }
 
     // Payload bytes each way, as the receiving ends counted them.
     let report: Value = serde_json::from_str(&out).expect("iperf3 JSON");
@@ -514,7 +517,9 @@ fn server_arp_round(seed: &Seed, target: &str, moved: &[usize]) {
         left = wrong();
     }
     let settled = start.elapsed();
-    let _ = ping.stop();
+    if let Err(error) = ping.stop() {
+        eprintln!("background ping: {error:#}");
+    }
     let frames: Vec<_> = captures.into_iter().map(|c| arps(&c.finish())).collect();
     assert!(left.is_empty(), "not back on their slaves {settled:?} after the request: {left:?}");
 

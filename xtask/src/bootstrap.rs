@@ -22,6 +22,9 @@ pub(crate) const DEBIAN_PACKAGES: &[&str] = &[
     "iperf3",
     "arping",
     "ethtool",
+    // cargo xtask vm-test: the guests and their initramfs.
+    "qemu-system-x86",
+    "busybox-static",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -83,7 +86,7 @@ fn apt_get(args: &[&str]) -> Result<()> {
 
 fn rust_src() -> Result<()> {
     if which("rustup").is_none() {
-        say("no rustup: make sure the nightly toolchain with rust-src is installed");
+        say("no rustup: make sure the nightly toolchain with rust-src and clippy is installed");
         return Ok(());
     }
     let out = cmd::output(Command::new("rustup").args([
@@ -93,12 +96,8 @@ fn rust_src() -> Result<()> {
         "nightly",
         "--installed",
     ]))?;
-    let installed = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && installed.lines().any(|l| l.trim() == "rust-src") {
-        return Ok(());
-    }
     if !out.status.success() {
-        say("the nightly toolchain is missing: installing it with rust-src");
+        say("the nightly toolchain is missing: installing it with rust-src and clippy");
         return status(Command::new("rustup").args([
             "toolchain",
             "install",
@@ -107,10 +106,26 @@ fn rust_src() -> Result<()> {
             "minimal",
             "--component",
             "rust-src",
+            "--component",
+            "clippy",
         ]));
     }
-    say("adding rust-src to the nightly toolchain (the BPF build compiles core)");
-    status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    let installed = String::from_utf8_lossy(&out.stdout);
+    // rust-src: the BPF build compiles core; clippy: `cargo xtask lint`
+    // checks the BPF crate with the nightly that builds it.
+    for component in ["rust-src", "clippy"] {
+        if !installed.lines().any(|l| l.trim().starts_with(component)) {
+            say(&format!("adding {component} to the nightly toolchain"));
+            status(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                "nightly",
+            ]))?;
+        }
+    }
+    Ok(())
 }
 
 fn bpf_linker() -> Result<()> {

@@ -132,7 +132,7 @@ fn print_ping_table(lab: &Lab, runs: &[ClientRun]) {
     }
     println!("{header}");
     for (client, run) in lab.clients().iter().zip(runs) {
-        let slave = run.slave.map_or("(none)".to_owned(), |i| lab.slave(i).name.clone());
+        let slave = run.slave.map_or_else(|| "(none)".to_owned(), |i| lab.slave(i).name.clone());
         let mut line = format!(
             "   c{:<7} {:<13} {:<19} {:<9} {:<34}",
             client.number,

@@ -4,7 +4,9 @@ mod bench;
 mod bootstrap;
 mod cargo;
 mod demo;
+mod lint;
 mod signals;
+mod vm;
 
 use std::process::{Command, ExitCode};
 
@@ -16,7 +18,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench"
+    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench, vm-test"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -54,8 +56,11 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         slaves: usize,
     },
-    /// Run all tests (`cargo test --workspace --exclude alb-ebpf`, one test
-    /// at a time).
+    /// rustfmt and clippy (warnings are errors) on every crate, the BPF
+    /// crate included.
+    Lint,
+    /// Lint (as `lint`), then run all tests (`cargo test --workspace
+    /// --exclude alb-ebpf`, one test at a time).
     Test {
         /// Extra arguments for the test binaries (a filter, --nocapture),
         /// after `--`.
@@ -80,6 +85,20 @@ enum Cmd {
         /// benchmarks.json already in the output directory.
         #[arg(long, conflicts_with_all = ["quick", "only"])]
         render: bool,
+    },
+    /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
+    /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
+    VmTest {
+        /// Which kernels: 6.1, 6.12 or all (repeatable).
+        #[arg(long, default_value = "all", value_parser = ["6.1", "6.12", "all"])]
+        kernel: Vec<String>,
+        /// Instead of the scenarios: failover losses of the kernel's own
+        /// balance-alb bond against alb, same guest; writes docs/kernels.md.
+        #[arg(long)]
+        compare: bool,
+        /// Rounds per implementation with --compare.
+        #[arg(long, default_value_t = 3, requires = "compare")]
+        repeats: u32,
     },
 }
 
@@ -128,8 +147,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bootstrap::run()?;
             demo::run(clients, slaves)?;
         }
+        Cmd::Lint => {
+            bootstrap::run()?;
+            lint::run()?;
+        }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
+        Cmd::VmTest { kernel, compare, repeats } => {
+            if !vm::run(&kernel, compare.then_some(repeats))? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -225,6 +253,7 @@ fn run_agent(ns: Option<String>, args: &[String]) -> Result<ExitCode> {
 
 fn test(args: &[String]) -> Result<ExitCode> {
     bootstrap::run()?;
+    lint::run()?;
     // The behaviour tests run the agent binary; `cargo test` builds only
     // the library of alb-user (a dependency of the tests), not its binary.
     cargo::build_agent()?;

@@ -55,8 +55,8 @@ pub fn choose_active(
     let is_up = |index: usize| up.get(index).copied().unwrap_or(false);
     primary
         .filter(|&p| is_up(p))
-        .or(Some(mac_owner).filter(|&o| is_up(o)))
-        .or(current.filter(|&c| is_up(c)))
+        .or_else(|| Some(mac_owner).filter(|&o| is_up(o)))
+        .or_else(|| current.filter(|&c| is_up(c)))
         .or_else(|| up.iter().position(|&u| u))
 }
 

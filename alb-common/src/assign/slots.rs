@@ -266,7 +266,7 @@ impl<'a> Loads<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::{vec, vec::Vec};
+    use std::vec;
 
     use super::*;
 

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use alb_common::wire::{Ipv4, Mac};
 use log::{debug, info, warn};
 
-use super::Agent;
-use crate::{datapath::Event, format_mac};
+use super::{Agent, Walk};
+use crate::{
+    datapath::{ClientCursor, Event},
+    format_mac,
+};
 
 /// Resyncs of the model from the kernel table, at most one per this long
 /// (a million clients take about a second of CPU to read).
@@ -61,7 +64,7 @@ impl Agent {
     /// (gratuitous form, so Linux clients apply it inside their ARP
     /// locktime); the kernel waits ~2 s. `skip`: the target of the request
     /// and the slave whose MAC it carried, which need no correction.
-    pub(super) fn correct_collapse(&mut self, server: Ipv4, skip: Option<(Ipv4, u32)>) {
+    pub(super) fn correct_collapse(&self, server: Ipv4, skip: Option<(Ipv4, u32)>) {
         let slots = &self.slots;
         let groups = self.clients.of_server(&server, |key, slot| {
             skip.is_some_and(|(target, slave)| {
@@ -118,21 +121,43 @@ impl Agent {
         let full = self.clients.len() as u64 >= u64::from(self.options.max_clients) * 9 / 10;
         let due = (lost != self.events_lost && since >= RESYNC_SPACING)
             || (full && since >= FULL_TABLE_RESYNC);
-        if !due {
+        if !due || self.walk.is_some() {
             return;
         }
-        let started = Instant::now();
-        match self.resync() {
-            Ok(()) => {
-                info!(
-                    "client model read again from the data path ({} events lost meanwhile): {} clients in {} ms",
-                    lost - self.events_lost,
-                    self.clients.len(),
-                    started.elapsed().as_millis()
-                );
-                self.events_lost = lost;
-            }
-            Err(error) => warn!("{error:#}"),
+        self.clients.begin_walk();
+        self.walk = Some(Walk {
+            cursor: ClientCursor::default(),
+            started: Instant::now(),
+            lost: lost - self.events_lost,
+        });
+        self.events_lost = lost;
+    }
+
+    /// One batch of the walk of the kernel table (8192 entries, some
+    /// milliseconds), so link events and signals never wait for a whole
+    /// walk (two seconds at a million clients).
+    pub(super) fn continue_walk(&mut self) {
+        let Some(walk) = self.walk.as_mut() else { return };
+        let clients = &mut self.clients;
+        let read = self.datapath.next_clients(&mut walk.cursor, |key, entry| {
+            clients.learn_entry(key, entry);
+        });
+        if let Err(error) = read {
+            warn!("{error:#}");
+            self.walk = None;
+            return;
+        }
+        if walk.cursor.done() {
+            let gone = self.clients.sweep();
+            info!(
+                "client model read again from the data path ({} events lost meanwhile): {} \
+                 clients, {gone} evicted, in {} ms",
+                walk.lost,
+                self.clients.len(),
+                walk.started.elapsed().as_millis()
+            );
+            self.resynced = Instant::now();
+            self.walk = None;
         }
     }
 }

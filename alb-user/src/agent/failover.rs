@@ -18,6 +18,7 @@ use crate::{announce::worker::Job, slaves::Transition};
 
 impl Agent {
     pub(super) async fn transition(&mut self, transition: &Transition) -> Result<()> {
+        let started = std::time::Instant::now();
         let name = self.set.names[transition.slave].clone();
         self.datapath.publish_slaves(&self.set.state)?;
         if transition.commit == Commit::Down {
@@ -52,9 +53,10 @@ impl Agent {
             Commit::Up => "up",
         };
         info!(
-            "{name} {what}: {} slots ({told} clients) and {} buckets moved; active {active}",
+            "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
             slot_moves.len(),
-            bucket_moves.len()
+            bucket_moves.len(),
+            started.elapsed().as_millis()
         );
         match transition.commit {
             Commit::Down => {
@@ -82,7 +84,7 @@ impl Agent {
 
     /// Queues the clients of moved slots for telling (their generation
     /// moves on, so older jobs for them are dropped); returns how many.
-    pub(super) fn tell_slots(&mut self, moves: &[(usize, u32)]) -> usize {
+    pub(super) fn tell_slots(&self, moves: &[(usize, u32)]) -> usize {
         let mut told = 0;
         for &(slot, _) in moves {
             let slot = u32::try_from(slot).unwrap_or(u32::MAX);

@@ -109,11 +109,15 @@ impl Agent {
         }
         if let Err(error) = self.prepare_slave(undo, &link).await {
             // Give the device back as it was: a refused add changes nothing.
-            let _ = self.datapath.detach_slave(name);
+            if let Err(detach) = self.datapath.detach_slave(name) {
+                warn!("{detach:#}");
+            }
             let (sysctls, raised) = undo.release_device(name, link.index);
             sysctl::restore(sysctls);
             if raised {
-                let _ = self.netlink.set_up(link.index, false).await;
+                if let Err(down) = self.netlink.set_down_if_present(link.index).await {
+                    warn!("cannot take {name} down again: {down:#}");
+                }
             }
             undo.save(&master)?;
             return Err(error);
@@ -176,7 +180,9 @@ impl Agent {
         let (sysctls, raised) = undo.release_device(&name, removed.ifindex);
         sysctl::restore(sysctls);
         if raised {
-            let _ = self.netlink.set_up(removed.ifindex, false).await;
+            if let Err(error) = self.netlink.set_down_if_present(removed.ifindex).await {
+                warn!("cannot take {name} down again: {error:#}");
+            }
         }
         undo.save(&master)?;
         if removed.mac == self.set.state.master_mac {

@@ -26,7 +26,7 @@ use std::{
 use alb_common::{assign::Slots, link::Delays};
 use anyhow::Result;
 use futures::StreamExt as _;
-use log::{info, warn};
+use log::{debug, info, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use self::{down::down, startup::ensure_bpffs};
@@ -121,7 +121,17 @@ struct Agent {
     events_lost: u64,
     /// When the model was last read from the kernel.
     resynced: Instant,
+    /// A walk of the kernel table under way, a batch per loop turn.
+    walk: Option<Walk>,
     summary: Summary,
+}
+
+/// A walk of the kernel's client table, spread over the loop's turns.
+struct Walk {
+    cursor: crate::datapath::ClientCursor,
+    started: Instant,
+    /// Events lost before it started.
+    lost: u64,
 }
 
 /// What happened since the last summary line.
@@ -129,6 +139,8 @@ struct Agent {
 struct Summary {
     learned: u64,
     told: u64,
+    /// Updates the teller could not send, in all.
+    failed: u64,
 }
 
 /// Most data-path events handled per wake-up, so a flood of them cannot
@@ -165,11 +177,18 @@ async fn event_loop(
     let mut last_loads = agent.read_loads()?;
     agent.ready();
     loop {
-        let wake = [agent.set.next_due(), Some(learn_at), rebalance_at, agent.collapses.next_due()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let walking = agent.walk.is_some().then(Instant::now);
+        let wake = [
+            agent.set.next_due(),
+            Some(learn_at),
+            rebalance_at,
+            agent.collapses.next_due(),
+            walking,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         tokio::select! {
             batch = events.next_batch(EVENT_BATCH) => {
                 for event in batch? {
@@ -191,7 +210,9 @@ async fn event_loop(
                     Ok(text) => info!("{text}"),
                     Err(error) => warn!("{error:#}"),
                 }
-                let _ = reply.send(result);
+                if reply.send(result).is_err() {
+                    debug!("the control client left before its answer");
+                }
             }
             Some(report) = link_events.next() => {
                 if agent.master_deleted(&report) {
@@ -218,6 +239,7 @@ async fn event_loop(
                 for server in agent.collapses.due(Instant::now()) {
                     agent.correct_collapse(server, None);
                 }
+                agent.continue_walk();
                 if Instant::now() >= learn_at {
                     agent.learning_frames();
                     agent.check_model();
@@ -256,7 +278,9 @@ impl Agent {
 
     /// One line a second at most about clients learned and told.
     fn summarize(&mut self) {
-        let told = self.teller.counts.told.load(std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        let counts = &self.teller.counts;
+        let (told, failed) = (counts.told.load(Relaxed), counts.failed.load(Relaxed));
         let newly_told = told - self.summary.told;
         if self.summary.learned > 0 || newly_told > 0 {
             info!(
@@ -266,6 +290,14 @@ impl Agent {
                 self.clients.len()
             );
         }
-        self.summary = Summary { learned: 0, told };
+        if failed > self.summary.failed {
+            warn!(
+                "{} client updates could not be sent in the last {}s (the repeat may still \
+                 reach them)",
+                failed - self.summary.failed,
+                self.options.lp_interval_s.max(1)
+            );
+        }
+        self.summary = Summary { learned: 0, told, failed };
     }
 }

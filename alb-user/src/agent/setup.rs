@@ -87,6 +87,7 @@ pub(super) async fn setup(
         link_dir: pins.join("links"),
         events_lost: 0,
         resynced: Instant::now(),
+        walk: None,
         summary: Summary::default(),
     };
     if adopting {

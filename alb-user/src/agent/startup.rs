@@ -29,6 +29,8 @@ pub(super) fn preflight(options: &Options) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("alb must run as root (it loads BPF programs and changes network devices)");
     }
+    // TCX or clsact, BTF, the ring buffer: refused in one line if missing.
+    datapath::check_kernel()?;
     master::validate_name(&options.master)?;
     if options.slaves.is_empty() {
         bail!("name at least one slave with --iface");
@@ -106,7 +108,9 @@ pub(super) struct MasterLock {
 impl Drop for MasterLock {
     fn drop(&mut self) {
         // Removed while still locked: a second agent can only lock a new file.
-        let _ = fs::remove_file(&self.path);
+        if let Err(error) = crate::remove_file_if_present(&self.path) {
+            log::warn!("cannot remove {}: {error}", self.path.display());
+        }
     }
 }
 

@@ -31,7 +31,24 @@ impl Announcer {
             return Err(io::Error::last_os_error()).context("cannot open an AF_PACKET socket");
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Self { socket: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Straight to the driver, past the qdisc layer (as pktgen does): a
+        // failover's updates are many small frames at once.
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt(2) with a pointer to a live int and its size.
+        let set = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                std::ptr::from_ref(&on).cast(),
+                u32::try_from(size_of::<libc::c_int>())?,
+            )
+        };
+        if set != 0 {
+            log::debug!("PACKET_QDISC_BYPASS: {}", io::Error::last_os_error());
+        }
+        Ok(Self { socket })
     }
 
     /// Sends one complete Ethernet frame out of `ifindex`.
@@ -110,13 +127,17 @@ impl Announcer {
     }
 }
 
-/// The two frames that tell a client that the server IP is at `slave_mac`:
-/// a gratuitous update (applied at once by Linux clients, whatever their
-/// ARP locktime), then the kernel's RLB form (spec §1.7) for clients that
-/// ignore gratuitous ARP.
-pub fn client_update(slave_mac: &Mac, key: &ClientKey, client_mac: &Mac) -> [[u8; FRAME_LEN]; 2] {
-    [UpdateForm::Gratuitous, UpdateForm::Rlb]
-        .map(|form| arp_update(form, slave_mac, &key.server_ip, client_mac, &key.client_ip))
+/// The frame of `form` that tells a client that the server IP is at
+/// `slave_mac`: the gratuitous form is applied at once by Linux clients,
+/// whatever their ARP locktime; the kernel's RLB form (spec §1.7) serves
+/// clients that ignore gratuitous ARP.
+pub fn client_update(
+    form: UpdateForm,
+    slave_mac: &Mac,
+    key: &ClientKey,
+    client_mac: &Mac,
+) -> [u8; FRAME_LEN] {
+    arp_update(form, slave_mac, &key.server_ip, client_mac, &key.client_ip)
 }
 
 /// Where a frame for `ifindex` goes: the device, nothing else (the

@@ -17,22 +17,37 @@ use alb_common::{
     wire::{Ipv4, Mac},
 };
 
-/// What the agent knows of one client.
+/// A client in its slot's list: its key and MAC (all zero while unknown: a
+/// client the host asked for by broadcast, which has not answered yet).
+/// The MAC lives here, not in the key index, so listing a slot's clients
+/// (500,000 of them after a failover) is a copy, not a lookup per client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Client {
-    slot: u16,
-    /// `None` until the client's MAC is known (a client the host asked for
-    /// by broadcast, which has not answered yet).
-    mac: Option<Mac>,
+struct Member {
+    key: ClientKey,
+    mac: Mac,
 }
+
+const UNKNOWN: Mac = [0; 6];
 
 /// A client with a known MAC, as telling needs it.
 pub type Known = (ClientKey, Mac);
 
+/// Where a client is in the model, and the mark of the last walk of the
+/// kernel table (or event) that saw it.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    slot: u16,
+    mark: u8,
+}
+
 #[derive(Debug)]
 pub struct Clients {
-    table: HashMap<ClientKey, Client>,
-    by_slot: Vec<Vec<ClientKey>>,
+    /// Each client's slot.
+    slot_of: HashMap<ClientKey, Place>,
+    /// The mark of the current walk: clients not seen by it (nor by an
+    /// event meanwhile) were evicted from the kernel table.
+    mark: u8,
+    by_slot: Vec<Vec<Member>>,
     /// Clients per server address (a foreign claim can concern only these).
     servers: HashMap<Ipv4, u32>,
 }
@@ -40,7 +55,8 @@ pub struct Clients {
 impl Default for Clients {
     fn default() -> Self {
         Self {
-            table: HashMap::new(),
+            slot_of: HashMap::new(),
+            mark: 0,
             by_slot: vec![Vec::new(); CLIENT_SLOTS as usize],
             servers: HashMap::new(),
         }
@@ -48,39 +64,45 @@ impl Default for Clients {
 }
 
 impl Clients {
-    /// Room for `capacity` clients up front: the table never rehashes
+    /// Room for `capacity` clients up front: the index never rehashes
     /// (which would briefly hold two copies) while it fills.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { table: HashMap::with_capacity(capacity), ..Self::default() }
+        Self { slot_of: HashMap::with_capacity(capacity), ..Self::default() }
     }
 
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.slot_of.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.slot_of.is_empty()
     }
 
     /// A client dealt `slot` (new, or re-created after the table evicted
     /// it); `mac` if known. Returns whether it was new to the model.
     pub fn learn(&mut self, key: ClientKey, slot: u32, mac: Option<Mac>) -> bool {
         let Some(slot) = slot_index(slot) else { return false };
-        match self.table.get_mut(&key) {
-            Some(client) => {
-                if client.slot != slot {
-                    remove_from(&mut self.by_slot[usize::from(client.slot)], &key);
-                    self.by_slot[usize::from(slot)].push(key);
-                    client.slot = slot;
-                }
-                if mac.is_some() {
-                    client.mac = mac;
+        let mark = self.mark;
+        match self.slot_of.get_mut(&key) {
+            Some(place) if place.slot == slot => {
+                place.mark = mark;
+                if let Some(mac) = mac {
+                    if let Some(member) = member_mut(&mut self.by_slot[usize::from(slot)], &key) {
+                        member.mac = mac;
+                    }
                 }
                 false
             }
+            Some(place) => {
+                let kept = remove_from(&mut self.by_slot[usize::from(place.slot)], &key);
+                let mac = mac.or_else(|| kept.map(|m| m.mac)).unwrap_or(UNKNOWN);
+                self.by_slot[usize::from(slot)].push(Member { key, mac });
+                *place = Place { slot, mark };
+                false
+            }
             None => {
-                self.table.insert(key, Client { slot, mac });
-                self.by_slot[usize::from(slot)].push(key);
+                self.slot_of.insert(key, Place { slot, mark });
+                self.by_slot[usize::from(slot)].push(Member { key, mac: mac.unwrap_or(UNKNOWN) });
                 *self.servers.entry(key.server_ip).or_insert(0) += 1;
                 true
             }
@@ -94,7 +116,12 @@ impl Clients {
 
     /// The client's slot and MAC, if known.
     pub fn get(&self, key: &ClientKey) -> Option<(u32, Option<Mac>)> {
-        self.table.get(key).map(|c| (u32::from(c.slot), c.mac))
+        let slot = self.slot_of.get(key)?.slot;
+        let mac = self.by_slot[usize::from(slot)]
+            .iter()
+            .find(|m| m.key == *key)
+            .and_then(|m| (m.mac != UNKNOWN).then_some(m.mac));
+        Some((u32::from(slot), mac))
     }
 
     /// Whether some client talks to `ip` as its server address.
@@ -109,9 +136,9 @@ impl Clients {
 
     /// The clients of `slot` whose MAC is known.
     pub fn of_slot(&self, slot: usize) -> Vec<Known> {
-        self.by_slot
-            .get(slot)
-            .map_or_else(Vec::new, |keys| keys.iter().filter_map(|key| self.known(key)).collect())
+        self.by_slot.get(slot).map_or_else(Vec::new, |members| {
+            members.iter().filter(|m| m.mac != UNKNOWN).map(|m| (m.key, m.mac)).collect()
+        })
     }
 
     /// The clients of server address `server` whose MAC is known, by slot,
@@ -127,11 +154,12 @@ impl Clients {
         self.by_slot
             .iter()
             .enumerate()
-            .filter_map(|(slot, keys)| {
-                let known: Vec<Known> = keys
+            .filter_map(|(slot, members)| {
+                let known: Vec<Known> = members
                     .iter()
-                    .filter(|key| key.server_ip == *server && !skip(key, slot))
-                    .filter_map(|key| self.known(key))
+                    .filter(|m| m.key.server_ip == *server && m.mac != UNKNOWN)
+                    .filter(|m| !skip(&m.key, slot))
+                    .map(|m| (m.key, m.mac))
                     .collect();
                 (!known.is_empty()).then_some((slot, known))
             })
@@ -143,19 +171,57 @@ impl Clients {
         if self.servers.remove(server).is_none() {
             return Vec::new();
         }
-        let gone: Vec<ClientKey> =
-            self.table.keys().filter(|key| key.server_ip == *server).copied().collect();
+        let mut gone = Vec::new();
+        for members in &mut self.by_slot {
+            members.retain(|m| {
+                let keep = m.key.server_ip != *server;
+                if !keep {
+                    gone.push(m.key);
+                }
+                keep
+            });
+        }
         for key in &gone {
-            if let Some(client) = self.table.remove(key) {
-                remove_from(&mut self.by_slot[usize::from(client.slot)], key);
-            }
+            self.slot_of.remove(key);
         }
         gone
     }
 
+    /// Starts a walk of the kernel table ([`Self::learn_entry`] for each
+    /// entry read, then [`Self::sweep`]); events keep being applied
+    /// meanwhile.
+    pub fn begin_walk(&mut self) {
+        self.mark = self.mark.wrapping_add(1);
+    }
+
+    /// Ends a walk: forgets the clients neither it nor an event saw since
+    /// [`Self::begin_walk`] (the kernel's LRU table evicted them); returns
+    /// how many.
+    pub fn sweep(&mut self) -> usize {
+        let mark = self.mark;
+        let gone: std::collections::HashSet<ClientKey> =
+            self.slot_of.iter().filter(|(_, p)| p.mark != mark).map(|(key, _)| *key).collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        for key in &gone {
+            self.slot_of.remove(key);
+            if let Some(count) = self.servers.get_mut(&key.server_ip) {
+                *count -= 1;
+                if *count == 0 {
+                    self.servers.remove(&key.server_ip);
+                }
+            }
+        }
+        for members in &mut self.by_slot {
+            members.retain(|m| !gone.contains(&m.key));
+        }
+        gone.len()
+    }
+
     /// Forgets everything, keeping the memory (before a resync).
     pub fn clear(&mut self) {
-        self.table.clear();
+        self.slot_of.clear();
         self.by_slot.iter_mut().for_each(Vec::clear);
         self.servers.clear();
     }
@@ -165,20 +231,19 @@ impl Clients {
         let mac = (entry.flags & CLIENT_MAC_KNOWN != 0).then_some(entry.mac);
         self.learn(*key, entry.slot, mac);
     }
-
-    fn known(&self, key: &ClientKey) -> Option<Known> {
-        self.table.get(key).and_then(|c| c.mac).map(|mac| (*key, mac))
-    }
 }
 
 fn slot_index(slot: u32) -> Option<u16> {
     (slot < CLIENT_SLOTS).then(|| u16::try_from(slot).ok()).flatten()
 }
 
-fn remove_from(keys: &mut Vec<ClientKey>, key: &ClientKey) {
-    if let Some(at) = keys.iter().position(|k| k == key) {
-        keys.swap_remove(at);
-    }
+fn member_mut<'a>(members: &'a mut [Member], key: &ClientKey) -> Option<&'a mut Member> {
+    members.iter_mut().find(|m| m.key == *key)
+}
+
+fn remove_from(members: &mut Vec<Member>, key: &ClientKey) -> Option<Member> {
+    let at = members.iter().position(|m| m.key == *key)?;
+    Some(members.swap_remove(at))
 }
 
 #[cfg(test)]
@@ -251,6 +316,34 @@ mod tests {
             [(0, vec![(key(SERVER, 11), mac(11))]), (1, vec![(key(SERVER, 13), mac(13))])]
         );
         assert!(clients.of_server(&[9, 9, 9, 9], |_, _| false).is_empty());
+    }
+
+    #[test]
+    fn a_walk_forgets_what_neither_it_nor_an_event_saw() {
+        let mut clients = Clients::default();
+        clients.learn(key(SERVER, 11), 1, Some(mac(11)));
+        clients.learn(key(SERVER, 12), 2, Some(mac(12)));
+        clients.learn(key(OTHER, 13), 3, Some(mac(13)));
+        clients.begin_walk();
+        // The walk sees 11; an event meanwhile brings 14; 12 and 13 were evicted.
+        let entry = ClientEntry {
+            mac: mac(11),
+            slot: 1,
+            flags: CLIENT_MAC_KNOWN,
+            ..ClientEntry::default()
+        };
+        clients.learn_entry(&key(SERVER, 11), &entry);
+        clients.learn(key(SERVER, 14), 4, None);
+        assert_eq!(clients.sweep(), 2);
+        assert_eq!(clients.len(), 2);
+        assert_eq!(clients.get(&key(SERVER, 12)), None);
+        assert_eq!(clients.weights()[2], 0);
+        assert!(!clients.is_server(&OTHER), "its last client is gone");
+        assert!(clients.is_server(&SERVER));
+        clients.begin_walk();
+        clients.learn_entry(&key(SERVER, 11), &entry);
+        clients.learn(key(SERVER, 14), 4, None);
+        assert_eq!(clients.sweep(), 0);
     }
 
     #[test]

@@ -1,36 +1,58 @@
 //! Attaching the programs: the transmit program to the master's egress, the
-//! receive program to each slave's ingress (TCX), each link pinned so the
-//! data path outlives the agent.
+//! receive program to each slave's ingress, each attachment recorded under
+//! the pin directory so the data path outlives the agent.
+//!
+//! Two hooks, chosen by a probe of the running kernel (not its version):
+//! - **TCX** (Linux >= 6.6): BPF links, pinned as `links/<name>`; a new
+//!   agent takes one over by replacing its program atomically.
+//! - **clsact** (older kernels): a `cls_bpf` filter, direct action, at a
+//!   fixed priority and handle ([`PRIORITY`], [`HANDLE`]) on a clsact qdisc
+//!   (added if missing, kept if it was there). bpffs holds only BPF objects
+//!   and directories, so the record is an empty directory `links/<name>`; a
+//!   new agent replaces the filter in place (same priority and handle: the
+//!   kernel swaps the program under a live filter), and removing the
+//!   record ([`remove_records`], [`detach_slave`]) deletes the filter.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    io::ErrorKind,
+    path::{Path, PathBuf},
+};
 
 use alb_common::maps::programs;
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
     programs::{
-        SchedClassifier, TcAttachType,
-        links::{FdLink, LinkError, PinnedLink},
-        tc::SchedClassifierLink,
+        LinkOrder, SchedClassifier, TcAttachType,
+        links::{FdLink, Link as _, LinkError, PinnedLink},
+        tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
     },
     sys::SyscallError,
 };
+use log::info;
 
-use super::program;
+use super::{pins::BPFFS, probe, program};
+
+/// The tc priority of alb's filters on kernels without TCX (lower runs
+/// first; `tc` numbers its own filters from 49152 down).
+pub(super) const PRIORITY: u16 = 0x0a1b;
+/// The tc handle of alb's filters.
+pub(super) const HANDLE: TcHandle = TcHandle::new(0, 0x0a1b);
 
 /// The agent's own handles on its links. While it holds them, removing
 /// the pins (by mistake) does not detach the programs; dropping them after
-/// the pins are gone does.
+/// the pins are gone does. clsact filters have no handle to hold (`None`).
 #[derive(Default)]
 pub(super) struct Links {
-    held: std::collections::HashMap<String, FdLink>,
+    held: std::collections::HashMap<String, Option<FdLink>>,
 }
 
 /// Attaches the transmit program to the master's egress and the receive
-/// program to each slave's ingress (TCX). With `dir`, each link is pinned
-/// there, so the programs stay attached when the agent dies, and a link an
-/// earlier agent pinned is taken over by atomically replacing its program:
-/// traffic never meets a moment without a program.
+/// program to each slave's ingress. With `dir`, each attachment is recorded
+/// there, so the programs stay attached when the agent dies, and one an
+/// earlier agent left is taken over by replacing its program: traffic never
+/// meets a moment without a program.
 pub(super) fn attach(
     ebpf: &mut Ebpf,
     master: &str,
@@ -42,7 +64,13 @@ pub(super) fn attach(
         attach_slave(ebpf, slave, dir, &mut links)?;
     }
     let tx = attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, "tx")?;
-    links.held.extend(tx.map(|link| ("tx".to_owned(), link)));
+    if dir.is_some() {
+        links.held.insert("tx".to_owned(), tx);
+    }
+    info!(
+        "programs attached through {}",
+        if probe::tcx() { "tcx" } else { "clsact (no TCX on this kernel)" }
+    );
     if let Some(dir) = dir {
         // Receive links of devices that are no longer slaves: unpinning
         // detaches them.
@@ -50,7 +78,7 @@ pub(super) fn attach(
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !links.held.contains_key(&name) {
-                fs::remove_file(entry.path())?;
+                remove_record(&entry.path())?;
             }
         }
     }
@@ -65,36 +93,118 @@ pub(super) fn attach_slave(
     links: &mut Links,
 ) -> Result<()> {
     let pin = format!("rx-{slave}");
-    if let Some(link) = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)? {
+    let link = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)?;
+    if dir.is_some() {
         links.held.insert(pin, link);
     }
     Ok(())
 }
 
-/// Detaches the receive program from a removed slave: its pin goes, then
-/// the agent's handle.
+/// Detaches the receive program from a removed slave: its record goes,
+/// then the agent's handle.
 pub(super) fn detach_slave(slave: &str, dir: &Path, links: &mut Links) -> Result<()> {
     let pin = format!("rx-{slave}");
-    let path = dir.join(&pin);
-    let removed = match fs::remove_file(&path) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(error).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        _ => Ok(()),
-    };
+    let removed = remove_record(&dir.join(&pin));
     drop(links.held.remove(&pin));
     removed
 }
 
-/// Whether an alb receive program is already attached to `device` (by
-/// another master): one device cannot be the slave of two masters.
-pub fn used_by_alb(device: &str) -> bool {
-    SchedClassifier::query_tcx(device, TcAttachType::Ingress)
-        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.name_as_str() == Some(programs::RX)))
+/// Removes every record in a links directory (before the pin directory
+/// goes): clsact filters are deleted, TCX pins only unpinned.
+pub(super) fn remove_records(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut first_error = None;
+    for entry in entries {
+        if let Err(error) = remove_record(&entry?.path()) {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
-/// Attaches one program, pinned in `dir` (taking over an existing pin);
-/// returns the agent's handle on the link when pinned.
+/// Removes one record: a TCX pin (unpinning detaches once no handle is
+/// left), or a clsact record with its filter.
+fn remove_record(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        if let Some((device, direction)) = record_target(path) {
+            delete_filter(&device, direction)?;
+        }
+        return match fs::remove_dir(path) {
+            Err(error) if error.kind() != ErrorKind::NotFound => {
+                Err(error).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The device and direction a record stands for: `rx-<slave>` is that
+/// slave's ingress, `tx` the egress of the master (the name of the pin
+/// directory that holds `links/`).
+fn record_target(path: &Path) -> Option<(String, TcAttachType)> {
+    let name = path.file_name()?.to_str()?;
+    if let Some(slave) = name.strip_prefix("rx-") {
+        return Some((slave.to_owned(), TcAttachType::Ingress));
+    }
+    if name == "tx" {
+        let master = path.parent()?.parent()?.file_name()?.to_str()?;
+        return Some((master.to_owned(), TcAttachType::Egress));
+    }
+    None
+}
+
+/// Deletes alb's filter (fixed priority and handle) from a device; a
+/// device or filter that is already gone is not an error. The qdisc stays.
+fn delete_filter(device: &str, direction: TcAttachType) -> Result<()> {
+    let link = match SchedClassifierLink::attached(device, direction, PRIORITY, HANDLE, None) {
+        Ok(link) => link,
+        // No such device any more: its filters went with it.
+        Err(_) => return Ok(()),
+    };
+    match link.detach() {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let text = format!("{error:#}");
+            if text.contains("No such file") || text.contains("No such device") {
+                Ok(())
+            } else {
+                Err(error).with_context(|| format!("cannot remove alb's filter from {device}"))
+            }
+        }
+    }
+}
+
+/// Whether an alb receive program is already attached to `device` (by
+/// another master): one device cannot be the slave of two masters. TCX is
+/// asked; clsact filters are known by the records of every master.
+pub fn used_by_alb(device: &str) -> bool {
+    let tcx = SchedClassifier::query_tcx(device, TcAttachType::Ingress)
+        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.name_as_str() == Some(programs::RX)));
+    tcx || clsact_records(device).iter().any(|record| record.is_dir())
+}
+
+/// `<bpffs>/alb/*/links/rx-<device>` of every master.
+fn clsact_records(device: &str) -> Vec<PathBuf> {
+    let Ok(masters) = fs::read_dir(Path::new(BPFFS).join("alb")) else { return Vec::new() };
+    masters
+        .filter_map(Result::ok)
+        .map(|m| m.path().join("links").join(format!("rx-{device}")))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Attaches one program, recorded in `dir` (taking over an existing
+/// record); returns the agent's handle on the link when it is a TCX link.
 fn attach_one(
     ebpf: &mut Ebpf,
     name: &str,
@@ -106,10 +216,23 @@ fn attach_one(
     let program = program(ebpf, name)?;
     let context = || format!("cannot attach {name} to {device} {direction:?}");
     let Some(dir) = dir else {
-        program.attach(device, direction).with_context(context)?;
+        // Unrecorded (tests): the object keeps the link and detaches it
+        // when it is dropped.
+        if probe::tcx() {
+            let options = TcAttachOptions::TcxOrder(LinkOrder::default());
+            program.attach_with_options(device, direction, options).with_context(context)?;
+        } else {
+            ensure_clsact(device)?;
+            program.attach_with_options(device, direction, netlink()).with_context(context)?;
+        }
         return Ok(None);
     };
     let path = dir.join(pin);
+    if path.is_dir() {
+        // A clsact filter an earlier agent left: replace its program in place.
+        clsact_replace(program, device, direction).with_context(context)?;
+        return Ok(None);
+    }
     let link = match PinnedLink::from_pin(&path) {
         Ok(old) => {
             let link: SchedClassifierLink = FdLink::from(old)
@@ -119,15 +242,81 @@ fn attach_one(
             program.take_link(id)?.try_into()?
         }
         Err(LinkError::SyscallError(SyscallError { io_error, .. }))
-            if io_error.kind() == std::io::ErrorKind::NotFound =>
+            if io_error.kind() == ErrorKind::NotFound =>
         {
-            let id = program.attach(device, direction).with_context(context)?;
-            let link: FdLink = program.take_link(id)?.try_into().context(
-                "TCX links are needed to keep the data path across agent restarts (Linux >= 6.6)",
-            )?;
+            if !probe::tcx() {
+                // The record first: an undo after a crash in between still
+                // finds the filter.
+                fs::create_dir(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                if let Err(error) = clsact_attach(program, device, direction) {
+                    if let Err(undo) = fs::remove_dir(&path) {
+                        log::warn!("cannot remove {}: {undo}", path.display());
+                    }
+                    return Err(error).with_context(context);
+                }
+                return Ok(None);
+            }
+            let options = TcAttachOptions::TcxOrder(LinkOrder::default());
+            let id =
+                program.attach_with_options(device, direction, options).with_context(context)?;
+            let link: FdLink = program.take_link(id)?.try_into().context("not a TCX link")?;
             FdLink::from(link.pin(&path).with_context(|| format!("cannot pin {}", path.display()))?)
         }
         Err(error) => return Err(error).with_context(|| format!("cannot open {}", path.display())),
     };
     Ok(Some(link))
+}
+
+fn netlink() -> TcAttachOptions {
+    TcAttachOptions::Netlink(NlOptions { priority: PRIORITY, handle: HANDLE, classid: None })
+}
+
+/// A new filter at alb's priority and handle (a clsact qdisc is added if
+/// the device has none). The filter must outlive this agent: the link is
+/// taken from the program and forgotten (dropping it would detach it).
+fn clsact_attach(
+    program: &mut SchedClassifier,
+    device: &str,
+    direction: TcAttachType,
+) -> Result<()> {
+    ensure_clsact(device)?;
+    let id = program.attach_with_options(device, direction, netlink())?;
+    std::mem::forget(program.take_link(id)?);
+    Ok(())
+}
+
+/// Adds a clsact qdisc to `device` unless it has one.
+fn ensure_clsact(device: &str) -> Result<()> {
+    match tc::qdisc_add_clsact(device) {
+        Ok(()) => Ok(()),
+        Err(error) if format!("{error:?}").contains("AlreadyExists") => Ok(()),
+        Err(error) if format!("{error}").contains("exists") => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("cannot add a clsact qdisc to {device}")),
+    }
+}
+
+/// Replaces the program of alb's filter in place; adds the filter if it
+/// is gone (the device was recreated, say).
+fn clsact_replace(
+    program: &mut SchedClassifier,
+    device: &str,
+    direction: TcAttachType,
+) -> Result<()> {
+    let old = SchedClassifierLink::attached(device, direction, PRIORITY, HANDLE, None)
+        .with_context(|| format!("no device {device}"))?;
+    match program.attach_to_link(old) {
+        Ok(id) => {
+            std::mem::forget(program.take_link(id)?);
+            Ok(())
+        }
+        Err(error) => {
+            let text = format!("{error:#}");
+            if text.contains("No such file") || text.contains("Invalid argument") {
+                clsact_attach(program, device, direction)
+            } else {
+                bail!(error)
+            }
+        }
+    }
 }

@@ -41,28 +41,44 @@ fn map_fd(map: &MapData) -> u32 {
     u32::try_from(map.fd().as_fd().as_raw_fd()).unwrap_or(u32::MAX)
 }
 
-/// Calls `each` for every entry of a hash or array map, reading `chunk`
-/// entries per system call. Entries added or removed meanwhile may or may
-/// not be seen, as with any walk of a live map.
-pub(super) fn for_each<K: Pod, V: Pod>(
+/// Where a walk of a map stands between batches: the kernel's batch token
+/// (a bucket index for hash maps, a key for arrays). A walk can be spread
+/// over many calls, with other work between them.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    token: Option<[u64; 4]>,
+    done: bool,
+}
+
+impl Cursor {
+    /// Whether the walk has read the last entry.
+    pub const fn done(&self) -> bool {
+        self.done
+    }
+}
+
+/// Reads the next batch of at most `chunk` entries of a hash or array map
+/// from where `cursor` stands, calling `each` for each; returns how many.
+/// Entries added or removed meanwhile may or may not be seen, as with any
+/// walk of a live map.
+pub(super) fn next_batch<K: Pod, V: Pod>(
     map: &MapData,
+    cursor: &mut Cursor,
     chunk: usize,
     mut each: impl FnMut(&K, &V),
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let mut chunk = chunk.max(1);
-    let mut keys: Vec<K> = Vec::new();
-    let mut values: Vec<V> = Vec::new();
-    // The batch token: a bucket index for hash maps, a key for arrays.
-    let mut token = [0u64; 4];
-    let mut next = [0u64; 4];
-    let mut first = true;
     loop {
+        if cursor.done {
+            return Ok(0);
+        }
         // SAFETY: K and V are Pod: every bit pattern (zeroes too) is valid.
-        keys.resize(chunk, unsafe { std::mem::zeroed() });
+        let mut keys: Vec<K> = vec![unsafe { std::mem::zeroed() }; chunk];
         // SAFETY: as above.
-        values.resize(chunk, unsafe { std::mem::zeroed() });
+        let mut values: Vec<V> = vec![unsafe { std::mem::zeroed() }; chunk];
+        let mut next = [0u64; 4];
         let mut attr = BatchAttr {
-            in_batch: if first { 0 } else { token.as_ptr() as u64 },
+            in_batch: cursor.token.as_ref().map_or(0, |token| token.as_ptr() as u64),
             out_batch: next.as_mut_ptr() as u64,
             keys: keys.as_mut_ptr() as u64,
             values: values.as_mut_ptr() as u64,
@@ -79,19 +95,30 @@ pub(super) fn for_each<K: Pod, V: Pod>(
                 chunk *= 2;
                 continue;
             }
-            Err(error) if error.raw_os_error() != Some(libc::ENOENT) => return Err(error),
-            _ => {}
+            // ENOENT: that was the last batch.
+            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => cursor.done = true,
+            Err(error) => return Err(error),
+            Ok(()) => cursor.token = Some(next),
         }
         for (key, value) in keys.iter().zip(&values).take(got) {
             each(key, value);
         }
-        if result.is_err() {
-            // ENOENT: that was the last chunk.
-            return Ok(());
-        }
-        token = next;
-        first = false;
+        return Ok(got);
     }
+}
+
+/// Calls `each` for every entry of a hash or array map, reading `chunk`
+/// entries per system call.
+pub(super) fn for_each<K: Pod, V: Pod>(
+    map: &MapData,
+    chunk: usize,
+    mut each: impl FnMut(&K, &V),
+) -> io::Result<()> {
+    let mut cursor = Cursor::default();
+    while !cursor.done() {
+        next_batch(map, &mut cursor, chunk, &mut each)?;
+    }
+    Ok(())
 }
 
 /// Writes `keys[i]` = `values[i]` in one system call.

@@ -6,6 +6,7 @@ mod attach;
 mod batch;
 mod events;
 mod pins;
+mod probe;
 mod read;
 
 use std::path::{Path, PathBuf};
@@ -27,8 +28,10 @@ use aya::{
 
 pub use self::{
     attach::used_by_alb,
+    batch::Cursor as ClientCursor,
     events::{Event, Events},
     pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
+    probe::{Features, check as check_kernel, probe as probe_kernel},
     read::Maps,
 };
 use crate::state::State;
@@ -163,8 +166,11 @@ impl Datapath {
     pub fn forget_slave(&mut self, ifindex: u32) -> Result<()> {
         let mut index: HashMap<&mut MapData, u32, u32> =
             HashMap::try_from(self.map_mut(names::SLAVE_INDEX)?)?;
-        let _ = index.remove(&ifindex);
-        Ok(())
+        match index.remove(&ifindex) {
+            // Never published (a slave added while down) or already gone.
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// The device of each slave slot as the maps hold it (0: empty), read
@@ -225,6 +231,17 @@ impl Datapath {
         (0..u32::try_from(MAX_SLAVES)?)
             .map(|i| Ok(stats.get(&i, 0)?.iter().map(|s| s.tx.bytes).sum()))
             .collect()
+    }
+
+    /// Reads the next batch of the client table from where `cursor` stands
+    /// (a walk spread over the event loop's turns); returns how many.
+    pub fn next_clients(
+        &self,
+        cursor: &mut ClientCursor,
+        each: impl FnMut(&ClientKey, &ClientEntry),
+    ) -> Result<usize> {
+        batch::next_batch(data(self.map(names::CLIENTS)?)?, cursor, CLIENT_CHUNK, each)
+            .context("cannot read the client table")
     }
 
     /// Calls `each` for every entry of the client table, read in batches.

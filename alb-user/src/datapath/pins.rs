@@ -89,6 +89,8 @@ pub fn check_pins(dir: &Path, max_clients: u32) -> Result<()> {
 /// Removes the pin directory of a master (maps of an earlier run), and
 /// `/sys/fs/bpf/alb` with it when no other master is left.
 pub fn remove_pins(dir: &Path) -> Result<()> {
+    // clsact filters are not BPF objects: unpinning does not remove them.
+    let records = super::attach::remove_records(&dir.join("links"));
     match fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -98,7 +100,14 @@ pub fn remove_pins(dir: &Path) -> Result<()> {
     }
     if let Some(parent) = dir.parent() {
         // Fails while other masters' pins are there, as it should.
-        let _ = fs::remove_dir(parent);
+        if let Err(error) = fs::remove_dir(parent) {
+            if !matches!(
+                error.kind(),
+                std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::NotFound
+            ) {
+                log::warn!("cannot remove {}: {error}", parent.display());
+            }
+        }
     }
-    Ok(())
+    records
 }

@@ -67,7 +67,9 @@ impl Capture {
     /// returns what it captured.
     pub(crate) fn finish(mut self) -> Vec<Frame> {
         std::thread::sleep(Duration::from_millis(100));
-        let _ = self.proc.stop();
+        if let Err(error) = self.proc.stop() {
+            eprintln!("capture on {}: tcpdump did not stop cleanly: {error:#}", self.what);
+        }
         let bytes = std::fs::read(&self.file)
             .unwrap_or_else(|e| panic!("read {}: {e}", self.file.display()));
         parse_pcap(&bytes).unwrap_or_else(|| {

@@ -137,7 +137,9 @@ impl Drop for UdpLoad {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
+            if handle.join().is_err() {
+                eprintln!("the UDP load thread panicked");
+            }
         }
     }
 }

@@ -165,7 +165,11 @@ fn shape(lab: &Lab, ns: &str, dev: &str) -> Result<()> {
 }
 
 fn unshape(lab: &Lab, ns: &str, dev: &str) {
-    let _ = lab.exec(ns, &["tc", "qdisc", "del", "dev", dev, "root"]);
+    // The lab goes with its namespaces anyway; a shaper left would only
+    // slow the next figure, so say so.
+    if let Err(error) = lab.exec(ns, &["tc", "qdisc", "del", "dev", dev, "root"]) {
+        eprintln!("bench: cannot remove the shaper on {dev} in {ns}: {error:#}");
+    }
 }
 
 /// All four clients at once, one iperf3 each; the sum in Gbit/s.

@@ -1,0 +1,125 @@
+//! What the running kernel offers, probed rather than read from its
+//! version: TCX (Linux >= 6.6), clsact with cls_bpf (the fallback), BTF
+//! and the BPF ring buffer. [`check`] refuses a kernel alb cannot use with
+//! one line naming its release and the missing feature.
+
+use std::{os::fd::FromRawFd as _, path::Path, sync::OnceLock};
+
+use anyhow::{Result, bail};
+use aya::maps::MapType;
+
+/// What [`probe`] found.
+#[derive(Clone, Debug)]
+pub struct Features {
+    /// `uname -r`.
+    pub release: String,
+    pub tcx: bool,
+    pub clsact: bool,
+    pub btf: bool,
+    pub ring_buffer: bool,
+}
+
+/// Probes the kernel (once; later calls return the same answer).
+pub fn probe() -> &'static Features {
+    static FEATURES: OnceLock<Features> = OnceLock::new();
+    FEATURES.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "(unknown)".to_owned(), |r| r.trim().to_owned());
+        Features {
+            tcx: probe_tcx(),
+            clsact: has_module(&release, "sch_ingress") && has_module(&release, "cls_bpf"),
+            btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
+            ring_buffer: aya::sys::is_map_supported(MapType::RingBuf).unwrap_or(false),
+            release,
+        }
+    })
+}
+
+/// Whether TCX links exist on this kernel.
+pub(super) fn tcx() -> bool {
+    probe().tcx
+}
+
+/// Refuses a kernel that lacks what alb needs, in one line.
+pub fn check() -> Result<&'static Features> {
+    let features = probe();
+    let missing = if !features.tcx && !features.clsact {
+        Some("TCX links (Linux >= 6.6) or the clsact qdisc with cls_bpf (sch_ingress, cls_bpf)")
+    } else if !features.ring_buffer {
+        Some("the BPF ring buffer (Linux >= 5.8)")
+    } else if !features.btf {
+        Some("BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)")
+    } else {
+        None
+    };
+    if let Some(missing) = missing {
+        bail!("this kernel (Linux {}) lacks {missing}, which alb needs", features.release);
+    }
+    Ok(features)
+}
+
+/// A kernel feature that is built in, loaded, or loadable.
+fn has_module(release: &str, name: &str) -> bool {
+    if Path::new("/sys/module").join(name).exists() {
+        return true;
+    }
+    let modules = Path::new("/lib/modules").join(release);
+    let builtin = std::fs::read_to_string(modules.join("modules.builtin")).unwrap_or_default();
+    if builtin
+        .lines()
+        .any(|line| line.rsplit('/').next().is_some_and(|f| f == format!("{name}.ko")))
+    {
+        return true;
+    }
+    std::fs::read_to_string(modules.join("modules.dep")).is_ok_and(|dep| {
+        dep.lines().any(|line| {
+            line.split(':')
+                .next()
+                .and_then(|p| p.rsplit('/').next())
+                .is_some_and(|f| f.strip_prefix(name).is_some_and(|rest| rest.starts_with(".ko")))
+        })
+    })
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+const BPF_TCX_INGRESS: u32 = 46;
+
+fn bpf(cmd: libc::c_long, attr: &mut [u8; 64]) -> Result<i32, i32> {
+    // SAFETY: bpf(2) with an attribute buffer of the size passed.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+    if ret < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(i32::try_from(ret).unwrap_or(-1))
+    }
+}
+
+/// Loads `r0 = 0; exit` as a classifier and asks for a TCX link on
+/// ifindex 0: a kernel with TCX looks the device up and answers ENODEV,
+/// one without refuses the attach type (EINVAL). Nothing is attached.
+fn probe_tcx() -> bool {
+    let insns: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let license = b"GPL\0";
+    let mut attr = [0u8; 64];
+    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_SCHED_CLS.to_ne_bytes());
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    let Ok(prog) = bpf(BPF_PROG_LOAD, &mut attr) else { return false };
+    // SAFETY: a descriptor the kernel just gave us; closed on drop.
+    let prog = unsafe { std::os::fd::OwnedFd::from_raw_fd(prog) };
+    let mut attr = [0u8; 64];
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&prog);
+    attr[0..4].copy_from_slice(&fd.to_ne_bytes());
+    attr[8..12].copy_from_slice(&BPF_TCX_INGRESS.to_ne_bytes());
+    match bpf(BPF_LINK_CREATE, &mut attr) {
+        Ok(link) => {
+            // SAFETY: an unexpected link descriptor: closing it detaches it.
+            drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(link) });
+            true
+        }
+        Err(errno) => errno == libc::ENODEV || errno == libc::ENXIO,
+    }
+}

@@ -1,0 +1,200 @@
+//! The guest's initramfs: busybox-static, the host's `ip`, `tc`, `ping`,
+//! `bpftool` and the `alb` binary with the shared libraries `ldd` lists,
+//! the kernel modules the scenarios need, and `/init` (guest.sh), written
+//! as a cpio "newc" archive and gzipped.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Write as _,
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use alb_tests::cmd;
+use anyhow::{Context as _, Result, bail};
+
+use super::kernel::{self, Kernel};
+
+/// The guest's /init.
+const INIT: &str = include_str!("guest.sh");
+
+/// Modules the scenarios need (dependencies are added).
+const MODULES: &[&str] = &["veth", "bridge", "sch_ingress", "cls_bpf", "act_bpf", "bonding"];
+
+/// Host programs copied in, with the libraries they link.
+const HOST_PROGRAMS: &[&str] = &["ip", "tc", "ping", "bpftool"];
+
+/// The archive's contents: path in the guest -> (mode, contents).
+#[derive(Default)]
+struct Tree {
+    entries: BTreeMap<String, (u32, Vec<u8>)>,
+}
+
+impl Tree {
+    fn dir(&mut self, path: &str) {
+        let mut at = String::new();
+        for part in path.trim_matches('/').split('/') {
+            if !at.is_empty() {
+                at.push('/');
+            }
+            at.push_str(part);
+            self.entries.entry(at.clone()).or_insert((0o040_755, Vec::new()));
+        }
+    }
+
+    fn file(&mut self, path: &str, mode: u32, contents: Vec<u8>) {
+        let path = path.trim_start_matches('/');
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir(parent);
+        }
+        self.entries.insert(path.to_owned(), (0o100_000 | mode, contents));
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) {
+        let path = path.trim_start_matches('/');
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir(parent);
+        }
+        self.entries.insert(path.to_owned(), (0o120_777, target.as_bytes().to_vec()));
+    }
+
+    /// A host binary and every library `ldd` lists for it.
+    fn binary(&mut self, host: &Path, guest: &str) -> Result<()> {
+        let bytes = fs::read(host).with_context(|| format!("cannot read {}", host.display()))?;
+        self.file(guest, 0o755, bytes);
+        let out = cmd::output(Command::new("ldd").arg(host))?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+            // "/lib64/ld-linux-x86-64.so.2 (0x...)".
+            let path = match line.split_once("=>") {
+                Some((_, right)) => right.split_whitespace().next(),
+                None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            };
+            let Some(path) = path.filter(|p| p.starts_with('/')) else { continue };
+            if self.entries.contains_key(path.trim_start_matches('/')) {
+                continue;
+            }
+            let real = fs::canonicalize(path)?;
+            self.file(path, 0o755, fs::read(&real)?);
+        }
+        Ok(())
+    }
+
+    /// The cpio newc archive.
+    fn cpio(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut ino = 1u32;
+        let mut put = |out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]| {
+            let nlink = if mode & 0o170_000 == 0o040_000 { 2 } else { 1 };
+            let header = format!(
+                "070701{ino:08X}{mode:08X}{:08X}{:08X}{nlink:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
+                0,
+                0,
+                0,
+                data.len(),
+                0,
+                0,
+                0,
+                0,
+                name.len() + 1,
+                0
+            );
+            ino += 1;
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+            while !out.len().is_multiple_of(4) {
+                out.push(0);
+            }
+            out.extend_from_slice(data);
+            while !out.len().is_multiple_of(4) {
+                out.push(0);
+            }
+        };
+        for (name, (mode, data)) in &self.entries {
+            put(&mut out, name, *mode, data);
+        }
+        put(&mut out, "TRAILER!!!", 0, &[]);
+        out
+    }
+}
+
+/// Builds the gzipped initramfs for `kernel` at `out`; `mode` goes to
+/// /etc/alb-vm-mode (which scenarios /init runs).
+pub(crate) fn build(
+    kernel: &Kernel,
+    alb: &Path,
+    mode: &str,
+    repeats: &str,
+    work: &Path,
+    out: &Path,
+) -> Result<()> {
+    let mut tree = Tree::default();
+    for dir in ["proc", "sys", "dev", "run", "tmp", "etc", "root", "modules"] {
+        tree.dir(dir);
+    }
+    tree.file("init", 0o755, INIT.as_bytes().to_vec());
+    tree.file("etc/alb-vm-mode", 0o644, mode.as_bytes().to_vec());
+    tree.file("etc/alb-vm-repeats", 0o644, repeats.as_bytes().to_vec());
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        bail!("no /bin/busybox: install busybox-static (cargo xtask bootstrap)");
+    }
+    tree.file("bin/busybox", 0o755, fs::read(busybox)?);
+    let applets = cmd::run(Command::new(busybox).arg("--list"))?;
+    for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
+        tree.symlink(&format!("bin/{applet}"), "busybox");
+    }
+    for program in HOST_PROGRAMS {
+        let host = crate::bootstrap::which(program)
+            .with_context(|| format!("no {program} on this host (cargo xtask bootstrap)"))?;
+        tree.binary(&host, &format!("usr/bin/{program}"))?;
+    }
+    tree.binary(alb, "usr/bin/alb")?;
+    let modules = work.join("modules");
+    if modules.exists() {
+        fs::remove_dir_all(&modules)?;
+    }
+    fs::create_dir_all(&modules)?;
+    let order = kernel::modules(kernel, MODULES, &modules)?;
+    for name in &order {
+        tree.file(
+            &format!("modules/{name}.ko"),
+            0o644,
+            fs::read(modules.join(format!("{name}.ko")))?,
+        );
+    }
+    tree.file("modules/order", 0o644, format!("{}\n", order.join("\n")).into_bytes());
+
+    let mut gzip = Command::new("gzip")
+        .arg("-4")
+        .stdin(Stdio::piped())
+        .stdout(fs::File::create(out)?)
+        .spawn()
+        .context("cannot run gzip")?;
+    gzip.stdin.take().context("gzip stdin")?.write_all(&tree.cpio())?;
+    let status = gzip.wait()?;
+    if !status.success() {
+        bail!("gzip failed: {status}");
+    }
+    fs::set_permissions(out, fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tree;
+
+    #[test]
+    fn cpio_entries_are_newc_and_aligned() {
+        let mut tree = Tree::default();
+        tree.file("bin/x", 0o755, b"abc".to_vec());
+        let cpio = tree.cpio();
+        assert!(cpio.starts_with(b"070701"));
+        assert_eq!(cpio.len() % 4, 0);
+        let text = String::from_utf8_lossy(&cpio);
+        assert!(text.contains("bin\0") && text.contains("bin/x\0") && text.contains("TRAILER!!!"));
+    }
+}

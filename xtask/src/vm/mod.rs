@@ -1,0 +1,322 @@
+//! `cargo xtask vm-test`: alb's behaviour scenarios inside QEMU (TCG)
+//! guests running Debian's own packaged kernels (6.1: no TCX, clsact; 6.12:
+//! TCX). Each guest boots a busybox initramfs with the agent, builds the
+//! seed lab in network namespaces, runs the scenarios of guest.sh and
+//! prints results between markers on the serial console; the host parses
+//! them, keeps the console log in target/vm-logs/ and fails on any failure.
+
+mod initramfs;
+mod kernel;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{bootstrap, cargo};
+
+/// How long one guest may run before it is stopped (TCG is slow).
+const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// One line the guest printed between the markers.
+#[derive(Debug, PartialEq)]
+enum Line {
+    Result { pass: bool, name: String, detail: String },
+    Metric(String),
+    Info(String),
+}
+
+fn parse(line: &str) -> Option<Line> {
+    let rest = line.trim_end_matches('\r').split_once("@@ALB-")?.1;
+    let (kind, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    match kind {
+        "RESULT" => {
+            let mut parts = rest.splitn(3, ' ');
+            let pass = parts.next()? == "PASS";
+            let name = parts.next()?.to_owned();
+            let detail = parts.next().unwrap_or("").to_owned();
+            Some(Line::Result { pass, name, detail })
+        }
+        "METRIC" => Some(Line::Metric(rest.to_owned())),
+        "INFO" | "LOG" => Some(Line::Info(rest.to_owned())),
+        _ => None,
+    }
+}
+
+/// What one guest reported.
+#[derive(Default)]
+struct Report {
+    begun: bool,
+    ended: bool,
+    passed: usize,
+    failed: Vec<String>,
+    /// `--compare`: (implementation, scenario, client) -> lost time in ms
+    /// per round.
+    losses: BTreeMap<(String, String, String), Vec<f64>>,
+}
+
+/// "compare IMPL SCENARIO CLIENT lost=N sent=M time=Tms": the time lost,
+/// as lost pings times the interval ping really kept (TCG stretches it).
+fn parse_loss(metric: &str) -> Option<((String, String, String), f64)> {
+    let mut words = metric.split_whitespace();
+    if words.next()? != "compare" {
+        return None;
+    }
+    let key = (words.next()?.to_owned(), words.next()?.to_owned(), words.next()?.to_owned());
+    let mut field = |name: &str| -> Option<f64> {
+        words.next()?.strip_prefix(name)?.trim_end_matches("ms").parse().ok()
+    };
+    let (lost, sent, time) = (field("lost=")?, field("sent=")?, field("time=")?);
+    let interval = if sent > 1.0 { time / (sent - 1.0) } else { 20.0 };
+    Some((key, lost * interval))
+}
+
+/// `cargo xtask vm-test --kernel K`.
+pub(crate) fn run(kernels: &[String], compare: Option<u32>) -> Result<bool> {
+    bootstrap::run()?;
+    let root = cargo::target_dir()?;
+    let cache = root.join("vm-cache");
+    let logs = root.join("vm-logs");
+    fs::create_dir_all(&cache)?;
+    fs::create_dir_all(&logs)?;
+    let series: Vec<&str> = if kernels.iter().any(|k| k == "all") || kernels.is_empty() {
+        kernel::SERIES.to_vec()
+    } else {
+        kernels.iter().map(String::as_str).collect()
+    };
+    let alb = build_agent()?;
+    let mut all_ok = true;
+    let mut summary = Vec::new();
+    let mut tables = Vec::new();
+    for series in series {
+        let kernel = kernel::prepare(series, &cache)?;
+        let work = cache.join(format!("work-{series}"));
+        fs::create_dir_all(&work)?;
+        let initrd = work.join("initrd.gz");
+        let mode = if compare.is_some() { "compare" } else { "test" };
+        let repeats = compare.unwrap_or(0).to_string();
+        initramfs::build(&kernel, &alb, mode, &repeats, &work, &initrd)?;
+        let suffix = if compare.is_some() { "-compare" } else { "" };
+        let log = logs.join(format!("{series}{suffix}.log"));
+        eprintln!(
+            "vm-test: booting {} under QEMU TCG (a few minutes); console log in {}",
+            kernel.package,
+            log.display()
+        );
+        let started = Instant::now();
+        let report = boot(&kernel.vmlinuz, &initrd, &log)?;
+        let secs = started.elapsed().as_secs();
+        let ok = report.begun && report.ended && report.failed.is_empty() && report.passed > 0;
+        all_ok &= ok;
+        let mut line = format!(
+            "{:<6} {}: {} passed, {} failed ({secs} s)",
+            series,
+            kernel.package,
+            report.passed,
+            report.failed.len()
+        );
+        if !report.ended {
+            line.push_str(" [the guest did not finish: see the log]");
+        }
+        if !report.failed.is_empty() {
+            line.push_str(&format!(" [{}]", report.failed.join(", ")));
+        }
+        summary.push(line);
+        if compare.is_some() {
+            tables.push((kernel.package.clone(), report.losses));
+        }
+    }
+    if let Some(repeats) = compare {
+        let path = cargo::root().join("docs").join("kernels.md");
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        fs::write(&path, with_comparison(&text, &comparison(&tables, repeats)))?;
+        eprintln!("vm-test: wrote the comparison into {}", path.display());
+    }
+    println!("\nvm-test summary:");
+    for line in &summary {
+        println!("  {line}");
+    }
+    Ok(all_ok)
+}
+
+/// Builds the agent in release mode (a smaller initramfs, closer to what
+/// users run) and returns its path.
+fn build_agent() -> Result<PathBuf> {
+    eprintln!("vm-test: building the agent (cargo build --release -p alb-user)");
+    bootstrap::status(cargo::cargo().args(["build", "--release", "-p", "alb-user"]))?;
+    let alb = cargo::target_dir()?.join("release").join("alb");
+    anyhow::ensure!(alb.is_file(), "the build finished but {} is missing", alb.display());
+    Ok(alb)
+}
+
+/// Boots one guest, echoes its results as they come, writes the whole
+/// console to `log`.
+fn boot(vmlinuz: &Path, initrd: &Path, log: &Path) -> Result<Report> {
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024"])
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio"])
+        .arg("-no-reboot")
+        .arg("-kernel")
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start qemu-system-x86_64 (cargo xtask bootstrap installs it)")?;
+    let pid = qemu.id();
+    // A watchdog: the guest is stopped (by its PID) if it runs too long.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(GUEST_TIMEOUT)
+        {
+            eprintln!("vm-test: the guest ran over {} s; stopping it", GUEST_TIMEOUT.as_secs());
+            if let Ok(pid) = i32::try_from(pid) {
+                if let Err(error) = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                ) {
+                    eprintln!("vm-test: cannot stop QEMU (pid {pid}): {error}");
+                }
+            }
+        }
+    });
+    let stdout = qemu.stdout.take().context("qemu stdout")?;
+    let mut file =
+        fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut report = Report::default();
+    for line in BufReader::new(stdout).split(b'\n') {
+        let line = String::from_utf8_lossy(&line?).into_owned();
+        use std::io::Write as _;
+        writeln!(file, "{}", line.trim_end_matches('\r'))?;
+        if line.contains("@@ALB-BEGIN") {
+            report.begun = true;
+        } else if line.contains("@@ALB-END") {
+            report.ended = true;
+        }
+        match parse(&line) {
+            Some(Line::Result { pass, name, detail }) => {
+                println!("  [{}] {name} {detail}", if pass { " ok " } else { "FAIL" });
+                if pass {
+                    report.passed += 1;
+                } else {
+                    report.failed.push(name);
+                }
+            }
+            Some(Line::Metric(text)) => {
+                println!("         {text}");
+                if let Some((key, ms)) = parse_loss(&text) {
+                    report.losses.entry(key).or_default().push(ms);
+                }
+            }
+            Some(Line::Info(text)) => println!("         {text}"),
+            None => {}
+        }
+    }
+    let status = qemu.wait()?;
+    drop(done_tx);
+    if watchdog.join().is_err() {
+        eprintln!("vm-test: the watchdog thread panicked");
+    }
+    if !report.begun {
+        bail!("the guest never started its tests ({status}); see {}", log.display());
+    }
+    Ok(report)
+}
+
+/// Where the generated table goes in docs/kernels.md.
+const BEGIN_TABLE: &str = "<!-- vm-test --compare: begin -->";
+const END_TABLE: &str = "<!-- vm-test --compare: end -->";
+
+type Losses = BTreeMap<(String, String, String), Vec<f64>>;
+
+/// The comparison table: median and range of the time lost per kernel,
+/// scenario and client, the kernel's bond next to alb.
+fn comparison(tables: &[(String, Losses)], repeats: u32) -> String {
+    let mut out = format!(
+        "Written by `cargo xtask vm-test --compare --repeats {repeats}`: ms of lost \
+         replies (lost pings x the interval ping kept), median [min-max] of {repeats} \
+         rounds, pings every 20 ms from both clients, one slave taken down 2 s in. \
+         c1 is on veth17 (active), c2 on veth19.\n\n\
+         | kernel | slave down | client | kernel balance-alb | alb |\n|---|---|---|---|---|\n"
+    );
+    for (kernel, losses) in tables {
+        for scenario in ["non-active", "active"] {
+            for client in ["c1", "c2"] {
+                let cell = |implementation: &str| {
+                    let key = (implementation.to_owned(), scenario.to_owned(), client.to_owned());
+                    losses.get(&key).map_or_else(|| "-".to_owned(), |v| summarize(v))
+                };
+                out.push_str(&format!(
+                    "| {kernel} | {scenario} | {client} | {} | {} |\n",
+                    cell("bond"),
+                    cell("alb")
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn summarize(values: &[f64]) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median =
+        if n % 2 == 1 { sorted[n / 2] } else { f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]) };
+    format!("{median:.0} [{:.0}-{:.0}]", sorted[0], sorted[n - 1])
+}
+
+/// `text` with the table between the markers replaced (or appended).
+fn with_comparison(text: &str, table: &str) -> String {
+    let block = format!("{BEGIN_TABLE}\n{table}{END_TABLE}\n");
+    match (text.find(BEGIN_TABLE), text.find(END_TABLE)) {
+        (Some(begin), Some(end)) if end > begin => {
+            format!(
+                "{}{block}{}",
+                &text[..begin],
+                text[end + END_TABLE.len()..].trim_start_matches('\n')
+            )
+        }
+        _ => format!("{text}\n{block}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Line, parse, parse_loss, summarize, with_comparison};
+
+    #[test]
+    fn losses_are_scaled_by_the_interval_kept() {
+        let (key, ms) = parse_loss("compare bond active c2 lost=10 sent=251 time=10000ms").unwrap();
+        assert_eq!(key, ("bond".into(), "active".into(), "c2".into()));
+        assert!((ms - 400.0).abs() < 1e-9);
+        assert_eq!(summarize(&[3.0, 1.0, 2.0]), "2 [1-3]");
+        let doc = with_comparison("# x\n", "T1\n");
+        assert!(doc.contains("T1"));
+        let again = with_comparison(&doc, "T2\n");
+        assert!(again.contains("T2") && !again.contains("T1"));
+    }
+
+    #[test]
+    fn result_lines_are_parsed() {
+        assert_eq!(
+            parse("@@ALB-RESULT PASS seed.c1 learned it\r"),
+            Some(Line::Result { pass: true, name: "seed.c1".into(), detail: "learned it".into() })
+        );
+        assert_eq!(
+            parse("[ 3.1] x @@ALB-RESULT FAIL a.b"),
+            Some(Line::Result { pass: false, name: "a.b".into(), detail: String::new() })
+        );
+        assert_eq!(parse("@@ALB-METRIC m=1"), Some(Line::Metric("m=1".into())));
+        assert_eq!(parse("noise"), None);
+    }
+}
