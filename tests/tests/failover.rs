@@ -615,7 +615,8 @@ fn a_flapping_link_settles() {
 /// Deleting a slave device under traffic (its switch-side peer is deleted,
 /// which takes the pair): as bonding releases such a slave, the agent keeps
 /// serving on the others. The deleted slave's client moves to veth17 and
-/// recovers within the failover bound; veth17's client is not disturbed.
+/// recovers within the failover bound; veth17's client is not disturbed
+/// (loses no ping).
 #[test]
 fn deleting_a_slave_under_traffic_releases_it() {
     let Rig { mut agent, lab } = rig(2, 2, &[]);
@@ -631,6 +632,7 @@ fn deleting_a_slave_under_traffic_releases_it() {
     );
     assert!(agent.running(), "the agent keeps running:\n{}", agent.log());
     assert_outages_below_threshold("slave deleted", &runs, &agent);
+    assert_undisturbed("slave deleted, veth17's client", &runs[0]);
     assert!(
         !lab.link_exists(lab.srv(), &veth19.name).expect("ip link"),
         "{} went with its peer",

@@ -36,10 +36,6 @@ use nix::sys::signal::Signal;
 /// Between two echo requests of a measuring ping.
 const INTERVAL: Duration = Duration::from_millis(10);
 
-/// "A few packets": what a client may lose to a fault that does not
-/// concern its own slave.
-const FEW: u32 = 5;
-
 /// The fail threshold for a moved client's receive outage.
 const FAIL_THRESHOLD: Duration = Duration::from_secs(1);
 
@@ -57,9 +53,11 @@ fn report<'a>(what: &str, runs: impl IntoIterator<Item = &'a PingRun>) {
     pings::report("faults", what, runs);
 }
 
-/// Asserts that `run` lost at most [`FEW`] requests.
-fn assert_few_lost(what: &str, run: &PingRun, agent_log: &str) {
-    pings::assert_few_lost(what, run, FEW, agent_log);
+/// Asserts that `run`, a client of a slave the fault does not concern,
+/// lost no ping (what docs/reliability.md reports: 0 in 10 runs of each
+/// test).
+fn assert_none_lost(what: &str, run: &PingRun, agent_log: &str) {
+    pings::assert_none_lost(what, run, agent_log);
 }
 
 /// Asserts that `run`'s outage is below [`FAIL_THRESHOLD`].
@@ -88,12 +86,11 @@ fn assert_settled(lab: &Lab, agent: &Agent, what: &str) -> Status {
 /// A link flap storm: veth19's switch port goes down and up 100 times in
 /// 10 s (50 ms each way) while c1 and c3 (veth17) and c2 and c4 (veth19)
 /// ping. The agent survives and commits every change; the clients of the
-/// other slave lose at most a few pings, those of the flapping slave keep
-/// every outage under the fail threshold; afterwards everyone is dealt
-/// evenly, points at its slave and works. (A returning slave takes back the
-/// clients with the highest addresses, not those that left it: c3 moves to
-/// veth19 at the first return and flaps with it from then on, c2 stays on
-/// veth17.)
+/// other slave lose no ping, those of the flapping slave keep every outage
+/// under the fail threshold; afterwards everyone is dealt evenly, points at
+/// its slave and works. (A returning slave takes back the slots a failure
+/// took from it, so exactly its own clients, c2 and c4, flap with it; c1
+/// and c3 never move.)
 #[test]
 fn a_link_flap_storm_spares_the_other_slaves_clients() {
     let lab = common::lab(4, 2);
@@ -123,7 +120,7 @@ fn a_link_flap_storm_spares_the_other_slaves_clients() {
     assert!(agent.running(), "the agent survives the storm:\n{}", agent.log());
     assert!(took < Duration::from_secs(11), "100 flaps took {took:?}");
     for run in [&runs[0], &runs[2]] {
-        assert_few_lost("flap storm, a client of the other slave", run, &agent.log());
+        assert_none_lost("flap storm, a client of the other slave", run, &agent.log());
     }
     for run in [&runs[1], &runs[3]] {
         assert_outage_below_threshold(
@@ -190,7 +187,7 @@ fn the_master_deleted_by_the_user_stops_the_agent_cleanly() {
 /// later finds veth19 down, moves its clients and buckets and tells them,
 /// as a failover does: c2 points at veth17 within 300 ms of the new agent
 /// being ready and is back within the fail threshold of the restart; c1 on
-/// veth17 loses at most a few pings throughout.
+/// veth17 loses no ping throughout.
 #[test]
 fn kill_9_during_a_failover_then_a_restart_recovers_the_failed_slaves_clients() {
     let lab = common::lab(2, 2);
@@ -225,7 +222,7 @@ fn kill_9_during_a_failover_then_a_restart_recovers_the_failed_slaves_clients() 
         "c2 told within {NEIGH_DEADLINE:?} of the new agent being ready ({ready:?}): {:?}\n{log}",
         moved[&2]
     );
-    assert_few_lost("kill -9 during a failover, c1 on veth17", &runs[0], &log);
+    assert_none_lost("kill -9 during a failover, c1 on veth17", &runs[0], &log);
     // c2 loses from the port going down to the restart (about 0.5 s), and
     // then at most the fail threshold.
     let allowed = FAIL_THRESHOLD + Duration::from_millis(500);
@@ -279,7 +276,7 @@ fn pins_removed_under_a_running_agent_change_nothing_until_a_clean_stop() {
     );
     report("pins removed, then a failover", &runs);
     assert!(agent.running(), "the agent runs on:\n{}", agent.log());
-    assert_few_lost("pins removed, c1", &runs[0], &agent.log());
+    assert_none_lost("pins removed, c1", &runs[0], &agent.log());
     assert_outage_below_threshold("pins removed, c2 moved by a failover", &runs[1], &agent.log());
     assert_all_clients_work(&lab, 20);
 
@@ -296,9 +293,10 @@ fn pins_removed_under_a_running_agent_change_nothing_until_a_clean_stop() {
 /// holds more than 8 entries; the clients it evicted keep the slave MAC
 /// they were told, so their receive traffic still arrives by that slave,
 /// and the host's traffic to them goes by transmit bucket. Every client
-/// works, and still does after veth19 fails: the agent cannot tell evicted
-/// clients, but the frames they keep sending to veth19's MAC are flooded
-/// by the switch and accepted on the active slave (`rx_failover`).
+/// works, and still does after veth19 fails (each outage under the fail
+/// threshold): evicted clients are told as long as the agent's own client
+/// model still holds them, and whatever they still send to veth19's MAC is
+/// accepted on the active slave (`rx_failover`, printed, not asserted).
 #[test]
 fn a_full_client_table_evicts_and_every_client_still_works() {
     const MAX: usize = 8;
@@ -335,6 +333,9 @@ fn a_full_client_table_evicts_and_every_client_still_works() {
     report("full table, veth19 fails", &runs);
     let failover = agent.status().counter("rx_failover");
     println!("faults: full table: rx_failover {failover} after veth19 failed");
+    for line in agent.log().lines().filter(|l| l.contains("veth19 down:")) {
+        println!("faults: full table: agent: {line}");
+    }
     for run in &runs {
         assert_outage_below_threshold("full table, veth19 fails", run, &agent.log());
     }

@@ -138,7 +138,8 @@ fn assert_few_lost(what: &str, run: &PingRun, agent_log: &str) {
 
 /// `kill -9` of the agent while clients ping: the pinned programs stay
 /// attached and keep serving; a new agent with the same arguments adopts
-/// the maps (clients kept) and replaces the programs atomically.
+/// the maps (clients kept) and replaces the programs atomically. No client
+/// loses a ping.
 #[test]
 fn kill_9_keeps_traffic_flowing_and_a_restart_adopts_the_clients() {
     let lab = common::lab(4, 2);
@@ -186,7 +187,8 @@ fn kill_9_keeps_traffic_flowing_and_a_restart_adopts_the_clients() {
     );
     report("kill -9 and restart", &runs);
     for run in &runs {
-        assert_few_lost("kill -9 and restart", run, &second.log());
+        // docs/reliability.md reports 0 in 10 runs: the programs never stop.
+        pings::assert_none_lost("kill -9 and restart", run, &second.log());
     }
 
     let after = second.status();

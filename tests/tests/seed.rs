@@ -21,6 +21,8 @@ use alb_tests::{BRIDGE, Lab, LinkStats, SERVER_IP4, wait_until};
 use common::{
     Agent,
     capture::{ARP_REPLY, ARP_REQUEST, Capture, arps, describe},
+    datapath::tx_buckets,
+    load::{UdpLoad, bucket_of, destinations_on, neighbours},
     resolve,
 };
 use serde_json::Value;
@@ -203,12 +205,23 @@ fn each_clients_traffic_crosses_only_its_slave_with_ordinary_macs() {
     assert_eq!(status.counter("tx_fallback_active"), 0, "no fallback: {:?}", status.counters);
 }
 
-/// Seed observation 4: one TCP connection (iperf3, both directions at
-/// once) from client 2 stays on veth19 the whole time.
+/// Seed observation 4, across transmit rebalancing: one TCP connection
+/// (iperf3, both directions at once, 6 s) from client 2 stays on veth19 the
+/// whole time, while the agent, rebalancing every second, keeps moving
+/// transmit buckets off veth19 (the busiest slave: it carries the
+/// connection). Each second the server starts sending UDP to fresh
+/// destinations that are no client's and whose buckets are on veth19, so
+/// every round has load to move. Client traffic follows the client, not the
+/// buckets (the kernel's mode 6 rehashes transmit by destination at every
+/// rebalance): not one of the connection's packets crosses veth17.
 #[test]
 fn a_tcp_connection_never_changes_its_path() {
-    let Seed { agent, lab } = seed(2, 2);
+    const SECONDS: u32 = 6;
+    const REBALANCED: &str = "rebalanced transmit load";
+    let lab = common::lab(2, 2);
+    let agent = Agent::start_with(&lab, &["--rebalance-interval", "1"]);
     resolve_in_order(&lab, 2);
+    lab.add_server_addrs().expect("server addresses");
     let srv = lab.srv();
     let mut server = lab
         .spawn(srv, &["iperf3", "-s", "-1", "-B", SERVER_IP4, "-p", "5201"])
@@ -218,16 +231,40 @@ fn a_tcp_connection_never_changes_its_path() {
     })
     .unwrap_or_else(|e| panic!("{e:#}\n{}", server.log()));
 
+    // Load to move: a phase a second, 4 fresh destinations each, all in
+    // buckets of veth19, sent to c1's MAC (c1 drops them).
+    let buckets = tx_buckets(agent.master());
+    let dests = destinations_on(&buckets, 1, 0, 4 * SECONDS as usize);
+    neighbours(&lab, &dests, &lab.client(1).mac);
+    let phases: Vec<Vec<_>> = dests.chunks(4).map(<[_]>::to_vec).collect();
+    let (veth17, veth19, c2) = (lab.slave(0), lab.slave(1), lab.client(2));
+    let connection = format!("tcp and host {}", c2.ip4);
+    let on17 = Capture::start(&lab, lab.sw(), &veth17.port, &connection);
+    // The control: the same filter sees the connections open on veth19
+    // (their SYNs only: a full capture would not keep up).
+    let syns = format!("{connection} and tcp[tcpflags] & tcp-syn != 0");
+    let on19 = Capture::start(&lab, lab.sw(), &veth19.port, &syns);
+
     let before = lab.traffic_snapshot().expect("snapshot");
-    let c2_before = agent.status().client(&lab.client(2).ip4).expect("c2 entry");
+    let c2_before = agent.status().client(&c2.ip4).expect("c2 entry");
     let c1_before = agent.status().client(&lab.client(1).ip4).expect("c1 entry");
+    let log_before = agent.log().len();
+    let load = UdpLoad::start(&lab, phases, Duration::from_secs(1), 1000, Duration::from_millis(2));
+    let seconds = SECONDS.to_string();
     let out = lab
         .run(
-            &lab.client(2).ns,
-            &["iperf3", "-c", SERVER_IP4, "-p", "5201", "-t", "2", "--bidir", "-J"],
+            &c2.ns,
+            &[
+                "iperf3", "-c", SERVER_IP4, "-p", "5201", "-t", &seconds, "--bidir", "-b", "300M",
+                "-J",
+            ],
         )
         .unwrap_or_else(|e| panic!("iperf3 from c2: {e:#}\n{}", server.log()));
+    let log = agent.log()[log_before..].to_owned();
+    load.stop();
     let traffic = delta(&lab.traffic_snapshot().expect("snapshot"), &before);
+    let crossed17 = on17.finish();
+    let syns19 = on19.finish();
     // The server ends after one test; its numbers are the client's anyway.
     if let Err(error) = server.wait_timeout(Duration::from_secs(5)) {
         eprintln!("iperf3 server: {error:#}");
@@ -241,22 +278,47 @@ fn a_tcp_connection_never_changes_its_path() {
             .unwrap_or_else(|| panic!("no end.{sum}.bytes in iperf3's report: {}", report["end"]))
     };
     let (upload, download) = (bytes("sum_received"), bytes("sum_received_bidir_reverse"));
+    let rounds: Vec<&str> = log.lines().filter(|l| l.contains(REBALANCED)).collect();
+    let after = tx_buckets(agent.master());
+    let moved = dests.iter().filter(|&&d| after[bucket_of(d)] == 0).count();
+    println!(
+        "seed: iperf3 --bidir from c2 for {SECONDS} s: {upload} B up, {download} B down; \
+         {} rounds moved buckets meanwhile ({rounds:?}); {moved} of the {} loaded buckets \
+         ended on veth17; {} of the connection's frames on veth17 ({} SYNs on veth19); {}",
+        rounds.len(),
+        dests.len(),
+        crossed17.len(),
+        syns19.len(),
+        show(&traffic)
+    );
     assert!(
         upload > 1_000_000 && download > 1_000_000,
         "iperf3 moved data: {upload} / {download} B"
     );
-    // Both directions carry data, so both are far above noise.
-    assert_only_on(&traffic, 1, 1000, "iperf3 --bidir from c2");
+    // The claim is about rebalancing: buckets really moved, again and again,
+    // while the connection ran.
+    assert!(
+        rounds.len() >= 3,
+        "at least 3 rounds moved buckets during the {SECONDS} s connection: {rounds:?}\n{}",
+        agent.log()
+    );
+    // iperf3's control connection and one per direction, both ways.
+    assert!(syns19.len() >= 6, "control: the capture sees the connections open on veth19");
+    assert!(
+        crossed17.is_empty(),
+        "not one packet of the connection crossed veth17, yet {} did",
+        crossed17.len()
+    );
     assert!(
         traffic[1].rx_bytes >= upload && traffic[1].tx_bytes >= download,
         "veth19 carried the whole stream, {upload} B up and {download} B down: {}",
         show(&traffic)
     );
-    let c2 = agent.status().client(&lab.client(2).ip4).expect("c2 entry");
+    let c2_after = agent.status().client(&c2.ip4).expect("c2 entry");
     let c1 = agent.status().client(&lab.client(1).ip4).expect("c1 entry");
-    assert_eq!(c2.slave.as_deref(), Some("veth19"), "c2 still on veth19");
-    assert!(c2.rx_packets - c2_before.rx_packets >= 1000, "c2 rx counted: {c2:?}");
-    assert!(c2.tx_packets - c2_before.tx_packets >= 1000, "c2 tx counted: {c2:?}");
+    assert_eq!(c2_after.slave.as_deref(), Some("veth19"), "c2 still on veth19");
+    assert!(c2_after.rx_packets - c2_before.rx_packets >= 1000, "c2 rx counted: {c2_after:?}");
+    assert!(c2_after.tx_packets - c2_before.tx_packets >= 1000, "c2 tx counted: {c2_after:?}");
     assert!(
         c1.rx_packets - c1_before.rx_packets <= NOISE
             && c1.tx_packets - c1_before.tx_packets <= NOISE,

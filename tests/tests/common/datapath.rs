@@ -3,8 +3,12 @@
 
 use std::{collections::BTreeMap, fs::File, thread};
 
-use alb_tests::{Lab, netns};
-use aya::programs::{SchedClassifier, TcAttachType};
+use alb_common::maps::{TX_BUCKETS, TxBucket, names};
+use alb_tests::{Lab, agent::pin_dir, netns};
+use aya::{
+    maps::{Array, Map, MapData},
+    programs::{SchedClassifier, TcAttachType},
+};
 use nix::sched::{CloneFlags, setns};
 
 use crate::common::sysctl_get;
@@ -97,4 +101,17 @@ pub(crate) fn assert_attached(lab: &Lab, master: &str, slaves: &[&str]) -> BTree
         ids.insert(dev.to_owned(), found[0].id);
     }
     ids
+}
+
+/// The slave index of every transmit bucket of `master`
+/// (`ALB_TX_BUCKETS`, read through its pin).
+pub(crate) fn tx_buckets(master: &str) -> Vec<u32> {
+    let path = pin_dir(master).join(names::TX_BUCKETS);
+    let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let map = Map::from_map_data(data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let buckets: Array<MapData, TxBucket> =
+        Array::try_from(map).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (0..TX_BUCKETS)
+        .map(|b| buckets.get(&b, 0).unwrap_or_else(|e| panic!("bucket {b}: {e}")).slave)
+        .collect()
 }

@@ -14,6 +14,7 @@
 
 pub(crate) mod capture;
 pub(crate) mod datapath;
+pub(crate) mod load;
 pub(crate) mod pings;
 pub(crate) mod raw;
 

@@ -203,6 +203,16 @@ pub(crate) fn report<'a>(prefix: &str, what: &str, runs: impl IntoIterator<Item 
     }
 }
 
+/// Asserts that `run` lost no request at all.
+pub(crate) fn assert_none_lost(what: &str, run: &PingRun, agent_log: &str) {
+    assert_eq!(
+        run.lost(),
+        0,
+        "{what}: {run}: none may be lost\nping tail:\n{}\nagent log:\n{agent_log}",
+        run.tail()
+    );
+}
+
 /// Asserts that `run` lost at most `few` requests.
 pub(crate) fn assert_few_lost(what: &str, run: &PingRun, few: u32, agent_log: &str) {
     assert!(
