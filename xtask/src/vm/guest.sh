@@ -255,12 +255,32 @@ measure() {
     done
     sleep 3
 }
+# host_arp IMPL: only c2 pings (every 20 ms); 0.5 s in, the server forgets
+# c1 and pings it once, so it broadcasts an ARP request for c1 that c2 hears
+# too and follows (spec: the kernel's 2 s of misdirection). c2's requests
+# that reach the server through veth17's port (veth18) instead of its own
+# are counted: misdirected, not lost (the master takes them on any slave).
+host_arp() {
+    in_ns c2 /usr/bin/ping -n -i 0.02 -c 150 -W 1 198.18.0.1 >/tmp/ping2 2>&1 &
+    sleep 0.5
+    set -- $(port veth18); before=$2
+    ip -n srv neigh flush to 198.18.0.11
+    in_ns srv /usr/bin/ping -n -c 1 -W 1 198.18.0.11 >/dev/null
+    wait_pings
+    set -- $(port veth18); wrong=$(($2 - before))
+    t=$(awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping2)
+    # The request for c1 and c1's answer cross veth18 too: not c2's.
+    wrong=$((wrong > 2 ? wrong - 2 : 0))
+    say "METRIC compare $1 host-arp c2 lost=$wrong sent=$(sent 2) time=$t"
+    sleep 1
+}
 compare_round() {
     lab_up
     if [ "$1" = bond ]; then bond_start; else agent_start || { lab_down; return 1; }; fi
     for c in 1 2; do in_ns c$c /usr/bin/ping -n -c 3 -i 0.2 -W 1 198.18.0.1 >/dev/null; done
     measure "$1" non-active veth19
     measure "$1" active veth17
+    host_arp "$1"
     [ "$1" = alb ] && agent_stop
     lab_down
 }
