@@ -187,34 +187,49 @@ impl Datapath {
 
     /// The slave of every transmit bucket, by bucket.
     pub fn buckets(&self) -> Result<Vec<u32>> {
-        let buckets: Array<&MapData, TxBucket> = Array::try_from(self.map(names::TX_BUCKETS)?)?;
-        (0..TX_BUCKETS).map(|b| Ok(buckets.get(&b, 0)?.slave)).collect()
+        self.read_indirection::<TxBucket>(names::TX_BUCKETS, TX_BUCKETS, |b| b.slave)
     }
 
     /// Points buckets at slaves: the `(bucket, slave)` moves the policy in
     /// `alb_common::assign` returns, in one system call.
     pub fn set_buckets(&mut self, moves: &[(usize, u32)]) -> Result<()> {
-        let keys = moves.iter().map(|&(b, _)| u32::try_from(b)).collect::<Result<Vec<_>, _>>()?;
-        let values: Vec<TxBucket> =
-            moves.iter().map(|&(_, slave)| TxBucket { slave, _pad: 0 }).collect();
-        batch::update(data(self.map(names::TX_BUCKETS)?)?, &keys, &values)
+        self.write_indirection(names::TX_BUCKETS, moves, |slave| TxBucket { slave, _pad: 0 })
             .context("cannot write the transmit buckets")
     }
 
     /// The slave of every client slot, by slot.
     pub fn slots(&self) -> Result<Vec<u32>> {
-        let slots: Array<&MapData, ClientSlot> = Array::try_from(self.map(names::SLOTS)?)?;
-        (0..CLIENT_SLOTS).map(|s| Ok(slots.get(&s, 0)?.slave)).collect()
+        self.read_indirection::<ClientSlot>(names::SLOTS, CLIENT_SLOTS, |s| s.slave)
     }
 
     /// Points client slots at slaves, `(slot, slave)`, in one system call:
     /// every client of a moved slot follows at once.
     pub fn set_slots(&mut self, moves: &[(usize, u32)]) -> Result<()> {
-        let keys = moves.iter().map(|&(s, _)| u32::try_from(s)).collect::<Result<Vec<_>, _>>()?;
-        let values: Vec<ClientSlot> =
-            moves.iter().map(|&(_, slave)| ClientSlot { slave, _pad: 0 }).collect();
-        batch::update(data(self.map(names::SLOTS)?)?, &keys, &values)
+        self.write_indirection(names::SLOTS, moves, |slave| ClientSlot { slave, _pad: 0 })
             .context("cannot write the client slots")
+    }
+
+    /// An indirection array (buckets or slots to slaves), by index.
+    fn read_indirection<V: aya::Pod>(
+        &self,
+        name: &str,
+        len: u32,
+        slave: impl Fn(&V) -> u32,
+    ) -> Result<Vec<u32>> {
+        let table: Array<&MapData, V> = Array::try_from(self.map(name)?)?;
+        (0..len).map(|i| Ok(slave(&table.get(&i, 0)?))).collect()
+    }
+
+    /// Writes `(index, slave)` moves into an indirection array at once.
+    fn write_indirection<V: aya::Pod>(
+        &self,
+        name: &str,
+        moves: &[(usize, u32)],
+        entry: impl Fn(u32) -> V,
+    ) -> Result<()> {
+        let keys = moves.iter().map(|&(i, _)| u32::try_from(i)).collect::<Result<Vec<_>, _>>()?;
+        let values: Vec<V> = moves.iter().map(|&(_, slave)| entry(slave)).collect();
+        Ok(batch::update(data(self.map(name)?)?, &keys, &values)?)
     }
 
     /// Bytes each transmit bucket has carried since load, summed over CPUs.

@@ -571,9 +571,9 @@ fn scale_md(md: &mut String, doc: &Value) {
         let _ = writeln!(
             md,
             "\n**Failover with {} clients in the table**: c1 and c2 learned on top, slave 1 fails \
-             as in figure 4 (down {} s): outage {}. The agent logged the failure (every client of \
-             slave 1 moved and told) {} the carrier loss, and the recovery {} the carrier came \
-             back; {stop}.",
+             as in figure 4 (down {} s): outage {}. The agent logged the failure (slave 1's slots \
+             moved, its clients queued for the teller) {} the carrier loss, and the recovery {} \
+             the carrier came back; {stop}.",
             r["clients"],
             num(f(&probe["phases_s"][1]), 0),
             flows.join(", "),
@@ -588,7 +588,7 @@ fn scale_md(md: &mut String, doc: &Value) {
             }
             let _ = writeln!(
                 md,
-                "\n- After the {what}: {} clients told (first pass, both ARP forms) in {} ms by \
+                "\n- After the {what}: {} clients told (first pass: the gratuitous form) in {} ms by \
                  the teller, all told {} ms after the carrier change (target: 2000 ms).",
                 told["clients"],
                 told["teller_ms"],
