@@ -261,6 +261,7 @@ measure() {
 # that reach the server through veth17's port (veth18) instead of its own
 # are counted: misdirected, not lost (the master takes them on any slave).
 host_arp() {
+    impl=$1 # `set --` below replaces the positional parameters
     in_ns c2 /usr/bin/ping -n -i 0.02 -c 150 -W 1 198.18.0.1 >/tmp/ping2 2>&1 &
     sleep 0.5
     set -- $(port veth18); before=$2
@@ -271,7 +272,7 @@ host_arp() {
     t=$(awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping2)
     # The request for c1 and c1's answer cross veth18 too: not c2's.
     wrong=$((wrong > 2 ? wrong - 2 : 0))
-    say "METRIC compare $1 host-arp c2 lost=$wrong sent=$(sent 2) time=$t"
+    say "METRIC compare $impl host-arp c2 lost=$wrong sent=$(sent 2) time=$t"
     sleep 1
 }
 compare_round() {
