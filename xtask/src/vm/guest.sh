@@ -123,13 +123,21 @@ seed() {
     done
 }
 
-# failover NAME SLAVE: both clients ping every 20 ms; SLAVE goes down after 2 s.
-failover() {
+# fail_under_pings SLAVE: both clients ping every 20 ms (250 each); SLAVE
+# goes down 2 s in, and up again once the pings are over.
+fail_under_pings() {
     pings 0.02 250
     sleep 2
-    ip -n srv link set "$2" down
+    ip -n srv link set "$1" down
     wait_pings
-    ip -n srv link set "$2" up
+    ip -n srv link set "$1" up
+}
+# ping_time C: how long client C's ping took, as it reports ("5639ms").
+ping_time() { awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping"$1"; }
+
+# failover NAME SLAVE: both clients ping every 20 ms; SLAVE goes down after 2 s.
+failover() {
+    fail_under_pings "$2"
     for c in 1 2; do
         say "METRIC failover.$1.c$c lost=$(lost $c)/$(sent $c) interval=20ms"
     done
@@ -244,14 +252,9 @@ bond_start() {
 }
 # measure IMPL SCENARIO SLAVE: pings every 20 ms from both clients, SLAVE down after 2 s.
 measure() {
-    pings 0.02 250
-    sleep 2
-    ip -n srv link set "$3" down
-    wait_pings
-    ip -n srv link set "$3" up
+    fail_under_pings "$3"
     for c in 1 2; do
-        t=$(awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping$c)
-        say "METRIC compare $1 $2 c$c lost=$(lost $c) sent=$(sent $c) time=$t"
+        say "METRIC compare $1 $2 c$c lost=$(lost $c) sent=$(sent $c) time=$(ping_time $c)"
     done
     sleep 3
 }
@@ -269,7 +272,7 @@ host_arp() {
     in_ns srv /usr/bin/ping -n -c 1 -W 1 198.18.0.11 >/dev/null
     wait_pings
     set -- $(port veth18); wrong=$(($2 - before))
-    t=$(awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping2)
+    t=$(ping_time 2)
     # The request for c1 and c1's answer cross veth18 too: not c2's.
     wrong=$((wrong > 2 ? wrong - 2 : 0))
     say "METRIC compare $impl host-arp c2 lost=$wrong sent=$(sent 2) time=$t"
