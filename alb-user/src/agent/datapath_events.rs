@@ -124,13 +124,21 @@ impl Agent {
         if !due || self.walk.is_some() {
             return;
         }
+        self.start_walk(lost - self.events_lost, Vec::new());
+        self.events_lost = lost;
+    }
+
+    /// Starts a walk of the kernel table; `lost`: events lost before it (0
+    /// for an adoption); `then_tell`: slot moves whose clients are told
+    /// once the walk has read them.
+    pub(super) fn start_walk(&mut self, lost: u64, then_tell: Vec<(usize, u32)>) {
         self.clients.begin_walk();
         self.walk = Some(Walk {
             cursor: ClientCursor::default(),
             started: Instant::now(),
-            lost: lost - self.events_lost,
+            lost,
+            then_tell,
         });
-        self.events_lost = lost;
     }
 
     /// One batch of the walk of the kernel table (8192 entries, some
@@ -148,16 +156,28 @@ impl Agent {
             return;
         }
         if walk.cursor.done() {
+            let Some(walk) = self.walk.take() else { return };
             let gone = self.clients.sweep();
-            info!(
-                "client model read again from the data path ({} events lost meanwhile): {} \
-                 clients, {gone} evicted, in {} ms",
-                walk.lost,
-                self.clients.len(),
-                walk.started.elapsed().as_millis()
-            );
+            let ms = walk.started.elapsed().as_millis();
+            if self.resynced_once {
+                info!(
+                    "client model read again from the data path ({} events lost meanwhile): \
+                     {} clients, {gone} evicted, in {ms} ms",
+                    walk.lost,
+                    self.clients.len(),
+                );
+            } else if self.adopted {
+                info!(
+                    "adopted the data path of an earlier agent: {} clients kept (read in {ms} ms)",
+                    self.clients.len()
+                );
+            }
+            if !walk.then_tell.is_empty() {
+                let told = self.tell_slots(&walk.then_tell);
+                info!("{told} clients moved off slaves that went down meanwhile; telling them");
+            }
             self.resynced = Instant::now();
-            self.walk = None;
+            self.resynced_once = true;
         }
     }
 }

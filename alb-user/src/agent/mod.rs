@@ -123,6 +123,10 @@ struct Agent {
     resynced: Instant,
     /// A walk of the kernel table under way, a batch per loop turn.
     walk: Option<Walk>,
+    /// Whether the data path was adopted from an earlier agent.
+    adopted: bool,
+    /// Whether a walk of the kernel table has completed.
+    resynced_once: bool,
     summary: Summary,
 }
 
@@ -132,6 +136,9 @@ struct Walk {
     started: Instant,
     /// Events lost before it started.
     lost: u64,
+    /// Slot moves whose clients are told once the walk has read them (an
+    /// adoption's).
+    then_tell: Vec<(usize, u32)>,
 }
 
 /// What happened since the last summary line.

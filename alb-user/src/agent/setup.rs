@@ -9,7 +9,6 @@ use alb_common::{
 };
 use anyhow::{Result, bail};
 use futures::Stream;
-use log::info;
 
 use super::{
     Agent, Options, Summary,
@@ -88,6 +87,8 @@ pub(super) async fn setup(
         events_lost: 0,
         resynced: Instant::now(),
         walk: None,
+        adopted: adopting,
+        resynced_once: !adopting,
         summary: Summary::default(),
     };
     if adopting {
@@ -124,7 +125,6 @@ impl Agent {
         self.datapath.set_buckets(&all(&buckets))?;
         self.datapath.set_slots(&all(self.slots.slaves()))?;
         self.datapath.publish_slaves(&self.set.state)?;
-        self.resync()?;
 
         let usable = self.set.state.usable();
         for (bucket, slave) in move_off(&buckets, &usable) {
@@ -132,12 +132,15 @@ impl Agent {
         }
         self.datapath.set_buckets(&all(&buckets))?;
         self.buckets = buckets;
-        let moved = self.slots.move_off(&usable, &self.clients.weights());
+        // Clients per slot are not known before the table is read: the
+        // slots of a slave that went down are spread by count.
+        let moved = self.slots.move_off(&usable, &[]);
         self.datapath.set_slots(&moved)?;
-        info!("adopted the data path of an earlier agent: {} clients kept", self.clients.len());
+        // The table is read as a walk over the loop's first turns (a
+        // million clients take two seconds: signals must not wait); the
+        // clients of the moved slots are told when it ends.
+        self.start_walk(0, moved.clone());
         if !moved.is_empty() {
-            let told = self.tell_slots(&moved);
-            info!("{told} clients moved off slaves that went down meanwhile; telling them");
             // As a failover does: the switch learns the failed MACs through
             // the active slave, which accepts them (rx_failover).
             if let Some(active) = self.set.state.active {
@@ -155,15 +158,6 @@ impl Agent {
                 }
             }
         }
-        Ok(())
-    }
-
-    /// Reads the kernel's client table into the model (batched).
-    pub(super) fn resync(&mut self) -> Result<()> {
-        let clients = &mut self.clients;
-        clients.clear();
-        self.datapath.for_each_client(|key, entry| clients.learn_entry(key, entry))?;
-        self.resynced = Instant::now();
         Ok(())
     }
 }

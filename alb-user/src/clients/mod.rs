@@ -219,14 +219,7 @@ impl Clients {
         gone.len()
     }
 
-    /// Forgets everything, keeping the memory (before a resync).
-    pub fn clear(&mut self) {
-        self.slot_of.clear();
-        self.by_slot.iter_mut().for_each(Vec::clear);
-        self.servers.clear();
-    }
-
-    /// One entry of the kernel's table, as a resync reads it.
+    /// One entry of the kernel's table, as a walk reads it.
     pub fn learn_entry(&mut self, key: &ClientKey, entry: &ClientEntry) {
         let mac = (entry.flags & CLIENT_MAC_KNOWN != 0).then_some(entry.mac);
         self.learn(*key, entry.slot, mac);
@@ -344,21 +337,5 @@ mod tests {
         clients.learn_entry(&key(SERVER, 11), &entry);
         clients.learn(key(SERVER, 14), 4, None);
         assert_eq!(clients.sweep(), 0);
-    }
-
-    #[test]
-    fn a_resync_takes_the_kernels_table() {
-        let mut clients = Clients::default();
-        clients.learn(key(SERVER, 99), 5, Some(mac(99)));
-        let entry =
-            |slot, flags| ClientEntry { mac: mac(11), slot, flags, ..ClientEntry::default() };
-        clients.clear();
-        clients.learn_entry(&key(SERVER, 11), &entry(2, CLIENT_MAC_KNOWN));
-        clients.learn_entry(&key(OTHER, 12), &entry(4, 0));
-        assert_eq!(clients.len(), 2);
-        assert_eq!(clients.get(&key(SERVER, 99)), None, "evicted meanwhile");
-        assert_eq!(clients.get(&key(SERVER, 11)), Some((2, Some(mac(11)))));
-        assert_eq!(clients.get(&key(OTHER, 12)), Some((4, None)));
-        assert!(clients.is_server(&OTHER));
     }
 }

@@ -259,12 +259,6 @@ impl Datapath {
             .context("cannot read the client table")
     }
 
-    /// Calls `each` for every entry of the client table, read in batches.
-    pub fn for_each_client(&self, each: impl FnMut(&ClientKey, &ClientEntry)) -> Result<()> {
-        batch::for_each(data(self.map(names::CLIENTS)?)?, CLIENT_CHUNK, each)
-            .context("cannot read the client table")
-    }
-
     /// Deletes clients from the table, in one system call; returns how
     /// many were there.
     pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
