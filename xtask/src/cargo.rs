@@ -35,12 +35,26 @@ pub(crate) fn target_dir() -> Result<PathBuf> {
         .context("`cargo metadata` gave no target_directory")
 }
 
-/// Builds the agent (`cargo build -p alb-user`) and returns the path of the
-/// `alb` binary.
-pub(crate) fn build_agent() -> Result<PathBuf> {
-    eprintln!("xtask: building the agent (cargo build -p alb-user)");
-    status(cargo().args(["build", "-p", "alb-user"]))?;
-    let alb = target_dir()?.join("debug").join("alb");
+/// Which build of the agent: the tests and the demo use the debug build;
+/// the benchmark and the guests the release build users run.
+#[derive(Clone, Copy)]
+pub(crate) enum Profile {
+    Debug,
+    Release,
+}
+
+/// Builds the agent (`cargo build [--release] -p alb-user`) and returns the
+/// path of the `alb` binary.
+pub(crate) fn build_agent(profile: Profile) -> Result<PathBuf> {
+    let (flags, dir): (&[&str], _) = match profile {
+        Profile::Debug => (&[], "debug"),
+        Profile::Release => (&["--release"], "release"),
+    };
+    let mut build = cargo();
+    build.arg("build").args(flags).args(["-p", "alb-user"]);
+    eprintln!("xtask: building the agent ({})", cmd::describe(&build));
+    status(&mut build)?;
+    let alb = target_dir()?.join(dir).join("alb");
     anyhow::ensure!(alb.is_file(), "the build finished but {} is missing", alb.display());
     Ok(alb)
 }

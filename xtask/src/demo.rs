@@ -22,7 +22,7 @@ const IPERF_SECONDS: u32 = 3;
 const IPERF_PORT: u16 = 5201;
 
 pub(crate) fn run(clients: usize, slaves: usize) -> Result<()> {
-    let alb = cargo::build_agent()?;
+    let alb = cargo::build_agent(cargo::Profile::Debug)?;
     signals::catch()?;
     let config = LabConfig {
         prefix: format!("alb-demo{}", std::process::id()),

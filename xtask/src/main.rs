@@ -228,7 +228,7 @@ fn print_lab(lab: &Lab) {
 
 fn run_agent(ns: Option<String>, args: &[String]) -> Result<ExitCode> {
     bootstrap::run()?;
-    let alb = cargo::build_agent()?;
+    let alb = cargo::build_agent(cargo::Profile::Debug)?;
     let ns = match ns {
         Some(ns) if !netns::exists(&ns) => bail!("no network namespace {ns}"),
         Some(ns) => Some(ns),
@@ -256,7 +256,7 @@ fn test(args: &[String]) -> Result<ExitCode> {
     lint::run()?;
     // The behaviour tests run the agent binary; `cargo test` builds only
     // the library of alb-user (a dependency of the tests), not its binary.
-    cargo::build_agent()?;
+    cargo::build_agent(cargo::Profile::Debug)?;
     let mut cargo = cargo::cargo();
     // alb-ebpf is built for the BPF target only (by alb-user's build
     // script, which also embeds it in the agent under test); it cannot be

@@ -137,7 +137,7 @@ pub(crate) fn run(
         }
     });
     let ctx = Ctx {
-        alb: path_str(&build_agent_release()?)?,
+        alb: path_str(&cargo::build_agent(cargo::Profile::Release)?)?,
         albbench: path_str(&build_albbench()?)?,
         sizes,
         only,
@@ -255,14 +255,6 @@ fn cost(ctx: &Ctx, lab: &Lab) -> Result<Value> {
 
 fn path_str(path: &Path) -> Result<String> {
     path.to_str().map(str::to_owned).with_context(|| format!("{} is not UTF-8", path.display()))
-}
-
-fn build_agent_release() -> Result<PathBuf> {
-    eprintln!("bench: building the agent (cargo build --release -p alb-user)");
-    bootstrap::status(cargo::cargo().args(["build", "--release", "-p", "alb-user"]))?;
-    let alb = cargo::target_dir()?.join("release").join("alb");
-    anyhow::ensure!(alb.is_file(), "the build finished but {} is missing", alb.display());
-    Ok(alb)
 }
 
 /// Builds the `albbench` bench target and returns its executable.

@@ -12,7 +12,7 @@ use std::{
     collections::BTreeMap,
     fs,
     io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -90,7 +90,8 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>) -> Result<bool> {
     } else {
         kernels.iter().map(String::as_str).collect()
     };
-    let alb = build_agent()?;
+    // Release: a smaller initramfs, and what users run.
+    let alb = cargo::build_agent(cargo::Profile::Release)?;
     let mut all_ok = true;
     let mut summary = Vec::new();
     let mut tables = Vec::new();
@@ -143,16 +144,6 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>) -> Result<bool> {
         println!("  {line}");
     }
     Ok(all_ok)
-}
-
-/// Builds the agent in release mode (a smaller initramfs, closer to what
-/// users run) and returns its path.
-fn build_agent() -> Result<PathBuf> {
-    eprintln!("vm-test: building the agent (cargo build --release -p alb-user)");
-    bootstrap::status(cargo::cargo().args(["build", "--release", "-p", "alb-user"]))?;
-    let alb = cargo::target_dir()?.join("release").join("alb");
-    anyhow::ensure!(alb.is_file(), "the build finished but {} is missing", alb.display());
-    Ok(alb)
 }
 
 /// Boots one guest, echoes its results as they come, writes the whole
