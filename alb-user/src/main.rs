@@ -85,6 +85,10 @@ struct RunArgs {
     /// Seconds between transmit rebalancing by measured load (0: never).
     #[arg(long, value_name = "S", default_value_t = 10)]
     rebalance_interval: u64,
+    /// On SIGINT/SIGTERM, leave the data path forwarding for the next agent
+    /// to adopt (a restart or an upgrade loses nothing); `alb down` removes it.
+    #[arg(long)]
+    keep_datapath: bool,
 }
 
 #[derive(Args)]
@@ -98,9 +102,7 @@ struct StatusArgs {
 
 fn main() {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    alb::service::journal::init_logger();
     if let Err(error) = run(cli) {
         eprintln!("alb: {error:#}");
         std::process::exit(1);
@@ -139,5 +141,6 @@ fn options(args: RunArgs) -> agent::Options {
         primary: args.primary,
         lp_interval_s: args.lp_interval,
         rebalance_interval_s: args.rebalance_interval,
+        keep_datapath: args.keep_datapath,
     }
 }

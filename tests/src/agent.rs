@@ -179,6 +179,13 @@ impl AgentCommand {
         self
     }
 
+    /// Running another binary (a copy, a wrapper) with the same arguments.
+    #[must_use]
+    pub fn with_bin(mut self, bin: impl Into<PathBuf>) -> Self {
+        self.bin = bin.into();
+        self
+    }
+
     /// With environment variable `key` set to `value` (`RUST_LOG`).
     #[must_use]
     pub fn env(mut self, key: &str, value: &str) -> Self {

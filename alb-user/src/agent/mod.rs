@@ -37,6 +37,7 @@ use crate::{
     datapath::Datapath,
     links::{LinkReport, Netlink},
     master::Master,
+    service::Notifier,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -55,6 +56,10 @@ pub struct Options {
     pub lp_interval_s: u64,
     /// Seconds between transmit rebalancing by measured load; 0 turns it off.
     pub rebalance_interval_s: u64,
+    /// On SIGINT/SIGTERM after ready, leave the data path forwarding (programs,
+    /// maps, master, the undo record) for the next agent to adopt, as a kernel
+    /// bond outlives a daemon; `alb down` removes it.
+    pub keep_datapath: bool,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -73,15 +78,36 @@ pub async fn run(options: Options) -> Result<()> {
         interrupt: signal(SignalKind::interrupt())?,
         terminate: signal(SignalKind::terminate())?,
     };
+    let ready = std::cell::Cell::new(false);
     let result = tokio::select! {
-        result = serve(&netlink, &options, &slaves, &mut undo) => result,
+        result = serve(&netlink, &options, &slaves, &mut undo, &ready) => result,
         () = signals.next() => Ok(()),
     };
+    Notifier::from_env().stopping();
+    // A stop before ready, or on an error, undoes everything: a half set-up
+    // data path is not one to hand over.
+    if options.keep_datapath && ready.get() && result.is_ok() {
+        keep_datapath(&options.master);
+        return Ok(());
+    }
     std::mem::take(&mut undo).run(&netlink, &options.master).await;
     if result.is_ok() {
         info!("stopped; {} removed", options.master);
     }
     result
+}
+
+/// Leaves the programs, maps, master and undo record in place; only the
+/// control socket goes (nobody answers it now). The lock goes with the process.
+fn keep_datapath(master: &str) {
+    let socket = control::socket_path(master);
+    if let Err(error) = crate::remove_file_if_present(&socket) {
+        warn!("cannot remove {}: {error}", socket.display());
+    }
+    info!(
+        "stopped; the data path of {master} keeps forwarding (the next agent adopts it; \
+         `alb down --master {master}` removes it)"
+    );
 }
 
 /// SIGINT and SIGTERM, caught from the start of `run`.
@@ -160,9 +186,10 @@ async fn serve(
     options: &Options,
     slaves: &[crate::links::Link],
     undo: &mut Undo,
+    ready: &std::cell::Cell<bool>,
 ) -> Result<()> {
     let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
-    let result = event_loop(&mut agent, undo, link_events).await;
+    let result = event_loop(&mut agent, undo, link_events, ready).await;
     agent.teller.stop();
     result
 }
@@ -171,6 +198,7 @@ async fn event_loop(
     agent: &mut Agent,
     undo: &mut Undo,
     link_events: impl futures::Stream<Item = LinkReport>,
+    ready: &std::cell::Cell<bool>,
 ) -> Result<()> {
     let mut link_events = std::pin::pin!(link_events);
     let control = control::listen(&agent.options.master)?;
@@ -182,8 +210,12 @@ async fn event_loop(
         .then(|| Duration::from_secs(agent.options.rebalance_interval_s));
     let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
     let mut last_loads = agent.read_loads()?;
-    agent.ready();
+    let mut notifier = Notifier::from_env();
+    notifier.ready(&agent.ready());
+    ready.set(true);
     loop {
+        // Here, not in a timer branch: a loop kept busy by events still feeds it.
+        notifier.feed_if_due(Instant::now());
         let walking = agent.walk.is_some().then(Instant::now);
         let wake = [
             agent.set.next_due(),
@@ -191,6 +223,7 @@ async fn event_loop(
             rebalance_at,
             agent.collapses.next_due(),
             walking,
+            notifier.next_feed(),
         ]
         .into_iter()
         .flatten()
@@ -268,8 +301,9 @@ async fn event_loop(
 }
 
 impl Agent {
-    /// Logged once everything is up: programs, maps, master, control socket.
-    fn ready(&self) {
+    /// Logged once everything is up: programs, maps, master, control
+    /// socket; returns the one-line status for the service manager.
+    fn ready(&self) -> String {
         let options = &self.options;
         let state = &self.set.state;
         let active = state.active.map_or("none", |a| self.set.names[a].as_str());
@@ -281,6 +315,7 @@ impl Agent {
             self.clients.len(),
             self.link_dir.parent().unwrap_or(&self.link_dir).display()
         );
+        format!("serving {} over {} (active {active})", options.master, options.slaves.join(", "))
     }
 
     /// One line a second at most about clients learned and told.
