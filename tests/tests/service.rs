@@ -15,7 +15,6 @@ mod common;
 use std::{
     os::unix::{fs::PermissionsExt as _, net::UnixDatagram},
     path::{Path, PathBuf},
-    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -28,6 +27,7 @@ use alb_common::maps::{Config, PIN_FORMAT, names};
 use alb_tests::{
     Lab,
     agent::{lock_held, pin_dir, socket_path, state_path},
+    root::TempRoot,
 };
 use aya::maps::{Array, Map, MapData};
 use common::{
@@ -322,54 +322,19 @@ fn pins_of_another_format_are_refused_and_left_untouched() {
 }
 
 /// The unit file is one systemd accepts: `systemd-analyze verify` of an
-/// instance in a root holding the binary where the unit expects it reports
-/// nothing (it warns about unknown keys and bad values but still exits 0,
-/// so any output fails the test).
+/// instance, in a root holding the binary where the unit expects it,
+/// reports nothing.
 #[test]
 fn the_unit_file_passes_systemd_analyze_verify() {
-    let root = TempRoot::new("unit");
+    let root = TempRoot::new("unit").expect("temp root");
     let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/alb@.service");
-    root.place(&unit, "lib/systemd/system/alb@.service");
-    root.place(&alb_bin(), "usr/sbin/alb");
-    root.place(Path::new("/bin/kill"), "bin/kill");
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no", "--root"])
-        .arg(&root.0)
-        .arg("alb@alb0.service")
-        .output()
-        .expect("systemd-analyze (cargo xtask bootstrap installs systemd)");
-    let said =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
-}
-
-/// A directory standing in for a system's root, removed when dropped.
-struct TempRoot(PathBuf);
-
-impl TempRoot {
-    fn new(what: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("alb-{what}-root-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).expect("remove an old temp root");
-        }
-        std::fs::create_dir_all(&dir).expect("temp root");
-        Self(dir)
+    for (from, to) in [
+        (unit.as_path(), "lib/systemd/system/alb@.service"),
+        (&alb_bin(), "usr/sbin/alb"),
+        (Path::new("/bin/kill"), "bin/kill"),
+    ] {
+        root.place(from, to).unwrap_or_else(|e| panic!("{e:#}"));
     }
-
-    /// Copies `from` to `path` under the root (a hard link when it can).
-    fn place(&self, from: &Path, path: &str) {
-        let to = self.0.join(path);
-        std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
-        if std::fs::hard_link(from, &to).is_err() {
-            std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-        }
-    }
-}
-
-impl Drop for TempRoot {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("remove {}: {e}", self.0.display());
-        }
-    }
+    let said = root.verify_unit("alb@alb0.service").unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(said.is_empty(), "systemd-analyze verify has something to say: {said}");
 }
