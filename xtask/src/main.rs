@@ -92,6 +92,7 @@ enum Cmd {
     },
     /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
     /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
+    /// With --systemd: the package and the service under a real systemd.
     VmTest {
         /// Which kernels: 6.1, 6.12 or all (repeatable).
         #[arg(long, default_value = "all", value_parser = ["6.1", "6.12", "all"])]
@@ -103,6 +104,11 @@ enum Cmd {
         /// Rounds per implementation with --compare.
         #[arg(long, default_value_t = 3, requires = "compare")]
         repeats: u32,
+        /// Instead of the scenarios: boot Debian 12 with systemd as PID 1,
+        /// install the package (`cargo xtask package`) and run alb as
+        /// alb@alb0.service (readiness, watchdog, restart, journal, sandbox).
+        #[arg(long, conflicts_with = "compare")]
+        systemd: bool,
     },
 }
 
@@ -161,8 +167,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
-        Cmd::VmTest { kernel, compare, repeats } => {
-            if !vm::run(&kernel, compare.then_some(repeats))? {
+        Cmd::VmTest { kernel, compare, repeats, systemd } => {
+            if !vm::run(&kernel, compare.then_some(repeats), systemd)? {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -1,0 +1,331 @@
+#!/bin/sh
+# alb-vmtest.service of the vm-test --systemd guest (Debian 12, systemd as
+# PID 1): installs alb's package with dpkg, builds the lab (the slaves
+# veth17 and veth19 in this root namespace; their peers on a bridge in the
+# namespace sw, with the clients c1 and c2), runs alb as alb@alb0.service
+# and checks what systemd, the journal and the clients see. Results between
+# markers on the console; its unit powers the guest off when it ends.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+DIR=/opt/alb-vmtest
+U=alb@alb0.service
+N=/run/netns
+
+say() { echo "@@ALB-$*"; }
+result() { say "RESULT $1 $2 ${3:-}"; }
+check() { name=$1; shift; if "$@"; then result PASS "$name"; else result FAIL "$name"; fi; }
+in_ns() { ns=$1; shift; nsenter --net=$N/"$ns" "$@"; }
+prop() { systemctl show -P "$1" $U; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# The unit's journal (only the lines of the agent: -o cat, no systemd lines
+# with _PID=1 unless asked for).
+journal() { journalctl -u $U --no-pager -o cat "$@"; }
+
+lab_up() {
+    for ns in sw c1 c2; do ip netns add $ns; ip -n $ns link set lo up; done
+    in_ns sw sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
+    in_ns sw sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
+    ip -n sw link add br0 type bridge ageing_time 30000 stp_state 0 mcast_snooping 0
+    ip -n sw link set br0 up
+    for i in 17 19; do
+        p=$((i + 1))
+        ip link add veth$i address 02:a1:b0:00:00:$i type veth peer name veth$p \
+            address 02:a1:b1:00:00:$p netns sw
+        ip -n sw link set veth$p master br0 up
+    done
+    for c in 1 2; do
+        in_ns c$c sysctl -q -w net.ipv6.conf.default.router_solicitations=0
+        ip -n c$c link add eth0 address 02:a1:c0:00:00:0$c type veth peer name c$c \
+            address 02:a1:c1:00:00:0$c netns sw
+        ip -n sw link set c$c master br0 up
+        ip -n c$c addr add 198.18.0.1$c/24 dev eth0
+        ip -n c$c link set eth0 up
+    done
+}
+
+# rx and tx packets of a switch port (its rx is the server slave's tx).
+port() {
+    in_ns sw cat /proc/net/dev |
+        awk -v d="$1" '{ sub(/^ +/, ""); n = split($0, f, /[: ]+/); if (f[1] == d) print f[3], f[11] }'
+}
+neigh_mac() { ip -n "$1" neigh show 198.18.0.1 | awk '{for (i=1;i<NF;i++) if ($i=="lladdr") print $(i+1)}'; }
+replies() { in_ns "$1" ping -n -c "$2" -i 0.05 -W 1 198.18.0.1 | awk '/transmitted/ {print $4}'; }
+
+# Pings every 20 ms from both clients until pings_stop (SIGINT: ping
+# prints its summary). nsenter execs ping, so $! is ping (in_ns would put
+# a subshell in between, one that ignores SIGINT).
+PING_PIDS=
+pings_start() {
+    PING_PIDS=
+    for c in 1 2; do
+        nsenter --net=$N/c$c ping -n -i 0.02 -W 1 198.18.0.1 >/tmp/ping$c 2>&1 &
+        PING_PIDS="$PING_PIDS $!"
+    done
+}
+pings_stop() {
+    sleep 1
+    kill -INT $PING_PIDS
+    wait $PING_PIDS
+}
+lost() { awk '/transmitted/ {print $1 - $4}' /tmp/ping"$1"; }
+sent() { awk '/transmitted/ {print $1}' /tmp/ping"$1"; }
+ping_time() { awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping"$1"; }
+# report NAME: both clients' losses as a metric; true when none was lost.
+no_loss() {
+    for c in 1 2; do
+        say "METRIC $1.c$c lost=$(lost $c)/$(sent $c) time=$(ping_time $c) interval=20ms"
+    done
+    test "$(lost 1)" = 0 && test "$(lost 2)" = 0
+}
+
+# The unit's state in one line ("ActiveState=active MainPID=303 SubState=running").
+state() { systemctl show -p ActiveState -p SubState -p MainPID $U | sort | tr '\n' ' '; }
+# Waits (up to $2 s) until the unit's ActiveState is $1; prints each state
+# seen, as often as systemctl answers (a few times a second under TCG).
+wait_state() {
+    end=$(($(date +%s) + $2))
+    last=
+    while [ "$(date +%s)" -le $end ]; do
+        s=$(state)
+        [ "$s" = "$last" ] || { echo "$s"; last=$s; }
+        case $s in "ActiveState=$1 "*) return 0 ;; esac
+    done
+    return 1
+}
+
+boot_info() {
+    say "METRIC boot.startup $(systemd-analyze time | head -n 1 | sed 's/^Startup finished in //')"
+    say "INFO system $(systemctl is-system-running); failed units: $(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+    say "INFO bpffs: $(findmnt -n -o FSTYPE /sys/fs/bpf) ($(systemctl show -P ActiveState sys-fs-bpf.mount) sys-fs-bpf.mount)"
+}
+
+install() {
+    before=$(prop LoadState)
+    t0=$(now)
+    dpkg -i $DIR/alb.deb >/tmp/dpkg.log 2>&1
+    rc=$?
+    say "METRIC package.dpkg-i seconds=$(since "$t0")"
+    sed 's/^/dpkg: /' /tmp/dpkg.log
+    check package.dpkg-i test $rc = 0
+    say "INFO $U LoadState before the package: $before, after: $(prop LoadState); $(/usr/sbin/alb --version)"
+    check package.unit-loaded test "$(prop LoadState)" = loaded
+    check package.no-reload-needed test "$(prop NeedDaemonReload)" = no
+}
+
+# The unit's own configuration for this guest, as drop-ins: the slaves'
+# devices ordered before it (as the unit's comments tell users to), and,
+# until alb reads a config file, the slaves as flags.
+configure() {
+    mkdir -p /etc/alb /etc/systemd/system/$U.d
+    cp /usr/share/doc/alb/examples/alb.toml /etc/alb/alb0.toml
+    cat >/etc/systemd/system/$U.d/10-slaves.conf <<'EOF'
+[Unit]
+Requires=sys-subsystem-net-devices-veth17.device sys-subsystem-net-devices-veth19.device
+After=sys-subsystem-net-devices-veth17.device sys-subsystem-net-devices-veth19.device
+EOF
+    if ! /usr/sbin/alb run --help | grep -q -- --config; then
+        say "INFO this alb has no --config: a drop-in gives the slaves as flags"
+        cat >/etc/systemd/system/$U.d/20-flags.conf <<'EOF'
+[Service]
+ExecStart=
+ExecStart=/usr/sbin/alb run --master %i --iface veth17 --iface veth19 --keep-datapath
+EOF
+    fi
+    systemctl daemon-reload
+}
+
+# Started before its slaves exist: the start job waits for their devices;
+# once they appear the agent starts, and is active only after READY=1.
+start() {
+    systemctl start --no-block $U
+    sleep 2
+    job=$(systemctl list-jobs --no-legend --plain | awk -v u=$U '$2 == u {print $3 "/" $4}')
+    say "INFO before the slaves exist: $U is $(prop ActiveState), job $job"
+    check start.waits-for-the-slaves test "$(prop ActiveState)" = inactive -a "$job" = start/waiting
+    t0=$(now)
+    # Watched from before the slaves exist: the agent starts as soon as
+    # they do, while the lab is still being built.
+    wait_state active 90 >/tmp/states &
+    watcher=$!
+    lab_up
+    wait $watcher
+    rc=$?
+    # What must exist once systemd calls it active (READY=1 came after them).
+    ready_ok=true
+    for what in /run/alb/alb0.sock /sys/fs/bpf/alb/alb0; do
+        [ -e $what ] || { say "INFO $what missing when $U became active"; ready_ok=false; }
+    done
+    ip link show alb0 >/dev/null 2>&1 || { say "INFO alb0 missing when $U became active"; ready_ok=false; }
+    say "INFO states seen from the slaves' creation to active ($(since "$t0") s): $(tr '\n' ';' </tmp/states)"
+    check start.active test $rc = 0
+    check start.activating-until-ready grep -q 'ActiveState=activating MainPID=[1-9][0-9]* SubState=start ' /tmp/states
+    check start.ready-after-setup $ready_ok
+    for p in ActiveState SubState StatusText NotifyAccess WatchdogUSec MainPID Type; do
+        say "INFO $p=$(prop $p)"
+    done
+    check start.substate-running test "$(prop SubState)" = running
+    check start.status-text-set test -n "$(prop StatusText)"
+    check start.notify-access-main test "$(prop NotifyAccess)" = main
+    check start.watchdog-10s test "$(prop WatchdogUSec)" = 10s
+    check start.main-pid test "$(prop MainPID)" -gt 0
+    # udev gives new veth devices a MAC of its own (99-default.link,
+    # MACAddressPolicy=persistent): the master must still end up with its
+    # first slave's, as a bond does.
+    mac=$(cat /sys/class/net/alb0/address)
+    say "INFO alb0's MAC: $mac; what the agent said of it: $(journal | grep 'has a new MAC' | tr '\n' '|')"
+    check start.master-mac-is-veth17s test "$mac" = 02:a1:b0:00:00:17
+    say "INFO CapEff of the agent: $(awk '/^CapEff/ {print $2}' /proc/"$(prop MainPID)"/status)"
+}
+
+# Each client reaches 198.18.0.1 on alb0 through its own slave.
+serve() {
+    ip addr add 198.18.0.1/24 dev alb0
+    for c in 1 2; do in_ns c$c ping -n -c 2 -i 0.3 -W 2 198.18.0.1 >/dev/null; done
+    check serve.c1-learned-veth17-mac test "$(neigh_mac c1)" = 02:a1:b0:00:00:17
+    check serve.c2-learned-veth19-mac test "$(neigh_mac c2)" = 02:a1:b0:00:00:19
+    for c in 1 2; do
+        own=$((16 + 2 * c)); other=$((own == 18 ? 20 : 18))
+        set -- $(port veth$own); o_rx=$1 o_tx=$2
+        set -- $(port veth$other); x_rx=$1 x_tx=$2
+        got=$(replies c$c 40)
+        set -- $(port veth$own); do_rx=$(($1 - o_rx)) do_tx=$(($2 - o_tx))
+        set -- $(port veth$other); dx_rx=$(($1 - x_rx)) dx_tx=$(($2 - x_tx))
+        say "METRIC serve.c$c replies=$got/40 own-port rx=$do_rx tx=$do_tx other-port rx=$dx_rx tx=$dx_tx"
+        check serve.c$c-all-replies test "$got" = 40
+        check serve.c$c-own-slave-both-ways test "$do_rx" -ge 40 -a "$do_tx" -ge 40 -a "$dx_rx" -lt 10 -a "$dx_tx" -lt 10
+    done
+}
+
+# The agent's lines reach the journal at their priority.
+journal_priorities() {
+    alb slave del nosuch >/tmp/del.log 2>&1
+    say "INFO alb slave del nosuch: $(cat /tmp/del.log)"
+    sleep 1
+    say "INFO -p warning: $(journal -p warning | tail -n 3 | tr '\n' '|')"
+    check journal.warning-at-warning sh -c "journalctl -u $U -o cat -p warning | grep -q nosuch"
+    check journal.ready-at-info sh -c "journalctl -u $U -o cat -p info | grep -q '^ready:'"
+    check journal.ready-not-at-warning sh -c "! journalctl -u $U -o cat -p warning | grep -q '^ready:'"
+    check journal.no-raw-prefixes sh -c "! journalctl -u $U -o cat | grep -q '^<[0-7]>'"
+}
+
+# systemctl restart under pings: the data path forwards while no agent runs.
+restart() {
+    pid=$(prop MainPID)
+    pings_start
+    sleep 1
+    t0=$(now)
+    systemctl restart $U
+    rc=$?
+    say "METRIC restart.systemctl-restart seconds=$(since "$t0")"
+    pings_stop
+    check restart.active test $rc = 0 -a "$(prop ActiveState)" = active
+    check restart.new-agent test "$(prop MainPID)" != "$pid"
+    check restart.no-ping-lost no_loss restart
+}
+
+# An upgrade: dpkg -i of the package again while the agent runs; postinst
+# restarts it (try-restart), again under pings.
+upgrade() {
+    pid=$(prop MainPID)
+    pings_start
+    sleep 1
+    t0=$(now)
+    dpkg -i $DIR/alb.deb >/tmp/dpkg.log 2>&1
+    rc=$?
+    say "METRIC upgrade.dpkg-i seconds=$(since "$t0")"
+    sed 's/^/dpkg: /' /tmp/dpkg.log
+    pings_stop
+    check upgrade.dpkg-i test $rc = 0
+    check upgrade.agent-restarted test "$(prop MainPID)" != "$pid" -a "$(prop ActiveState)" = active
+    check upgrade.no-ping-lost no_loss upgrade
+}
+
+# A hung agent: SIGSTOP; systemd's watchdog (WatchdogSec=10s) kills it and
+# Restart=on-failure starts another, which adopts the data path; the data
+# path forwards all along.
+watchdog() {
+    pid=$(prop MainPID)
+    restarts=$(prop NRestarts)
+    pings_start
+    sleep 1
+    t0=$(now)
+    kill -STOP "$pid"
+    end=$(($(date +%s) + 60))
+    while [ "$(date +%s)" -le $end ]; do
+        new=$(prop MainPID)
+        [ "$new" != "$pid" ] && [ "$new" != 0 ] && [ "$(prop ActiveState)" = active ] && break
+        sleep 0.2
+    done
+    secs=$(since "$t0")
+    say "METRIC watchdog.stop-to-active seconds=$secs (WatchdogSec=10s, RestartSec=1s)"
+    pings_stop
+    say "INFO $(journalctl -u $U --no-pager -o cat _PID=1 | grep -i watchdog | tail -n 1)"
+    check watchdog.restarted test "$(prop NRestarts)" = $((restarts + 1)) -a "$(prop ActiveState)" = active
+    check watchdog.new-agent test "$(prop MainPID)" != "$pid"
+    check watchdog.timeout-logged sh -c "journalctl -u $U -o cat _PID=1 | grep -q -i 'watchdog timeout'"
+    i=0
+    while [ $i -lt 50 ] && ! journalctl -o cat _PID="$(prop MainPID)" | grep -q adopted; do
+        sleep 0.2; i=$((i + 1))
+    done
+    say "INFO $(journalctl -o cat _PID="$(prop MainPID)" | grep adopted)"
+    check watchdog.adopted sh -c "journalctl -o cat _PID=$(prop MainPID) | grep -q adopted"
+    check watchdog.no-ping-lost no_loss watchdog
+}
+
+# A stop leaves the data path forwarding; alb down removes it.
+stop_and_down() {
+    systemctl stop $U
+    check stop.inactive test "$(prop ActiveState)" = inactive -a "$(prop Result)" = success
+    check stop.master-left ip link show alb0
+    check stop.pins-left test -d /sys/fs/bpf/alb/alb0
+    for c in 1 2; do
+        got=$(replies c$c 20)
+        say "METRIC stop.c$c replies=$got/20"
+        check stop.c$c-still-served test "$got" = 20
+    done
+    alb down --master alb0 >/tmp/down.log 2>&1
+    rc=$?
+    say "INFO alb down: rc=$rc $(tr '\n' ' ' </tmp/down.log)"
+    check down.runs test $rc = 0
+    check down.no-master sh -c "! ip link show alb0 2>/dev/null"
+    check down.no-pins test ! -e /sys/fs/bpf/alb/alb0
+    check down.no-programs sh -c "! bpftool net show 2>/dev/null | grep -q alb_"
+}
+
+# The sandbox every scenario above ran under, and systemd's opinion of it.
+sandbox() {
+    for p in ProtectSystem ProtectHome PrivateTmp NoNewPrivileges ProtectKernelModules \
+        MemoryDenyWriteExecute RestrictAddressFamilies CapabilityBoundingSet; do
+        say "INFO $p=$(prop $p)"
+    done
+    say "INFO $(systemd-analyze security $U --no-pager 2>&1 | tail -n 1)"
+    # --man=no: the guest has no man(1) to look Documentation= up with.
+    systemd-analyze verify --man=no $U >/tmp/verify.log 2>&1
+    rc=$?
+    say "INFO systemd-analyze verify: rc=$rc $(tr '\n' ' ' </tmp/verify.log)"
+    check unit.verify test $rc = 0 -a ! -s /tmp/verify.log
+}
+
+# For the log only (no markers): what the unit and systemd said, with
+# times since boot.
+transcript() {
+    echo "--- journalctl -u $U ---"
+    journalctl -u $U --no-pager -o short-monotonic
+}
+
+say "BEGIN"
+say "INFO kernel $(uname -r); uptime $(cut -d' ' -f1 /proc/uptime) s"
+boot_info
+install
+configure
+start
+serve
+journal_priorities
+restart
+upgrade
+watchdog
+stop_and_down
+sandbox
+transcript
+say "END"
+# alb-vmtest.service powers the guest off (SuccessAction=).
