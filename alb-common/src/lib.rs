@@ -12,6 +12,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod active;
 pub mod assign;
 pub mod frames;
 #[cfg(any(test, feature = "fuzzing"))]

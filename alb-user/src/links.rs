@@ -66,6 +66,8 @@ pub struct Link {
     pub index: u32,
     pub name: String,
     pub mac: Option<Mac>,
+    /// The hardware's own address (`ethtool -P`), where the device has one.
+    pub perm_mac: Option<Mac>,
     pub mtu: u32,
     /// The device this one is enslaved to (bond, bridge, team, VRF).
     pub controller: Option<u32>,
@@ -82,6 +84,7 @@ impl Link {
             index: message.header.index,
             name: String::new(),
             mac: None,
+            perm_mac: None,
             mtu: 0,
             controller: None,
             kind: None,
@@ -92,6 +95,9 @@ impl Link {
             match attribute {
                 LinkAttribute::IfName(name) => link.name.clone_from(name),
                 LinkAttribute::Address(address) => link.mac = address.as_slice().try_into().ok(),
+                LinkAttribute::PermAddress(address) => {
+                    link.perm_mac = address.as_slice().try_into().ok();
+                }
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
                 LinkAttribute::Controller(index) => link.controller = Some(*index),
                 LinkAttribute::LinkInfo(infos) => {

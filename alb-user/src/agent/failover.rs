@@ -52,6 +52,13 @@ impl Agent {
             Commit::Down => "down",
             Commit::Up => "up",
         };
+        if let Some(early) = transition.early_ms {
+            info!(
+                "making {name} the new active one {early} ms earlier: no slave was usable \
+                 (updelay {} ms skipped, as bonding does)",
+                self.set.delays().up_ms
+            );
+        }
         info!(
             "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
             slot_moves.len(),
@@ -74,12 +81,25 @@ impl Agent {
             }
         }
         if transition.active_changed() {
-            if let Some(active) = transition.active_after {
+            if let Some(port) = self.master_mac_port() {
                 let master_mac = self.set.state.master_mac;
-                self.learn(self.set.state.slaves[active].ifindex, &master_mac);
+                self.learn(port, &master_mac);
             }
         }
         Ok(())
+    }
+
+    /// The port that announces the master's MAC besides its owner's: the
+    /// active slave's while the owner cannot carry it (down, removed, or
+    /// the user gave the master another MAC); none while the owner is
+    /// usable, even when another slave is active (a primary or a policy
+    /// that keeps it backup), so the switch is not taught two ports.
+    pub(super) fn master_mac_port(&self) -> Option<u32> {
+        let state = &self.set.state;
+        if state.slaves.iter().any(|s| s.up && s.mac == state.master_mac) {
+            return None;
+        }
+        state.active.map(|active| state.slaves[active].ifindex)
     }
 
     /// Queues the clients of moved slots for telling (their generation
@@ -123,11 +143,8 @@ impl Agent {
         for slave in state.slaves.iter().filter(|s| s.up) {
             self.learn(slave.ifindex, &slave.mac);
         }
-        if let Some(active) = state.active {
-            let slave = &state.slaves[active];
-            if slave.mac != state.master_mac {
-                self.learn(slave.ifindex, &state.master_mac);
-            }
+        if let Some(port) = self.master_mac_port() {
+            self.learn(port, &state.master_mac);
         }
     }
 

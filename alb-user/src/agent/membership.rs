@@ -7,7 +7,7 @@ use log::{info, warn};
 
 use super::{Agent, startup::check_slave};
 use crate::{
-    datapath, format_mac,
+    datapath, ethtool, format_mac,
     links::{Link, LinkReport},
     master,
     state::SlaveState,
@@ -45,7 +45,11 @@ impl Agent {
             );
             return self.release_slave(undo, index).await;
         }
-        if let Some(transition) = self.set.carrier(index, report.carrier()) {
+        if report.carrier() {
+            // Bonding reads speed and duplex when a link comes up.
+            self.set.set_speed(index, ethtool::speed(&self.set.names[index]));
+        }
+        for transition in self.set.carrier(index, report.carrier()) {
             self.transition(&transition).await?;
         }
         Ok(())
@@ -128,10 +132,12 @@ impl Agent {
             mac: current.mac.unwrap_or_default(),
             up: current.admin_up && current.lower_up,
         };
-        let (index, transition) = self.set.add(name.to_owned(), slave);
-        match transition {
-            Some(transition) => self.transition(&transition).await?,
-            None => self.datapath.publish_slaves(&self.set.state)?,
+        let (index, transitions) = self.set.add(name.to_owned(), slave, ethtool::speed(name));
+        if transitions.is_empty() {
+            self.datapath.publish_slaves(&self.set.state)?;
+        }
+        for transition in transitions {
+            self.transition(&transition).await?;
         }
         Ok(format!("{name} added to {master} as slave {index}"))
     }
@@ -165,7 +171,7 @@ impl Agent {
         let master = self.options.master.clone();
         let name = self.set.names[index].clone();
         let removed = self.set.state.slaves[index].clone();
-        if let Some(transition) = self.set.remove(index) {
+        for transition in self.set.remove(index) {
             self.transition(&transition).await?;
         }
         self.set.forget(index);

@@ -15,6 +15,7 @@ mod down;
 mod failover;
 mod membership;
 mod rebalance;
+mod reconfigure;
 mod setup;
 mod startup;
 
@@ -23,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_common::{assign::Slots, link::Delays};
+use alb_common::{active::Reselect, assign::Slots, link::Delays};
 use anyhow::Result;
 use futures::StreamExt as _;
 use log::{debug, info, warn};
@@ -51,10 +52,14 @@ pub struct Options {
     pub delays: Delays,
     /// The slave preferred as active (bonding's `primary`).
     pub primary: Option<String>,
+    /// When the primary takes the active role back (bonding's `primary_reselect`).
+    pub primary_reselect: Reselect,
     /// Seconds between learning frames (bonding's `lp_interval`).
     pub lp_interval_s: u64,
     /// Seconds between transmit rebalancing by measured load; 0 turns it off.
     pub rebalance_interval_s: u64,
+    /// The config file the options came from, re-read on SIGHUP.
+    pub config: Option<crate::config::Source>,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -73,8 +78,11 @@ pub async fn run(options: Options) -> Result<()> {
         interrupt: signal(SignalKind::interrupt())?,
         terminate: signal(SignalKind::terminate())?,
     };
+    // Caught from here on too: a SIGHUP during setup is a reload once the
+    // loop runs, never the end of the agent.
+    let hangup = signal(SignalKind::hangup())?;
     let result = tokio::select! {
-        result = serve(&netlink, &options, &slaves, &mut undo) => result,
+        result = serve(&netlink, &options, &slaves, &mut undo, hangup) => result,
         () = signals.next() => Ok(()),
     };
     std::mem::take(&mut undo).run(&netlink, &options.master).await;
@@ -160,9 +168,10 @@ async fn serve(
     options: &Options,
     slaves: &[crate::links::Link],
     undo: &mut Undo,
+    hangup: tokio::signal::unix::Signal,
 ) -> Result<()> {
     let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
-    let result = event_loop(&mut agent, undo, link_events).await;
+    let result = event_loop(&mut agent, undo, link_events, hangup).await;
     agent.teller.stop();
     result
 }
@@ -171,16 +180,14 @@ async fn event_loop(
     agent: &mut Agent,
     undo: &mut Undo,
     link_events: impl futures::Stream<Item = LinkReport>,
+    mut hangup: tokio::signal::unix::Signal,
 ) -> Result<()> {
     let mut link_events = std::pin::pin!(link_events);
     let control = control::listen(&agent.options.master)?;
     let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
     let mut events = agent.datapath.events()?;
-    let learning = Duration::from_secs(agent.options.lp_interval_s.max(1));
     let mut learn_at = Instant::now();
-    let rebalancing = (agent.options.rebalance_interval_s > 0)
-        .then(|| Duration::from_secs(agent.options.rebalance_interval_s));
-    let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
+    let mut rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
     let mut last_loads = agent.read_loads()?;
     agent.ready();
     loop {
@@ -209,16 +216,28 @@ async fn event_loop(
                 Err(error) => warn!("control socket: {error}"),
             },
             Some((request, reply)) = requests.recv() => {
+                let request_kind = RequestKind::of(&request);
                 let result = match request {
                     Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,
                     Request::SlaveDel(name) => agent.del_slave(undo, &name).await,
+                    Request::SetActive(name) => agent.set_active(&name),
+                    Request::Info => agent.info(),
                 };
                 match &result {
+                    Ok(_) if matches!(request_kind, RequestKind::Query) => {}
                     Ok(text) => info!("{text}"),
                     Err(error) => warn!("{error:#}"),
                 }
                 if reply.send(result).is_err() {
                     debug!("the control client left before its answer");
+                }
+            }
+            _ = hangup.recv() => {
+                let intervals = (agent.options.lp_interval_s, agent.options.rebalance_interval_s);
+                agent.reload(undo).await;
+                if intervals != (agent.options.lp_interval_s, agent.options.rebalance_interval_s) {
+                    learn_at = Instant::now();
+                    rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
                 }
             }
             Some(report) = link_events.next() => {
@@ -251,9 +270,9 @@ async fn event_loop(
                     agent.learning_frames();
                     agent.check_model();
                     agent.summarize();
-                    learn_at = Instant::now() + learning;
+                    learn_at = Instant::now() + agent.learning();
                 }
-                if let (Some(at), Some(every)) = (rebalance_at, rebalancing) {
+                if let (Some(at), Some(every)) = (rebalance_at, agent.rebalancing()) {
                     if Instant::now() >= at {
                         match agent.rebalance(&last_loads) {
                             Ok(loads) => last_loads = loads,
@@ -267,7 +286,33 @@ async fn event_loop(
     }
 }
 
+/// Requests that change nothing are not logged.
+enum RequestKind {
+    Change,
+    Query,
+}
+
+impl RequestKind {
+    fn of(request: &Request) -> Self {
+        match request {
+            Request::Info => Self::Query,
+            _ => Self::Change,
+        }
+    }
+}
+
 impl Agent {
+    /// Between two rounds of learning frames (and summaries).
+    fn learning(&self) -> Duration {
+        Duration::from_secs(self.options.lp_interval_s.max(1))
+    }
+
+    /// Between two rounds of transmit rebalancing, if it is on.
+    fn rebalancing(&self) -> Option<Duration> {
+        (self.options.rebalance_interval_s > 0)
+            .then(|| Duration::from_secs(self.options.rebalance_interval_s))
+    }
+
     /// Logged once everything is up: programs, maps, master, control socket.
     fn ready(&self) {
         let options = &self.options;

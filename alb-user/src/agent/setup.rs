@@ -58,9 +58,13 @@ pub(super) async fn setup(
         undo.save(&options.master)?;
     }
     let link_events = netlink.watch_links()?;
-    let primary = primary_index(options)?;
+    let primary = primary_index(options);
     let (state, mac_owner) = prepare_devices(netlink, &master, slaves, primary, undo).await?;
-    let set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
+    let policy = (options.primary.clone(), options.primary_reselect);
+    let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, policy, mac_owner);
+    for (index, slave) in options.slaves.iter().enumerate() {
+        set.set_speed(index, crate::ethtool::speed(slave));
+    }
 
     let pins = datapath::pin_dir(&options.master);
     let adopting = datapath::has_pinned_state(&pins);
