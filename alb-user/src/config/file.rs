@@ -52,6 +52,12 @@ struct Place {
 }
 
 impl Parsed {
+    /// Whether `key` is in the file but could not be read (its error says
+    /// why; a problem with its value would be a guess).
+    pub fn unread(&self, key: &str) -> bool {
+        self.unread.contains(key)
+    }
+
     /// Where in the file a problem with a key is: the line of the array
     /// item it names, else of the key, else the first line (a key that is
     /// missing).

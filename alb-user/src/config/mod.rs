@@ -174,24 +174,27 @@ pub fn load(source: &Source) -> Result<Options, Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| vec![format!("cannot read {}: {error}", path.display())])?;
     let parsed = file::parse(&text);
-    if !parsed.errors.is_empty() {
-        return Err(parsed.errors.iter().map(|e| e.at(path)).collect());
-    }
     let merged = source.cli.over(&parsed.settings);
-    let mut options = merged.options().map_err(|problems| {
-        problems
-            .iter()
-            .map(|problem| {
-                if source.cli.has(problem.key) {
-                    on_command_line(&source.cli, problem)
-                } else {
-                    parsed.locate(problem).at(path)
-                }
-            })
-            .collect::<Vec<_>>()
-    })?;
-    options.config = Some(source.clone());
-    Ok(options)
+    let problems = match merged.options() {
+        Ok(mut options) if parsed.errors.is_empty() => {
+            options.config = Some(source.clone());
+            return Ok(options);
+        }
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    };
+    // Every error at once: the file's by line, then the command line's.
+    let mut in_file = parsed.errors.clone();
+    let mut on_cli = Vec::new();
+    for problem in &problems {
+        if source.cli.has(problem.key) {
+            on_cli.push(on_command_line(&source.cli, problem));
+        } else if !parsed.unread(problem.key) {
+            in_file.push(parsed.locate(problem));
+        }
+    }
+    in_file.sort_by_key(|error| error.line);
+    Err(in_file.iter().map(|error| error.at(path)).chain(on_cli).collect())
 }
 
 /// `alb config check PATH`: every error in the file, `PATH:LINE: message`

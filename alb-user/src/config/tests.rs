@@ -131,14 +131,9 @@ fn problems_are_worded_after_their_source() {
     let errors = resolve(cli, Some(path.clone())).expect_err("two problems");
     std::fs::remove_dir_all(&dir).expect("remove temp dir");
     assert_eq!(errors.len(), 2, "{errors:#?}");
-    assert!(errors[0].starts_with("--updelay: updelay 18446744073709551615"), "{errors:#?}");
-    assert_eq!(
-        errors[1],
-        format!(
-            "{}:2: lp_interval 0 is out of range: allowed values 1 - 2147483647 (s)",
-            path.display()
-        )
-    );
+    let at_line_2 = "lp_interval 0 is out of range: allowed values 1 - 2147483647 (s)";
+    assert_eq!(errors[0], format!("{}:2: {at_line_2}", path.display()), "the file's first");
+    assert!(errors[1].starts_with("--updelay: updelay 18446744073709551615"), "{errors:#?}");
     let cli = Settings { lp_interval: Some(0), ..Settings::default() };
     let errors = resolve(cli, None).expect_err("no slaves, lp_interval 0");
     assert_eq!(errors.len(), 2, "{errors:#?}");
