@@ -216,7 +216,8 @@ async fn event_loop(
                 Err(error) => warn!("control socket: {error}"),
             },
             Some((request, reply)) = requests.recv() => {
-                let request_kind = RequestKind::of(&request);
+                // A query changes nothing: not worth a log line.
+                let query = matches!(request, Request::Info);
                 let result = match request {
                     Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,
                     Request::SlaveDel(name) => agent.del_slave(undo, &name).await,
@@ -224,7 +225,7 @@ async fn event_loop(
                     Request::Info => agent.info(),
                 };
                 match &result {
-                    Ok(_) if matches!(request_kind, RequestKind::Query) => {}
+                    Ok(_) if query => {}
                     Ok(text) => info!("{text}"),
                     Err(error) => warn!("{error:#}"),
                 }
@@ -282,21 +283,6 @@ async fn event_loop(
                     }
                 }
             }
-        }
-    }
-}
-
-/// Requests that change nothing are not logged.
-enum RequestKind {
-    Change,
-    Query,
-}
-
-impl RequestKind {
-    fn of(request: &Request) -> Self {
-        match request {
-            Request::Info => Self::Query,
-            _ => Self::Change,
         }
     }
 }
