@@ -11,6 +11,7 @@ pub mod announce;
 pub mod clients;
 pub mod control;
 pub mod datapath;
+pub mod filters;
 pub mod links;
 pub mod master;
 pub mod service;

@@ -7,8 +7,9 @@ use rtnetlink::{
     Handle, LinkUnspec, LinkVeth, MulticastGroup,
     packet_core::NetlinkPayload,
     packet_route::{
-        RouteNetlinkMessage,
+        AddressFamily, RouteNetlinkMessage,
         link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+        neighbour::{NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState},
     },
 };
 
@@ -134,7 +135,11 @@ pub struct Netlink {
 }
 
 fn is_no_such_device(error: &rtnetlink::Error) -> bool {
-    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENODEV)
+    is_errno(error, libc::ENODEV)
+}
+
+fn is_errno(error: &rtnetlink::Error, errno: i32) -> bool {
+    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -errno)
 }
 
 impl Netlink {
@@ -247,6 +252,50 @@ impl Netlink {
         match self.handle.link().del(index).execute().await {
             Err(error) if is_no_such_device(&error) => Ok(()),
             other => other.context("cannot delete device"),
+        }
+    }
+
+    /// Adds `mac` to the unicast filter of device `index`: an fdb entry on
+    /// the device itself (`bridge fdb add MAC dev IF self permanent`), which
+    /// the kernel puts in the device's unicast list, or turns into
+    /// promiscuous mode where the driver has no unicast filter. `Ok(false)`
+    /// when the entry was there already (someone else's: not ours to remove).
+    pub async fn add_unicast_filter(&self, index: u32, mac: &Mac) -> Result<bool> {
+        let request = self
+            .handle
+            .neighbours()
+            .add_bridge(index, mac)
+            .flags(NeighbourFlags::Own)
+            .state(NeighbourState::Permanent);
+        match request.execute().await {
+            Ok(()) => Ok(true),
+            Err(error) if is_errno(&error, libc::EEXIST) => Ok(false),
+            Err(error) => Err(error).with_context(|| {
+                format!(
+                    "cannot add {} to the unicast filter of ifindex {index}",
+                    crate::format_mac(mac)
+                )
+            }),
+        }
+    }
+
+    /// Removes what [`Netlink::add_unicast_filter`] added; an entry or a
+    /// device that is gone is no error.
+    pub async fn del_unicast_filter(&self, index: u32, mac: &Mac) -> Result<()> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.ifindex = index;
+        message.header.flags = NeighbourFlags::Own;
+        message.header.state = NeighbourState::Permanent;
+        message.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        match self.handle.neighbours().del(message).execute().await {
+            Err(error) if is_errno(&error, libc::ENOENT) || is_no_such_device(&error) => Ok(()),
+            other => other.with_context(|| {
+                format!(
+                    "cannot remove {} from the unicast filter of ifindex {index}",
+                    crate::format_mac(mac)
+                )
+            }),
         }
     }
 }

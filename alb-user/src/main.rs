@@ -110,6 +110,9 @@ struct RunArgs {
     /// to adopt (a restart or an upgrade loses nothing); `alb down` removes it.
     #[arg(long)]
     keep_datapath: bool,
+    /// Test switch: leave the slaves' receive filters alone.
+    #[arg(long, hide = true)]
+    no_filter_sync: bool,
 }
 
 #[derive(Args)]
@@ -174,5 +177,6 @@ fn options(args: RunArgs) -> agent::Options {
         lp_interval_s: args.lp_interval,
         rebalance_interval_s: args.rebalance_interval,
         keep_datapath: args.keep_datapath,
+        no_filter_sync: args.no_filter_sync,
     }
 }

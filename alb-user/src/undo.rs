@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result};
 use log::warn;
 use serde::{Deserialize, Serialize};
 
-use crate::{RUN_DIR, datapath, links::Netlink, sysctl};
+use crate::{RUN_DIR, datapath, filters, links::Netlink, sysctl};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Undo {
@@ -26,6 +26,9 @@ pub struct Undo {
     pub created_master: Option<u32>,
     /// The pin directory (maps and links).
     pub pins: Option<PathBuf>,
+    /// Receive filter entries added to slaves (absent from older records).
+    #[serde(default)]
+    pub filters: Vec<filters::Entry>,
 }
 
 impl Undo {
@@ -89,9 +92,14 @@ impl Undo {
         self.sysctls.iter().any(|s| s.path == saved.path)
     }
 
-    /// Puts everything back and forgets the record: pins (which detaches
-    /// the programs), the master, raised devices, sysctls.
+    /// Puts everything back and forgets the record: filter entries, pins
+    /// (which detaches the programs), the master, raised devices, sysctls.
     pub async fn run(self, netlink: &Netlink, master: &str) {
+        for entry in &self.filters {
+            if let Err(error) = filters::remove(netlink, entry).await {
+                warn!("{error:#}");
+            }
+        }
         if let Some(dir) = &self.pins {
             if let Err(error) = datapath::remove_pins(dir) {
                 warn!("{error:#}");

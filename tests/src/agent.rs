@@ -522,6 +522,9 @@ pub struct SlaveStatus {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Receive filter entries the agent added (`unicast 02:..`).
+    #[serde(default)]
+    pub filters: Vec<String>,
 }
 
 /// One client in [`Status`].

@@ -35,6 +35,7 @@ use crate::{
     clients::{Clients, collapse::Collapses},
     control::{self, Request},
     datapath::Datapath,
+    filters::Filters,
     links::{LinkReport, Netlink},
     master::Master,
     service::Notifier,
@@ -60,6 +61,9 @@ pub struct Options {
     /// maps, master, the undo record) for the next agent to adopt, as a kernel
     /// bond outlives a daemon; `alb down` removes it.
     pub keep_datapath: bool,
+    /// Test switch: leave the slaves' receive filters alone (a test shows
+    /// what breaks on NICs that filter).
+    pub no_filter_sync: bool,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -142,6 +146,9 @@ struct Agent {
     announcer: Announcer,
     teller: Teller,
     collapses: Collapses,
+    /// The slaves' receive filters (the master's MAC and multicast list on
+    /// the active slave, failed slaves' MACs).
+    filters: Filters,
     link_dir: PathBuf,
     /// The data path's lost-event count at the last look.
     events_lost: u64,
@@ -211,11 +218,16 @@ async fn event_loop(
     let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
     let mut last_loads = agent.read_loads()?;
     let mut notifier = Notifier::from_env();
+    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
+    agent.sync_filters(undo).await;
     notifier.ready(&agent.ready());
     ready.set(true);
     loop {
         // Here, not in a timer branch: a loop kept busy by events still feeds it.
         notifier.feed_if_due(Instant::now());
+        // After whatever the last turn changed (the active slave, a failed
+        // slave, the master's multicast list); nothing to do most turns.
+        agent.sync_filters(undo).await;
         let walking = agent.walk.is_some().then(Instant::now);
         let wake = [
             agent.set.next_due(),
@@ -281,6 +293,7 @@ async fn event_loop(
                 }
                 agent.continue_walk();
                 if Instant::now() >= learn_at {
+                    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();
                     agent.check_model();
                     agent.summarize();
@@ -301,6 +314,10 @@ async fn event_loop(
 }
 
 impl Agent {
+    async fn sync_filters(&mut self, undo: &mut Undo) {
+        self.filters.sync(&self.netlink, undo, &self.options.master, &self.set.state).await;
+    }
+
     /// Logged once everything is up: programs, maps, master, control
     /// socket; returns the one-line status for the service manager.
     fn ready(&self) -> String {
