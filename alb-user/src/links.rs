@@ -22,6 +22,8 @@ pub struct LinkReport {
     pub deleted: bool,
     /// The device's MAC, when the message carries it.
     pub mac: Option<Mac>,
+    /// The device's MTU, when the message carries it.
+    pub mtu: Option<u32>,
     /// The kernel's socket buffer overflowed: reports were lost, and every
     /// device the agent cares about must be read again. `index` is 0.
     pub overrun: bool,
@@ -33,12 +35,17 @@ impl LinkReport {
             LinkAttribute::Address(address) => address.as_slice().try_into().ok(),
             _ => None,
         });
+        let mtu = link.attributes.iter().find_map(|attribute| match attribute {
+            LinkAttribute::Mtu(mtu) => Some(*mtu),
+            _ => None,
+        });
         Self {
             index: link.header.index,
             admin_up: link.header.flags.contains(LinkFlags::Up),
             lower_up: link.header.flags.contains(LinkFlags::LowerUp),
             deleted,
             mac,
+            mtu,
             overrun: false,
         }
     }
@@ -51,6 +58,7 @@ impl LinkReport {
             lower_up: link.lower_up,
             deleted: false,
             mac: link.mac,
+            mtu: Some(link.mtu),
             overrun: false,
         }
     }
@@ -176,6 +184,7 @@ impl Netlink {
                     lower_up: false,
                     deleted: false,
                     mac: None,
+                    mtu: None,
                     overrun: true,
                 }),
                 _ => None,
@@ -228,7 +237,23 @@ impl Netlink {
 
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
-        self.handle.link().set(message).execute().await.context("cannot set MTU")
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .with_context(|| format!("cannot set the MTU of ifindex {index} to {mtu}"))
+    }
+
+    /// [`Netlink::set_mtu`]; a device that is gone is no error (undoing).
+    pub async fn set_mtu_if_present(&self, index: u32, mtu: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        match self.handle.link().set(message).execute().await {
+            Err(error) if is_no_such_device(&error) => Ok(()),
+            other => {
+                other.with_context(|| format!("cannot set the MTU of ifindex {index} to {mtu}"))
+            }
+        }
     }
 
     pub async fn set_up(&self, index: u32, up: bool) -> Result<()> {

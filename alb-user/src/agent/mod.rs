@@ -14,6 +14,7 @@ mod datapath_events;
 mod down;
 mod failover;
 mod membership;
+mod mtu;
 mod rebalance;
 mod setup;
 mod startup;

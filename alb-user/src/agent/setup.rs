@@ -53,14 +53,14 @@ pub(super) async fn setup(
     slaves: &[Link],
     undo: &mut Undo,
 ) -> Result<(Agent, impl Stream<Item = LinkReport> + use<>)> {
-    let master = master::create_or_adopt(netlink, &options.master).await?;
+    let mut master = master::create_or_adopt(netlink, &options.master).await?;
     if master.created {
         undo.created_master = Some(master.link.index);
         undo.save(&options.master)?;
     }
     let link_events = netlink.watch_links()?;
     let primary = primary_index(options)?;
-    let (state, mac_owner) = prepare_devices(netlink, &master, slaves, primary, undo).await?;
+    let (state, mac_owner) = prepare_devices(netlink, &mut master, slaves, primary, undo).await?;
     let set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
 
     let pins = datapath::pin_dir(&options.master);
