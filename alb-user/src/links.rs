@@ -8,6 +8,7 @@ use rtnetlink::{
     packet_core::NetlinkPayload,
     packet_route::{
         AddressFamily, RouteNetlinkMessage,
+        address::AddressAttribute,
         link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
         neighbour::{NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState},
     },
@@ -322,5 +323,25 @@ impl Netlink {
                 )
             }),
         }
+    }
+
+    /// The first IPv4 address of device `index` (the source of the IGMP
+    /// reports sent for it), if it has one.
+    pub async fn first_ipv4(&self, index: u32) -> Result<Option<std::net::Ipv4Addr>> {
+        let mut addresses = self.handle.address().get().set_link_index_filter(index).execute();
+        while let Some(message) = addresses
+            .try_next()
+            .await
+            .with_context(|| format!("cannot read the addresses of ifindex {index}"))?
+        {
+            for attribute in &message.attributes {
+                if let AddressAttribute::Local(std::net::IpAddr::V4(ip))
+                | AddressAttribute::Address(std::net::IpAddr::V4(ip)) = attribute
+                {
+                    return Ok(Some(*ip));
+                }
+            }
+        }
+        Ok(None)
     }
 }
