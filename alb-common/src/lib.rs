@@ -20,6 +20,7 @@ pub mod invariants;
 pub mod link;
 pub mod maps;
 pub mod reason;
+pub mod reports;
 #[cfg(test)]
 mod testing;
 pub mod verdict;

@@ -9,7 +9,7 @@ use alb::{
     status,
 };
 use anyhow::{Result, anyhow};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -17,7 +17,19 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Adaptive load balancing (bonding mode 6) on eBPF",
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    long_about = "Adaptive load balancing (Linux bonding mode 6, balance-alb) on eBPF: \
+        spreads a host's traffic over several interfaces on one network with no help from \
+        the switch. Each IPv4 client is told by ARP the MAC of one slave, so receive traffic \
+        is spread per client; transmit traffic is spread per destination.",
+    after_long_help = "FILES:\n  \
+        /etc/alb/MASTER.toml           the configuration of a master (alb@MASTER.service)\n  \
+        /run/alb/MASTER.sock           the control socket (alb status, alb slave)\n  \
+        /run/alb/MASTER.state          what the agent changed, to undo on stop or alb down\n  \
+        /sys/fs/bpf/alb/MASTER/        the pinned maps and programs\n\n\
+        SERVICE:\n  \
+        systemctl enable --now alb@alb0 runs master alb0 with --keep-datapath: a restart \
+        or an upgrade loses no packet; alb down --master alb0 removes the master."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,7 +44,8 @@ enum Command {
     Run(RunArgs),
     /// Print the state of a running master.
     Status(StatusArgs),
-    /// Remove what an agent that died left behind (programs, maps, master).
+    /// Remove the data path and master an agent left behind (stopped with
+    /// --keep-datapath, or killed): programs, maps, master, sysctls.
     Down(DownArgs),
     /// Add or remove a slave of a running master.
     #[command(subcommand)]
@@ -43,6 +56,14 @@ enum Command {
     /// Config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, alb(8), as roff (`cargo xtask package` installs it).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -104,11 +125,11 @@ struct StatusArgs {
 
 fn main() {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    alb::service::journal::init_logger();
     if let Err(error) = run(cli) {
-        eprintln!("alb: {error:#}");
+        // The journal files it as an error (sd-daemon(3)); a terminal sees no prefix.
+        let priority = if alb::service::journal::stderr_is_journal() { "<3>" } else { "" };
+        eprintln!("{priority}alb: {error:#}");
         std::process::exit(1);
     }
 }
@@ -138,6 +159,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }),
         Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "alb", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => {
+            let man = clap_mangen::Man::new(Cli::command()).section("8");
+            man.render(&mut std::io::stdout())?;
+            Ok(())
+        }
         None => runtime.block_on(agent::run(options(cli.run)?)),
     }
 }

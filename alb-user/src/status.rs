@@ -100,6 +100,9 @@ pub struct SlaveStatus {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Receive filter entries the agent added (`unicast 02:..`,
+    /// `multicast 33:33:..`), from its undo record.
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +130,7 @@ pub async fn collect(master: &str) -> Result<Status> {
     let slaves_in_map = maps.slaves()?;
     let clients_in_map = maps.clients()?;
 
+    let filters = crate::undo::Undo::load(master)?.map(|undo| undo.filters).unwrap_or_default();
     let mut names_by_index = BTreeMap::new();
     let mut slaves = Vec::new();
     for (index, slave) in &slaves_in_map {
@@ -160,6 +164,17 @@ pub async fn collect(master: &str) -> Result<Status> {
             rx_bytes: stats.rx.bytes,
             tx_packets: stats.tx.packets,
             tx_bytes: stats.tx.bytes,
+            filters: filters
+                .iter()
+                .filter(|f| f.ifindex == slave.ifindex)
+                .map(|f| {
+                    let kind = match f.kind {
+                        crate::filters::Kind::Unicast => "unicast",
+                        crate::filters::Kind::Multicast => "multicast",
+                    };
+                    format!("{kind} {}", format_mac(&f.mac))
+                })
+                .collect(),
         });
     }
     let clients = clients_in_map
@@ -270,6 +285,9 @@ pub fn to_text(status: &Status) -> String {
         let _ = writeln!(out, "Usable: {}", if slave.usable { "yes" } else { "no" });
         let _ = writeln!(out, "HW addr: {}", slave.mac);
         let _ = writeln!(out, "Clients: {}", slave.clients);
+        if !slave.filters.is_empty() {
+            let _ = writeln!(out, "Filters added: {}", slave.filters.join(", "));
+        }
         let _ = writeln!(
             out,
             "RX: {} packets, {} bytes   TX: {} packets, {} bytes",

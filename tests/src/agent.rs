@@ -179,6 +179,13 @@ impl AgentCommand {
         self
     }
 
+    /// Running another binary (a copy, a wrapper) with the same arguments.
+    #[must_use]
+    pub fn with_bin(mut self, bin: impl Into<PathBuf>) -> Self {
+        self.bin = bin.into();
+        self
+    }
+
     /// With environment variable `key` set to `value` (`RUST_LOG`).
     #[must_use]
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -541,6 +548,9 @@ pub struct SlaveStatus {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Receive filter entries the agent added (`unicast 02:..`).
+    #[serde(default)]
+    pub filters: Vec<String>,
 }
 
 /// One client in [`Status`].

@@ -11,7 +11,7 @@ use alb_common::{
     wire::Mac,
 };
 use anyhow::Result;
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use super::Agent;
 use crate::{announce::worker::Job, slaves::Transition};
@@ -100,6 +100,30 @@ impl Agent {
             return None;
         }
         state.active.map(|active| state.slaves[active].ifindex)
+    }
+
+    /// The master's multicast memberships, reported again through a new
+    /// active slave (bonding's resend_igmp; whatever made it active: a
+    /// failover, `alb set active`, a reload): snooping switches then send
+    /// the streams to its port.
+    pub(super) async fn rejoin_groups(&self, active: usize) {
+        let master = self.master.link.index;
+        let source = match self.netlink.first_ipv4(master).await {
+            Ok(source) => source,
+            Err(error) => {
+                warn!("{error:#}");
+                None
+            }
+        };
+        let slave = self.set.state.slaves[active].ifindex;
+        match self.announcer.rejoin(slave, master, &self.set.state.master_mac, source) {
+            Ok(sent) if sent.ipv4_groups + sent.ipv6_groups > 0 => debug!(
+                "reported {} IPv4 and {} IPv6 groups through {}",
+                sent.ipv4_groups, sent.ipv6_groups, self.set.names[active]
+            ),
+            Ok(_) => {}
+            Err(error) => warn!("cannot report the master's groups again: {error:#}"),
+        }
     }
 
     /// Queues the clients of moved slots for telling (their generation

@@ -34,6 +34,9 @@ impl Agent {
             if let Some(mac) = report.mac.filter(|mac| *mac != self.set.state.master_mac) {
                 self.master_mac_changed(mac)?;
             }
+            if let Some(mtu) = report.mtu.filter(|&mtu| mtu != self.master.link.mtu) {
+                self.master_mtu_changed(undo, mtu).await;
+            }
             return Ok(());
         }
         let Some(index) = self.set.index_of(report.index) else { return Ok(()) };
@@ -86,6 +89,7 @@ impl Agent {
                     lower_up: false,
                     deleted: true,
                     mac: None,
+                    mtu: None,
                     overrun: false,
                 }),
                 Err(error) => warn!("{error:#}"),
@@ -118,6 +122,7 @@ impl Agent {
             }
             let (sysctls, raised) = undo.release_device(name, link.index);
             sysctl::restore(sysctls);
+            self.restore_mtu(undo, link.index).await;
             if raised {
                 if let Err(down) = self.netlink.set_down_if_present(link.index).await {
                     warn!("cannot take {name} down again: {down:#}");
@@ -151,6 +156,8 @@ impl Agent {
             undo.record_raised(master, link.index)?;
             self.netlink.set_up(link.index, true).await?;
         }
+        // As bonding's enslave: the slave takes the master's MTU.
+        self.give_master_mtu(undo, link).await?;
         self.datapath.attach_slave(&link.name)
     }
 
@@ -185,6 +192,7 @@ impl Agent {
         }
         let (sysctls, raised) = undo.release_device(&name, removed.ifindex);
         sysctl::restore(sysctls);
+        self.restore_mtu(undo, removed.ifindex).await;
         if raised {
             if let Err(error) = self.netlink.set_down_if_present(removed.ifindex).await {
                 warn!("cannot take {name} down again: {error:#}");

@@ -14,6 +14,7 @@ mod datapath_events;
 mod down;
 mod failover;
 mod membership;
+mod mtu;
 mod rebalance;
 mod reconfigure;
 mod setup;
@@ -36,8 +37,10 @@ use crate::{
     clients::{Clients, collapse::Collapses},
     control::{self, Request},
     datapath::Datapath,
+    filters::Filters,
     links::{LinkReport, Netlink},
     master::Master,
+    service::Notifier,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -60,6 +63,13 @@ pub struct Options {
     pub rebalance_interval_s: u64,
     /// The config file the options came from, re-read on SIGHUP.
     pub config: Option<crate::config::Source>,
+    /// On SIGINT/SIGTERM after ready, leave the data path forwarding (programs,
+    /// maps, master, the undo record) for the next agent to adopt, as a kernel
+    /// bond outlives a daemon; `alb down` removes it.
+    pub keep_datapath: bool,
+    /// Test switch: leave the slaves' receive filters alone (a test shows
+    /// what breaks on NICs that filter).
+    pub no_filter_sync: bool,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -81,15 +91,36 @@ pub async fn run(options: Options) -> Result<()> {
     // Caught from here on too: a SIGHUP during setup is a reload once the
     // loop runs, never the end of the agent.
     let hangup = signal(SignalKind::hangup())?;
+    let ready = std::cell::Cell::new(false);
     let result = tokio::select! {
-        result = serve(&netlink, &options, &slaves, &mut undo, hangup) => result,
+        result = serve(&netlink, &options, &slaves, &mut undo, hangup, &ready) => result,
         () = signals.next() => Ok(()),
     };
+    Notifier::from_env().stopping();
+    // A stop before ready, or on an error, undoes everything: a half set-up
+    // data path is not one to hand over.
+    if options.keep_datapath && ready.get() && result.is_ok() {
+        keep_datapath(&options.master);
+        return Ok(());
+    }
     std::mem::take(&mut undo).run(&netlink, &options.master).await;
     if result.is_ok() {
         info!("stopped; {} removed", options.master);
     }
     result
+}
+
+/// Leaves the programs, maps, master and undo record in place; only the
+/// control socket goes (nobody answers it now). The lock goes with the process.
+fn keep_datapath(master: &str) {
+    let socket = control::socket_path(master);
+    if let Err(error) = crate::remove_file_if_present(&socket) {
+        warn!("cannot remove {}: {error}", socket.display());
+    }
+    info!(
+        "stopped; the data path of {master} keeps forwarding (the next agent adopts it; \
+         `alb down --master {master}` removes it)"
+    );
 }
 
 /// SIGINT and SIGTERM, caught from the start of `run`.
@@ -124,6 +155,11 @@ struct Agent {
     announcer: Announcer,
     teller: Teller,
     collapses: Collapses,
+    /// The slaves' receive filters (the master's MAC and multicast list on
+    /// the active slave, failed slaves' MACs).
+    filters: Filters,
+    /// The active slave the master's groups were last reported through.
+    groups_reported_on: Option<usize>,
     link_dir: PathBuf,
     /// The data path's lost-event count at the last look.
     events_lost: u64,
@@ -169,9 +205,10 @@ async fn serve(
     slaves: &[crate::links::Link],
     undo: &mut Undo,
     hangup: tokio::signal::unix::Signal,
+    ready: &std::cell::Cell<bool>,
 ) -> Result<()> {
     let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
-    let result = event_loop(&mut agent, undo, link_events, hangup).await;
+    let result = event_loop(&mut agent, undo, link_events, hangup, ready).await;
     agent.teller.stop();
     result
 }
@@ -181,6 +218,7 @@ async fn event_loop(
     undo: &mut Undo,
     link_events: impl futures::Stream<Item = LinkReport>,
     mut hangup: tokio::signal::unix::Signal,
+    ready: &std::cell::Cell<bool>,
 ) -> Result<()> {
     let mut link_events = std::pin::pin!(link_events);
     let control = control::listen(&agent.options.master)?;
@@ -189,8 +227,17 @@ async fn event_loop(
     let mut learn_at = Instant::now();
     let mut rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
     let mut last_loads = agent.read_loads()?;
-    agent.ready();
+    let mut notifier = Notifier::from_env();
+    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
+    agent.sync_filters(undo).await;
+    notifier.ready(&agent.ready());
+    ready.set(true);
     loop {
+        // Here, not in a timer branch: a loop kept busy by events still feeds it.
+        notifier.feed_if_due(Instant::now());
+        // After whatever the last turn changed (the active slave, a failed
+        // slave, the master's multicast list); nothing to do most turns.
+        agent.follow_active(undo).await;
         let walking = agent.walk.is_some().then(Instant::now);
         let wake = [
             agent.set.next_due(),
@@ -198,6 +245,7 @@ async fn event_loop(
             rebalance_at,
             agent.collapses.next_due(),
             walking,
+            notifier.next_feed(),
         ]
         .into_iter()
         .flatten()
@@ -268,6 +316,7 @@ async fn event_loop(
                 }
                 agent.continue_walk();
                 if Instant::now() >= learn_at {
+                    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();
                     agent.check_model();
                     agent.summarize();
@@ -299,8 +348,26 @@ impl Agent {
             .then(|| Duration::from_secs(self.options.rebalance_interval_s))
     }
 
-    /// Logged once everything is up: programs, maps, master, control socket.
-    fn ready(&self) {
+    async fn sync_filters(&mut self, undo: &mut Undo) {
+        self.filters.sync(&self.netlink, undo, &self.options.master, &self.set.state).await;
+    }
+
+    /// What follows the active slave, whatever changed it: the receive
+    /// filters, and the master's groups reported through a new one.
+    async fn follow_active(&mut self, undo: &mut Undo) {
+        self.sync_filters(undo).await;
+        let active = self.set.state.active;
+        if active != self.groups_reported_on {
+            if let Some(active) = active {
+                self.rejoin_groups(active).await;
+            }
+            self.groups_reported_on = active;
+        }
+    }
+
+    /// Logged once everything is up: programs, maps, master, control
+    /// socket; returns the one-line status for the service manager.
+    fn ready(&self) -> String {
         let options = &self.options;
         let state = &self.set.state;
         let active = state.active.map_or("none", |a| self.set.names[a].as_str());
@@ -312,6 +379,7 @@ impl Agent {
             self.clients.len(),
             self.link_dir.parent().unwrap_or(&self.link_dir).display()
         );
+        format!("serving {} over {} (active {active})", options.master, options.slaves.join(", "))
     }
 
     /// One line a second at most about clients learned and told.

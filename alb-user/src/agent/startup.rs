@@ -117,11 +117,13 @@ pub fn ensure_bpffs() -> Result<()> {
 }
 
 /// Silences the slaves, raises them and the peer, gives the master the MAC of the
-/// primary (or else the first slave with carrier) and the smallest slave
-/// MTU. That slave becomes active and owns the master's MAC.
+/// primary (or else the first slave with carrier), and an MTU: its own if it
+/// existed, else the smallest slave MTU; the peer and every slave take it, as
+/// a bond's slaves take the bond's. That slave becomes active and owns the
+/// master's MAC.
 pub(super) async fn prepare_devices(
     netlink: &Netlink,
-    master: &Master,
+    master: &mut Master,
     slaves: &[Link],
     primary: Option<usize>,
     undo: &mut Undo,
@@ -156,7 +158,11 @@ pub(super) async fn prepare_devices(
         .or_else(|| states.iter().position(|s| s.up))
         .unwrap_or(0);
     let master_mac = kept.unwrap_or(states[owner].mac);
-    let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
+    let mtu = if master.created {
+        slaves.iter().map(|s| s.mtu).min().unwrap_or(1500)
+    } else {
+        master.link.mtu
+    };
     // Only what differs: setting even the same MAC flushes the master's
     // neighbour table, which an adopted master is using.
     if master.link.mac != Some(master_mac) {
@@ -164,6 +170,15 @@ pub(super) async fn prepare_devices(
     }
     if master.link.mtu != mtu {
         netlink.set_mtu(master.link.index, mtu).await?;
+        master.link.mtu = mtu;
+    }
+    if master.peer.mtu != mtu {
+        netlink.set_mtu(master.peer.index, mtu).await?;
+        master.peer.mtu = mtu;
+    }
+    for slave in slaves.iter().filter(|s| s.mtu != mtu) {
+        undo.record_mtu(name, slave.index, slave.mtu)?;
+        netlink.set_mtu(slave.index, mtu).await?;
     }
 
     // The slave set chooses the active slave.

@@ -64,6 +64,14 @@ pub struct Settings {
     /// [default: 10].
     #[arg(long, value_name = "S")]
     pub rebalance_interval: Option<u64>,
+    /// On SIGINT/SIGTERM, leave the data path forwarding for the next agent
+    /// to adopt (a restart or an upgrade loses nothing); `alb down` removes
+    /// it [default: false; the systemd unit sets it].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub keep_datapath: Option<bool>,
+    /// Test switch: leave the slaves' receive filters alone.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub no_filter_sync: Option<bool>,
 }
 
 /// Bonding's `primary_reselect` as the command line and the file spell it.
@@ -135,6 +143,8 @@ impl Settings {
             primary_reselect: self.primary_reselect.map(Reselect::from).unwrap_or_default(),
             lp_interval_s: self.lp_interval.unwrap_or(1),
             rebalance_interval_s: self.rebalance_interval.unwrap_or(10),
+            keep_datapath: self.keep_datapath.unwrap_or(false),
+            no_filter_sync: self.no_filter_sync.unwrap_or(false),
             config: None,
         })
     }
