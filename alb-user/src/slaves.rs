@@ -306,6 +306,13 @@ impl SlaveSet {
         Ok(Some(ActiveChange { before, after: Some(index) }))
     }
 
+    /// Each slave's share by its speed (receive dealing and transmit
+    /// buckets weigh slaves by it, as bonding's transmit balancing does).
+    pub fn capacity(&self) -> alb_common::assign::Capacity {
+        let mbps: Vec<Option<u32>> = self.speeds.iter().map(|s| s.mbps).collect();
+        alb_common::assign::Capacity::from_mbps(&mbps)
+    }
+
     /// The speed and duplex ethtool reports for slave `index`.
     pub fn set_speed(&mut self, index: usize, speed: Speed) {
         if let Some(slot) = self.speeds.get_mut(index) {

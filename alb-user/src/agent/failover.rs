@@ -33,13 +33,19 @@ impl Agent {
         }
         let usable = self.set.state.usable();
         let weights = self.clients.weights();
+        // Speeds are read again on every carrier change (a link may come
+        // back at another speed).
+        self.slots.set_capacity(self.set.capacity());
+        let capacity = self.slots.capacity().clone();
         let (slot_moves, bucket_moves) = match transition.commit {
-            Commit::Down => {
-                (self.slots.move_off(&usable, &weights), move_off(&self.buckets, &usable))
-            }
-            Commit::Up => {
-                (self.slots.even_out(&usable, &weights), even_out(&self.buckets, &usable))
-            }
+            Commit::Down => (
+                self.slots.move_off(&usable, &weights),
+                move_off(&self.buckets, &usable, &capacity),
+            ),
+            Commit::Up => (
+                self.slots.even_out(&usable, &weights),
+                even_out(&self.buckets, &usable, &capacity),
+            ),
         };
         self.datapath.set_slots(&slot_moves)?;
         self.datapath.set_buckets(&bucket_moves)?;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use alb_common::{
-    assign::{Slots, move_off, remap},
+    assign::{Slots, even_out, move_off, remap},
     maps::CLIENT_SLOTS,
 };
 use anyhow::{Result, bail};
@@ -74,7 +74,7 @@ pub(super) async fn setup(
     let mut datapath = Datapath::load(Some(&pins), options.max_clients)?;
     datapath.attach(&options.master, &options.slaves)?;
     let usable = set.state.usable();
-    let slots = Slots::new(&usable);
+    let slots = Slots::weighted(&usable, set.capacity());
     let buckets = Vec::new();
     let mut agent = Agent {
         options: options.clone(),
@@ -105,6 +105,13 @@ pub(super) async fn setup(
     } else {
         agent.datapath.publish(&agent.set.state, agent.slots.slaves())?;
         agent.buckets = agent.datapath.buckets()?;
+        // The data path deals buckets in turn; slaves of different speeds
+        // get shares by speed.
+        let moves = even_out(&agent.buckets, &usable, agent.slots.capacity());
+        agent.datapath.set_buckets(&moves)?;
+        for (bucket, slave) in moves {
+            agent.buckets[bucket] = slave;
+        }
     }
     agent.events_lost = agent.datapath.events_lost()?;
     if !agent.set.any_up() {
@@ -129,6 +136,7 @@ impl Agent {
             buckets[bucket] = slave;
         }
         self.slots = Slots::adopt(self.datapath.slots()?);
+        self.slots.set_capacity(self.set.capacity());
         self.slots.remap(&old_ifindex, &new_ifindex);
         let all = |table: &[u32]| table.iter().copied().enumerate().collect::<Vec<_>>();
         self.datapath.set_buckets(&all(&buckets))?;
@@ -136,7 +144,7 @@ impl Agent {
         self.datapath.publish_slaves(&self.set.state)?;
 
         let usable = self.set.state.usable();
-        for (bucket, slave) in move_off(&buckets, &usable) {
+        for (bucket, slave) in move_off(&buckets, &usable, &self.set.capacity()) {
             buckets[bucket] = slave;
         }
         self.datapath.set_buckets(&all(&buckets))?;
