@@ -1,12 +1,14 @@
 //! `alb`: Linux bonding mode 6 (balance-alb) on eBPF.
 
+use std::path::PathBuf;
+
 use alb::{
     agent,
+    config::{self, Settings},
     control::{self, Request},
     status,
 };
-use alb_common::{link::Delays, maps::DEFAULT_MAX_CLIENTS};
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -48,6 +50,12 @@ enum Command {
     /// Add or remove a slave of a running master.
     #[command(subcommand)]
     Slave(SlaveCommand),
+    /// Change a running master.
+    #[command(subcommand)]
+    Set(SetCommand),
+    /// Config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
@@ -82,34 +90,28 @@ struct DownArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The master device; created (a veth pair) if missing.
-    #[arg(long, default_value = "alb0")]
-    master: String,
-    /// A slave device; give it once per slave, in enslave order.
-    #[arg(long = "iface", value_name = "IF", required = true)]
-    ifaces: Vec<String>,
-    /// Size of the client table.
-    #[arg(long, default_value_t = DEFAULT_MAX_CLIENTS)]
-    max_clients: u32,
-    /// Milliseconds a slave's carrier must be back before it is used again.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    updelay: u64,
-    /// Milliseconds a slave's carrier must be gone before it is given up.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    downdelay: u64,
-    /// The slave preferred as active whenever it is up.
-    #[arg(long, value_name = "IF")]
-    primary: Option<String>,
-    /// Seconds between learning frames from every slave.
-    #[arg(long, value_name = "S", default_value_t = 1)]
-    lp_interval: u64,
-    /// Seconds between transmit rebalancing by measured load (0: never).
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    rebalance_interval: u64,
-    /// On SIGINT/SIGTERM, leave the data path forwarding for the next agent
-    /// to adopt (a restart or an upgrade loses nothing); `alb down` removes it.
-    #[arg(long)]
-    keep_datapath: bool,
+    /// A config file (TOML) giving these options; the command line wins
+    /// [default: /etc/alb/<master>.toml, if it exists].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum SetCommand {
+    /// Make IF the active slave now (refused if its link is down), as
+    /// bonding's active_slave.
+    Active(SlaveArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file: every error as PATH:LINE: message.
+    Check {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -141,7 +143,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{text}");
             Ok(())
         }),
-        Some(Command::Run(args)) => runtime.block_on(agent::run(options(args))),
+        Some(Command::Run(args)) => runtime.block_on(agent::run(options(args)?)),
         Some(Command::Down(args)) => runtime.block_on(agent::down(&args.master)),
         Some(Command::Slave(command)) => runtime.block_on(async {
             let (request, master) = match command {
@@ -151,6 +153,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("alb: {}", control::send(&master, &request).await?);
             Ok(())
         }),
+        Some(Command::Set(SetCommand::Active(args))) => runtime.block_on(async {
+            let request = Request::SetActive(args.iface);
+            println!("alb: {}", control::send(&args.master, &request).await?);
+            Ok(())
+        }),
+        Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "alb", &mut std::io::stdout());
             Ok(())
@@ -160,19 +168,33 @@ fn run(cli: Cli) -> Result<()> {
             man.render(&mut std::io::stdout())?;
             Ok(())
         }
-        None => runtime.block_on(agent::run(options(cli.run))),
+        None => runtime.block_on(agent::run(options(cli.run)?)),
     }
 }
 
-fn options(args: RunArgs) -> agent::Options {
-    agent::Options {
-        master: args.master,
-        slaves: args.ifaces,
-        max_clients: args.max_clients,
-        delays: Delays { up_ms: args.updelay, down_ms: args.downdelay },
-        primary: args.primary,
-        lp_interval_s: args.lp_interval,
-        rebalance_interval_s: args.rebalance_interval,
-        keep_datapath: args.keep_datapath,
+/// `alb config check PATH`: every error on a line of its own, or one line
+/// saying what the file runs.
+fn check_config(path: &std::path::Path) -> Result<()> {
+    let errors = config::check(path);
+    if errors.is_empty() {
+        let source = config::Source { path: path.to_owned(), cli: Settings::default() };
+        let options = config::load(&source).map_err(|errors| anyhow!(errors.join("\n")))?;
+        println!(
+            "{}: OK (master {}, slaves {})",
+            path.display(),
+            options.master,
+            options.slaves.join(", ")
+        );
+        return Ok(());
     }
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    std::process::exit(1);
+}
+
+/// The agent's options: the command line over the config file. Several
+/// problems are several lines, each after `alb: `.
+fn options(args: RunArgs) -> Result<agent::Options> {
+    config::resolve(args.settings, args.config).map_err(|errors| anyhow!(errors.join("\nalb: ")))
 }

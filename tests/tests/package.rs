@@ -72,7 +72,9 @@ fn the_package_installs_where_the_unit_expects_and_runs_in_a_lab() {
     assert_eq!(mode & 0o111, 0o111, "{program} is executable: {mode:o}");
     let config_dir = Path::new(&config).parent().expect("a config directory");
     assert!(root.join(config_dir.to_str().expect("UTF-8")).is_dir(), "{config_dir:?} exists");
-    assert!(root.join("usr/share/doc/alb/examples/alb.toml").is_file(), "the example config");
+    let example = root.join("usr/share/doc/alb/examples/alb.toml");
+    let checked = run(Command::new(&binary).arg("config").arg("check").arg(&example));
+    assert!(checked.contains("OK"), "the example config passes alb config check: {checked}");
     let version = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Version"));
     let said = run(Command::new(&binary).arg("--version"));
     assert_eq!(said.trim(), format!("alb {}", version.trim()), "the package's version runs");
