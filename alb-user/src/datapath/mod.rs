@@ -7,6 +7,7 @@ mod batch;
 mod events;
 mod pins;
 mod probe;
+mod query;
 mod read;
 
 use std::path::{Path, PathBuf};
