@@ -13,6 +13,7 @@ pub mod control;
 pub mod datapath;
 pub mod links;
 pub mod master;
+pub mod metrics;
 pub mod slaves;
 pub mod state;
 pub mod status;

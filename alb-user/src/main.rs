@@ -85,6 +85,13 @@ struct RunArgs {
     /// Seconds between transmit rebalancing by measured load (0: never).
     #[arg(long, value_name = "S", default_value_t = 10)]
     rebalance_interval: u64,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (loopback only,
+    /// unless --metrics-allow-remote).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Allow --metrics-listen on an address other hosts can reach.
+    #[arg(long)]
+    metrics_allow_remote: bool,
 }
 
 #[derive(Args)]
@@ -139,5 +146,7 @@ fn options(args: RunArgs) -> agent::Options {
         primary: args.primary,
         lp_interval_s: args.lp_interval,
         rebalance_interval_s: args.rebalance_interval,
+        metrics_listen: args.metrics_listen,
+        metrics_allow_remote: args.metrics_allow_remote,
     }
 }

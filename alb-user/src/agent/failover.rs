@@ -52,11 +52,13 @@ impl Agent {
             Commit::Down => "down",
             Commit::Up => "up",
         };
+        let took = started.elapsed();
+        self.transitions.record(transition.commit == Commit::Down, took.as_secs_f64());
         info!(
             "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
             slot_moves.len(),
             bucket_moves.len(),
-            started.elapsed().as_millis()
+            took.as_millis()
         );
         match transition.commit {
             Commit::Down => {

@@ -14,11 +14,13 @@ mod datapath_events;
 mod down;
 mod failover;
 mod membership;
+mod metrics;
 mod rebalance;
 mod setup;
 mod startup;
 
 use std::{
+    net::SocketAddr,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -37,6 +39,7 @@ use crate::{
     datapath::Datapath,
     links::{LinkReport, Netlink},
     master::Master,
+    metrics::{Scrape, Transitions},
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -55,6 +58,10 @@ pub struct Options {
     pub lp_interval_s: u64,
     /// Seconds between transmit rebalancing by measured load; 0 turns it off.
     pub rebalance_interval_s: u64,
+    /// Where to serve Prometheus metrics (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Whether a non-loopback `metrics_listen` is meant (`--metrics-allow-remote`).
+    pub metrics_allow_remote: bool,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -63,6 +70,8 @@ pub async fn run(options: Options) -> Result<()> {
     let netlink = Netlink::connect()?;
     let slaves = startup::resolve_slaves(&netlink, &options).await?;
     let _lock = startup::lock_master(&options.master)?;
+    // Bound before anything changes: a taken port refuses the start.
+    let metrics = options.metrics_listen.map(crate::metrics::bind).transpose()?;
     ensure_bpffs()?;
     setup::refuse_foreign_pins(&options)?;
     // An agent that died left its record: its old values are the ones to restore.
@@ -74,7 +83,7 @@ pub async fn run(options: Options) -> Result<()> {
         terminate: signal(SignalKind::terminate())?,
     };
     let result = tokio::select! {
-        result = serve(&netlink, &options, &slaves, &mut undo) => result,
+        result = serve(&netlink, &options, &slaves, &mut undo, metrics) => result,
         () = signals.next() => Ok(()),
     };
     std::mem::take(&mut undo).run(&netlink, &options.master).await;
@@ -128,6 +137,8 @@ struct Agent {
     /// Whether a walk of the kernel table has completed.
     resynced_once: bool,
     summary: Summary,
+    /// Failovers and failbacks, for the metrics.
+    transitions: Transitions,
 }
 
 /// A walk of the kernel's client table, spread over the loop's turns.
@@ -160,9 +171,10 @@ async fn serve(
     options: &Options,
     slaves: &[crate::links::Link],
     undo: &mut Undo,
+    metrics: Option<std::net::TcpListener>,
 ) -> Result<()> {
     let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
-    let result = event_loop(&mut agent, undo, link_events).await;
+    let result = event_loop(&mut agent, undo, link_events, metrics).await;
     agent.teller.stop();
     result
 }
@@ -171,10 +183,14 @@ async fn event_loop(
     agent: &mut Agent,
     undo: &mut Undo,
     link_events: impl futures::Stream<Item = LinkReport>,
+    metrics: Option<std::net::TcpListener>,
 ) -> Result<()> {
     let mut link_events = std::pin::pin!(link_events);
     let control = control::listen(&agent.options.master)?;
     let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
+    let (scrapes_tx, mut scrapes) = tokio::sync::mpsc::channel::<Scrape>(4);
+    let _metrics =
+        metrics.map(|l| crate::metrics::Server::start(l, scrapes_tx.clone())).transpose()?;
     let mut events = agent.datapath.events()?;
     let learning = Duration::from_secs(agent.options.lp_interval_s.max(1));
     let mut learn_at = Instant::now();
@@ -208,6 +224,11 @@ async fn event_loop(
                 }
                 Err(error) => warn!("control socket: {error}"),
             },
+            Some(scrape) = scrapes.recv() => {
+                if scrape.send(agent.snapshot()).is_err() {
+                    debug!("the metrics client left before its snapshot");
+                }
+            }
             Some((request, reply)) = requests.recv() => {
                 let result = match request {
                     Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,

@@ -20,6 +20,7 @@ use crate::{
     datapath::{self, Datapath},
     links::{Link, LinkReport, Netlink},
     master,
+    metrics::Transitions,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -90,6 +91,7 @@ pub(super) async fn setup(
         adopted: adopting,
         resynced_once: !adopting,
         summary: Summary::default(),
+        transitions: Transitions::default(),
     };
     if adopting {
         agent.adopt()?;

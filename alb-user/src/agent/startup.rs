@@ -51,6 +51,7 @@ pub(super) fn preflight(options: &Options) -> Result<()> {
         bail!("--max-clients must be at least 1");
     }
     primary_index(options)?;
+    crate::metrics::check_listen(options.metrics_listen, options.metrics_allow_remote)?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 mod attach;
 mod batch;
+mod counters;
 mod events;
 mod pins;
 mod probe;
