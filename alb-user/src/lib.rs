@@ -14,6 +14,7 @@ pub mod datapath;
 pub mod links;
 pub mod master;
 pub mod metrics;
+pub mod privileges;
 pub mod slaves;
 pub mod state;
 pub mod status;

@@ -40,6 +40,7 @@ use crate::{
     links::{LinkReport, Netlink},
     master::Master,
     metrics::{Scrape, Transitions},
+    privileges,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -198,6 +199,8 @@ async fn event_loop(
         .then(|| Duration::from_secs(agent.options.rebalance_interval_s));
     let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
     let mut last_loads = agent.read_loads()?;
+    // Everything that needs more than the kept capabilities is done.
+    privileges::restrict(privileges::KEPT)?;
     agent.ready();
     loop {
         let walking = agent.walk.is_some().then(Instant::now);
