@@ -111,18 +111,14 @@ fn registry(snapshot: &Snapshot) -> Registry {
     );
 
     let transitions = &snapshot.transitions;
-    registry.register("failovers", "Slaves given up", transitions.failovers.clone());
+    counter(&mut registry, "failovers", "Slaves given up", transitions.failovers);
     registry.register_with_unit(
         "failover_duration",
         "Agent time per failover: slots and buckets moved, clients queued to be told",
         Unit::Seconds,
         transitions.failover_seconds.clone(),
     );
-    registry.register(
-        "failbacks",
-        "Slaves taken (back) into service",
-        transitions.failbacks.clone(),
-    );
+    counter(&mut registry, "failbacks", "Slaves taken (back) into service", transitions.failbacks);
     registry.register_with_unit(
         "failback_duration",
         "Agent time per failback: slots and buckets moved, clients queued to be told",
@@ -200,7 +196,7 @@ mod tests {
             tx_packets: 20,
             tx_bytes: 2000,
         };
-        let transitions = Transitions::default();
+        let mut transitions = Transitions::default();
         transitions.record(true, 0.003);
         Snapshot {
             master: "alb0".to_owned(),

@@ -10,16 +10,16 @@
 
 pub mod encode;
 pub mod server;
+mod transitions;
 
 use std::net::SocketAddr;
 
 use anyhow::{Result, bail};
-use prometheus_client::metrics::{
-    counter::Counter,
-    histogram::{Histogram, exponential_buckets},
-};
 
-pub use self::server::{Scrape, Server, bind};
+pub use self::{
+    server::{Scrape, Server, bind},
+    transitions::Transitions,
+};
 
 /// Refuses a listening address other hosts could reach unless the user
 /// asked for that too: metrics name devices, addresses and traffic.
@@ -32,49 +32,6 @@ pub fn check_listen(listen: Option<SocketAddr>, allow_remote: bool) -> Result<()
         None if allow_remote => bail!("--metrics-allow-remote needs --metrics-listen"),
         _ => Ok(()),
     }
-}
-
-/// Slave transitions as the agent applied them: how many, and how long
-/// the agent took for each (from the committed change to the slots and
-/// buckets moved and the clients queued for telling, as logged).
-#[derive(Clone, Debug)]
-pub struct Transitions {
-    /// Slaves given up (carrier lost past downdelay, removed, deleted).
-    pub failovers: Counter,
-    pub failover_seconds: Histogram,
-    /// Slaves taken (back) into service.
-    pub failbacks: Counter,
-    pub failback_seconds: Histogram,
-}
-
-impl Default for Transitions {
-    fn default() -> Self {
-        Self {
-            failovers: Counter::default(),
-            failover_seconds: duration_histogram(),
-            failbacks: Counter::default(),
-            failback_seconds: duration_histogram(),
-        }
-    }
-}
-
-impl Transitions {
-    /// Records a failover (`down`) or a failback that took `seconds`.
-    pub fn record(&self, down: bool, seconds: f64) {
-        let (count, duration) = if down {
-            (&self.failovers, &self.failover_seconds)
-        } else {
-            (&self.failbacks, &self.failback_seconds)
-        };
-        count.inc();
-        duration.observe(seconds);
-    }
-}
-
-/// 0.5 ms to 8 s: the lab's transitions take about a millisecond, 1M
-/// clients' 5-25 ms (docs/benchmarks.md).
-fn duration_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
 }
 
 /// One slave as a scrape sees it.
@@ -148,32 +105,39 @@ mod tests {
     }
 
     #[test]
-    fn transitions_count_by_direction() {
-        let transitions = Transitions::default();
+    fn a_snapshot_encodes_its_own_transitions() {
+        let mut transitions = Transitions::default();
         transitions.record(true, 0.002);
         transitions.record(true, 0.004);
         transitions.record(false, 0.001);
-        assert_eq!(transitions.failovers.get(), 2);
-        assert_eq!(transitions.failbacks.get(), 1);
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             master: "alb0".to_owned(),
             slaves: Vec::new(),
             reasons: Vec::new(),
-            transitions,
+            transitions: transitions.clone(),
             updates_sent: 0,
             updates_failed: 0,
             clients: 0,
             capacity: 1,
             resident_bytes: None,
         };
+        // What the agent records after the snapshot is not in it.
+        transitions.record(true, 0.5);
         let text = encode::encode(&snapshot, encode::Format::Prometheus);
         for line in [
+            r#"alb_failovers_total{master="alb0"} 2"#,
             r#"alb_failover_duration_seconds_count{master="alb0"} 2"#,
             r#"alb_failover_duration_seconds_sum{master="alb0"} 0.006"#,
+            r#"alb_failover_duration_seconds_bucket{master="alb0",le="0.002"} 1"#,
+            r#"alb_failover_duration_seconds_bucket{master="alb0",le="0.004"} 2"#,
+            r#"alb_failover_duration_seconds_bucket{master="alb0",le="+Inf"} 2"#,
             r#"alb_failback_duration_seconds_count{master="alb0"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
         assert!(!text.contains("resident"), "no memory series when /proc cannot tell");
+        snapshot.transitions = transitions;
+        let text = encode::encode(&snapshot, encode::Format::Prometheus);
+        assert!(text.contains(r#"alb_failovers_total{master="alb0"} 3"#), "{text}");
     }
 }
