@@ -133,6 +133,37 @@ fn keep_datapath(master: &str) {
     );
 }
 
+/// The undo record as the filters' [`crate::filters::Record`]: every
+/// change is saved before the next one.
+struct UndoFilters<'a> {
+    undo: &'a mut Undo,
+    master: &'a str,
+}
+
+impl UndoFilters<'_> {
+    fn save(&self) {
+        if let Err(error) = self.undo.save(self.master) {
+            warn!("{error:#}");
+        }
+    }
+}
+
+impl crate::filters::Record for UndoFilters<'_> {
+    fn filters(&self) -> &[crate::filters::Entry] {
+        &self.undo.filters
+    }
+
+    fn record_filter(&mut self, entry: crate::filters::Entry) {
+        self.undo.filters.push(entry);
+        self.save();
+    }
+
+    fn forget_filter(&mut self, entry: &crate::filters::Entry) {
+        self.undo.filters.retain(|e| e != entry);
+        self.save();
+    }
+}
+
 /// SIGINT and SIGTERM, caught from the start of `run`.
 struct Signals {
     interrupt: tokio::signal::unix::Signal,
@@ -381,7 +412,8 @@ impl Agent {
     }
 
     async fn sync_filters(&mut self, undo: &mut Undo) {
-        self.filters.sync(&self.netlink, undo, &self.options.master, &self.set.state).await;
+        let mut record = UndoFilters { undo, master: &self.options.master };
+        self.filters.sync(&self.netlink, &mut record, &self.set.state).await;
     }
 
     /// What follows the active slave, whatever changed it: the receive
