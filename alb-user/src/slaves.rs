@@ -125,6 +125,11 @@ impl SlaveSet {
         self.names.iter().position(|n| n == name)
     }
 
+    /// Whether slave `index` has carrier, as last reported.
+    pub fn has_carrier(&self, index: usize) -> bool {
+        self.links.get(index).is_some_and(Link::has_carrier)
+    }
+
     pub fn any_up(&self) -> bool {
         self.state.slaves.iter().any(|s| s.up)
     }

@@ -58,6 +58,8 @@ impl Agent {
             Commit::Down => "down",
             Commit::Up => "up",
         };
+        let took = started.elapsed();
+        self.transitions.record(transition.commit == Commit::Down, took.as_secs_f64());
         if let Some(early) = transition.early_ms {
             info!(
                 "making {name} the new active one {early} ms earlier: no slave was usable \
@@ -69,7 +71,7 @@ impl Agent {
             "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
             slot_moves.len(),
             bucket_moves.len(),
-            started.elapsed().as_millis()
+            took.as_millis()
         );
         match transition.commit {
             Commit::Down => {

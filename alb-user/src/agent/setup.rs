@@ -21,6 +21,7 @@ use crate::{
     filters::Filters,
     links::{Link, LinkReport, Netlink},
     master,
+    metrics::Transitions,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -97,6 +98,7 @@ pub(super) async fn setup(
         adopted: adopting,
         resynced_once: !adopting,
         summary: Summary::default(),
+        transitions: Transitions::default(),
     };
     // The kernel reported the groups through the first active slave itself.
     agent.groups_reported_on = agent.set.state.active;
