@@ -94,8 +94,9 @@ enum Cmd {
     /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
     /// With --systemd: the package and the service under a real systemd.
     VmTest {
-        /// Which kernels: 6.1, 6.12 or all (repeatable).
-        #[arg(long, default_value = "all", value_parser = ["6.1", "6.12", "all"])]
+        /// Which kernels: 6.1, 6.12 or all (repeatable) [default: all; with
+        /// --systemd: 6.12].
+        #[arg(long, value_parser = ["6.1", "6.12", "all"])]
         kernel: Vec<String>,
         /// Instead of the scenarios: failover losses of the kernel's own
         /// balance-alb bond against alb, same guest; writes docs/kernels.md.
