@@ -39,8 +39,9 @@ const SYSTEMD: Guest = Guest {
 /// did; `--kernel all` adds 6.1, where the agent attaches through them.
 pub(super) const DEFAULT_SERIES: &str = "6.12";
 
-/// The test, run by alb-vmtest.service.
+/// The test, run by alb-vmtest.service, and its helpers.
 const SCRIPT: &str = include_str!("systemd-guest.sh");
+const LIB: &str = include_str!("systemd-guest-lib.sh");
 
 /// Where the test and the package go in the guest.
 const GUEST_DIR: &str = "opt/alb-vmtest";
@@ -147,6 +148,7 @@ fn initramfs(kernel: &Kernel, base: &Path, deb: &Path, work: &Path) -> Result<st
 fn stage_overlay(kernel: &Kernel, deb: &Path, stage: &Path) -> Result<()> {
     let dir = stage.join(GUEST_DIR);
     write(&dir.join("run"), SCRIPT.as_bytes(), 0o755)?;
+    write(&dir.join("lib.sh"), LIB.as_bytes(), 0o644)?;
     write(&dir.join("alb.deb"), &fs::read(deb)?, 0o644)?;
     let units = stage.join("etc/systemd/system");
     write(&units.join("alb-vmtest.service"), TEST_UNIT.as_bytes(), 0o644)?;
