@@ -18,6 +18,7 @@ pub mod frames;
 pub mod invariants;
 pub mod link;
 pub mod maps;
+pub mod nd;
 pub mod reason;
 #[cfg(test)]
 mod testing;

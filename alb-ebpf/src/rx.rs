@@ -1,7 +1,7 @@
 //! TC ingress on every slave: the master's frames go up the master, once.
 
 use alb_common::{
-    maps::{CLIENT_MAC_KNOWN, ClientKey, EventKind, MAX_SLAVES},
+    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, EventKind, MAX_SLAVES},
     reason::Reason,
     verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
     wire::{ArpHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
@@ -12,6 +12,7 @@ use aya_ebpf::{
 };
 
 use crate::{
+    ipv6,
     maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SLAVE_IDX, ALB_SLAVES},
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
@@ -59,10 +60,15 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         RxPlan::Deliver { rewrite_dst, reason } => {
             count(reason);
             stats::slave_traffic(this, Direction::Rx, packet.len());
-            watch(&packet, this);
+            let ipv6 = watch(&packet, this);
             if rewrite_dst && !packet.store_mac(0, &config.master_mac) {
                 count(Reason::RxMalformed);
                 return TC_ACT_OK;
+            }
+            if ipv6 {
+                // alb_rx6 watches it and redirects it; if it is missing,
+                // the frame is delivered unwatched.
+                ipv6::hand_over_rx(ctx, this);
             }
             redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
         }
@@ -70,23 +76,32 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
 }
 
 /// Client bookkeeping on delivered frames: per-client counters for IPv4,
-/// MAC learning and events for ARP.
+/// MAC learning and events for ARP. True for IPv6, which `alb_rx6` watches.
 #[inline(always)]
-fn watch(packet: &Packet<'_>, this: u32) {
+fn watch(packet: &Packet<'_>, this: u32) -> bool {
     match rx_watch(packet) {
         Watch::Ipv4(key) => {
             if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
-                // SAFETY: a live map value; counters are only updated atomically.
-                let entry = unsafe { &mut *entry };
-                add_atomic(&mut entry.rx_packets, 1);
-                add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
-                if slave_of_slot(entry.slot) != this {
-                    count(Reason::RxClientOffSlave);
-                }
+                from_client(packet, entry, this);
             }
         }
         Watch::Arp(arp) => client_arp(&arp, this),
+        Watch::Ipv6 => return true,
         Watch::Nothing => {}
+    }
+    false
+}
+
+/// Counts a frame from a known client (`entry`, of either table) received
+/// on slave `this`.
+#[inline(always)]
+pub(crate) fn from_client(packet: &Packet<'_>, entry: *mut ClientEntry, this: u32) {
+    // SAFETY: a live map value; counters are only updated atomically.
+    let entry = unsafe { &mut *entry };
+    add_atomic(&mut entry.rx_packets, 1);
+    add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
+    if slave_of_slot(entry.slot) != this {
+        count(Reason::RxClientOffSlave);
     }
 }
 

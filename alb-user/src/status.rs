@@ -6,9 +6,13 @@
     reason = "fmt::Write into a String cannot fail: its writes are not checked"
 )]
 
-use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
-use alb_common::maps::{NO_SLAVE, names};
+use alb_common::maps::{CLIENT_MAC_KNOWN, ClientEntry, NO_SLAVE, names};
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
@@ -44,10 +48,12 @@ pub struct SlaveStatus {
     pub tx_bytes: u64,
 }
 
+/// A client of either family: IPv4 clients first, then IPv6 ones (link-local
+/// and global), each in address order.
 #[derive(Debug, Serialize)]
 pub struct ClientStatus {
-    pub server_ip: Ipv4Addr,
-    pub client_ip: Ipv4Addr,
+    pub server_ip: IpAddr,
+    pub client_ip: IpAddr,
     pub mac: Option<String>,
     pub slave: Option<String>,
     pub rx_packets: u64,
@@ -67,6 +73,16 @@ pub async fn collect(master: &str) -> Result<Status> {
     let config = maps.config()?;
     let slaves_in_map = maps.slaves()?;
     let clients_in_map = maps.clients()?;
+    let clients6_in_map = maps.clients6()?;
+    let entries: Vec<(IpAddr, IpAddr, &ClientEntry)> = clients_in_map
+        .iter()
+        .map(|(key, entry)| {
+            (Ipv4Addr::from(key.server_ip).into(), Ipv4Addr::from(key.client_ip).into(), entry)
+        })
+        .chain(clients6_in_map.iter().map(|(key, entry)| {
+            (Ipv6Addr::from(key.server_ip).into(), Ipv6Addr::from(key.client_ip).into(), entry)
+        }))
+        .collect();
 
     let mut names_by_index = BTreeMap::new();
     let mut slaves = Vec::new();
@@ -88,20 +104,19 @@ pub async fn collect(master: &str) -> Result<Status> {
             },
             usable: slave.is_up(),
             active: *index == config.active_slave,
-            clients: clients_in_map.iter().filter(|(_, e)| maps.slave_of(e) == *index).count(),
+            clients: entries.iter().filter(|(_, _, e)| maps.slave_of(e) == *index).count(),
             rx_packets: stats.rx.packets,
             rx_bytes: stats.rx.bytes,
             tx_packets: stats.tx.packets,
             tx_bytes: stats.tx.bytes,
         });
     }
-    let clients = clients_in_map
+    let clients = entries
         .iter()
-        .map(|(key, entry)| ClientStatus {
-            server_ip: Ipv4Addr::from(key.server_ip),
-            client_ip: Ipv4Addr::from(key.client_ip),
-            mac: (entry.flags & alb_common::maps::CLIENT_MAC_KNOWN != 0)
-                .then(|| format_mac(&entry.mac)),
+        .map(|&(server_ip, client_ip, entry)| ClientStatus {
+            server_ip,
+            client_ip,
+            mac: (entry.flags & CLIENT_MAC_KNOWN != 0).then(|| format_mac(&entry.mac)),
             slave: names_by_index.get(&maps.slave_of(entry)).cloned(),
             rx_packets: entry.rx_packets,
             rx_bytes: entry.rx_bytes,
@@ -162,15 +177,25 @@ pub fn to_text(status: &Status) -> String {
     }
     let _ = writeln!(out, "\nClients: {}", status.clients.len());
     if !status.clients.is_empty() {
+        // IPv6 addresses (a link-local one is up to 39 characters) widen
+        // the address columns.
+        let width = status
+            .clients
+            .iter()
+            .flat_map(|c| [c.server_ip.to_string().len(), c.client_ip.to_string().len()])
+            .max()
+            .unwrap_or(0)
+            .max(15)
+            + 1;
         let _ = writeln!(
             out,
-            "{:<16} {:<16} {:<18} {:<10} {:>10} {:>10}",
+            "{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
             "server", "client", "client MAC", "slave", "rx pkts", "tx pkts"
         );
         for client in &status.clients {
             let _ = writeln!(
                 out,
-                "{:<16} {:<16} {:<18} {:<10} {:>10} {:>10}",
+                "{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
                 client.server_ip.to_string(),
                 client.client_ip.to_string(),
                 client.mac.as_deref().unwrap_or("(unknown)"),

@@ -6,7 +6,9 @@
 use crate::{
     maps::ClientKey,
     reason::Reason,
-    wire::{ArpHdr, ETH_P_ARP, ETH_P_IP, EthHdr, Frame, Ipv4Hdr, Mac, is_multicast, mac_eq},
+    wire::{
+        ArpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr, Frame, Ipv4Hdr, Mac, is_multicast, mac_eq,
+    },
 };
 
 /// The slave that owns a MAC, as the receive path sees it.
@@ -94,6 +96,8 @@ pub enum Watch {
     Ipv4(ClientKey),
     /// An Ethernet/IPv4 ARP: learn from it.
     Arp(ArpHdr),
+    /// IPv6: [`super::ipv6::rx6_watch`] reads the rest.
+    Ipv6,
     Nothing,
 }
 
@@ -112,6 +116,7 @@ pub fn rx_watch<F: Frame + ?Sized>(frame: &F) -> Watch {
             Some(arp) if arp.is_ethernet_ipv4() => Watch::Arp(arp),
             _ => Watch::Nothing,
         },
+        ETH_P_IPV6 => Watch::Ipv6,
         _ => Watch::Nothing,
     }
 }

@@ -5,13 +5,12 @@
 //! it needs: the BPF verifier copes badly with large parsed values.
 
 use crate::{
-    assign::{bucket_of_v4, bucket_of_v6},
+    assign::bucket_of_v4,
     maps::ClientKey,
     reason::Reason,
     wire::{
         ARP_OP_REPLY, ARP_OP_REQUEST, ArpHdr, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
-        EthHdr, Frame, IPPROTO_HOPOPTS, IPPROTO_ICMPV6, IPPROTO_IGMP, Ipv4Hdr, Ipv6Hdr, Mac,
-        ipv4_eq, ipv6_is_unspecified, is_multicast, mac_eq,
+        EthHdr, Frame, IPPROTO_IGMP, Ipv4Hdr, Mac, ipv4_eq, is_multicast, mac_eq,
     },
 };
 
@@ -33,6 +32,9 @@ pub enum TxPlan {
     /// unchanged; for a real address (not 0.0.0.0), every client of it
     /// that is not on the active slave must be told its slave again.
     Announce { server_ip: [u8; 4] },
+    /// IPv6: decided by [`super::ipv6::tx6_plan`], which reads the rest
+    /// (kept apart so the IPv4 path stays as short as it was).
+    Ipv6 { from_master: bool },
     /// Not even an Ethernet header.
     Malformed,
 }
@@ -68,17 +70,7 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
             Some(ip) if ip.version_ihl >> 4 == 4 => ipv4_plan(&eth, &ip, from_master),
             _ => active,
         },
-        ETH_P_IPV6 => match frame.read::<Ipv6Hdr>(EthHdr::LEN) {
-            Some(ip) if ip.version_class_flow[0] >> 4 == 6 => {
-                let icmp_type = if ip.next_header == IPPROTO_ICMPV6 {
-                    frame.read::<u8>(EthHdr::LEN + Ipv6Hdr::LEN)
-                } else {
-                    None
-                };
-                ipv6_plan(&eth, &ip, icmp_type, from_master)
-            }
-            _ => active,
-        },
+        ETH_P_IPV6 => TxPlan::Ipv6 { from_master },
         _ => active,
     }
 }
@@ -123,24 +115,6 @@ fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Hdr, from_master: bool) -> TxPlan {
     let client =
         (!is_multicast(&eth.dst)).then_some(ClientKey { server_ip: ip.saddr, client_ip: ip.daddr });
     TxPlan::Balance { client, bucket: bucket_of_v4(&ip.daddr), from_master }
-}
-
-/// Neighbour and router discovery, DAD, all-nodes and hop-by-hop (MLD)
-/// keep the master's MAC and the active slave, so peers learn one MAC for
-/// the master; the rest is balanced.
-#[inline(always)]
-fn ipv6_plan(eth: &EthHdr, ip: &Ipv6Hdr, icmp_type: Option<u8>, from_master: bool) -> TxPlan {
-    const ALL_NODES: Mac = [0x33, 0x33, 0, 0, 0, 1];
-    let discovery = matches!(icmp_type, Some(133..=137));
-    if mac_eq(&eth.dst, &BROADCAST_MAC)
-        || mac_eq(&eth.dst, &ALL_NODES)
-        || ipv6_is_unspecified(&ip.saddr)
-        || discovery
-        || ip.next_header == IPPROTO_HOPOPTS
-    {
-        return TxPlan::Active { reason: Reason::TxActive, from_master };
-    }
-    TxPlan::Balance { client: None, bucket: bucket_of_v6(&ip.daddr), from_master }
 }
 
 #[cfg(test)]
@@ -238,22 +212,12 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_control_stays_on_active() {
+    fn ipv6_is_left_to_its_own_plan() {
         let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-        let peer = [2, 0, 0, 0, 1, 1];
-        let tcp = ipv6_frame(peer, MASTER, src, 6, None);
-        assert!(matches!(tx_plan(&tcp[..], &MASTER), TxPlan::Balance { .. }));
-        for frame in [
-            ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(135)),
-            ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(136)),
-            ipv6_frame([0x33, 0x33, 0, 0, 0, 1], MASTER, src, 17, None),
-            ipv6_frame([0x33, 0x33, 0xff, 0, 0, 1], MASTER, [0; 16], IPPROTO_ICMPV6, Some(135)),
-            ipv6_frame([0x33, 0x33, 0, 0, 0, 0x16], MASTER, src, IPPROTO_HOPOPTS, None),
-        ] {
-            assert_eq!(tx_plan(&frame[..], &MASTER), active());
-        }
-        let echo = ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(129));
-        assert!(matches!(tx_plan(&echo[..], &MASTER), TxPlan::Balance { .. }));
+        let tcp = ipv6_frame(CLIENT, MASTER, src, 6, None);
+        assert_eq!(tx_plan(&tcp[..], &MASTER), TxPlan::Ipv6 { from_master: true });
+        let bridged = ipv6_frame(CLIENT, [2, 9, 9, 9, 9, 9], src, 6, None);
+        assert_eq!(tx_plan(&bridged[..], &MASTER), TxPlan::Ipv6 { from_master: false });
     }
 
     #[test]

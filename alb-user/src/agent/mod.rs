@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_common::{assign::Slots, link::Delays};
+use alb_common::{assign::Slots, link::Delays, maps::ClientKey6};
 use anyhow::Result;
 use futures::StreamExt as _;
 use log::{debug, info, warn};
@@ -108,6 +108,8 @@ struct Agent {
     datapath: Datapath,
     /// The agent's model of the client table.
     clients: Clients,
+    /// The agent's model of the IPv6 client table.
+    clients6: Clients<ClientKey6>,
     /// The client slot array as published, with each slot's home.
     slots: Slots,
     /// The transmit buckets as published.
@@ -130,9 +132,11 @@ struct Agent {
     summary: Summary,
 }
 
-/// A walk of the kernel's client table, spread over the loop's turns.
+/// A walk of the kernel's client tables (IPv4, then IPv6), spread over the
+/// loop's turns.
 struct Walk {
     cursor: crate::datapath::ClientCursor,
+    cursor6: crate::datapath::ClientCursor,
     started: Instant,
     /// Events lost before it started.
     lost: u64,
@@ -278,7 +282,7 @@ impl Agent {
             options.master,
             crate::format_mac(&state.master_mac),
             options.slaves.join(", "),
-            self.clients.len(),
+            self.clients.len() + self.clients6.len(),
             self.link_dir.parent().unwrap_or(&self.link_dir).display()
         );
     }
@@ -294,7 +298,7 @@ impl Agent {
                 "clients: {} learned, {newly_told} told in the last {}s; {} in the table",
                 self.summary.learned,
                 self.options.lp_interval_s.max(1),
-                self.clients.len()
+                self.clients.len() + self.clients6.len()
             );
         }
         if failed > self.summary.failed {
