@@ -55,6 +55,10 @@ enum Cmd {
         /// Number of slaves.
         #[arg(long, default_value_t = 2)]
         slaves: usize,
+        /// The seed scenario over IPv6 too (2001:2::1): every ping and
+        /// iperf3 phase and every check for both families.
+        #[arg(long)]
+        ipv6: bool,
     },
     /// rustfmt and clippy (warnings are errors) on every crate, the BPF
     /// crate included.
@@ -143,9 +147,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bootstrap => bootstrap::run()?,
         Cmd::Lab { action } => lab(action)?,
         Cmd::Run { netns, args } => return run_agent(netns, &args),
-        Cmd::Demo { clients, slaves } => {
+        Cmd::Demo { clients, slaves, ipv6 } => {
             bootstrap::run()?;
-            demo::run(clients, slaves)?;
+            demo::run(clients, slaves, ipv6)?;
         }
         Cmd::Lint => {
             bootstrap::run()?;
