@@ -20,8 +20,8 @@ pub const CLIENT_SLOTS: u32 = 1024;
 /// refuses pins of another format instead of misreading them.
 /// 1: clients pointed at slaves directly (format field was padding, 0).
 /// 2: clients hold a slot, `ALB_SLOTS` maps slots to slaves.
-/// 3: IPv6 clients (`ALB_CLIENTS6`, their events, Neighbor Discovery
-///    counters, `ALB_PROGS` for the IPv6 programs).
+/// 3: IPv6 clients (`ALB_CLIENTS6`, `ALB_HOSTS6`, their events, Neighbor
+///    Discovery counters, `ALB_PROGS` for the IPv6 programs).
 pub const PIN_FORMAT: u32 = 3;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
@@ -38,6 +38,7 @@ pub mod names {
     pub const SLAVE_INDEX: &str = "ALB_SLAVE_IDX";
     pub const CLIENTS: &str = "ALB_CLIENTS";
     pub const CLIENTS6: &str = "ALB_CLIENTS6";
+    pub const HOSTS6: &str = "ALB_HOSTS6";
     pub const SLOTS: &str = "ALB_SLOTS";
     pub const TX_BUCKETS: &str = "ALB_TX_BUCKETS";
     pub const BUCKET_LOAD: &str = "ALB_BUCKET_LOAD";
@@ -46,12 +47,13 @@ pub mod names {
     pub const RR_CURSOR: &str = "ALB_RR_CURSOR";
     pub const EVENTS: &str = "ALB_EVENTS";
     pub const PROGS: &str = "ALB_PROGS";
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         CONFIG,
         SLAVES,
         SLAVE_INDEX,
         CLIENTS,
         CLIENTS6,
+        HOSTS6,
         SLOTS,
         TX_BUCKETS,
         BUCKET_LOAD,
@@ -162,6 +164,24 @@ pub struct ClientKey {
 pub struct ClientKey6 {
     pub server_ip: Ipv6,
     pub client_ip: Ipv6,
+}
+
+/// Key of `ALB_HOSTS6`: one IPv6 client host, by its MAC.
+///
+/// An IPv6 host has several addresses (link-local, global) but one
+/// neighbour entry per server address, which every client key of that
+/// server address and any of the host's addresses updates (an
+/// advertisement of the server address to any of them, a solicitation from
+/// it to any of them: Linux probes reachability from its link-local
+/// address, whatever address it probes). So all IPv6 clients of one host
+/// share one slot: the first is dealt one in turn, the others take it from
+/// `ALB_HOSTS6`; hosts, not addresses, are spread over the slaves, and a
+/// host's neighbour entries never disagree.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostKey6 {
+    pub mac: Mac,
+    pub _pad: [u8; 2],
 }
 
 /// Set in [`ClientEntry::flags`] once the client's MAC is known.
@@ -306,6 +326,7 @@ impl EventKind {
 const _: () = {
     assert!(size_of::<Config>() == 40);
     assert!(size_of::<ClientKey6>() == 32);
+    assert!(size_of::<HostKey6>() == 8);
     assert!(size_of::<Event6>() == 56);
     assert!(size_of::<Slave>() == 16);
     assert!(size_of::<ClientKey>() == 8);
@@ -322,8 +343,8 @@ const _: () = {
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, Event, Event6, Slave, SlaveStats,
-        Traffic, TxBucket,
+        ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, Event, Event6, HostKey6, Slave,
+        SlaveStats, Traffic, TxBucket,
     };
 
     // SAFETY: each type is `repr(C)`, `Copy`, has explicit padding fields
@@ -338,6 +359,8 @@ mod pod {
     unsafe impl aya::Pod for ClientKey6 {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Event6 {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for HostKey6 {}
     // SAFETY: as above.
     unsafe impl aya::Pod for ClientEntry {}
     // SAFETY: as above.

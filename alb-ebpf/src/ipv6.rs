@@ -10,7 +10,9 @@
 //! and verifier budget, and the IPv4 programs keep their code.
 
 use alb_common::{
-    maps::{CLIENT_MAC_KNOWN, ClientKey6, Config, EventKind, NO_SLAVE, TAIL_RX6, TAIL_TX6},
+    maps::{
+        CLIENT_MAC_KNOWN, ClientKey6, Config, EventKind, HostKey6, NO_SLAVE, TAIL_RX6, TAIL_TX6,
+    },
     nd::{self, Kind, checksum},
     reason::Reason,
     verdict::ipv6::{HostNd, Tx6Plan, Watch6, rx6_watch, tx6_plan},
@@ -22,7 +24,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    maps::{ALB_CLIENTS6, ALB_CONFIG, ALB_PROGS},
+    maps::{ALB_CLIENTS6, ALB_CONFIG, ALB_HOSTS6, ALB_PROGS},
     packet::{Packet, redirect},
     rx::from_client,
     stats::{self, Direction, count, event6},
@@ -115,6 +117,7 @@ fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd) -> i32 {
                 entry.mac = nd.client_mac;
                 entry.flags |= CLIENT_MAC_KNOWN;
                 let (mac, slot) = (nd.client_mac, entry.slot);
+                remember_host(&mac, slot);
                 event6(EventKind::ClientMacChanged6, slave, key, mac, 0, slot);
             }
             slave
@@ -147,22 +150,49 @@ fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd) -> i32 {
     redirect(target.ifindex, 0)
 }
 
-/// Deals the next slot to an IPv6 client the host has just answered or
-/// solicited, and records it; returns the slave. `told`: the message
-/// carries a link-layer address (so it tells the client its slave).
+/// Gives an IPv6 client the host has just answered or solicited a slot:
+/// the slot of its host's other clients (`ALB_HOSTS6`), else the next one
+/// in turn; records it and returns the slave. `told`: the message carries
+/// a link-layer address (so it tells the client its slave).
 #[inline(always)]
 fn new_client(key: &ClientKey6, mac: &Mac, told: bool) -> u32 {
-    let Some((slot, slave)) = deal() else { return NO_SLAVE };
+    let joined = if is_valid_unicast(mac) {
+        // SAFETY: a live map value, copied at once.
+        unsafe { ALB_HOSTS6.get(HostKey6 { mac: *mac, _pad: [0; 2] }) }.copied()
+    } else {
+        None
+    };
+    let (slot, slave) = match joined {
+        Some(slot) => (slot, slave_of_slot(slot)),
+        None => match deal() {
+            Some(dealt) => dealt,
+            None => return NO_SLAVE,
+        },
+    };
     let entry = fresh_entry(slot, mac);
     // Another CPU may have dealt this client first: keep its assignment.
     if ALB_CLIENTS6.insert(key, entry, u64::from(BPF_NOEXIST)).is_err() {
         // SAFETY: a live map value, read once.
         return ALB_CLIENTS6.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
     }
+    if joined.is_none() {
+        remember_host(mac, slot);
+    }
     count(Reason::TxNewClient);
     let op = if told { 0 } else { UNTOLD };
     event6(EventKind::NewClient6, slave, *key, entry.mac, op, slot);
     slave
+}
+
+/// Records `slot` as the slot of host `mac`'s clients, unless it has one
+/// already (its first client's).
+#[inline(always)]
+fn remember_host(mac: &Mac, slot: u32) {
+    if is_valid_unicast(mac) {
+        let host = HostKey6 { mac: *mac, _pad: [0; 2] };
+        // Already there: the host's first client keeps its slot.
+        let _kept = ALB_HOSTS6.insert(host, slot, u64::from(BPF_NOEXIST));
+    }
 }
 
 /// A delivered IPv6 frame: per-client counters for data, MAC learning
@@ -201,6 +231,7 @@ fn learn(key: &ClientKey6, mac: &Mac) {
             entry.flags |= CLIENT_MAC_KNOWN;
             count(Reason::RxClientMacChanged);
             let slot = entry.slot;
+            remember_host(mac, slot);
             event6(EventKind::ClientMacChanged6, slave_of_slot(slot), *key, *mac, 0, slot);
         }
     }

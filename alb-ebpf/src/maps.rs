@@ -4,8 +4,8 @@
 use alb_common::{
     maps::{
         CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, DEFAULT_MAX_CLIENTS,
-        EVENT_RING_BYTES, Event, MAX_SLAVES, Slave, SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic,
-        TxBucket,
+        EVENT_RING_BYTES, Event, HostKey6, MAX_SLAVES, Slave, SlaveStats, TAIL_CALLS, TX_BUCKETS,
+        Traffic, TxBucket,
     },
     reason::Reason,
 };
@@ -41,6 +41,11 @@ pub(crate) static ALB_CLIENTS: LruHashMap<ClientKey, ClientEntry, CLIENTS> = Lru
 /// its clients hold slots of the same `ALB_SLOTS`.
 #[btf_map]
 pub(crate) static ALB_CLIENTS6: LruHashMap<ClientKey6, ClientEntry, CLIENTS> = LruHashMap::new();
+
+/// The slot of each IPv6 client host (by MAC): its other clients join the
+/// slot of its first (see `HostKey6`).
+#[btf_map]
+pub(crate) static ALB_HOSTS6: LruHashMap<HostKey6, u32, CLIENTS> = LruHashMap::new();
 
 /// The slave of each client slot: clients hold a slot, the agent moves slots.
 #[btf_map]

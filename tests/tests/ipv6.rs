@@ -216,12 +216,14 @@ fn the_servers_solicitations_carry_the_clients_slave() {
     }
 }
 
-/// Link-local addresses are clients like global ones: a client pinging
-/// the master's link-local address learns its slave's MAC for it, and its
-/// pings cross only that slave.
+/// Link-local addresses are clients like global ones, and a host's
+/// clients share its slot: each client, dealt its slave by its global
+/// address, learns the same slave's MAC for the master's link-local
+/// address, and its link-local pings cross only that slave.
 #[test]
 fn link_local_pings_cross_only_the_clients_slave() {
     let Rig { agent, lab } = rig(2, 2);
+    resolve_in_order(&lab, 2, SERVER_IP6);
     let local = link_local(&lab, lab.srv(), lab.master());
     for client in lab.clients() {
         link_local(&lab, &client.ns, &client.dev);
@@ -233,9 +235,12 @@ fn link_local_pings_cross_only_the_clients_slave() {
         assert_pings_cross_only(&lab, number, &scoped, 100, dealt(number, 2));
     }
     let status = agent.status();
-    let client_local = link_local(&lab, &lab.client(1).ns, &lab.client(1).dev);
-    let seen = entry(&status, &local, &client_local);
-    assert_eq!(seen.slave.as_deref(), Some(lab.slave(0).name.as_str()), "{seen:?}");
+    for number in 1..=2 {
+        let client_local = link_local(&lab, &lab.client(number).ns, &lab.client(number).dev);
+        let seen = entry(&status, &local, &client_local);
+        let want = &lab.slave(dealt(number, 2)).name;
+        assert_eq!(seen.slave.as_ref(), Some(want), "c{number}'s link-local entry: {seen:?}");
+    }
 }
 
 /// Spec 31 in alb's IPv6 form: a non-active slave (veth19, with c2 and c4)

@@ -65,6 +65,7 @@ impl Datapath {
         // Each family's table holds up to `max_clients`.
         loader.map_max_entries(names::CLIENTS, max_clients);
         loader.map_max_entries(names::CLIENTS6, max_clients);
+        loader.map_max_entries(names::HOSTS6, max_clients);
         let paths: Vec<(&str, PathBuf)> = match pins {
             Some(dir) => names::ALL.iter().map(|&name| (name, dir.join(name))).collect(),
             None => Vec::new(),

@@ -9,8 +9,8 @@ use std::{
 use alb_common::{
     maps::{
         CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, EVENT_RING_BYTES,
-        MAX_SLAVES, PIN_FORMAT, Slave, SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic, TxBucket,
-        names,
+        HostKey6, MAX_SLAVES, PIN_FORMAT, Slave, SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic,
+        TxBucket, names,
     },
     reason::Reason,
 };
@@ -27,7 +27,7 @@ pub fn pin_dir(master: &str) -> PathBuf {
 
 /// The shape each pinned map must have to be adopted by this agent:
 /// (name, key size, value size, entries).
-fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 13] {
+fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 14] {
     fn size<T>() -> u32 {
         u32::try_from(size_of::<T>()).unwrap_or(u32::MAX)
     }
@@ -38,6 +38,7 @@ fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 13] {
         (names::SLAVE_INDEX, 4, 4, slaves),
         (names::CLIENTS, size::<ClientKey>(), size::<ClientEntry>(), max_clients),
         (names::CLIENTS6, size::<ClientKey6>(), size::<ClientEntry>(), max_clients),
+        (names::HOSTS6, size::<HostKey6>(), 4, max_clients),
         (names::SLOTS, 4, size::<ClientSlot>(), CLIENT_SLOTS),
         (names::TX_BUCKETS, 4, size::<TxBucket>(), TX_BUCKETS),
         (names::BUCKET_LOAD, 4, size::<Traffic>(), TX_BUCKETS),
