@@ -67,7 +67,7 @@ struct RunArgs {
     /// A slave device; give it once per slave, in enslave order.
     #[arg(long = "iface", value_name = "IF", required = true)]
     ifaces: Vec<String>,
-    /// Size of the client table.
+    /// Size of each client table (IPv4, IPv6).
     #[arg(long, default_value_t = DEFAULT_MAX_CLIENTS)]
     max_clients: u32,
     /// Milliseconds a slave's carrier must be back before it is used again.

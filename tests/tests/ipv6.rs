@@ -300,6 +300,61 @@ fn ipv6_clients_of_a_failed_active_slave_move_within_the_ipv4_bound() {
     }
 }
 
+/// A client the data path's table lost (LRU eviction, simulated by
+/// deleting its entries) is dealt a slot again when the host answers its
+/// reachability probe, on another slave here; the answer names no MAC
+/// (Linux answers a unicast solicitation without an option), so the agent
+/// tells the client that slave at once: its entry for the server follows,
+/// and its traffic arrives on that slave.
+#[test]
+fn a_client_the_table_lost_is_told_its_new_slave() {
+    let Rig { agent, lab } = rig(3, 2);
+    // c1 and c3 on veth17, c2 on veth19: the next new host gets veth19.
+    resolve_in_order(&lab, 3, SERVER_IP6);
+    let c1 = lab.client(1).clone();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>();
+    let mut key = hex(&ipv6(SERVER_IP6));
+    key.extend(hex(&ipv6(&c1.ip6)));
+    let mac: Vec<u8> = c1.mac.split(':').map(|b| u8::from_str_radix(b, 16).expect("MAC")).collect();
+    let mut host = hex(&mac);
+    host.extend(["00".to_owned(), "00".to_owned()]);
+    let pins = alb_tests::agent::pin_dir(agent.master());
+    for (map, key) in [("ALB_CLIENTS6", key), ("ALB_HOSTS6", host)] {
+        let path = pins.join(map);
+        let path = path.to_str().expect("UTF-8 path");
+        let mut argv = vec!["bpftool", "map", "delete", "pinned", path, "key", "hex"];
+        argv.extend(key.iter().map(String::as_str));
+        lab.run(lab.srv(), &argv).unwrap_or_else(|e| panic!("delete c1 from {map}: {e:#}"));
+    }
+    // c1's entry is stale: one packet, and 1 s later c1 probes the server
+    // (from its link-local address); nothing confirms the entry meanwhile
+    // (iputils ping confirms it once it has had a reply).
+    lab.sysctl(&c1.ns, "net.ipv6.neigh.eth0.delay_first_probe_time", "1").expect("sysctl");
+    let (veth17, veth19) = (lab.slave(0).clone(), lab.slave(1).clone());
+    let stale = ["-6", "neigh", "change", SERVER_IP6, "dev", &c1.dev, "lladdr", &veth17.mac];
+    lab.ip(&c1.ns, &[&stale[..], &["nud", "stale"]].concat()).expect("stale entry");
+    let start = Instant::now();
+    let ping = lab.ping(&c1.ns, SERVER_IP6, 1, Duration::from_millis(10)).expect("ping");
+    assert_eq!(ping.lost(), 0, "c1 -> {SERVER_IP6}: {ping}");
+    while neigh6(&lab, 1, SERVER_IP6).as_deref() != Some(veth19.mac.as_str()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "c1 not told veth19 within 5 s: {:?}\n{}",
+            neigh6(&lab, 1, SERVER_IP6),
+            agent.log()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    println!("ipv6: the lost client c1 pointed at veth19 {:?} after its packet", start.elapsed());
+    let before = lab.traffic_snapshot().expect("snapshot");
+    let ping = lab.ping(&c1.ns, SERVER_IP6, 50, Duration::from_millis(3)).expect("ping");
+    let after = lab.traffic_snapshot().expect("snapshot");
+    assert_eq!(ping.lost(), 0, "c1 -> {SERVER_IP6}: {ping}");
+    let rx: Vec<u64> =
+        after.iter().zip(&before).map(|(a, b)| a.rx_packets - b.rx_packets).collect();
+    assert!(rx[1] >= 50 && rx[0] <= NOISE, "c1's requests arrive on veth19: rx {rx:?}");
+}
+
 /// Polls the neighbour entries for the server of `numbers` until each is
 /// `want`; returns how long each took from `since`, or panics after 3 s.
 fn wait_neigh6(lab: &Lab, numbers: &[usize], since: Instant, want: &str) -> Vec<(usize, Duration)> {

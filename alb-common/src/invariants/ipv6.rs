@@ -87,3 +87,53 @@ pub(super) fn check_rx(frame: &[u8]) {
         Watch6::Nothing => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nd::Invalid;
+
+    /// The fuzz target's IPv6 seeds (fuzz/corpus/frames/ipv6_*: 8 control
+    /// bytes, then the frame), each with the verdict its name promises.
+    macro_rules! seed {
+        ($name:literal) => {
+            &include_bytes!(concat!("../../../fuzz/corpus/frames/", $name))[8..]
+        };
+    }
+
+    const MASTER: Mac = [2, 0xa1, 0xb0, 0, 0, 0x17];
+
+    fn tx(frame: &[u8]) -> Tx6Plan {
+        tx6_plan(frame, &MASTER, frame[6..12] == MASTER)
+    }
+
+    fn parsed(frame: &[u8]) -> Result<nd::Nd, Invalid> {
+        nd::parse(frame, &frame.read(EthHdr::LEN).expect("IPv6 header"))
+    }
+
+    #[test]
+    fn the_fuzz_seeds_get_their_verdicts() {
+        for host in [seed!("ipv6_host_na"), seed!("ipv6_host_ns_group")] {
+            assert!(matches!(tx(host), Tx6Plan::HostNd(h) if h.lla_at != 0), "{:?}", tx(host));
+        }
+        let probe = seed!("ipv6_host_probe_link_local");
+        assert!(matches!(tx(probe), Tx6Plan::HostNd(h) if h.client_mac != [0; 6]));
+        for client in [seed!("ipv6_client_ns"), seed!("ipv6_client_na_no_option")] {
+            assert!(matches!(rx6_watch(client), Watch6::Nd { about: Some(_) }));
+        }
+        assert_eq!(parsed(seed!("ipv6_ns_zero_length_option")), Err(Invalid::ZeroLengthOption));
+        assert_eq!(rx6_watch(seed!("ipv6_ns_zero_length_option")), Watch6::Invalid);
+        assert_eq!(parsed(seed!("ipv6_na_bad_checksum")), Err(Invalid::Checksum));
+        assert_eq!(
+            tx(seed!("ipv6_na_bad_checksum")),
+            Tx6Plan::Active { reason: Reason::TxNdInvalid }
+        );
+        assert_eq!(parsed(seed!("ipv6_ns_truncated_option")), Err(Invalid::Length));
+        let behind = seed!("ipv6_na_behind_destination_options");
+        assert!(matches!(tx(behind), Tx6Plan::Balance { client: Some(_), .. }));
+        for seed in [probe, behind, seed!("ipv6_host_na"), seed!("ipv6_na_bad_checksum")] {
+            check_tx(seed, &MASTER, &[2, 0xa1, 0xb0, 0, 0, 0x19], seed[6..12] == MASTER);
+            check_rx(seed);
+        }
+    }
+}
