@@ -292,8 +292,9 @@ fn ipv6_clients_of_a_failed_slave_move_within_the_ipv4_bound() {
     let moved = wait_neigh6(&lab, &[2, 4], failed, &veth17.mac);
     let runs = pings.finish();
     report("non-active failure", &moved, &runs);
+    let deadline = neigh_deadline(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
-        assert!(*took < NEIGH_DEADLINE, "c{number} pointed at veth17 after {took:?}");
+        assert!(*took < deadline, "c{number} pointed at veth17 after {took:?} (> {deadline:?})");
     }
     for run in [&runs[1], &runs[3]] {
         assert!(run.outage() < FAIL_THRESHOLD, "{run}\n{}\n{}", run.tail(), agent.log());
@@ -324,8 +325,9 @@ fn ipv6_clients_of_a_failed_active_slave_move_within_the_ipv4_bound() {
     let moved = wait_neigh6(&lab, &[1, 3], failed, &veth19.mac);
     let runs = pings.finish();
     report("active failure", &moved, &runs);
+    let deadline = neigh_deadline(&[&runs[1], &runs[3]]);
     for (number, took) in &moved {
-        assert!(*took < NEIGH_DEADLINE, "c{number} pointed at veth19 after {took:?}");
+        assert!(*took < deadline, "c{number} pointed at veth19 after {took:?} (> {deadline:?})");
     }
     for run in [&runs[0], &runs[2]] {
         assert!(run.outage() < FAIL_THRESHOLD, "{run}\n{}\n{}", run.tail(), agent.log());
@@ -411,6 +413,20 @@ fn wait_neigh6(lab: &Lab, numbers: &[usize], since: Instant, want: &str) -> Vec<
         thread::sleep(Duration::from_millis(2));
     }
     done
+}
+
+/// How soon a moved client must point at its new slave: the IPv4 bound,
+/// plus any stall of the whole machine, which the clients that did not
+/// move show as a silence of their own (they lose nothing, and answer every
+/// 5 ms when the machine keeps up). Seen once in 24 runs on a machine
+/// shared with three builds: every client silent for 400 ms, the moved
+/// one's entry switched after 334 ms.
+fn neigh_deadline(unmoved: &[&PingRun]) -> Duration {
+    let stall = unmoved.iter().map(|run| run.longest_silence()).max().unwrap_or_default();
+    if stall > INTERVAL * 4 {
+        println!("\nipv6: the machine stalled {stall:?} (clients that did not move)");
+    }
+    NEIGH_DEADLINE + stall
 }
 
 /// Prints what a failover measured (`--nocapture` shows it).
