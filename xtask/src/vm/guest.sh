@@ -108,7 +108,8 @@ sent() { awk '/transmitted/ {print $1}' /tmp/ping"$1"; }
 # own_slave NAME TARGET: each client pings TARGET 40 times; every request
 # and reply crosses its own slave's switch port, next to nothing the other.
 own_slave() {
-    name=$1; target=$2 # `set --` below replaces the positional parameters
+    # check() sets `name`; `set --` below replaces the positional parameters.
+    what=$1; target=$2
     for c in 1 2; do
         own=$((16 + 2 * c)); other=$((own == 18 ? 20 : 18))
         set -- $(port veth$own); o_rx=$1 o_tx=$2
@@ -117,9 +118,9 @@ own_slave() {
         got=$(awk '/transmitted/ {print $4}' /tmp/seedping)
         set -- $(port veth$own); do_rx=$(($1 - o_rx)) do_tx=$(($2 - o_tx))
         set -- $(port veth$other); dx_rx=$(($1 - x_rx)) dx_tx=$(($2 - x_tx))
-        say "METRIC $name.c$c replies=$got/40 own-port rx=$do_rx tx=$do_tx other-port rx=$dx_rx tx=$dx_tx"
-        check $name.c$c-all-replies test "$got" = 40
-        check $name.c$c-own-slave-both-ways test "$do_rx" -ge 40 -a "$do_tx" -ge 40 -a "$dx_rx" -lt 10 -a "$dx_tx" -lt 10
+        say "METRIC $what.c$c replies=$got/40 own-port rx=$do_rx tx=$do_tx other-port rx=$dx_rx tx=$dx_tx"
+        check $what.c$c-all-replies test "$got" = 40
+        check $what.c$c-own-slave-both-ways test "$do_rx" -ge 40 -a "$do_tx" -ge 40 -a "$dx_rx" -lt 10 -a "$dx_tx" -lt 10
     done
 }
 
