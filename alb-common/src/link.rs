@@ -49,6 +49,12 @@ impl Link {
         matches!(self.state, LinkState::Up | LinkState::Failing { .. })
     }
 
+    /// Whether the carrier is there, as last reported (whatever the
+    /// delays still pending).
+    pub const fn has_carrier(&self) -> bool {
+        matches!(self.state, LinkState::Up | LinkState::Returning { .. })
+    }
+
     /// The carrier as the kernel reports it now.
     pub fn carrier(&mut self, carrier: bool, now_ms: u64, delays: Delays) -> Option<Commit> {
         self.state = match (self.state, carrier) {
@@ -78,6 +84,15 @@ impl Link {
             }
             _ => None,
         }
+    }
+
+    /// Commits a pending return at once, before its `updelay` has passed
+    /// (bonding does so for the slave closest to the end of its updelay
+    /// when no slave is usable any more). Returns how many ms early.
+    pub fn hurry_up(&mut self, now_ms: u64, delays: Delays) -> Option<u64> {
+        let LinkState::Returning { since_ms } = self.state else { return None };
+        self.state = LinkState::Up;
+        Some(since_ms.saturating_add(delays.up_ms).saturating_sub(now_ms))
     }
 
     /// When the pending change, if any, is due.
@@ -111,6 +126,7 @@ mod tests {
         let mut link = Link::new(true);
         assert_eq!(link.carrier(false, 1000, SLOW), None);
         assert!(link.usable());
+        assert!(!link.has_carrier(), "usable while failing, but without carrier");
         assert_eq!(link.due_ms(SLOW), Some(1100));
         assert_eq!(link.tick(1099, SLOW), None);
         assert_eq!(link.tick(1100, SLOW), Some(Commit::Down));
@@ -120,10 +136,22 @@ mod tests {
     fn a_flap_inside_updelay_never_commits() {
         let mut link = Link::new(false);
         assert_eq!(link.carrier(true, 0, SLOW), None);
+        assert!(link.has_carrier() && !link.usable(), "carrier back, not yet usable");
         assert_eq!(link.carrier(false, 150, SLOW), None);
         assert_eq!(link.tick(10_000, SLOW), None);
         assert_eq!(link.state, LinkState::Down);
         assert!(!link.usable());
+    }
+
+    #[test]
+    fn a_return_can_be_hurried_only_while_it_waits() {
+        let mut link = Link::new(false);
+        assert_eq!(link.carrier(true, 1000, SLOW), None);
+        assert_eq!(link.hurry_up(1050, SLOW), Some(150), "150 ms before its updelay ended");
+        assert!(link.usable());
+        assert_eq!(link.tick(10_000, SLOW), None, "nothing left pending");
+        assert_eq!(link.hurry_up(10_000, SLOW), None, "an up link is not hurried");
+        assert_eq!(Link::new(false).hurry_up(0, SLOW), None, "nor a down one");
     }
 
     #[test]

@@ -22,8 +22,10 @@
 pub mod agent;
 pub mod cmd;
 mod lab;
+pub mod metrics;
 pub mod netns;
 mod proc;
+pub mod root;
 #[cfg(test)]
 mod selftest;
 pub mod tidy;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use alb_common::{
-    assign::{Slots, move_off, remap},
+    assign::{Slots, even_out, move_off, remap},
     maps::CLIENT_SLOTS,
 };
 use anyhow::{Result, bail};
@@ -18,8 +18,10 @@ use crate::{
     announce::{Announcer, worker::Teller},
     clients::{Clients, collapse::Collapses},
     datapath::{self, Datapath},
+    filters::Filters,
     links::{Link, LinkReport, Netlink},
     master,
+    metrics::Transitions,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -52,15 +54,19 @@ pub(super) async fn setup(
     slaves: &[Link],
     undo: &mut Undo,
 ) -> Result<(Agent, impl Stream<Item = LinkReport> + use<>)> {
-    let master = master::create_or_adopt(netlink, &options.master).await?;
+    let mut master = master::create_or_adopt(netlink, &options.master).await?;
     if master.created {
         undo.created_master = Some(master.link.index);
         undo.save(&options.master)?;
     }
     let link_events = netlink.watch_links()?;
-    let primary = primary_index(options)?;
-    let (state, mac_owner) = prepare_devices(netlink, &master, slaves, primary, undo).await?;
-    let set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
+    let primary = primary_index(options);
+    let (state, mac_owner) = prepare_devices(netlink, &mut master, slaves, primary, undo).await?;
+    let policy = (options.primary.clone(), options.primary_reselect);
+    let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, policy, mac_owner);
+    for (index, slave) in options.slaves.iter().enumerate() {
+        set.set_speed(index, crate::ethtool::speed(slave));
+    }
 
     let pins = datapath::pin_dir(&options.master);
     let adopting = datapath::has_pinned_state(&pins);
@@ -69,7 +75,7 @@ pub(super) async fn setup(
     let mut datapath = Datapath::load(Some(&pins), options.max_clients)?;
     datapath.attach(&options.master, &options.slaves)?;
     let usable = set.state.usable();
-    let slots = Slots::new(&usable);
+    let slots = Slots::weighted(&usable, set.capacity());
     let buckets = Vec::new();
     let mut agent = Agent {
         options: options.clone(),
@@ -86,6 +92,8 @@ pub(super) async fn setup(
         announcer: Announcer::new()?,
         teller: Teller::start(CLIENT_SLOTS as usize)?,
         collapses: Collapses::default(),
+        filters: Filters::new(!options.no_filter_sync),
+        groups_reported_on: None,
         link_dir: pins.join("links"),
         events_lost: 0,
         resynced: Instant::now(),
@@ -93,12 +101,22 @@ pub(super) async fn setup(
         adopted: adopting,
         resynced_once: !adopting,
         summary: Summary::default(),
+        transitions: Transitions::default(),
     };
+    // The kernel reported the groups through the first active slave itself.
+    agent.groups_reported_on = agent.set.state.active;
     if adopting {
         agent.adopt()?;
     } else {
         agent.datapath.publish(&agent.set.state, agent.slots.slaves())?;
         agent.buckets = agent.datapath.buckets()?;
+        // The data path deals buckets in turn; slaves of different speeds
+        // get shares by speed.
+        let moves = even_out(&agent.buckets, &usable, agent.slots.capacity());
+        agent.datapath.set_buckets(&moves)?;
+        for (bucket, slave) in moves {
+            agent.buckets[bucket] = slave;
+        }
     }
     agent.events_lost = agent.datapath.events_lost()?;
     if !agent.set.any_up() {
@@ -123,6 +141,7 @@ impl Agent {
             buckets[bucket] = slave;
         }
         self.slots = Slots::adopt(self.datapath.slots()?);
+        self.slots.set_capacity(self.set.capacity());
         self.slots.remap(&old_ifindex, &new_ifindex);
         let all = |table: &[u32]| table.iter().copied().enumerate().collect::<Vec<_>>();
         self.datapath.set_buckets(&all(&buckets))?;
@@ -130,7 +149,7 @@ impl Agent {
         self.datapath.publish_slaves(&self.set.state)?;
 
         let usable = self.set.state.usable();
-        for (bucket, slave) in move_off(&buckets, &usable) {
+        for (bucket, slave) in move_off(&buckets, &usable, &self.set.capacity()) {
             buckets[bucket] = slave;
         }
         self.datapath.set_buckets(&all(&buckets))?;
