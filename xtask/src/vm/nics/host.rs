@@ -55,9 +55,18 @@ pub(super) const CLIENTS: usize = 3;
 /// which every NIC has, so e1000e would pass it without filter sync.
 pub(super) const MASTER_IP4: &str = "198.18.0.1";
 pub(super) const MASTER_IP6: &str = "2001:2::a1";
-/// The group the master joins (`autojoin`); 239.1.1.1 would share
-/// 224.0.0.1's e1000e hash bucket too.
+/// The group the master joins (`autojoin`), in a bucket of e1000e's
+/// multicast hash of its own.
 pub(super) const GROUP: &str = "239.1.2.3";
+/// A group the master joins too that shares 224.0.0.1's bucket: without
+/// filter sync, e1000e accepts it anyway, virtio-net (exact) does not.
+pub(super) const COLLIDING_GROUP: &str = "239.1.1.1";
+
+/// The MAC of IPv4 group `group` (its low 23 bits), as QEMU lists it.
+pub(super) fn group_mac(group: &str) -> String {
+    let octets: Vec<u8> = group.split('.').filter_map(|o| o.parse().ok()).collect();
+    format!("01:00:5e:{:02x}:{:02x}:{:02x}", octets[1] & 0x7f, octets[2], octets[3])
+}
 
 /// The host's half of the lab; dropping it removes it.
 pub(super) struct Switch {
@@ -174,5 +183,30 @@ impl Drop for Switch {
         if let Err(error) = Lab::down(&self.prefix) {
             eprintln!("vm-test: cannot remove the namespaces {}-*: {error:#}", self.prefix);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// e1000e's multicast filter bucket of `mac` (Linux programs the table
+    /// with filter type 0: bits 36-47 of the address, 4096 buckets).
+    fn e1000e_bucket(mac: &str) -> u16 {
+        let octets: Vec<u16> =
+            mac.split(':').filter_map(|o| u16::from_str_radix(o, 16).ok()).collect();
+        ((octets[5] << 4) | (octets[4] >> 4)) & 0xfff
+    }
+
+    #[test]
+    fn only_the_colliding_group_shares_all_hosts_bucket_on_e1000e() {
+        assert_eq!(group_mac(GROUP), "01:00:5e:01:02:03");
+        let all_hosts = e1000e_bucket("01:00:5e:00:00:01");
+        assert_eq!(e1000e_bucket(&group_mac(COLLIDING_GROUP)), all_hosts);
+        // And so would 2001:2::1's solicited-node group.
+        assert_eq!(e1000e_bucket("33:33:ff:00:00:01"), all_hosts);
+        assert_ne!(e1000e_bucket(&group_mac(GROUP)), all_hosts);
+        assert_ne!(e1000e_bucket("33:33:ff:00:00:a1"), all_hosts);
+        assert!(MASTER_IP6.ends_with("::a1"));
     }
 }

@@ -12,6 +12,8 @@ use std::{
 use alb_tests::netns;
 use anyhow::{Context as _, Result};
 
+use super::host::Switch;
+
 /// The interval of every stream.
 pub(super) const INTERVAL: Duration = Duration::from_millis(20);
 
@@ -51,6 +53,24 @@ impl Stream {
             )
         })
     }
+}
+
+/// `count` pings at 20 ms from client `c`, waited for.
+pub(super) fn ping(switch: &Switch, c: usize, target: &str, count: u32) -> Result<Replies> {
+    Stream::start(&format!("c{c}"), &switch.client(c), target, count)?
+        .finish()
+        .with_context(|| format!("ping {target} from c{c}"))
+}
+
+/// Waits for every stream; their names and replies.
+pub(super) fn finish(streams: Vec<Stream>) -> Result<Vec<(String, Replies)>> {
+    streams
+        .into_iter()
+        .map(|stream| {
+            let name = stream.name.clone();
+            stream.finish().map(|replies| (name, replies))
+        })
+        .collect()
 }
 
 /// What one stream got back.
