@@ -16,6 +16,8 @@ use super::host::Switch;
 
 /// The interval of every stream.
 pub(super) const INTERVAL: Duration = Duration::from_millis(20);
+/// The share of requests answered that means "working".
+const WORKING: f64 = 0.5;
 
 /// A running `ping` in a client namespace.
 pub(super) struct Stream {
@@ -126,10 +128,18 @@ impl Replies {
         INTERVAL * longest
     }
 
-    /// Answered throughout the last `tail` requests (9 in 10 at least:
-    /// a loaded TCG guest drops the odd reply).
+    /// Answered again by the end: half of the last `tail` requests at
+    /// least. A stream that needs a missing filter gets none of them; a
+    /// loaded TCG guest can stall for a hundred milliseconds and more, which
+    /// is an outage to report, not a failure.
     pub(super) fn recovered(&self, tail: u32) -> bool {
-        self.answered_share(self.sent.saturating_sub(tail) + 1, self.sent) >= 0.9
+        self.answered_share(self.sent.saturating_sub(tail) + 1, self.sent) >= WORKING
+    }
+
+    /// Answered before anything failed (requests `1..=head`), in the same
+    /// sense.
+    pub(super) fn working_before(&self, head: u32) -> bool {
+        self.answered_share(1, head) >= WORKING
     }
 
     /// One line for the report: `297/300 answered, outage 60 ms`.
@@ -162,8 +172,9 @@ mod tests {
         assert_eq!(replies.sent, 6);
         assert_eq!(replies.answered, BTreeSet::from([1, 2, 5, 6]));
         assert_eq!(replies.outage(), INTERVAL * 2);
-        assert!(replies.recovered(2));
-        assert!(!replies.recovered(4));
+        // Half of the requests answered is working: 5 and 6 of 3..=6.
+        assert!(replies.recovered(2) && replies.recovered(4));
+        assert!(replies.working_before(2));
         assert!((replies.answered_share(1, 2) - 1.0).abs() < 1e-9);
         assert_eq!(replies.describe(), "4/6 answered, outage 40 ms");
     }
@@ -173,7 +184,7 @@ mod tests {
         let replies =
             Replies::parse("3 packets transmitted, 0 received, 100% packet loss").unwrap();
         assert_eq!(replies.outage(), INTERVAL * 3);
-        assert!(!replies.recovered(3));
+        assert!(!replies.recovered(3) && !replies.working_before(3));
         assert!(Replies::parse("ping: connect: Network is unreachable").is_none());
     }
 }
