@@ -326,6 +326,7 @@ say "INFO btf $( [ -e /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
 case "$MODE" in
     test) run_tests ;;
     compare) run_compare ;;
+    nics) . /nics.sh && nics_main ;;
 esac
 say "END"
 poweroff -f

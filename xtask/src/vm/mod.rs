@@ -7,6 +7,7 @@
 
 mod initramfs;
 mod kernel;
+pub(crate) mod nics;
 
 use std::{
     collections::BTreeMap,
