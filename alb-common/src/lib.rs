@@ -12,6 +12,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod active;
 pub mod assign;
 pub mod frames;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -20,6 +21,7 @@ pub mod link;
 pub mod maps;
 pub mod nd;
 pub mod reason;
+pub mod reports;
 #[cfg(test)]
 mod testing;
 pub mod verdict;

@@ -80,6 +80,15 @@ impl Link {
         }
     }
 
+    /// Commits a pending return at once, before its `updelay` has passed
+    /// (bonding does so for the slave closest to the end of its updelay
+    /// when no slave is usable any more). Returns how many ms early.
+    pub fn hurry_up(&mut self, now_ms: u64, delays: Delays) -> Option<u64> {
+        let LinkState::Returning { since_ms } = self.state else { return None };
+        self.state = LinkState::Up;
+        Some(since_ms.saturating_add(delays.up_ms).saturating_sub(now_ms))
+    }
+
     /// When the pending change, if any, is due.
     pub const fn due_ms(&self, delays: Delays) -> Option<u64> {
         match self.state {
@@ -124,6 +133,17 @@ mod tests {
         assert_eq!(link.tick(10_000, SLOW), None);
         assert_eq!(link.state, LinkState::Down);
         assert!(!link.usable());
+    }
+
+    #[test]
+    fn a_return_can_be_hurried_only_while_it_waits() {
+        let mut link = Link::new(false);
+        assert_eq!(link.carrier(true, 1000, SLOW), None);
+        assert_eq!(link.hurry_up(1050, SLOW), Some(150), "150 ms before its updelay ended");
+        assert!(link.usable());
+        assert_eq!(link.tick(10_000, SLOW), None, "nothing left pending");
+        assert_eq!(link.hurry_up(10_000, SLOW), None, "an up link is not hurried");
+        assert_eq!(Link::new(false).hurry_up(0, SLOW), None, "nor a down one");
     }
 
     #[test]

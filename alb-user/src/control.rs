@@ -1,6 +1,7 @@
 //! The control socket, `/run/alb/<master>.sock`: a Unix stream socket only
 //! root can open (mode 0600 in a root-only directory), one request line and
-//! one reply line per connection. `alb slave add|del` are its clients.
+//! one reply line per connection. `alb slave add|del`, `alb set active` and
+//! `alb status` (for what only the agent knows) are its clients.
 
 use std::{
     fs,
@@ -23,6 +24,10 @@ use crate::RUN_DIR;
 pub enum Request {
     SlaveAdd(String),
     SlaveDel(String),
+    /// Bonding's `active_slave`.
+    SetActive(String),
+    /// What only the agent knows, as one line of JSON ([`crate::status::AgentInfo`]).
+    Info,
 }
 
 impl Request {
@@ -31,6 +36,8 @@ impl Request {
         match words.as_slice() {
             ["slave", "add", name] => Ok(Self::SlaveAdd((*name).to_owned())),
             ["slave", "del", name] => Ok(Self::SlaveDel((*name).to_owned())),
+            ["set", "active", name] => Ok(Self::SetActive((*name).to_owned())),
+            ["info"] => Ok(Self::Info),
             _ => bail!("unknown request {line:?}"),
         }
     }
@@ -39,6 +46,8 @@ impl Request {
         match self {
             Self::SlaveAdd(name) => format!("slave add {name}"),
             Self::SlaveDel(name) => format!("slave del {name}"),
+            Self::SetActive(name) => format!("set active {name}"),
+            Self::Info => "info".to_owned(),
         }
     }
 }
@@ -136,10 +145,16 @@ mod tests {
 
     #[test]
     fn requests_round_trip() {
-        for request in [Request::SlaveAdd("veth21".into()), Request::SlaveDel("veth19".into())] {
+        for request in [
+            Request::SlaveAdd("veth21".into()),
+            Request::SlaveDel("veth19".into()),
+            Request::SetActive("veth17".into()),
+            Request::Info,
+        ] {
             assert_eq!(Request::parse(&request.to_line()).unwrap(), request);
         }
         assert!(Request::parse("slave add").is_err());
         assert!(Request::parse("reboot").is_err());
+        assert!(Request::parse("set active").is_err());
     }
 }

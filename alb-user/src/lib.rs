@@ -9,10 +9,14 @@
 pub mod agent;
 pub mod announce;
 pub mod clients;
+pub mod config;
 pub mod control;
 pub mod datapath;
+pub mod ethtool;
+pub mod filters;
 pub mod links;
 pub mod master;
+pub mod service;
 pub mod slaves;
 pub mod state;
 pub mod status;

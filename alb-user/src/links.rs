@@ -7,8 +7,10 @@ use rtnetlink::{
     Handle, LinkUnspec, LinkVeth, MulticastGroup,
     packet_core::NetlinkPayload,
     packet_route::{
-        RouteNetlinkMessage,
+        AddressFamily, RouteNetlinkMessage,
+        address::AddressAttribute,
         link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+        neighbour::{NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState},
     },
 };
 
@@ -21,6 +23,8 @@ pub struct LinkReport {
     pub deleted: bool,
     /// The device's MAC, when the message carries it.
     pub mac: Option<Mac>,
+    /// The device's MTU, when the message carries it.
+    pub mtu: Option<u32>,
     /// The kernel's socket buffer overflowed: reports were lost, and every
     /// device the agent cares about must be read again. `index` is 0.
     pub overrun: bool,
@@ -32,12 +36,17 @@ impl LinkReport {
             LinkAttribute::Address(address) => address.as_slice().try_into().ok(),
             _ => None,
         });
+        let mtu = link.attributes.iter().find_map(|attribute| match attribute {
+            LinkAttribute::Mtu(mtu) => Some(*mtu),
+            _ => None,
+        });
         Self {
             index: link.header.index,
             admin_up: link.header.flags.contains(LinkFlags::Up),
             lower_up: link.header.flags.contains(LinkFlags::LowerUp),
             deleted,
             mac,
+            mtu,
             overrun: false,
         }
     }
@@ -50,6 +59,7 @@ impl LinkReport {
             lower_up: link.lower_up,
             deleted: false,
             mac: link.mac,
+            mtu: Some(link.mtu),
             overrun: false,
         }
     }
@@ -66,6 +76,8 @@ pub struct Link {
     pub index: u32,
     pub name: String,
     pub mac: Option<Mac>,
+    /// The hardware's own address (`ethtool -P`), where the device has one.
+    pub perm_mac: Option<Mac>,
     pub mtu: u32,
     /// The device this one is enslaved to (bond, bridge, team, VRF).
     pub controller: Option<u32>,
@@ -82,6 +94,7 @@ impl Link {
             index: message.header.index,
             name: String::new(),
             mac: None,
+            perm_mac: None,
             mtu: 0,
             controller: None,
             kind: None,
@@ -92,6 +105,9 @@ impl Link {
             match attribute {
                 LinkAttribute::IfName(name) => link.name.clone_from(name),
                 LinkAttribute::Address(address) => link.mac = address.as_slice().try_into().ok(),
+                LinkAttribute::PermAddress(address) => {
+                    link.perm_mac = address.as_slice().try_into().ok();
+                }
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
                 LinkAttribute::Controller(index) => link.controller = Some(*index),
                 LinkAttribute::LinkInfo(infos) => {
@@ -134,7 +150,11 @@ pub struct Netlink {
 }
 
 fn is_no_such_device(error: &rtnetlink::Error) -> bool {
-    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -libc::ENODEV)
+    is_errno(error, libc::ENODEV)
+}
+
+fn is_errno(error: &rtnetlink::Error, errno: i32) -> bool {
+    matches!(error, rtnetlink::Error::NetlinkError(message) if message.raw_code() == -errno)
 }
 
 impl Netlink {
@@ -171,6 +191,7 @@ impl Netlink {
                     lower_up: false,
                     deleted: false,
                     mac: None,
+                    mtu: None,
                     overrun: true,
                 }),
                 _ => None,
@@ -223,7 +244,23 @@ impl Netlink {
 
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
-        self.handle.link().set(message).execute().await.context("cannot set MTU")
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .with_context(|| format!("cannot set the MTU of ifindex {index} to {mtu}"))
+    }
+
+    /// [`Netlink::set_mtu`]; a device that is gone is no error (undoing).
+    pub async fn set_mtu_if_present(&self, index: u32, mtu: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        match self.handle.link().set(message).execute().await {
+            Err(error) if is_no_such_device(&error) => Ok(()),
+            other => {
+                other.with_context(|| format!("cannot set the MTU of ifindex {index} to {mtu}"))
+            }
+        }
     }
 
     pub async fn set_up(&self, index: u32, up: bool) -> Result<()> {
@@ -248,5 +285,69 @@ impl Netlink {
             Err(error) if is_no_such_device(&error) => Ok(()),
             other => other.context("cannot delete device"),
         }
+    }
+
+    /// Adds `mac` to the unicast filter of device `index`: an fdb entry on
+    /// the device itself (`bridge fdb add MAC dev IF self permanent`), which
+    /// the kernel puts in the device's unicast list, or turns into
+    /// promiscuous mode where the driver has no unicast filter. `Ok(false)`
+    /// when the entry was there already (someone else's: not ours to remove).
+    pub async fn add_unicast_filter(&self, index: u32, mac: &Mac) -> Result<bool> {
+        let request = self
+            .handle
+            .neighbours()
+            .add_bridge(index, mac)
+            .flags(NeighbourFlags::Own)
+            .state(NeighbourState::Permanent);
+        match request.execute().await {
+            Ok(()) => Ok(true),
+            Err(error) if is_errno(&error, libc::EEXIST) => Ok(false),
+            Err(error) => Err(error).with_context(|| {
+                format!(
+                    "cannot add {} to the unicast filter of ifindex {index}",
+                    crate::format_mac(mac)
+                )
+            }),
+        }
+    }
+
+    /// Removes what [`Netlink::add_unicast_filter`] added; an entry or a
+    /// device that is gone is no error.
+    pub async fn del_unicast_filter(&self, index: u32, mac: &Mac) -> Result<()> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.ifindex = index;
+        message.header.flags = NeighbourFlags::Own;
+        message.header.state = NeighbourState::Permanent;
+        message.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        match self.handle.neighbours().del(message).execute().await {
+            Err(error) if is_errno(&error, libc::ENOENT) || is_no_such_device(&error) => Ok(()),
+            other => other.with_context(|| {
+                format!(
+                    "cannot remove {} from the unicast filter of ifindex {index}",
+                    crate::format_mac(mac)
+                )
+            }),
+        }
+    }
+
+    /// The first IPv4 address of device `index` (the source of the IGMP
+    /// reports sent for it), if it has one.
+    pub async fn first_ipv4(&self, index: u32) -> Result<Option<std::net::Ipv4Addr>> {
+        let mut addresses = self.handle.address().get().set_link_index_filter(index).execute();
+        while let Some(message) = addresses
+            .try_next()
+            .await
+            .with_context(|| format!("cannot read the addresses of ifindex {index}"))?
+        {
+            for attribute in &message.attributes {
+                if let AddressAttribute::Local(std::net::IpAddr::V4(ip))
+                | AddressAttribute::Address(std::net::IpAddr::V4(ip)) = attribute
+                {
+                    return Ok(Some(*ip));
+                }
+            }
+        }
+        Ok(None)
     }
 }

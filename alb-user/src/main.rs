@@ -1,13 +1,15 @@
 //! `alb`: Linux bonding mode 6 (balance-alb) on eBPF.
 
+use std::path::PathBuf;
+
 use alb::{
     agent,
+    config::{self, Settings},
     control::{self, Request},
     status,
 };
-use alb_common::{link::Delays, maps::DEFAULT_MAX_CLIENTS};
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Result, anyhow};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -15,7 +17,19 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Adaptive load balancing (bonding mode 6) on eBPF",
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    long_about = "Adaptive load balancing (Linux bonding mode 6, balance-alb) on eBPF: \
+        spreads a host's traffic over several interfaces on one network with no help from \
+        the switch. Each IPv4 client is told by ARP the MAC of one slave, so receive traffic \
+        is spread per client; transmit traffic is spread per destination.",
+    after_long_help = "FILES:\n  \
+        /etc/alb/MASTER.toml           the configuration of a master (alb@MASTER.service)\n  \
+        /run/alb/MASTER.sock           the control socket (alb status, alb slave)\n  \
+        /run/alb/MASTER.state          what the agent changed, to undo on stop or alb down\n  \
+        /sys/fs/bpf/alb/MASTER/        the pinned maps and programs\n\n\
+        SERVICE:\n  \
+        systemctl enable --now alb@alb0 runs master alb0 with --keep-datapath: a restart \
+        or an upgrade loses no packet; alb down --master alb0 removes the master."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,11 +44,26 @@ enum Command {
     Run(RunArgs),
     /// Print the state of a running master.
     Status(StatusArgs),
-    /// Remove what an agent that died left behind (programs, maps, master).
+    /// Remove the data path and master an agent left behind (stopped with
+    /// --keep-datapath, or killed): programs, maps, master, sysctls.
     Down(DownArgs),
     /// Add or remove a slave of a running master.
     #[command(subcommand)]
     Slave(SlaveCommand),
+    /// Change a running master.
+    #[command(subcommand)]
+    Set(SetCommand),
+    /// Config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, alb(8), as roff (`cargo xtask package` installs it).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -61,30 +90,28 @@ struct DownArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The master device; created (a veth pair) if missing.
-    #[arg(long, default_value = "alb0")]
-    master: String,
-    /// A slave device; give it once per slave, in enslave order.
-    #[arg(long = "iface", value_name = "IF", required = true)]
-    ifaces: Vec<String>,
-    /// Size of each client table (IPv4, IPv6).
-    #[arg(long, default_value_t = DEFAULT_MAX_CLIENTS)]
-    max_clients: u32,
-    /// Milliseconds a slave's carrier must be back before it is used again.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    updelay: u64,
-    /// Milliseconds a slave's carrier must be gone before it is given up.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    downdelay: u64,
-    /// The slave preferred as active whenever it is up.
-    #[arg(long, value_name = "IF")]
-    primary: Option<String>,
-    /// Seconds between learning frames from every slave.
-    #[arg(long, value_name = "S", default_value_t = 1)]
-    lp_interval: u64,
-    /// Seconds between transmit rebalancing by measured load (0: never).
-    #[arg(long, value_name = "S", default_value_t = 10)]
-    rebalance_interval: u64,
+    /// A config file (TOML) giving these options; the command line wins
+    /// [default: /etc/alb/<master>.toml, if it exists].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum SetCommand {
+    /// Make IF the active slave now (refused if its link is down), as
+    /// bonding's active_slave.
+    Active(SlaveArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file: every error as PATH:LINE: message.
+    Check {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -98,11 +125,11 @@ struct StatusArgs {
 
 fn main() {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    alb::service::journal::init_logger();
     if let Err(error) = run(cli) {
-        eprintln!("alb: {error:#}");
+        // The journal files it as an error (sd-daemon(3)); a terminal sees no prefix.
+        let priority = if alb::service::journal::stderr_is_journal() { "<3>" } else { "" };
+        eprintln!("{priority}alb: {error:#}");
         std::process::exit(1);
     }
 }
@@ -116,7 +143,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{text}");
             Ok(())
         }),
-        Some(Command::Run(args)) => runtime.block_on(agent::run(options(args))),
+        Some(Command::Run(args)) => runtime.block_on(agent::run(options(args)?)),
         Some(Command::Down(args)) => runtime.block_on(agent::down(&args.master)),
         Some(Command::Slave(command)) => runtime.block_on(async {
             let (request, master) = match command {
@@ -126,18 +153,48 @@ fn run(cli: Cli) -> Result<()> {
             println!("alb: {}", control::send(&master, &request).await?);
             Ok(())
         }),
-        None => runtime.block_on(agent::run(options(cli.run))),
+        Some(Command::Set(SetCommand::Active(args))) => runtime.block_on(async {
+            let request = Request::SetActive(args.iface);
+            println!("alb: {}", control::send(&args.master, &request).await?);
+            Ok(())
+        }),
+        Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "alb", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => {
+            let man = clap_mangen::Man::new(Cli::command()).section("8");
+            man.render(&mut std::io::stdout())?;
+            Ok(())
+        }
+        None => runtime.block_on(agent::run(options(cli.run)?)),
     }
 }
 
-fn options(args: RunArgs) -> agent::Options {
-    agent::Options {
-        master: args.master,
-        slaves: args.ifaces,
-        max_clients: args.max_clients,
-        delays: Delays { up_ms: args.updelay, down_ms: args.downdelay },
-        primary: args.primary,
-        lp_interval_s: args.lp_interval,
-        rebalance_interval_s: args.rebalance_interval,
+/// `alb config check PATH`: every error on a line of its own, or one line
+/// saying what the file runs.
+fn check_config(path: &std::path::Path) -> Result<()> {
+    let errors = config::check(path);
+    if errors.is_empty() {
+        let source = config::Source { path: path.to_owned(), cli: Settings::default() };
+        let options = config::load(&source).map_err(|errors| anyhow!(errors.join("\n")))?;
+        println!(
+            "{}: OK (master {}, slaves {})",
+            path.display(),
+            options.master,
+            options.slaves.join(", ")
+        );
+        return Ok(());
     }
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    std::process::exit(1);
+}
+
+/// The agent's options: the command line over the config file. Several
+/// problems are several lines, each after `alb: `.
+fn options(args: RunArgs) -> Result<agent::Options> {
+    config::resolve(args.settings, args.config).map_err(|errors| anyhow!(errors.join("\nalb: ")))
 }

@@ -1,13 +1,14 @@
 //! The slave set at run time: each slave's link state (with bonding's
-//! updelay and downdelay), which slave is active, and which slaves new
-//! clients and buckets may use. Pure bookkeeping; the agent applies what a
-//! [`Transition`] says to the maps and the network.
+//! updelay and downdelay), which slave is active (bonding's primary,
+//! primary_reselect and active_slave), and which slaves new clients and
+//! buckets may use. Pure bookkeeping; the agent applies what a
+//! [`Transition`] or an [`ActiveChange`] says to the maps and the network.
 
 use std::time::{Duration, Instant};
 
 use alb_common::{
-    assign::choose_active,
-    link::{Commit, Delays, Link},
+    active::{Choice, Reselect, Speed},
+    link::{Commit, Delays, Link, LinkState},
 };
 
 use crate::state::{SlaveState, State};
@@ -19,6 +20,9 @@ pub struct Transition {
     pub commit: Commit,
     pub active_before: Option<usize>,
     pub active_after: Option<usize>,
+    /// A slave taken up this many ms before its updelay ended, because no
+    /// slave was usable (bonding does the same).
+    pub early_ms: Option<u64>,
 }
 
 impl Transition {
@@ -27,51 +31,122 @@ impl Transition {
     }
 }
 
+/// The active slave changed with no link change (a new primary or policy,
+/// `alb set active`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveChange {
+    pub before: Option<usize>,
+    pub after: Option<usize>,
+}
+
 pub struct SlaveSet {
     /// What the data path is told.
     pub state: State,
     pub names: Vec<String>,
     links: Vec<Link>,
     delays: Delays,
-    primary: Option<usize>,
+    /// Bonding's primary, by name: a primary released and enslaved again is
+    /// the primary again, and a slot reused by another slave is not.
+    primary: Option<String>,
+    reselect: Reselect,
     /// The slave whose MAC the master carries: preferred as active, so the
     /// master's MAC lives on its own port whenever that port is up.
-    mac_owner: usize,
+    mac_owner: Option<usize>,
+    /// Each slave's speed and duplex, for `primary_reselect better`.
+    speeds: Vec<Speed>,
+    /// Bonding's link failure count: downs committed since it was enslaved.
+    failures: Vec<u64>,
     epoch: Instant,
 }
 
 impl SlaveSet {
-    /// `state.slaves[i].up` must be slave `i`'s carrier at start.
+    /// `state.slaves[i].up` must be slave `i`'s carrier at start. The
+    /// primary, if up, is active whatever the policy (as bonding forces it
+    /// when it is enslaved).
     pub fn new(
-        mut state: State,
+        state: State,
         names: Vec<String>,
         delays: Delays,
-        primary: Option<usize>,
+        (primary, reselect): (Option<String>, Reselect),
         mac_owner: usize,
     ) -> Self {
         let links = state.slaves.iter().map(|s| Link::new(s.up)).collect();
-        let up: Vec<bool> = state.slaves.iter().map(|s| s.up).collect();
-        state.active = choose_active(&up, primary, mac_owner, state.active);
-        Self { state, names, links, delays, primary, mac_owner, epoch: Instant::now() }
+        let count = state.slaves.len();
+        let mut set = Self {
+            state,
+            names,
+            links,
+            delays,
+            primary,
+            reselect,
+            mac_owner: Some(mac_owner),
+            speeds: vec![Speed::default(); count],
+            failures: vec![0; count],
+            epoch: Instant::now(),
+        };
+        set.state.active = set.choose(Reselect::Always);
+        set
     }
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    fn primary_index(&self) -> Option<usize> {
+        self.primary.as_deref().and_then(|name| self.index_by_name(name))
+    }
+
+    /// The active slave `reselect` picks now.
+    fn choose(&self, reselect: Reselect) -> Option<usize> {
+        let usable: Vec<bool> = self.state.slaves.iter().map(|s| s.up).collect();
+        Choice {
+            usable: &usable,
+            primary: self.primary_index(),
+            mac_owner: self.mac_owner,
+            current: self.state.active,
+            reselect,
+            speeds: &self.speeds,
+        }
+        .active()
+    }
+
+    /// Chooses the active slave again; returns the change, if any.
+    fn reselect_with(&mut self, reselect: Reselect) -> Option<ActiveChange> {
+        let before = self.state.active;
+        self.state.active = self.choose(reselect);
+        (before != self.state.active).then_some(ActiveChange { before, after: self.state.active })
+    }
+
     pub fn index_of(&self, ifindex: u32) -> Option<usize> {
         self.state.slaves.iter().position(|s| s.ifindex == ifindex)
+    }
+
+    pub fn index_by_name(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
     }
 
     pub fn any_up(&self) -> bool {
         self.state.slaves.iter().any(|s| s.up)
     }
 
-    /// A carrier report from the kernel for slave `index`.
-    pub fn carrier(&mut self, index: usize, carrier: bool) -> Option<Transition> {
+    /// A carrier report from the kernel for slave `index`. With no slave
+    /// usable, a returning carrier is used at once: bonding skips updelay
+    /// then (`ignore_updelay` in `bond_miimon_inspect`).
+    pub fn carrier(&mut self, index: usize, carrier: bool) -> Vec<Transition> {
         let now = self.now_ms();
-        let commit = self.links.get_mut(index)?.carrier(carrier, now, self.delays)?;
-        Some(self.apply(index, commit))
+        let delays = self.delays;
+        let none_usable = !self.any_up();
+        let Some(link) = self.links.get_mut(index) else { return Vec::new() };
+        let mut early = None;
+        let mut commit = link.carrier(carrier, now, delays);
+        if commit.is_none() && carrier && none_usable {
+            early = link.hurry_up(now, delays);
+            commit = early.map(|_| Commit::Up);
+        }
+        let Some(commit) = commit else { return Vec::new() };
+        let mut transitions = vec![Transition { early_ms: early, ..self.commit(index, commit) }];
+        transitions.extend(self.hurry_if_none_usable());
+        transitions
     }
 
     /// Commits every change whose delay has passed.
@@ -83,7 +158,35 @@ impl SlaveSet {
                 commits.push((index, commit));
             }
         }
-        commits.into_iter().map(|(index, commit)| self.apply(index, commit)).collect()
+        let mut transitions: Vec<Transition> =
+            commits.into_iter().map(|(index, commit)| self.commit(index, commit)).collect();
+        transitions.extend(self.hurry_if_none_usable());
+        transitions
+    }
+
+    /// A committed change of a slave that is still enslaved: counted as a
+    /// link failure when it goes down.
+    fn commit(&mut self, index: usize, commit: Commit) -> Transition {
+        if commit == Commit::Down {
+            self.failures[index] = self.failures[index].saturating_add(1);
+        }
+        self.apply(index, commit)
+    }
+
+    /// When no slave is usable, the returning slave closest to the end of
+    /// its updelay is used at once (bonding's `bond_find_best_slave`, which
+    /// logs "making interface the new active one N ms earlier").
+    fn hurry_if_none_usable(&mut self) -> Option<Transition> {
+        if self.any_up() {
+            return None;
+        }
+        let delays = self.delays;
+        let index = (0..self.links.len())
+            .filter(|&i| matches!(self.links[i].state, LinkState::Returning { .. }))
+            .min_by_key(|&i| self.links[i].due_ms(delays))?;
+        let now = self.now_ms();
+        let early = self.links[index].hurry_up(now, delays)?;
+        Some(Transition { early_ms: Some(early), ..self.apply(index, Commit::Up) })
     }
 
     /// When the next pending change is due.
@@ -93,8 +196,13 @@ impl SlaveSet {
     }
 
     /// Takes a new slave into the first empty slot (or a new one). Returns
-    /// its index, and the transition if it can carry traffic already.
-    pub fn add(&mut self, name: String, slave: SlaveState) -> (usize, Option<Transition>) {
+    /// its index, and the transitions if it can carry traffic already.
+    pub fn add(
+        &mut self,
+        name: String,
+        slave: SlaveState,
+        speed: Speed,
+    ) -> (usize, Vec<Transition>) {
         let carrier = slave.up;
         let index = match self.state.slaves.iter().position(|s| s.ifindex == 0) {
             Some(free) => free,
@@ -102,103 +210,136 @@ impl SlaveSet {
                 self.state.slaves.push(SlaveState { up: false, ..slave });
                 self.names.push(String::new());
                 self.links.push(Link::new(false));
+                self.speeds.push(Speed::default());
+                self.failures.push(0);
                 self.state.slaves.len() - 1
             }
         };
         self.state.slaves[index] = SlaveState { up: false, ..slave };
         self.names[index] = name;
         self.links[index] = Link::new(false);
+        self.speeds[index] = speed;
+        self.failures[index] = 0;
         (index, self.carrier(index, carrier))
     }
 
     /// Takes slave `index` out of service: it goes down (its clients and
-    /// buckets move). Returns the transition if it was up. [`Self::forget`]
-    /// then empties the slot.
-    pub fn remove(&mut self, index: usize) -> Option<Transition> {
+    /// buckets move). Returns the transitions (none if it was down).
+    /// [`Self::forget`] then empties the slot.
+    pub fn remove(&mut self, index: usize) -> Vec<Transition> {
         self.links[index] = Link::new(false);
-        self.state.slaves[index].up.then(|| self.apply(index, Commit::Down))
+        if !self.state.slaves[index].up {
+            return Vec::new();
+        }
+        let mut transitions = vec![self.apply(index, Commit::Down)];
+        transitions.extend(self.hurry_if_none_usable());
+        transitions
     }
 
     /// Empties the slot of a removed slave, for a later `add` to reuse.
     pub fn forget(&mut self, index: usize) {
         self.state.slaves[index] = SlaveState { ifindex: 0, mac: [0; 6], up: false };
         self.names[index].clear();
+        self.speeds[index] = Speed::default();
+        if self.mac_owner == Some(index) {
+            self.mac_owner = None;
+        }
     }
 
-    pub fn index_by_name(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| n == name)
-    }
-
+    /// Commits `commit` for slave `index` and chooses the active slave
+    /// again when bonding would (`bond_miimon_commit`): when the active
+    /// slave went down, or a slave came up while none was active or it is
+    /// preferred (the primary or the MAC owner).
     fn apply(&mut self, index: usize, commit: Commit) -> Transition {
         self.state.slaves[index].up = commit == Commit::Up;
-        let up: Vec<bool> = self.state.slaves.iter().map(|s| s.up).collect();
         let active_before = self.state.active;
-        self.state.active = choose_active(&up, self.primary, self.mac_owner, active_before);
-        Transition { slave: index, commit, active_before, active_after: self.state.active }
+        let preferred = self.primary_index() == Some(index) || self.mac_owner == Some(index);
+        let choose = match commit {
+            Commit::Down => active_before == Some(index),
+            Commit::Up => active_before.is_none() || preferred,
+        };
+        if choose {
+            self.state.active = self.choose(self.reselect);
+        }
+        Transition {
+            slave: index,
+            commit,
+            active_before,
+            active_after: self.state.active,
+            early_ms: None,
+        }
+    }
+
+    /// Bonding's `primary` at run time: the new primary, if usable, becomes
+    /// active whatever the policy (bonding's `force_primary`); none leaves
+    /// the choice to the policy.
+    pub fn set_primary(&mut self, primary: Option<String>) -> Option<ActiveChange> {
+        self.primary = primary;
+        let reselect = if self.primary.is_some() { Reselect::Always } else { self.reselect };
+        self.reselect_with(reselect)
+    }
+
+    /// Bonding's `primary_reselect` at run time; the active slave is chosen
+    /// again under the new policy.
+    pub fn set_reselect(&mut self, reselect: Reselect) -> Option<ActiveChange> {
+        self.reselect = reselect;
+        self.reselect_with(reselect)
+    }
+
+    /// Bonding's `updelay` and `downdelay` at run time; a pending change
+    /// is due by the new delay, counted from when it began.
+    pub fn set_delays(&mut self, delays: Delays) {
+        self.delays = delays;
+    }
+
+    /// Bonding's `active_slave`: refused for a slave that is not up.
+    pub fn set_active(&mut self, index: usize) -> Result<Option<ActiveChange>, String> {
+        let name = &self.names[index];
+        if self.state.active == Some(index) {
+            return Ok(None);
+        }
+        if self.links[index].state != LinkState::Up || !self.state.slaves[index].up {
+            return Err(format!("cannot make {name} the active slave: its link is down"));
+        }
+        let before = self.state.active;
+        self.state.active = Some(index);
+        Ok(Some(ActiveChange { before, after: Some(index) }))
+    }
+
+    /// The speed and duplex ethtool reports for slave `index`.
+    pub fn set_speed(&mut self, index: usize, speed: Speed) {
+        if let Some(slot) = self.speeds.get_mut(index) {
+            *slot = speed;
+        }
+    }
+
+    pub fn primary(&self) -> Option<&str> {
+        self.primary.as_deref()
+    }
+
+    pub fn reselect(&self) -> Reselect {
+        self.reselect
+    }
+
+    pub fn delays(&self) -> Delays {
+        self.delays
+    }
+
+    /// Slave `index`'s link failure count.
+    pub fn failures(&self, index: usize) -> u64 {
+        self.failures.get(index).copied().unwrap_or(0)
+    }
+
+    /// Slave `index`'s link state in bonding's words (its MII Status).
+    pub fn link_state(&self, index: usize) -> &'static str {
+        match self.links.get(index).map(|l| l.state) {
+            Some(LinkState::Up) => "up",
+            Some(LinkState::Failing { .. }) => "going down",
+            Some(LinkState::Returning { .. }) => "going back",
+            Some(LinkState::Down) | None => "down",
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(up: &[bool]) -> SlaveSet {
-        let slaves = up
-            .iter()
-            .enumerate()
-            .map(|(i, &up)| SlaveState {
-                ifindex: 10 + u32::try_from(i).unwrap(),
-                mac: [2, 0, 0, 0, 0, u8::try_from(i).unwrap()],
-                up,
-            })
-            .collect();
-        let state =
-            State { master_ifindex: 1, master_mac: [2, 0, 0, 0, 0, 0], slaves, active: None };
-        let names = (0..up.len()).map(|i| format!("s{i}")).collect();
-        SlaveSet::new(state, names, Delays { up_ms: 0, down_ms: 0 }, None, 0)
-    }
-
-    #[test]
-    fn active_moves_on_failure_and_back_to_the_mac_owner() {
-        let mut slaves = set(&[true, true]);
-        assert_eq!(slaves.state.active, Some(0));
-        let down = slaves.carrier(0, false).expect("committed");
-        assert_eq!((down.active_before, down.active_after), (Some(0), Some(1)));
-        let up = slaves.carrier(0, true).expect("committed");
-        assert_eq!(up.active_after, Some(0));
-        assert!(up.active_changed());
-    }
-
-    #[test]
-    fn all_down_leaves_no_active_and_the_first_back_takes_over() {
-        let mut slaves = set(&[true, true]);
-        slaves.carrier(0, false);
-        let last = slaves.carrier(1, false).expect("committed");
-        assert_eq!(last.active_after, None);
-        assert!(!slaves.any_up());
-        let back = slaves.carrier(1, true).expect("committed");
-        assert_eq!(back.active_after, Some(1));
-    }
-
-    #[test]
-    fn slaves_are_added_into_free_slots_and_removed() {
-        let mut slaves = set(&[true, true]);
-        let removed = slaves.remove(1).expect("it was up");
-        assert_eq!(removed.commit, Commit::Down);
-        slaves.forget(1);
-        assert_eq!(slaves.state.usable(), [0]);
-        let new = SlaveState { ifindex: 42, mac: [2, 0, 0, 0, 0, 42], up: true };
-        let (index, added) = slaves.add("s9".to_owned(), new);
-        assert_eq!(index, 1, "the free slot is reused");
-        assert_eq!(added.map(|t| t.commit), Some(Commit::Up));
-        assert_eq!(slaves.index_by_name("s9"), Some(1));
-        assert_eq!(slaves.index_of(42), Some(1));
-    }
-
-    #[test]
-    fn a_slave_down_at_start_is_not_active() {
-        let slaves = set(&[false, true]);
-        assert_eq!(slaves.state.active, Some(1));
-        assert_eq!(slaves.index_of(11), Some(1));
-    }
-}
+mod tests;

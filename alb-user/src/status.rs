@@ -1,5 +1,7 @@
-//! `alb status`: the state of a running master, read from its pinned maps,
-//! in the spirit of /proc/net/bonding (and as JSON).
+//! `alb status`: the state of a running master, read from its pinned maps
+//! and the devices, with what only the agent knows (primary, policy,
+//! delays, link failure counts) asked over its control socket, in the
+//! spirit of /proc/net/bonding (and as JSON, whose layout has a version).
 
 #![expect(
     clippy::let_underscore_must_use,
@@ -14,20 +16,64 @@ use std::{
 
 use alb_common::maps::{CLIENT_MAC_KNOWN, ClientEntry, NO_SLAVE, names};
 use anyhow::{Context as _, Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{datapath, format_mac, links::Netlink};
+use crate::{
+    control::{self, Request},
+    datapath, ethtool, format_mac,
+    links::Netlink,
+};
+
+/// The version of the `alb status --json` layout: 2 added the agent's
+/// options and the per-slave link failure count, speed, duplex and
+/// permanent address. Raised when a field changes meaning or goes.
+pub const STATUS_VERSION: u32 = 2;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// [`STATUS_VERSION`].
+    pub version: u32,
     pub master: String,
     pub mode: &'static str,
     pub master_mac: String,
     pub master_ifindex: u32,
     pub active_slave: Option<String>,
+    /// Whether the agent answered; the fields below are null when not.
+    pub agent: bool,
+    /// Bonding's primary.
+    pub primary_slave: Option<String>,
+    pub primary_reselect: Option<String>,
+    pub updelay_ms: Option<u64>,
+    pub downdelay_ms: Option<u64>,
+    pub lp_interval_s: Option<u64>,
+    pub rebalance_interval_s: Option<u64>,
+    /// The config file the agent re-reads on SIGHUP.
+    pub config_file: Option<String>,
     pub slaves: Vec<SlaveStatus>,
     pub clients: Vec<ClientStatus>,
     pub counters: BTreeMap<&'static str, u64>,
+}
+
+/// What only the agent knows, sent over the control socket (`info`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub primary: Option<String>,
+    pub primary_reselect: String,
+    pub updelay_ms: u64,
+    pub downdelay_ms: u64,
+    pub lp_interval_s: u64,
+    pub rebalance_interval_s: u64,
+    pub config_file: Option<String>,
+    pub slaves: Vec<AgentSlave>,
+}
+
+/// One slave as the agent sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSlave {
+    pub name: String,
+    /// Bonding's MII Status: `up`, `going down`, `down`, `going back`.
+    pub state: String,
+    pub link_failure_count: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -38,6 +84,18 @@ pub struct SlaveStatus {
     pub mac: String,
     /// Carrier as the kernel reports it now.
     pub link: &'static str,
+    /// The agent's link state, with its delays (bonding's MII Status).
+    pub mii_status: Option<String>,
+    /// Link failures since it was enslaved (bonding's Link Failure Count).
+    pub link_failure_count: Option<u64>,
+    /// As ethtool reports it.
+    pub speed_mbps: Option<u32>,
+    /// `full` or `half`, as ethtool reports it.
+    pub duplex: Option<&'static str>,
+    /// The hardware's own address where the device has one, else the MAC
+    /// it had when it was enslaved (which alb never changes): bonding's
+    /// Permanent HW addr.
+    pub perm_mac: String,
     /// Whether the data path may use the slave.
     pub usable: bool,
     pub active: bool,
@@ -46,6 +104,9 @@ pub struct SlaveStatus {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Receive filter entries the agent added (`unicast 02:..`,
+    /// `multicast 33:33:..`), from its undo record.
+    pub filters: Vec<String>,
 }
 
 /// A client of either family: IPv4 clients first, then IPv6 ones (link-local
@@ -70,6 +131,7 @@ pub async fn collect(master: &str) -> Result<Status> {
     }
     let maps = datapath::Maps::from_pins(&dir)?;
     let netlink = Netlink::connect()?;
+    let agent = agent_info(master).await;
     let config = maps.config()?;
     let slaves_in_map = maps.slaves()?;
     let clients_in_map = maps.clients()?;
@@ -84,6 +146,7 @@ pub async fn collect(master: &str) -> Result<Status> {
         }))
         .collect();
 
+    let filters = crate::undo::Undo::load(master)?.map(|undo| undo.filters).unwrap_or_default();
     let mut names_by_index = BTreeMap::new();
     let mut slaves = Vec::new();
     for (index, slave) in &slaves_in_map {
@@ -92,6 +155,9 @@ pub async fn collect(master: &str) -> Result<Status> {
             link.as_ref().map_or_else(|| format!("ifindex {}", slave.ifindex), |l| l.name.clone());
         names_by_index.insert(*index, name.clone());
         let stats = maps.slave_stats(*index)?;
+        let seen = agent.as_ref().and_then(|a| a.slaves.iter().find(|s| s.name == name));
+        let speed = ethtool::speed(&name);
+        let perm_mac = link.as_ref().and_then(|l| l.perm_mac).unwrap_or(slave.mac);
         slaves.push(SlaveStatus {
             index: *index,
             name,
@@ -102,6 +168,11 @@ pub async fn collect(master: &str) -> Result<Status> {
                 Some(_) => "down",
                 None => "gone",
             },
+            mii_status: seen.map(|s| s.state.clone()),
+            link_failure_count: seen.map(|s| s.link_failure_count),
+            speed_mbps: speed.mbps,
+            duplex: speed.full_duplex.map(|full| if full { "full" } else { "half" }),
+            perm_mac: format_mac(&perm_mac),
             usable: slave.is_up(),
             active: *index == config.active_slave,
             clients: entries.iter().filter(|(_, _, e)| maps.slave_of(e) == *index).count(),
@@ -109,6 +180,17 @@ pub async fn collect(master: &str) -> Result<Status> {
             rx_bytes: stats.rx.bytes,
             tx_packets: stats.tx.packets,
             tx_bytes: stats.tx.bytes,
+            filters: filters
+                .iter()
+                .filter(|f| f.ifindex == slave.ifindex)
+                .map(|f| {
+                    let kind = match f.kind {
+                        crate::filters::Kind::Unicast => "unicast",
+                        crate::filters::Kind::Multicast => "multicast",
+                    };
+                    format!("{kind} {}", format_mac(&f.mac))
+                })
+                .collect(),
         });
     }
     let clients = entries
@@ -134,7 +216,9 @@ pub async fn collect(master: &str) -> Result<Status> {
         .link_by_index(config.master_ifindex)
         .await?
         .map_or_else(|| master.to_owned(), |l| l.name);
+    let info = agent.as_ref();
     Ok(Status {
+        version: STATUS_VERSION,
         master: master_name,
         mode: "balance-alb",
         master_mac: format_mac(&config.master_mac),
@@ -142,10 +226,25 @@ pub async fn collect(master: &str) -> Result<Status> {
         active_slave: (config.active_slave != NO_SLAVE)
             .then(|| names_by_index.get(&config.active_slave).cloned())
             .flatten(),
+        agent: agent.is_some(),
+        primary_slave: info.and_then(|a| a.primary.clone()),
+        primary_reselect: info.map(|a| a.primary_reselect.clone()),
+        updelay_ms: info.map(|a| a.updelay_ms),
+        downdelay_ms: info.map(|a| a.downdelay_ms),
+        lp_interval_s: info.map(|a| a.lp_interval_s),
+        rebalance_interval_s: info.map(|a| a.rebalance_interval_s),
+        config_file: info.and_then(|a| a.config_file.clone()),
         slaves,
         clients,
         counters,
     })
+}
+
+/// Asks the agent of `master` what only it knows; none if no agent answers
+/// (it died, or the caller may not use its socket).
+async fn agent_info(master: &str) -> Option<AgentInfo> {
+    let answer = control::send(master, &Request::Info).await.ok()?;
+    serde_json::from_str(&answer).ok()
 }
 
 pub fn to_json(status: &Status) -> Result<String> {
@@ -158,17 +257,52 @@ pub fn to_text(status: &Status) -> String {
     let _ = writeln!(out, "alb: Linux bonding mode 6 on eBPF\n");
     let _ = writeln!(out, "Bonding Mode: adaptive load balancing ({})", status.mode);
     let _ = writeln!(out, "Master: {} (MAC {})", status.master, status.master_mac);
+    if status.agent {
+        let _ = write!(out, "Primary Slave: {}", status.primary_slave.as_deref().unwrap_or("None"));
+        if status.primary_slave.is_some() {
+            let policy = status.primary_reselect.as_deref().unwrap_or("always");
+            let _ = write!(out, " (primary_reselect {policy})");
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "Currently Active Slave: {}",
         status.active_slave.as_deref().unwrap_or("None")
     );
+    match (status.updelay_ms, status.downdelay_ms) {
+        (Some(up), Some(down)) => {
+            let _ = writeln!(out, "Up Delay (ms): {up}\nDown Delay (ms): {down}");
+        }
+        _ => {
+            let _ = writeln!(out, "Agent: not answering (primary, delays, link failures unknown)");
+        }
+    }
+    if let Some(file) = &status.config_file {
+        let _ = writeln!(out, "Config File: {file}");
+    }
     for slave in &status.slaves {
         let _ = writeln!(out, "\nSlave Interface: {}", slave.name);
-        let _ = writeln!(out, "MII Status: {}", slave.link);
+        let _ = writeln!(out, "MII Status: {}", slave.mii_status.as_deref().unwrap_or(slave.link));
+        match slave.speed_mbps {
+            Some(mbps) => {
+                let _ = writeln!(out, "Speed: {mbps} Mbps");
+            }
+            None => {
+                let _ = writeln!(out, "Speed: Unknown");
+            }
+        }
+        let _ = writeln!(out, "Duplex: {}", slave.duplex.unwrap_or("Unknown"));
+        if let Some(failures) = slave.link_failure_count {
+            let _ = writeln!(out, "Link Failure Count: {failures}");
+        }
+        let _ = writeln!(out, "Permanent HW addr: {}", slave.perm_mac);
         let _ = writeln!(out, "Usable: {}", if slave.usable { "yes" } else { "no" });
         let _ = writeln!(out, "HW addr: {}", slave.mac);
         let _ = writeln!(out, "Clients: {}", slave.clients);
+        if !slave.filters.is_empty() {
+            let _ = writeln!(out, "Filters added: {}", slave.filters.join(", "));
+        }
         let _ = writeln!(
             out,
             "RX: {} packets, {} bytes   TX: {} packets, {} bytes",

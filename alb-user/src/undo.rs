@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result};
 use log::warn;
 use serde::{Deserialize, Serialize};
 
-use crate::{RUN_DIR, datapath, links::Netlink, sysctl};
+use crate::{RUN_DIR, datapath, filters, links::Netlink, sysctl};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Undo {
@@ -26,6 +26,12 @@ pub struct Undo {
     pub created_master: Option<u32>,
     /// The pin directory (maps and links).
     pub pins: Option<PathBuf>,
+    /// Receive filter entries added to slaves (absent from older records).
+    #[serde(default)]
+    pub filters: Vec<filters::Entry>,
+    /// Slaves' MTUs from before they took the master's (ifindex, MTU).
+    #[serde(default)]
+    pub mtus: Vec<(u32, u32)>,
 }
 
 impl Undo {
@@ -72,6 +78,22 @@ impl Undo {
         self.save(master)
     }
 
+    /// Records a slave's MTU about to change (unless an earlier agent
+    /// recorded it: its old value is older) and saves the record.
+    pub fn record_mtu(&mut self, master: &str, index: u32, mtu: u32) -> Result<()> {
+        if self.mtus.iter().any(|&(i, _)| i == index) {
+            return Ok(());
+        }
+        self.mtus.push((index, mtu));
+        self.save(master)
+    }
+
+    /// Takes back the MTU recorded for one device (a removed slave).
+    pub fn release_mtu(&mut self, index: u32) -> Option<u32> {
+        let position = self.mtus.iter().position(|&(i, _)| i == index)?;
+        Some(self.mtus.remove(position).1)
+    }
+
     /// Takes back what was recorded for one device (a removed slave).
     pub fn release_device(&mut self, name: &str, index: u32) -> (Vec<sysctl::Saved>, bool) {
         let marker = format!("/conf/{name}/");
@@ -89,9 +111,15 @@ impl Undo {
         self.sysctls.iter().any(|s| s.path == saved.path)
     }
 
-    /// Puts everything back and forgets the record: pins (which detaches
-    /// the programs), the master, raised devices, sysctls.
+    /// Puts everything back and forgets the record: filter entries, pins
+    /// (which detaches the programs), the master, slaves' MTUs, raised
+    /// devices, sysctls.
     pub async fn run(self, netlink: &Netlink, master: &str) {
+        for entry in &self.filters {
+            if let Err(error) = filters::remove(netlink, entry).await {
+                warn!("{error:#}");
+            }
+        }
         if let Some(dir) = &self.pins {
             if let Err(error) = datapath::remove_pins(dir) {
                 warn!("{error:#}");
@@ -100,6 +128,11 @@ impl Undo {
         if let Some(index) = self.created_master {
             if let Err(error) = netlink.delete(index).await {
                 warn!("cannot remove the master: {error:#}");
+            }
+        }
+        for (index, mtu) in self.mtus {
+            if let Err(error) = netlink.set_mtu_if_present(index, mtu).await {
+                warn!("{error:#}");
             }
         }
         for index in self.raised {

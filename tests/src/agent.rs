@@ -179,6 +179,13 @@ impl AgentCommand {
         self
     }
 
+    /// Running another binary (a copy, a wrapper) with the same arguments.
+    #[must_use]
+    pub fn with_bin(mut self, bin: impl Into<PathBuf>) -> Self {
+        self.bin = bin.into();
+        self
+    }
+
     /// With environment variable `key` set to `value` (`RUST_LOG`).
     #[must_use]
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -479,15 +486,32 @@ impl Drop for Agent {
     }
 }
 
+/// The `alb status --json` layout these types read (its `version` field).
+pub const STATUS_VERSION: u32 = 2;
+
 /// `alb status --json`: the fields the tests, the demo and the benchmark
 /// read. Fields the agent adds later are accepted and kept in
-/// [`Status::raw`].
+/// [`Status::raw`]; a document of another [`STATUS_VERSION`] is refused.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Status {
+    /// The layout's version, [`STATUS_VERSION`].
+    pub version: u32,
     pub master: String,
     pub mode: String,
     pub master_mac: String,
     pub active_slave: Option<String>,
+    /// Whether the agent answered; the fields it gives are null when not.
+    pub agent: bool,
+    /// Bonding's primary.
+    pub primary_slave: Option<String>,
+    /// `always`, `better` or `failure`.
+    pub primary_reselect: Option<String>,
+    pub updelay_ms: Option<u64>,
+    pub downdelay_ms: Option<u64>,
+    pub lp_interval_s: Option<u64>,
+    pub rebalance_interval_s: Option<u64>,
+    /// The config file the agent re-reads on SIGHUP.
+    pub config_file: Option<String>,
     pub slaves: Vec<SlaveStatus>,
     pub clients: Vec<ClientStatus>,
     /// Data-path counters by reason name.
@@ -506,6 +530,15 @@ pub struct SlaveStatus {
     pub mac: String,
     /// Carrier as the kernel reports it (`up`, `down`).
     pub link: String,
+    /// The agent's link state: `up`, `going down`, `down`, `going back`.
+    pub mii_status: Option<String>,
+    /// Downs committed since it was enslaved (from the agent).
+    pub link_failure_count: Option<u64>,
+    pub speed_mbps: Option<u32>,
+    /// `full` or `half`.
+    pub duplex: Option<String>,
+    /// Bonding's Permanent HW addr.
+    pub perm_mac: String,
     /// Whether the data path may use it.
     pub usable: bool,
     pub active: bool,
@@ -515,6 +548,9 @@ pub struct SlaveStatus {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Receive filter entries the agent added (`unicast 02:..`).
+    #[serde(default)]
+    pub filters: Vec<String>,
 }
 
 /// One client in [`Status`].
@@ -536,6 +572,12 @@ impl Status {
         let raw: Value = serde_json::from_slice(json).with_context(|| {
             format!("alb status --json printed no JSON: {}", String::from_utf8_lossy(json))
         })?;
+        if raw["version"] != STATUS_VERSION {
+            bail!(
+                "alb status --json has version {}; these tests read version {STATUS_VERSION}: {raw:#}",
+                raw["version"]
+            );
+        }
         let mut status = Self::deserialize(&raw)
             .with_context(|| format!("unexpected alb status --json: {raw:#}"))?;
         status.raw = raw;
@@ -585,9 +627,14 @@ mod tests {
     fn status_json_is_read_and_unknown_fields_are_kept() {
         let json = br#"{
             "master": "alb0", "mode": "balance-alb", "master_mac": "02:a1:b0:00:00:17",
-            "master_ifindex": 7, "version": 2, "active_slave": "veth17",
+            "master_ifindex": 7, "version": 2, "active_slave": "veth17", "agent": true,
+            "primary_slave": null, "primary_reselect": "always", "updelay_ms": 0,
+            "downdelay_ms": 0, "lp_interval_s": 1, "rebalance_interval_s": 10,
+            "config_file": null,
             "slaves": [{"index": 0, "name": "veth17", "ifindex": 3, "mac": "02:a1:b0:00:00:17",
-                "link": "up", "usable": true, "active": true, "clients": 1, "slot": 4,
+                "link": "up", "mii_status": "up", "link_failure_count": 0, "speed_mbps": 10000,
+                "duplex": "full", "perm_mac": "02:a1:b0:00:00:17",
+                "usable": true, "active": true, "clients": 1, "slot": 4,
                 "rx_packets": 1, "rx_bytes": 2, "tx_packets": 3, "tx_bytes": 4}],
             "clients": [{"server_ip": "198.18.0.1", "client_ip": "198.18.0.11",
                 "mac": "02:a1:c0:00:00:01", "slave": "veth17",
@@ -612,7 +659,17 @@ mod tests {
             ]
         );
         assert!(status.to_string().contains("\"slot\": 4"));
+        assert_eq!(status.slave("veth17").and_then(|s| s.link_failure_count), Some(0));
         assert!(Status::parse(b"not json").is_err());
+        let other = raw_with_version(json, 3);
+        let refused = Status::parse(&other).expect_err("another version");
+        assert!(format!("{refused:#}").contains("version 3"), "{refused:#}");
         assert!(Status::parse(br#"{"master": "alb0"}"#).is_err());
+    }
+
+    fn raw_with_version(json: &[u8], version: u32) -> Vec<u8> {
+        let mut value: Value = serde_json::from_slice(json).expect("json");
+        value["version"] = version.into();
+        serde_json::to_vec(&value).expect("json")
     }
 }

@@ -24,6 +24,7 @@ pub mod cmd;
 mod lab;
 pub mod netns;
 mod proc;
+pub mod root;
 #[cfg(test)]
 mod selftest;
 pub mod tidy;

@@ -22,6 +22,8 @@ pub(crate) const DEBIAN_PACKAGES: &[&str] = &[
     "iperf3",
     "arping",
     "ethtool",
+    // systemd-analyze, which checks the unit file (tests/tests/service.rs).
+    "systemd",
     // cargo xtask vm-test: the guests and their initramfs.
     "qemu-system-x86",
     "busybox-static",

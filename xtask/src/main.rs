@@ -5,6 +5,7 @@ mod bootstrap;
 mod cargo;
 mod demo;
 mod lint;
+mod package;
 mod signals;
 mod vm;
 
@@ -18,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench, vm-test"
+    about = "alb's developer commands: bootstrap, lab, run, demo, test, bench, vm-test, package"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,6 +61,9 @@ enum Cmd {
         #[arg(long)]
         ipv6: bool,
     },
+    /// Build target/package/alb_<version>_<arch>.deb: the release agent, the
+    /// systemd unit, an example config, the man page, shell completions.
+    Package,
     /// rustfmt and clippy (warnings are errors) on every crate, the BPF
     /// crate included.
     Lint,
@@ -154,6 +158,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Lint => {
             bootstrap::run()?;
             lint::run()?;
+        }
+        Cmd::Package => {
+            bootstrap::run()?;
+            package::run()?;
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
@@ -261,6 +269,8 @@ fn test(args: &[String]) -> Result<ExitCode> {
     // The behaviour tests run the agent binary; `cargo test` builds only
     // the library of alb-user (a dependency of the tests), not its binary.
     cargo::build_agent(cargo::Profile::Debug)?;
+    // tests/tests/package.rs installs it.
+    package::run()?;
     let mut cargo = cargo::cargo();
     // alb-ebpf is built for the BPF target only (by alb-user's build
     // script, which also embeds it in the agent under test); it cannot be

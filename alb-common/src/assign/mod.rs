@@ -43,23 +43,6 @@ pub fn initial_bucket_slave(bucket: u32, usable: &[u8]) -> Option<u8> {
     usable.get(bucket as usize % usable.len()).copied()
 }
 
-/// Picks the active slave: the primary if it is up, else the slave that
-/// owns the master's MAC if it is up (so the MAC lives on its own port),
-/// else the current active if it is still up, else the first slave up.
-pub fn choose_active(
-    up: &[bool],
-    primary: Option<usize>,
-    mac_owner: usize,
-    current: Option<usize>,
-) -> Option<usize> {
-    let is_up = |index: usize| up.get(index).copied().unwrap_or(false);
-    primary
-        .filter(|&p| is_up(p))
-        .or_else(|| Some(mac_owner).filter(|&o| is_up(o)))
-        .or_else(|| current.filter(|&c| is_up(c)))
-        .or_else(|| up.iter().position(|&u| u))
-}
-
 #[cfg(any(test, feature = "alloc"))]
 pub use redeal::{even_out, move_off, rebalance_by_load, remap};
 #[cfg(any(test, feature = "alloc"))]
@@ -277,15 +260,6 @@ mod tests {
             seen.insert(bucket_of_v4(&[198, 18, 0, last]));
         }
         assert!(seen.len() > 200, "only {} distinct buckets for a /24", seen.len());
-    }
-
-    #[test]
-    fn active_prefers_primary_then_mac_owner() {
-        assert_eq!(choose_active(&[true, true], Some(1), 0, Some(0)), Some(1));
-        assert_eq!(choose_active(&[true, true], None, 0, Some(1)), Some(0));
-        assert_eq!(choose_active(&[false, true, true], None, 0, Some(2)), Some(2));
-        assert_eq!(choose_active(&[false, true, true], None, 0, Some(0)), Some(1));
-        assert_eq!(choose_active(&[false, false], Some(1), 0, Some(0)), None);
     }
 
     #[test]

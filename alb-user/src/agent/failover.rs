@@ -12,7 +12,7 @@ use alb_common::{
     wire::Mac,
 };
 use anyhow::Result;
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use super::Agent;
 use crate::{announce::worker::Job, slaves::Transition};
@@ -53,6 +53,13 @@ impl Agent {
             Commit::Down => "down",
             Commit::Up => "up",
         };
+        if let Some(early) = transition.early_ms {
+            info!(
+                "making {name} the new active one {early} ms earlier: no slave was usable \
+                 (updelay {} ms skipped, as bonding does)",
+                self.set.delays().up_ms
+            );
+        }
         info!(
             "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
             slot_moves.len(),
@@ -75,12 +82,49 @@ impl Agent {
             }
         }
         if transition.active_changed() {
-            if let Some(active) = transition.active_after {
+            if let Some(port) = self.master_mac_port() {
                 let master_mac = self.set.state.master_mac;
-                self.learn(self.set.state.slaves[active].ifindex, &master_mac);
+                self.learn(port, &master_mac);
             }
         }
         Ok(())
+    }
+
+    /// The port that announces the master's MAC besides its owner's: the
+    /// active slave's while the owner cannot carry it (down, removed, or
+    /// the user gave the master another MAC); none while the owner is
+    /// usable, even when another slave is active (a primary or a policy
+    /// that keeps it backup), so the switch is not taught two ports.
+    pub(super) fn master_mac_port(&self) -> Option<u32> {
+        let state = &self.set.state;
+        if state.slaves.iter().any(|s| s.up && s.mac == state.master_mac) {
+            return None;
+        }
+        state.active.map(|active| state.slaves[active].ifindex)
+    }
+
+    /// The master's multicast memberships, reported again through a new
+    /// active slave (bonding's resend_igmp; whatever made it active: a
+    /// failover, `alb set active`, a reload): snooping switches then send
+    /// the streams to its port.
+    pub(super) async fn rejoin_groups(&self, active: usize) {
+        let master = self.master.link.index;
+        let source = match self.netlink.first_ipv4(master).await {
+            Ok(source) => source,
+            Err(error) => {
+                warn!("{error:#}");
+                None
+            }
+        };
+        let slave = self.set.state.slaves[active].ifindex;
+        match self.announcer.rejoin(slave, master, &self.set.state.master_mac, source) {
+            Ok(sent) if sent.ipv4_groups + sent.ipv6_groups > 0 => debug!(
+                "reported {} IPv4 and {} IPv6 groups through {}",
+                sent.ipv4_groups, sent.ipv6_groups, self.set.names[active]
+            ),
+            Ok(_) => {}
+            Err(error) => warn!("cannot report the master's groups again: {error:#}"),
+        }
     }
 
     /// Clients of both families per slot: the weights slot moves are
@@ -136,11 +180,8 @@ impl Agent {
         for slave in state.slaves.iter().filter(|s| s.up) {
             self.learn(slave.ifindex, &slave.mac);
         }
-        if let Some(active) = state.active {
-            let slave = &state.slaves[active];
-            if slave.mac != state.master_mac {
-                self.learn(slave.ifindex, &state.master_mac);
-            }
+        if let Some(port) = self.master_mac_port() {
+            self.learn(port, &state.master_mac);
         }
     }
 

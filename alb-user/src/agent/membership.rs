@@ -7,7 +7,7 @@ use log::{info, warn};
 
 use super::{Agent, startup::check_slave};
 use crate::{
-    datapath, format_mac,
+    datapath, ethtool, format_mac,
     links::{Link, LinkReport},
     master,
     state::SlaveState,
@@ -34,6 +34,9 @@ impl Agent {
             if let Some(mac) = report.mac.filter(|mac| *mac != self.set.state.master_mac) {
                 self.master_mac_changed(mac)?;
             }
+            if let Some(mtu) = report.mtu.filter(|&mtu| mtu != self.master.link.mtu) {
+                self.master_mtu_changed(undo, mtu).await;
+            }
             return Ok(());
         }
         let Some(index) = self.set.index_of(report.index) else { return Ok(()) };
@@ -45,7 +48,11 @@ impl Agent {
             );
             return self.release_slave(undo, index).await;
         }
-        if let Some(transition) = self.set.carrier(index, report.carrier()) {
+        if report.carrier() {
+            // Bonding reads speed and duplex when a link comes up.
+            self.set.set_speed(index, ethtool::speed(&self.set.names[index]));
+        }
+        for transition in self.set.carrier(index, report.carrier()) {
             self.transition(&transition).await?;
         }
         Ok(())
@@ -82,6 +89,7 @@ impl Agent {
                     lower_up: false,
                     deleted: true,
                     mac: None,
+                    mtu: None,
                     overrun: false,
                 }),
                 Err(error) => warn!("{error:#}"),
@@ -114,6 +122,7 @@ impl Agent {
             }
             let (sysctls, raised) = undo.release_device(name, link.index);
             sysctl::restore(sysctls);
+            self.restore_mtu(undo, link.index).await;
             if raised {
                 if let Err(down) = self.netlink.set_down_if_present(link.index).await {
                     warn!("cannot take {name} down again: {down:#}");
@@ -128,10 +137,12 @@ impl Agent {
             mac: current.mac.unwrap_or_default(),
             up: current.admin_up && current.lower_up,
         };
-        let (index, transition) = self.set.add(name.to_owned(), slave);
-        match transition {
-            Some(transition) => self.transition(&transition).await?,
-            None => self.datapath.publish_slaves(&self.set.state)?,
+        let (index, transitions) = self.set.add(name.to_owned(), slave, ethtool::speed(name));
+        if transitions.is_empty() {
+            self.datapath.publish_slaves(&self.set.state)?;
+        }
+        for transition in transitions {
+            self.transition(&transition).await?;
         }
         Ok(format!("{name} added to {master} as slave {index}"))
     }
@@ -145,6 +156,8 @@ impl Agent {
             undo.record_raised(master, link.index)?;
             self.netlink.set_up(link.index, true).await?;
         }
+        // As bonding's enslave: the slave takes the master's MTU.
+        self.give_master_mtu(undo, link).await?;
         self.datapath.attach_slave(&link.name)
     }
 
@@ -165,7 +178,7 @@ impl Agent {
         let master = self.options.master.clone();
         let name = self.set.names[index].clone();
         let removed = self.set.state.slaves[index].clone();
-        if let Some(transition) = self.set.remove(index) {
+        for transition in self.set.remove(index) {
             self.transition(&transition).await?;
         }
         self.set.forget(index);
@@ -179,6 +192,7 @@ impl Agent {
         }
         let (sysctls, raised) = undo.release_device(&name, removed.ifindex);
         sysctl::restore(sysctls);
+        self.restore_mtu(undo, removed.ifindex).await;
         if raised {
             if let Err(error) = self.netlink.set_down_if_present(removed.ifindex).await {
                 warn!("cannot take {name} down again: {error:#}");

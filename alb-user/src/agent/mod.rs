@@ -14,7 +14,9 @@ mod datapath_events;
 mod down;
 mod failover;
 mod membership;
+mod mtu;
 mod rebalance;
+mod reconfigure;
 mod setup;
 mod startup;
 
@@ -23,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_common::{assign::Slots, link::Delays, maps::ClientKey6};
+use alb_common::{active::Reselect, assign::Slots, link::Delays, maps::ClientKey6};
 use anyhow::Result;
 use futures::StreamExt as _;
 use log::{debug, info, warn};
@@ -35,8 +37,10 @@ use crate::{
     clients::{Clients, collapse::Collapses},
     control::{self, Request},
     datapath::Datapath,
+    filters::Filters,
     links::{LinkReport, Netlink},
     master::Master,
+    service::Notifier,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -51,10 +55,21 @@ pub struct Options {
     pub delays: Delays,
     /// The slave preferred as active (bonding's `primary`).
     pub primary: Option<String>,
+    /// When the primary takes the active role back (bonding's `primary_reselect`).
+    pub primary_reselect: Reselect,
     /// Seconds between learning frames (bonding's `lp_interval`).
     pub lp_interval_s: u64,
     /// Seconds between transmit rebalancing by measured load; 0 turns it off.
     pub rebalance_interval_s: u64,
+    /// The config file the options came from, re-read on SIGHUP.
+    pub config: Option<crate::config::Source>,
+    /// On SIGINT/SIGTERM after ready, leave the data path forwarding (programs,
+    /// maps, master, the undo record) for the next agent to adopt, as a kernel
+    /// bond outlives a daemon; `alb down` removes it.
+    pub keep_datapath: bool,
+    /// Test switch: leave the slaves' receive filters alone (a test shows
+    /// what breaks on NICs that filter).
+    pub no_filter_sync: bool,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -73,15 +88,39 @@ pub async fn run(options: Options) -> Result<()> {
         interrupt: signal(SignalKind::interrupt())?,
         terminate: signal(SignalKind::terminate())?,
     };
+    // Caught from here on too: a SIGHUP during setup is a reload once the
+    // loop runs, never the end of the agent.
+    let hangup = signal(SignalKind::hangup())?;
+    let ready = std::cell::Cell::new(false);
     let result = tokio::select! {
-        result = serve(&netlink, &options, &slaves, &mut undo) => result,
+        result = serve(&netlink, &options, &slaves, &mut undo, hangup, &ready) => result,
         () = signals.next() => Ok(()),
     };
+    Notifier::from_env().stopping();
+    // A stop before ready, or on an error, undoes everything: a half set-up
+    // data path is not one to hand over.
+    if options.keep_datapath && ready.get() && result.is_ok() {
+        keep_datapath(&options.master);
+        return Ok(());
+    }
     std::mem::take(&mut undo).run(&netlink, &options.master).await;
     if result.is_ok() {
         info!("stopped; {} removed", options.master);
     }
     result
+}
+
+/// Leaves the programs, maps, master and undo record in place; only the
+/// control socket goes (nobody answers it now). The lock goes with the process.
+fn keep_datapath(master: &str) {
+    let socket = control::socket_path(master);
+    if let Err(error) = crate::remove_file_if_present(&socket) {
+        warn!("cannot remove {}: {error}", socket.display());
+    }
+    info!(
+        "stopped; the data path of {master} keeps forwarding (the next agent adopts it; \
+         `alb down --master {master}` removes it)"
+    );
 }
 
 /// SIGINT and SIGTERM, caught from the start of `run`.
@@ -118,6 +157,11 @@ struct Agent {
     announcer: Announcer,
     teller: Teller,
     collapses: Collapses,
+    /// The slaves' receive filters (the master's MAC and multicast list on
+    /// the active slave, failed slaves' MACs).
+    filters: Filters,
+    /// The active slave the master's groups were last reported through.
+    groups_reported_on: Option<usize>,
     link_dir: PathBuf,
     /// The data path's lost-event count at the last look.
     events_lost: u64,
@@ -164,9 +208,11 @@ async fn serve(
     options: &Options,
     slaves: &[crate::links::Link],
     undo: &mut Undo,
+    hangup: tokio::signal::unix::Signal,
+    ready: &std::cell::Cell<bool>,
 ) -> Result<()> {
     let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
-    let result = event_loop(&mut agent, undo, link_events).await;
+    let result = event_loop(&mut agent, undo, link_events, hangup, ready).await;
     agent.teller.stop();
     result
 }
@@ -175,19 +221,27 @@ async fn event_loop(
     agent: &mut Agent,
     undo: &mut Undo,
     link_events: impl futures::Stream<Item = LinkReport>,
+    mut hangup: tokio::signal::unix::Signal,
+    ready: &std::cell::Cell<bool>,
 ) -> Result<()> {
     let mut link_events = std::pin::pin!(link_events);
     let control = control::listen(&agent.options.master)?;
     let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
     let mut events = agent.datapath.events()?;
-    let learning = Duration::from_secs(agent.options.lp_interval_s.max(1));
     let mut learn_at = Instant::now();
-    let rebalancing = (agent.options.rebalance_interval_s > 0)
-        .then(|| Duration::from_secs(agent.options.rebalance_interval_s));
-    let mut rebalance_at = rebalancing.map(|every| Instant::now() + every);
+    let mut rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
     let mut last_loads = agent.read_loads()?;
-    agent.ready();
+    let mut notifier = Notifier::from_env();
+    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
+    agent.sync_filters(undo).await;
+    notifier.ready(&agent.ready());
+    ready.set(true);
     loop {
+        // Here, not in a timer branch: a loop kept busy by events still feeds it.
+        notifier.feed_if_due(Instant::now());
+        // After whatever the last turn changed (the active slave, a failed
+        // slave, the master's multicast list); nothing to do most turns.
+        agent.follow_active(undo).await;
         let walking = agent.walk.is_some().then(Instant::now);
         let wake = [
             agent.set.next_due(),
@@ -195,6 +249,7 @@ async fn event_loop(
             rebalance_at,
             agent.collapses.next_due(),
             walking,
+            notifier.next_feed(),
         ]
         .into_iter()
         .flatten()
@@ -213,16 +268,29 @@ async fn event_loop(
                 Err(error) => warn!("control socket: {error}"),
             },
             Some((request, reply)) = requests.recv() => {
+                // A query changes nothing: not worth a log line.
+                let query = matches!(request, Request::Info);
                 let result = match request {
                     Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,
                     Request::SlaveDel(name) => agent.del_slave(undo, &name).await,
+                    Request::SetActive(name) => agent.set_active(&name),
+                    Request::Info => agent.info(),
                 };
                 match &result {
+                    Ok(_) if query => {}
                     Ok(text) => info!("{text}"),
                     Err(error) => warn!("{error:#}"),
                 }
                 if reply.send(result).is_err() {
                     debug!("the control client left before its answer");
+                }
+            }
+            _ = hangup.recv() => {
+                let intervals = (agent.options.lp_interval_s, agent.options.rebalance_interval_s);
+                agent.reload(undo).await;
+                if intervals != (agent.options.lp_interval_s, agent.options.rebalance_interval_s) {
+                    learn_at = Instant::now();
+                    rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
                 }
             }
             Some(report) = link_events.next() => {
@@ -252,12 +320,13 @@ async fn event_loop(
                 }
                 agent.continue_walk();
                 if Instant::now() >= learn_at {
+                    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();
                     agent.check_model();
                     agent.summarize();
-                    learn_at = Instant::now() + learning;
+                    learn_at = Instant::now() + agent.learning();
                 }
-                if let (Some(at), Some(every)) = (rebalance_at, rebalancing) {
+                if let (Some(at), Some(every)) = (rebalance_at, agent.rebalancing()) {
                     if Instant::now() >= at {
                         match agent.rebalance(&last_loads) {
                             Ok(loads) => last_loads = loads,
@@ -272,8 +341,37 @@ async fn event_loop(
 }
 
 impl Agent {
-    /// Logged once everything is up: programs, maps, master, control socket.
-    fn ready(&self) {
+    /// Between two rounds of learning frames (and summaries).
+    fn learning(&self) -> Duration {
+        Duration::from_secs(self.options.lp_interval_s.max(1))
+    }
+
+    /// Between two rounds of transmit rebalancing, if it is on.
+    fn rebalancing(&self) -> Option<Duration> {
+        (self.options.rebalance_interval_s > 0)
+            .then(|| Duration::from_secs(self.options.rebalance_interval_s))
+    }
+
+    async fn sync_filters(&mut self, undo: &mut Undo) {
+        self.filters.sync(&self.netlink, undo, &self.options.master, &self.set.state).await;
+    }
+
+    /// What follows the active slave, whatever changed it: the receive
+    /// filters, and the master's groups reported through a new one.
+    async fn follow_active(&mut self, undo: &mut Undo) {
+        self.sync_filters(undo).await;
+        let active = self.set.state.active;
+        if active != self.groups_reported_on {
+            if let Some(active) = active {
+                self.rejoin_groups(active).await;
+            }
+            self.groups_reported_on = active;
+        }
+    }
+
+    /// Logged once everything is up: programs, maps, master, control
+    /// socket; returns the one-line status for the service manager.
+    fn ready(&self) -> String {
         let options = &self.options;
         let state = &self.set.state;
         let active = state.active.map_or("none", |a| self.set.names[a].as_str());
@@ -285,6 +383,7 @@ impl Agent {
             self.clients.len() + self.clients6.len(),
             self.link_dir.parent().unwrap_or(&self.link_dir).display()
         );
+        format!("serving {} over {} (active {active})", options.master, options.slaves.join(", "))
     }
 
     /// One line a second at most about clients learned and told.

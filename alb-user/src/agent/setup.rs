@@ -18,6 +18,7 @@ use crate::{
     announce::{Announcer, worker::Teller},
     clients::{Clients, collapse::Collapses},
     datapath::{self, Datapath},
+    filters::Filters,
     links::{Link, LinkReport, Netlink},
     master,
     slaves::SlaveSet,
@@ -52,15 +53,19 @@ pub(super) async fn setup(
     slaves: &[Link],
     undo: &mut Undo,
 ) -> Result<(Agent, impl Stream<Item = LinkReport> + use<>)> {
-    let master = master::create_or_adopt(netlink, &options.master).await?;
+    let mut master = master::create_or_adopt(netlink, &options.master).await?;
     if master.created {
         undo.created_master = Some(master.link.index);
         undo.save(&options.master)?;
     }
     let link_events = netlink.watch_links()?;
-    let primary = primary_index(options)?;
-    let (state, mac_owner) = prepare_devices(netlink, &master, slaves, primary, undo).await?;
-    let set = SlaveSet::new(state, options.slaves.clone(), options.delays, primary, mac_owner);
+    let primary = primary_index(options);
+    let (state, mac_owner) = prepare_devices(netlink, &mut master, slaves, primary, undo).await?;
+    let policy = (options.primary.clone(), options.primary_reselect);
+    let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, policy, mac_owner);
+    for (index, slave) in options.slaves.iter().enumerate() {
+        set.set_speed(index, crate::ethtool::speed(slave));
+    }
 
     let pins = datapath::pin_dir(&options.master);
     let adopting = datapath::has_pinned_state(&pins);
@@ -86,6 +91,8 @@ pub(super) async fn setup(
         announcer: Announcer::new()?,
         teller: Teller::start(CLIENT_SLOTS as usize)?,
         collapses: Collapses::default(),
+        filters: Filters::new(!options.no_filter_sync),
+        groups_reported_on: None,
         link_dir: pins.join("links"),
         events_lost: 0,
         resynced: Instant::now(),
@@ -94,6 +101,8 @@ pub(super) async fn setup(
         resynced_once: !adopting,
         summary: Summary::default(),
     };
+    // The kernel reported the groups through the first active slave itself.
+    agent.groups_reported_on = agent.set.state.active;
     if adopting {
         agent.adopt()?;
     } else {

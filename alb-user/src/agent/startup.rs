@@ -3,14 +3,12 @@
 //! raising the devices, and the master's MAC and MTU.
 
 use std::{
-    collections::HashSet,
     fs::{self, File},
     io,
     os::fd::AsRawFd as _,
     path::Path,
 };
 
-use alb_common::{assign::choose_active, maps::MAX_SLAVES};
 use anyhow::{Context as _, Result, bail};
 use log::info;
 
@@ -31,42 +29,16 @@ pub(super) fn preflight(options: &Options) -> Result<()> {
     }
     // TCX or clsact, BTF, the ring buffer: refused in one line if missing.
     datapath::check_kernel()?;
+    // The options were checked when they were read (config::validate);
+    // the master's name is checked again where it is used.
     master::validate_name(&options.master)?;
-    if options.slaves.is_empty() {
-        bail!("name at least one slave with --iface");
-    }
-    if options.slaves.len() > MAX_SLAVES {
-        bail!("at most {MAX_SLAVES} slaves, {} given", options.slaves.len());
-    }
-    let mut seen = HashSet::new();
-    for slave in &options.slaves {
-        if !seen.insert(slave) {
-            bail!("interface {slave} is named twice");
-        }
-        if *slave == options.master || *slave == master::peer_name(&options.master) {
-            bail!("interface {slave} is the master itself");
-        }
-    }
-    if options.max_clients == 0 {
-        bail!("--max-clients must be at least 1");
-    }
-    primary_index(options)?;
     Ok(())
 }
 
-/// The index of `--primary` among the slaves.
-pub(super) fn primary_index(options: &Options) -> Result<Option<usize>> {
-    options
-        .primary
-        .as_ref()
-        .map(|name| {
-            options
-                .slaves
-                .iter()
-                .position(|s| s == name)
-                .with_context(|| format!("--primary {name} is not one of the --iface slaves"))
-        })
-        .transpose()
+/// The index of the primary among the slaves.
+pub(super) fn primary_index(options: &Options) -> Option<usize> {
+    let primary = options.primary.as_ref()?;
+    options.slaves.iter().position(|s| s == primary)
 }
 
 /// Looks the slaves up and refuses devices that cannot be slaves.
@@ -145,11 +117,13 @@ pub fn ensure_bpffs() -> Result<()> {
 }
 
 /// Silences the slaves, raises them and the peer, gives the master the MAC of the
-/// primary (or else the first slave with carrier) and the smallest slave
-/// MTU. That slave becomes active and owns the master's MAC.
+/// primary (or else the first slave with carrier), and an MTU: its own if it
+/// existed, else the smallest slave MTU; the peer and every slave take it, as
+/// a bond's slaves take the bond's. That slave becomes active and owns the
+/// master's MAC.
 pub(super) async fn prepare_devices(
     netlink: &Netlink,
-    master: &Master,
+    master: &mut Master,
     slaves: &[Link],
     primary: Option<usize>,
     undo: &mut Undo,
@@ -177,16 +151,18 @@ pub(super) async fn prepare_devices(
     // A master that already existed (an earlier agent's) keeps its MAC:
     // changing it would flush its neighbour table and strand every peer
     // that knows it.
-    let up: Vec<bool> = states.iter().map(|s| s.up).collect();
     let kept = if master.created { None } else { master.link.mac };
     let owner = kept
         .and_then(|mac| states.iter().position(|s| s.mac == mac))
         .or(primary)
-        .or_else(|| up.iter().position(|&u| u))
+        .or_else(|| states.iter().position(|s| s.up))
         .unwrap_or(0);
-    let active = choose_active(&up, primary, owner, None);
     let master_mac = kept.unwrap_or(states[owner].mac);
-    let mtu = slaves.iter().map(|s| s.mtu).min().unwrap_or(1500);
+    let mtu = if master.created {
+        slaves.iter().map(|s| s.mtu).min().unwrap_or(1500)
+    } else {
+        master.link.mtu
+    };
     // Only what differs: setting even the same MAC flushes the master's
     // neighbour table, which an adopted master is using.
     if master.link.mac != Some(master_mac) {
@@ -194,7 +170,19 @@ pub(super) async fn prepare_devices(
     }
     if master.link.mtu != mtu {
         netlink.set_mtu(master.link.index, mtu).await?;
+        master.link.mtu = mtu;
+    }
+    if master.peer.mtu != mtu {
+        netlink.set_mtu(master.peer.index, mtu).await?;
+        master.peer.mtu = mtu;
+    }
+    for slave in slaves.iter().filter(|s| s.mtu != mtu) {
+        undo.record_mtu(name, slave.index, slave.mtu)?;
+        netlink.set_mtu(slave.index, mtu).await?;
     }
 
-    Ok((State { master_ifindex: master.link.index, master_mac, slaves: states, active }, owner))
+    // The slave set chooses the active slave.
+    let state =
+        State { master_ifindex: master.link.index, master_mac, slaves: states, active: None };
+    Ok((state, owner))
 }

@@ -4,6 +4,7 @@
 //! and its transmit program. The only module that sends frames; telling
 //! many clients at once is the paced [`worker`]'s job.
 
+pub mod rejoin;
 pub mod worker;
 
 use std::{

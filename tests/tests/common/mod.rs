@@ -171,7 +171,16 @@ impl Agent {
         agent
     }
 
-    fn command(lab: &Lab, ifaces: &[&str]) -> AgentCommand {
+    /// Starts `command` (another binary, other arguments), waits for
+    /// "ready" and gives the master its address if it lost it.
+    pub(crate) fn start_command(lab: &Lab, command: &AgentCommand) -> Self {
+        let agent = Self::launch(lab, command);
+        agent.add_address(lab);
+        agent
+    }
+
+    /// The command that [`Agent::start_on`] runs, to change before starting it.
+    pub(crate) fn command(lab: &Lab, ifaces: &[&str]) -> AgentCommand {
         assert_ne!(lab.master(), "alb0", "tests must not use the global default master");
         AgentCommand::on(lab, alb_bin(), ifaces)
     }
