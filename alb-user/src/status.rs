@@ -47,10 +47,14 @@ pub struct Status {
     pub downdelay_ms: Option<u64>,
     pub lp_interval_s: Option<u64>,
     pub rebalance_interval_s: Option<u64>,
+    /// Seconds a VM MAC is kept without a frame from it.
+    pub vm_ageing_s: Option<u64>,
     /// The config file the agent re-reads on SIGHUP.
     pub config_file: Option<String>,
     pub slaves: Vec<SlaveStatus>,
     pub clients: Vec<ClientStatus>,
+    /// Learned VM MACs (bridged VMs, macvlans), in MAC order.
+    pub vms: Vec<VmStatus>,
     pub counters: BTreeMap<&'static str, u64>,
 }
 
@@ -63,6 +67,9 @@ pub struct AgentInfo {
     pub downdelay_ms: u64,
     pub lp_interval_s: u64,
     pub rebalance_interval_s: u64,
+    /// Absent from an older agent's answer.
+    #[serde(default)]
+    pub vm_ageing_s: Option<u64>,
     pub config_file: Option<String>,
     pub slaves: Vec<AgentSlave>,
 }
@@ -121,6 +128,29 @@ pub struct ClientStatus {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+}
+
+/// A VM MAC (a source other than the master's) pinned to one slave.
+#[derive(Debug, Serialize)]
+pub struct VmStatus {
+    pub mac: String,
+    pub slot: u32,
+    /// The slave all its frames leave by (and which the switch knows it on).
+    pub slave: Option<String>,
+    /// Seconds since its last frame out; it ages out after `vm_ageing_s`.
+    pub last_seen_s: f64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// The monotonic clock in ns (`bpf_ktime_get_ns`'s).
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |now| {
+        u64::try_from(now.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(now.tv_nsec()).unwrap_or(0)
+    })
 }
 
 /// Reads the state of master `master` from its pins.
@@ -206,6 +236,26 @@ pub async fn collect(master: &str) -> Result<Status> {
             tx_bytes: entry.tx_bytes,
         })
         .collect();
+    let now = monotonic_ns();
+    let vms = maps
+        .vms()?
+        .iter()
+        .map(|(key, entry)| VmStatus {
+            mac: format_mac(&key.mac),
+            slot: entry.slot,
+            slave: maps
+                .slots
+                .get(&entry.slot, 0)
+                .ok()
+                .and_then(|slot| names_by_index.get(&slot.slave).cloned()),
+            #[expect(clippy::cast_precision_loss, reason = "seconds to a display precision")]
+            last_seen_s: now.saturating_sub(entry.last_seen_ns) as f64 / 1e9,
+            rx_packets: entry.rx_packets,
+            rx_bytes: entry.rx_bytes,
+            tx_packets: entry.tx_packets,
+            tx_bytes: entry.tx_bytes,
+        })
+        .collect();
     let counters = maps
         .counters()?
         .into_iter()
@@ -233,9 +283,11 @@ pub async fn collect(master: &str) -> Result<Status> {
         downdelay_ms: info.map(|a| a.downdelay_ms),
         lp_interval_s: info.map(|a| a.lp_interval_s),
         rebalance_interval_s: info.map(|a| a.rebalance_interval_s),
+        vm_ageing_s: info.and_then(|a| a.vm_ageing_s),
         config_file: info.and_then(|a| a.config_file.clone()),
         slaves,
         clients,
+        vms,
         counters,
     })
 }
@@ -336,6 +388,26 @@ pub fn to_text(status: &Status) -> String {
                 client.slave.as_deref().unwrap_or("(none)"),
                 client.rx_packets,
                 client.tx_packets
+            );
+        }
+    }
+    if !status.vms.is_empty() {
+        let ageing = status.vm_ageing_s.map_or_else(String::new, |s| format!(" (ageing {s} s)"));
+        let _ = writeln!(out, "\nVM MACs: {}{ageing}", status.vms.len());
+        let _ = writeln!(
+            out,
+            "{:<18} {:<10} {:>10} {:>10} {:>10}",
+            "VM MAC", "slave", "last seen", "rx pkts", "tx pkts"
+        );
+        for vm in &status.vms {
+            let _ = writeln!(
+                out,
+                "{:<18} {:<10} {:>9.1}s {:>10} {:>10}",
+                vm.mac,
+                vm.slave.as_deref().unwrap_or("(none)"),
+                vm.last_seen_s,
+                vm.rx_packets,
+                vm.tx_packets
             );
         }
     }

@@ -85,6 +85,9 @@ impl Agent {
         if new.rebalance_interval_s != old.rebalance_interval_s {
             changed.push(format!("rebalance_interval {} s", new.rebalance_interval_s));
         }
+        if new.vm_ageing_s != old.vm_ageing_s {
+            changed.push(format!("vm_ageing {} s", new.vm_ageing_s));
+        }
         let slaves = self.set.names.iter().filter(|n| !n.is_empty()).cloned().collect();
         self.options = Options { master: old.master, max_clients: old.max_clients, slaves, ..new };
         if changed.is_empty() {
@@ -164,6 +167,7 @@ impl Agent {
             downdelay_ms: delays.down_ms,
             lp_interval_s: options.lp_interval_s,
             rebalance_interval_s: options.rebalance_interval_s,
+            vm_ageing_s: Some(options.vm_ageing_s),
             config_file: options.config.as_ref().map(|c| c.path.display().to_string()),
             slaves,
         };
