@@ -96,7 +96,7 @@ fn to_vm_slave(packet: &Packet<'_>, config: &Config, mac: &Mac) -> i32 {
     let key = VmKey::new(*mac);
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let slot = match ALB_VMS.get_ptr_mut(&key) {
+    let slot = match ALB_VMS.get_ptr_mut(key) {
         Some(entry) => {
             // SAFETY: a live map value; counters are only updated atomically.
             let entry = unsafe { &mut *entry };
