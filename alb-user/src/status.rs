@@ -419,3 +419,49 @@ pub fn to_text(status: &Status) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(server: &str, client: &str, slave: &str) -> ClientStatus {
+        ClientStatus {
+            server_ip: server.parse().expect("address"),
+            client_ip: client.parse().expect("address"),
+            mac: Some("02:a1:c0:00:00:01".to_owned()),
+            slave: Some(slave.to_owned()),
+            rx_packets: 1,
+            rx_bytes: 2,
+            tx_packets: 3,
+            tx_bytes: 4,
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_shown_in_both_forms() {
+        let status = Status {
+            master: "alb0".to_owned(),
+            mode: "balance-alb",
+            master_mac: "02:a1:b0:00:00:17".to_owned(),
+            master_ifindex: 7,
+            active_slave: Some("veth17".to_owned()),
+            slaves: Vec::new(),
+            clients: vec![
+                client("198.18.0.1", "198.18.0.11", "veth17"),
+                client("fe80::a1:b0ff:fe00:17", "fe80::a1:c0ff:fe00:1", "veth19"),
+            ],
+            counters: BTreeMap::new(),
+        };
+        let text = to_text(&status);
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("02:a1:c0")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        // The columns line up, however long the addresses.
+        let at = |row: &str| row.find("02:a1:c0").expect("MAC column");
+        assert_eq!(at(rows[0]), at(rows[1]), "{text}");
+        assert!(rows[1].starts_with("fe80::a1:b0ff:fe00:17 "), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&status).expect("JSON")).expect("parses");
+        assert_eq!(json["clients"][1]["client_ip"], "fe80::a1:c0ff:fe00:1");
+        assert_eq!(json["clients"][0]["server_ip"], "198.18.0.1");
+    }
+}

@@ -62,14 +62,25 @@ fn neigh6(lab: &Lab, number: usize, server: &str) -> Option<String> {
     lab.neigh_mac(&lab.client(number).ns, server).expect("ip neigh")
 }
 
-/// Pings `server` (a link-local one with its `%scope`) once from client
-/// `number` (so it solicits first if it has no entry) and returns the MAC
-/// it resolved the server to.
+/// Pings `server` (a link-local one with its `%scope`) from client
+/// `number` (so it solicits first if it has no entry) until a reply comes,
+/// three times at most, and returns the MAC it resolved the server to. A
+/// first solicitation may go unanswered while the master's address is
+/// brand new (seen once in 12 runs on a loaded machine, right after the
+/// address was added); the client solicits again only after 1 s, when
+/// ping's one-second wait is over.
 fn resolve6(lab: &Lab, number: usize, server: &str) -> String {
-    let ping = lab
-        .ping(&lab.client(number).ns, server, 1, Duration::from_millis(10))
-        .unwrap_or_else(|e| panic!("ping {server} from c{number}: {e:#}"));
-    assert_eq!(ping.lost(), 0, "c{number} pings {server}: {ping}");
+    let ns = &lab.client(number).ns;
+    let replied = (1..=3).any(|attempt| {
+        let ping = lab
+            .ping(ns, server, 1, Duration::from_millis(10))
+            .unwrap_or_else(|e| panic!("ping {server} from c{number}: {e:#}"));
+        if ping.lost() > 0 {
+            println!("\nipv6: c{number} -> {server}: no reply to attempt {attempt}");
+        }
+        ping.lost() == 0
+    });
+    assert!(replied, "c{number} pings {server}: no reply in 3 attempts");
     let unscoped = server.split('%').next().unwrap_or(server);
     neigh6(lab, number, unscoped)
         .unwrap_or_else(|| panic!("c{number} has no neighbour entry for {server}"))
@@ -136,6 +147,27 @@ fn entry(status: &Status, server: &str, client: &str) -> alb_tests::ClientStatus
         .unwrap_or_else(|| panic!("no client {client} of {server} in status:\n{status}"))
 }
 
+/// Client hosts (MACs) per slave, in enslave order: the status counts
+/// client entries, and a host has more than one once the server has probed
+/// its reachability from its link-local address (a few seconds in).
+fn hosts_per_slave(status: &Status) -> Vec<usize> {
+    status
+        .slaves
+        .iter()
+        .map(|slave| {
+            let mut macs: Vec<&str> = status
+                .clients
+                .iter()
+                .filter(|c| c.slave.as_deref() == Some(slave.name.as_str()))
+                .filter_map(|c| c.mac.as_deref())
+                .collect();
+            macs.sort_unstable();
+            macs.dedup();
+            macs.len()
+        })
+        .collect()
+}
+
 /// Each IPv6 client learns its own slave's MAC for the server, round-robin
 /// over 2 slaves (4 clients: 2 per slave), its pings cross only that
 /// slave both ways, and `alb status` shows the IPv6 clients on their
@@ -156,7 +188,7 @@ fn ipv6_clients_spread_over_two_slaves_and_cross_only_their_own() {
         assert_eq!(seen.mac.as_deref(), Some(client.mac.as_str()), "c{number}'s MAC: {seen:?}");
         assert!(seen.rx_packets >= 200 && seen.tx_packets >= 200, "counted: {seen:?}");
     }
-    assert!(status.slaves.iter().all(|s| s.clients == 2), "2 clients per slave:\n{status}");
+    assert_eq!(hosts_per_slave(&status), [2, 2], "2 client hosts per slave:\n{status}");
     assert!(status.counter("tx_nd_advert") >= 4, "counters: {:?}", status.counters);
     assert_eq!(status.counter("rx_nd_invalid"), 0, "counters: {:?}", status.counters);
 }
@@ -168,7 +200,7 @@ fn ipv6_clients_spread_over_three_slaves() {
     let Rig { agent, lab } = rig(6, 3);
     resolve_in_order(&lab, 6, SERVER_IP6);
     let status = agent.status();
-    assert!(status.slaves.iter().all(|s| s.clients == 2), "2 clients per slave:\n{status}");
+    assert_eq!(hosts_per_slave(&status), [2, 2, 2], "2 client hosts per slave:\n{status}");
     for number in 1..=6 {
         assert_pings_cross_only(&lab, number, SERVER_IP6, 30, dealt(number, 3));
     }
@@ -260,8 +292,9 @@ fn ipv6_clients_of_a_failed_slave_move_within_the_ipv4_bound() {
     let moved = wait_neigh6(&lab, &[2, 4], failed, &veth17.mac);
     let runs = pings.finish();
     report("non-active failure", &moved, &runs);
+    let deadline = neigh_deadline(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
-        assert!(*took < NEIGH_DEADLINE, "c{number} pointed at veth17 after {took:?}");
+        assert!(*took < deadline, "c{number} pointed at veth17 after {took:?} (> {deadline:?})");
     }
     for run in [&runs[1], &runs[3]] {
         assert!(run.outage() < FAIL_THRESHOLD, "{run}\n{}\n{}", run.tail(), agent.log());
@@ -269,8 +302,11 @@ fn ipv6_clients_of_a_failed_slave_move_within_the_ipv4_bound() {
     for run in [&runs[0], &runs[2]] {
         assert_eq!(run.lost(), 0, "{run} on the surviving slave loses nothing\n{}", run.tail());
     }
+    // Every client entry is on veth17 now (with the reachability probes the
+    // server made from its link-local address, a host may have two).
     let status = agent.status();
-    assert_eq!(status.slave(&veth17.name).map(|s| s.clients), Some(4), "all on veth17:\n{status}");
+    assert_eq!(status.slave(&veth19.name).map(|s| s.clients), Some(0), "none on veth19:\n{status}");
+    assert!(status.clients.iter().all(|c| c.slave.as_deref() == Some(veth17.name.as_str())));
 }
 
 /// Spec 33 in alb's IPv6 form: the active slave (veth17, with c1 and c3)
@@ -289,8 +325,9 @@ fn ipv6_clients_of_a_failed_active_slave_move_within_the_ipv4_bound() {
     let moved = wait_neigh6(&lab, &[1, 3], failed, &veth19.mac);
     let runs = pings.finish();
     report("active failure", &moved, &runs);
+    let deadline = neigh_deadline(&[&runs[1], &runs[3]]);
     for (number, took) in &moved {
-        assert!(*took < NEIGH_DEADLINE, "c{number} pointed at veth19 after {took:?}");
+        assert!(*took < deadline, "c{number} pointed at veth19 after {took:?} (> {deadline:?})");
     }
     for run in [&runs[0], &runs[2]] {
         assert!(run.outage() < FAIL_THRESHOLD, "{run}\n{}\n{}", run.tail(), agent.log());
@@ -345,7 +382,7 @@ fn a_client_the_table_lost_is_told_its_new_slave() {
         );
         thread::sleep(Duration::from_millis(10));
     }
-    println!("ipv6: the lost client c1 pointed at veth19 {:?} after its packet", start.elapsed());
+    println!("\nipv6: the lost client c1 pointed at veth19 {:?} after its packet", start.elapsed());
     let before = lab.traffic_snapshot().expect("snapshot");
     let ping = lab.ping(&c1.ns, SERVER_IP6, 50, Duration::from_millis(3)).expect("ping");
     let after = lab.traffic_snapshot().expect("snapshot");
@@ -378,11 +415,26 @@ fn wait_neigh6(lab: &Lab, numbers: &[usize], since: Instant, want: &str) -> Vec<
     done
 }
 
+/// How soon a moved client must point at its new slave: the IPv4 bound,
+/// plus any stall of the whole machine, which the clients that did not
+/// move show as a silence of their own (they lose nothing, and answer every
+/// 5 ms when the machine keeps up). Seen once in 24 runs on a machine
+/// shared with three builds: every client silent for 400 ms, the moved
+/// one's entry switched after 334 ms.
+fn neigh_deadline(unmoved: &[&PingRun]) -> Duration {
+    let stall = unmoved.iter().map(|run| run.longest_silence()).max().unwrap_or_default();
+    if stall > INTERVAL * 4 {
+        println!("\nipv6: the machine stalled {stall:?} (clients that did not move)");
+    }
+    NEIGH_DEADLINE + stall
+}
+
 /// Prints what a failover measured (`--nocapture` shows it).
 fn report(what: &str, moved: &[(usize, Duration)], runs: &[PingRun]) {
     let times: Vec<String> =
         moved.iter().map(|(n, t)| format!("c{n} {:.0} ms", t.as_secs_f64() * 1000.0)).collect();
-    println!("ipv6: {what}: entry on the new slave after {}", times.join(", "));
+    // On a line of its own: the test harness has printed the test's name.
+    println!("\nipv6: {what}: entry on the new slave after {}", times.join(", "));
     for run in runs {
         println!("ipv6: {what}: {run}");
     }
