@@ -49,6 +49,12 @@ impl Link {
         matches!(self.state, LinkState::Up | LinkState::Failing { .. })
     }
 
+    /// Whether the carrier is there, as last reported (whatever the
+    /// delays still pending).
+    pub const fn has_carrier(&self) -> bool {
+        matches!(self.state, LinkState::Up | LinkState::Returning { .. })
+    }
+
     /// The carrier as the kernel reports it now.
     pub fn carrier(&mut self, carrier: bool, now_ms: u64, delays: Delays) -> Option<Commit> {
         self.state = match (self.state, carrier) {
@@ -120,6 +126,7 @@ mod tests {
         let mut link = Link::new(true);
         assert_eq!(link.carrier(false, 1000, SLOW), None);
         assert!(link.usable());
+        assert!(!link.has_carrier(), "usable while failing, but without carrier");
         assert_eq!(link.due_ms(SLOW), Some(1100));
         assert_eq!(link.tick(1099, SLOW), None);
         assert_eq!(link.tick(1100, SLOW), Some(Commit::Down));
@@ -129,6 +136,7 @@ mod tests {
     fn a_flap_inside_updelay_never_commits() {
         let mut link = Link::new(false);
         assert_eq!(link.carrier(true, 0, SLOW), None);
+        assert!(link.has_carrier() && !link.usable(), "carrier back, not yet usable");
         assert_eq!(link.carrier(false, 150, SLOW), None);
         assert_eq!(link.tick(10_000, SLOW), None);
         assert_eq!(link.state, LinkState::Down);

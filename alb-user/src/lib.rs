@@ -16,6 +16,8 @@ pub mod ethtool;
 pub mod filters;
 pub mod links;
 pub mod master;
+pub mod metrics;
+pub mod privileges;
 pub mod service;
 pub mod slaves;
 pub mod state;

@@ -125,6 +125,11 @@ impl SlaveSet {
         self.names.iter().position(|n| n == name)
     }
 
+    /// Whether slave `index` has carrier, as last reported.
+    pub fn has_carrier(&self, index: usize) -> bool {
+        self.links.get(index).is_some_and(Link::has_carrier)
+    }
+
     pub fn any_up(&self) -> bool {
         self.state.slaves.iter().any(|s| s.up)
     }
@@ -304,6 +309,13 @@ impl SlaveSet {
         let before = self.state.active;
         self.state.active = Some(index);
         Ok(Some(ActiveChange { before, after: Some(index) }))
+    }
+
+    /// Each slave's share by its speed (receive dealing and transmit
+    /// buckets weigh slaves by it, as bonding's transmit balancing does).
+    pub fn capacity(&self) -> alb_common::assign::Capacity {
+        let mbps: Vec<Option<u32>> = self.speeds.iter().map(|s| s.mbps).collect();
+        alb_common::assign::Capacity::from_mbps(&mbps)
     }
 
     /// The speed and duplex ethtool reports for slave `index`.

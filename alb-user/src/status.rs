@@ -437,20 +437,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ipv6_clients_are_shown_in_both_forms() {
-        let status = Status {
+    fn status() -> Status {
+        Status {
+            version: STATUS_VERSION,
             master: "alb0".to_owned(),
             mode: "balance-alb",
             master_mac: "02:a1:b0:00:00:17".to_owned(),
             master_ifindex: 7,
             active_slave: Some("veth17".to_owned()),
+            agent: false,
+            primary_slave: None,
+            primary_reselect: None,
+            updelay_ms: None,
+            downdelay_ms: None,
+            lp_interval_s: None,
+            rebalance_interval_s: None,
+            vm_ageing_s: None,
+            config_file: None,
             slaves: Vec::new(),
+            clients: Vec::new(),
+            vms: Vec::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn vm_macs_are_listed_with_their_slave_and_last_frame() {
+        let vm = VmStatus {
+            mac: "02:a1:d0:00:00:01".to_owned(),
+            slot: 1,
+            slave: Some("veth19".to_owned()),
+            last_seen_s: 1.25,
+            rx_packets: 5,
+            rx_bytes: 500,
+            tx_packets: 6,
+            tx_bytes: 600,
+        };
+        let status = Status { vms: vec![vm], vm_ageing_s: Some(300), ..status() };
+        let text = to_text(&status);
+        assert!(text.contains("VM MACs: 1 (ageing 300 s)"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("02:a1:d0:00:00:01")).expect("VM row");
+        assert!(row.contains("veth19") && row.contains("1.2s"), "{row}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&status).expect("JSON")).expect("parses");
+        assert_eq!(json["vms"][0]["slave"], "veth19");
+        assert_eq!(json["vm_ageing_s"], 300);
+    }
+
+    #[test]
+    fn ipv6_clients_are_shown_in_both_forms() {
+        let status = Status {
             clients: vec![
                 client("198.18.0.1", "198.18.0.11", "veth17"),
                 client("fe80::a1:b0ff:fe00:17", "fe80::a1:c0ff:fe00:1", "veth19"),
             ],
-            counters: BTreeMap::new(),
+            ..status()
         };
         let text = to_text(&status);
         let rows: Vec<&str> = text.lines().filter(|l| l.contains("02:a1:c0")).collect();

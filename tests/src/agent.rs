@@ -172,6 +172,15 @@ impl AgentCommand {
         }
     }
 
+    /// For master `name` instead of the lab's (a second master in the
+    /// same lab).
+    #[must_use]
+    pub fn for_master(mut self, name: &str) -> Self {
+        self.args[1] = name.to_owned();
+        name.clone_into(&mut self.master);
+        self
+    }
+
     /// With more arguments after the slaves (`--primary veth19`, ...).
     #[must_use]
     pub fn args(mut self, extra: &[&str]) -> Self {

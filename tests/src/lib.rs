@@ -22,6 +22,7 @@
 pub mod agent;
 pub mod cmd;
 mod lab;
+pub mod metrics;
 pub mod netns;
 mod proc;
 pub mod root;

@@ -269,3 +269,36 @@ fn a_bad_file_on_sighup_keeps_the_running_options() {
     assert!(agent.running());
     assert_all_clients_work(&lab, 10);
 }
+
+/// SIGHUP opens, moves and closes the metrics endpoint as the file says; a
+/// remote address without `metrics_allow_remote` keeps the running one.
+#[test]
+fn sighup_moves_the_metrics_endpoint() {
+    let lab = common::lab(1, 2);
+    let base = "slaves = [\"veth17\", \"veth19\"]\n";
+    let path = write_config(&lab, "alb.toml", base);
+    let mut agent = start_with_config(&lab, &path, &[]);
+    let first: std::net::SocketAddr = "127.0.0.1:19464".parse().expect("address");
+    let second: std::net::SocketAddr = "127.0.0.1:19465".parse().expect("address");
+    let scrape = |addr| alb_tests::metrics::get(lab.srv(), addr, "/metrics", None);
+
+    fs::write(&path, format!("{base}metrics_listen = \"{first}\"\n")).expect("rewrite");
+    reload(&mut agent, "reloaded");
+    let response = scrape(first).unwrap_or_else(|e| panic!("metrics after the reload: {e:#}"));
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.body.contains("alb_"), "alb's series: {}", response.body);
+
+    fs::write(&path, format!("{base}metrics_listen = \"{second}\"\n")).expect("rewrite");
+    reload(&mut agent, "reloaded");
+    assert_eq!(scrape(second).map(|r| r.status).ok(), Some(200), "served at the new address");
+    assert!(scrape(first).is_err(), "the old address is closed");
+
+    fs::write(&path, format!("{base}metrics_listen = \"198.18.0.1:19466\"\n")).expect("rewrite");
+    reload(&mut agent, "reloaded");
+    assert!(agent.log().contains("not a loopback address"), "refused:\n{}", agent.log());
+    assert_eq!(scrape(second).map(|r| r.status).ok(), Some(200), "the running endpoint stays");
+
+    fs::write(&path, base).expect("rewrite");
+    reload(&mut agent, "metrics endpoint closed");
+    assert!(scrape(second).is_err(), "no endpoint without metrics_listen");
+}

@@ -473,5 +473,5 @@ fn the_agent_exposes_nothing_to_the_network_or_to_other_users() {
         .find(|l| l.starts_with("CapEff:"))
         .map(str::to_owned)
         .unwrap_or_default();
-    println!("hostile: least privilege: the agent runs with {caps} (not dropped after setup)");
+    println!("hostile: least privilege: the agent runs with {caps} (tests/tests/privileges.rs)");
 }

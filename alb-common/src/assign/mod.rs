@@ -44,10 +44,14 @@ pub fn initial_bucket_slave(bucket: u32, usable: &[u8]) -> Option<u8> {
 }
 
 #[cfg(any(test, feature = "alloc"))]
+pub use capacity::Capacity;
+#[cfg(any(test, feature = "alloc"))]
 pub use redeal::{even_out, move_off, rebalance_by_load, remap};
 #[cfg(any(test, feature = "alloc"))]
 pub use slots::Slots;
 
+#[cfg(any(test, feature = "alloc"))]
+mod capacity;
 #[cfg(any(test, feature = "alloc"))]
 mod slots;
 
@@ -58,10 +62,13 @@ mod redeal {
         vec::Vec,
     };
 
+    use super::capacity::{Capacity, move_bound, normalized};
+
     /// Moves every item (client or bucket) whose slave is not in `usable`
     /// onto the usable slaves, one at a time to the slave with the fewest
-    /// items (ties: enslave order). Returns `(item, new slave)` moves.
-    pub fn move_off(assigned: &[u32], usable: &[u8]) -> Vec<(usize, u32)> {
+    /// items for its capacity (ties: enslave order). Returns `(item, new
+    /// slave)` moves.
+    pub fn move_off(assigned: &[u32], usable: &[u8], capacity: &Capacity) -> Vec<(usize, u32)> {
         let mut counts = counts(assigned, usable);
         let mut moves = Vec::new();
         if usable.is_empty() {
@@ -71,7 +78,7 @@ mod redeal {
             if usable.iter().any(|&u| u32::from(u) == *slave) {
                 continue;
             }
-            let target = least(&counts);
+            let target = least(&counts, capacity);
             counts[target].1 += 1;
             moves.push((item, counts[target].0));
         }
@@ -79,12 +86,13 @@ mod redeal {
     }
 
     /// Moves as few items (buckets) as possible so that the usable slaves'
-    /// counts differ by at most one (after a slave joins or returns). Items
-    /// on unusable slaves are moved off first; the highest-numbered items of
+    /// counts are as even as their capacities allow (with equal capacities:
+    /// differ by at most one), after a slave joins or returns. Items on
+    /// unusable slaves are moved off first; the highest-numbered items of
     /// the fullest slave move first. O(n + moves x slaves). (Clients move
     /// by slot: `Slots::even_out`, which also brings slots home.)
-    pub fn even_out(assigned: &[u32], usable: &[u8]) -> Vec<(usize, u32)> {
-        let moves = move_off(assigned, usable);
+    pub fn even_out(assigned: &[u32], usable: &[u8], capacity: &Capacity) -> Vec<(usize, u32)> {
+        let moves = move_off(assigned, usable, capacity);
         if usable.is_empty() {
             return moves;
         }
@@ -99,11 +107,14 @@ mod redeal {
                 items[i].push(item);
             }
         }
+        let cap = |i: usize| capacity.of(u32::from(usable[i]));
+        let len = |items: &[Vec<usize>], i: usize| items[i].len() as u64;
         loop {
-            let most = (0..usable.len()).max_by_key(|&i| (items[i].len(), usize::MAX - i));
-            let least = (0..usable.len()).min_by_key(|&i| (items[i].len(), i));
+            let most = (0..usable.len())
+                .max_by_key(|&i| (normalized(len(&items, i), cap(i)), usize::MAX - i));
+            let least = (0..usable.len()).min_by_key(|&i| (normalized(len(&items, i), cap(i)), i));
             let (Some(most), Some(least)) = (most, least) else { break };
-            if items[most].len() <= items[least].len() + 1 {
+            if move_bound(len(&items, most), cap(most), len(&items, least), cap(least)) <= 1 {
                 break;
             }
             let Some(item) = items[most].pop() else { break };
@@ -134,6 +145,7 @@ mod redeal {
         load: &[u64],
         baseline: &[u64],
         usable: &[u8],
+        capacity: &Capacity,
         tolerance: f64,
     ) -> Vec<(usize, u32)> {
         let mut moves: BTreeMap<usize, u32> = BTreeMap::new();
@@ -166,10 +178,15 @@ mod redeal {
         let threshold = (total as f64 * tolerance) as u64;
         // Each move strictly narrows the busiest-to-idlest gap, so this ends;
         // the bound only caps the work per interval.
+        let cap = |i: usize| capacity.of(u32::from(usable[i]));
         for _ in 0..assigned.len() {
-            let busy = (0..usable.len()).max_by_key(|&i| (totals[i], usize::MAX - i)).unwrap_or(0);
-            let idle = (0..usable.len()).min_by_key(|&i| (totals[i], i)).unwrap_or(0);
-            let gap = totals[busy] - totals[idle];
+            let busy = (0..usable.len())
+                .max_by_key(|&i| (normalized(totals[i], cap(i)), usize::MAX - i))
+                .unwrap_or(0);
+            let idle =
+                (0..usable.len()).min_by_key(|&i| (normalized(totals[i], cap(i)), i)).unwrap_or(0);
+            // With equal capacities, the gap between the two.
+            let gap = move_bound(totals[busy], cap(busy), totals[idle], cap(idle));
             if gap <= threshold.max(1) {
                 break;
             }
@@ -228,10 +245,12 @@ mod redeal {
             .collect()
     }
 
-    fn least(counts: &[(u32, usize)]) -> usize {
+    /// The slave with the fewest items for its capacity (ties: enslave order).
+    fn least(counts: &[(u32, usize)], capacity: &Capacity) -> usize {
+        let load = |&(slave, count): &(u32, usize)| normalized(count as u64, capacity.of(slave));
         let mut best = 0;
         for (i, entry) in counts.iter().enumerate() {
-            if entry.1 < counts[best].1 {
+            if load(entry) < load(&counts[best]) {
                 best = i;
             }
         }
@@ -266,7 +285,7 @@ mod tests {
     fn clients_of_a_failed_slave_are_dealt_over_the_survivors() {
         // Slaves 0, 1, 2; slave 1 failed with three clients.
         let assigned = [0, 1, 2, 1, 0, 1];
-        let moves = move_off(&assigned, &[0, 2]);
+        let moves = move_off(&assigned, &[0, 2], &Capacity::equal());
         assert_eq!(moves.iter().map(|m| m.0).collect::<std::vec::Vec<_>>(), [1, 3, 5]);
         let mut after = assigned;
         for (item, slave) in moves {
@@ -280,14 +299,14 @@ mod tests {
     #[test]
     fn a_returning_slave_gets_its_share_with_fewest_moves() {
         let assigned = [0u32; 7];
-        let moves = even_out(&assigned, &[0, 1]);
+        let moves = even_out(&assigned, &[0, 1], &Capacity::equal());
         assert_eq!(moves.len(), 3, "{moves:?}");
         assert!(moves.iter().all(|&(_, slave)| slave == 1));
-        assert!(even_out(&[0, 1, 0, 1], &[0, 1]).is_empty());
-        assert!(even_out(&[], &[0, 1]).is_empty());
-        assert!(even_out(&[0, 1], &[]).is_empty());
+        assert!(even_out(&[0, 1, 0, 1], &[0, 1], &Capacity::equal()).is_empty());
+        assert!(even_out(&[], &[0, 1], &Capacity::equal()).is_empty());
+        assert!(even_out(&[0, 1], &[], &Capacity::equal()).is_empty());
         // Off an unusable slave first, then evened out.
-        let moves = even_out(&[2, 2, 0, 0, 0, 0], &[0, 1]);
+        let moves = even_out(&[2, 2, 0, 0, 0, 0], &[0, 1], &Capacity::equal());
         assert_eq!(moves.len(), 3, "{moves:?}");
     }
 
@@ -296,7 +315,7 @@ mod tests {
         // Slave 0 carries 100 + 60 + 40, slave 1 carries 0.
         let assigned = [0, 0, 0, 1];
         let load = [100, 60, 40, 0];
-        let moves = rebalance_by_load(&assigned, &load, &[], &[0, 1], 0.1);
+        let moves = rebalance_by_load(&assigned, &load, &[], &[0, 1], &Capacity::equal(), 0.1);
         assert_eq!(moves, [(0, 1)], "100 moves: 100 against 100");
     }
 
@@ -304,18 +323,34 @@ mod tests {
     fn load_rebalance_counts_client_traffic_as_a_baseline() {
         // Buckets look balanced (50/50), but slave 1 also carries 400 to
         // its clients: a bucket moves off it.
-        let moves = rebalance_by_load(&[0, 0, 1, 1], &[25, 25, 25, 25], &[0, 400], &[0, 1], 0.1);
+        let moves = rebalance_by_load(
+            &[0, 0, 1, 1],
+            &[25, 25, 25, 25],
+            &[0, 400],
+            &[0, 1],
+            &Capacity::equal(),
+            0.1,
+        );
         assert!(moves.iter().all(|&(_, slave)| slave == 0), "{moves:?}");
         assert!(!moves.is_empty());
     }
 
     #[test]
     fn load_rebalance_leaves_a_balanced_or_idle_table_alone() {
-        assert!(rebalance_by_load(&[0, 1], &[50, 48], &[], &[0, 1], 0.1).is_empty());
-        assert!(rebalance_by_load(&[0, 0], &[0, 0], &[], &[0, 1], 0.1).is_empty());
-        assert!(rebalance_by_load(&[0, 0], &[10, 10], &[], &[0], 0.1).is_empty());
+        assert!(
+            rebalance_by_load(&[0, 1], &[50, 48], &[], &[0, 1], &Capacity::equal(), 0.1).is_empty()
+        );
+        assert!(
+            rebalance_by_load(&[0, 0], &[0, 0], &[], &[0, 1], &Capacity::equal(), 0.1).is_empty()
+        );
+        assert!(
+            rebalance_by_load(&[0, 0], &[10, 10], &[], &[0], &Capacity::equal(), 0.1).is_empty()
+        );
         // One elephant bucket cannot be split: moving it would not help.
-        assert!(rebalance_by_load(&[0, 1], &[1000, 0], &[], &[0, 1], 0.1).is_empty());
+        assert!(
+            rebalance_by_load(&[0, 1], &[1000, 0], &[], &[0, 1], &Capacity::equal(), 0.1)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -335,5 +370,27 @@ mod tests {
             (0..TX_BUCKETS).filter(|&b| initial_bucket_slave(b, &usable) == Some(0)).count();
         assert_eq!(on_first, TX_BUCKETS as usize / 2);
         assert_eq!(initial_bucket_slave(3, &[]), None);
+    }
+
+    #[test]
+    fn buckets_follow_capacity() {
+        use std::{vec, vec::Vec};
+        let capacity = Capacity::from_mbps(&[Some(3_000), Some(1_000)]);
+        let assigned = vec![0u32; 256];
+        let moves = even_out(&assigned, &[0, 1], &capacity);
+        assert_eq!(moves.len(), 64, "a quarter of the buckets to the 1G slave");
+        let mut after = assigned;
+        for (bucket, slave) in moves {
+            after[bucket] = slave;
+        }
+        assert!(move_off(&after, &[0, 1], &capacity).is_empty());
+        // Equal loads per bucket: 3:1 by load is balanced, 1:1 is not.
+        let load = vec![10u64; 256];
+        assert!(rebalance_by_load(&after, &load, &[], &[0, 1], &capacity, 0.01).is_empty());
+        let halves: Vec<u32> = (0..256).map(|b| u32::from(b >= 128)).collect();
+        let moves = rebalance_by_load(&halves, &load, &[], &[0, 1], &capacity, 0.01);
+        let to_fast = moves.iter().filter(|&&(_, s)| s == 0).count();
+        // Until the gap is within the tolerance: 64 would be exact.
+        assert!((63..=64).contains(&to_fast), "64 buckets move to the 3G slave: {moves:?}");
     }
 }

@@ -14,33 +14,50 @@
 
 use alloc::vec::Vec;
 
+use super::capacity::{Capacity, move_bound, normalized};
 use crate::maps::{CLIENT_SLOTS, NO_SLAVE};
 
 /// A slot move: `(slot, new slave)`.
 pub(crate) type SlotMove = (usize, u32);
 
-/// The slot array and each slot's home.
+/// The slot array, each slot's home, and the slaves' capacities.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slots {
     slave: Vec<u32>,
     home: Vec<Option<u32>>,
+    capacity: Capacity,
 }
 
 impl Slots {
     /// Slots dealt over `usable` in turn: slot `i` to `usable[i % k]`, so
     /// that new clients, which take slots in turn, are dealt round-robin.
     pub fn new(usable: &[u8]) -> Self {
-        let slave =
-            (0..CLIENT_SLOTS as usize)
-                .map(|slot| {
-                    if usable.is_empty() {
-                        NO_SLAVE
-                    } else {
-                        u32::from(usable[slot % usable.len()])
-                    }
-                })
-                .collect();
-        Self { slave, home: alloc::vec![None; CLIENT_SLOTS as usize] }
+        Self::weighted(usable, Capacity::equal())
+    }
+
+    /// Slots dealt over `usable` in proportion to their capacity, in the
+    /// interleaved order of a smooth weighted round-robin (nginx's): new
+    /// clients, which take slots in turn, are dealt in that proportion from
+    /// the first one on. Equal capacities give plain turns.
+    pub fn weighted(usable: &[u8], capacity: Capacity) -> Self {
+        let weight: Vec<i128> =
+            usable.iter().map(|&u| i128::from(capacity.of(u32::from(u)))).collect();
+        let total: i128 = weight.iter().sum();
+        let mut current = alloc::vec![0i128; usable.len()];
+        let slave = (0..CLIENT_SLOTS as usize)
+            .map(|_| {
+                for (c, w) in current.iter_mut().zip(&weight) {
+                    *c += w;
+                }
+                let Some(best) = (0..usable.len()).max_by_key(|&i| (current[i], usize::MAX - i))
+                else {
+                    return NO_SLAVE;
+                };
+                current[best] -= total;
+                u32::from(usable[best])
+            })
+            .collect();
+        Self { slave, home: alloc::vec![None; CLIENT_SLOTS as usize], capacity }
     }
 
     /// The array as an earlier agent left it (homes are not pinned: they
@@ -48,7 +65,17 @@ impl Slots {
     pub fn adopt(slave: Vec<u32>) -> Self {
         let mut slave = slave;
         slave.resize(CLIENT_SLOTS as usize, NO_SLAVE);
-        Self { slave, home: alloc::vec![None; CLIENT_SLOTS as usize] }
+        Self { slave, home: alloc::vec![None; CLIENT_SLOTS as usize], capacity: Capacity::equal() }
+    }
+
+    /// New capacities (speeds read, or changed); the next
+    /// [`Self::even_out`] deals by them.
+    pub fn set_capacity(&mut self, capacity: Capacity) {
+        self.capacity = capacity;
+    }
+
+    pub fn capacity(&self) -> &Capacity {
+        &self.capacity
     }
 
     /// The slave of every slot, by slot.
@@ -84,7 +111,7 @@ impl Slots {
         if usable.is_empty() {
             return moves;
         }
-        let mut load = Loads::new(&self.slave, weight, usable);
+        let mut load = Loads::new(&self.slave, weight, usable, &self.capacity);
         for slot in 0..self.slave.len() {
             let from = self.slave[slot];
             if load.index(from).is_some() {
@@ -156,10 +183,16 @@ impl Slots {
     /// closest to half the gap. Every move lowers the sum of squared loads,
     /// so this ends; at most one pass over the slots per move.
     fn spread_clients(&mut self, usable: &[u8], weight: &[u32]) {
-        let mut load = Loads::new(&self.slave, weight, usable);
+        let mut load = Loads::new(&self.slave, weight, usable, &self.capacity);
         for _ in 0..self.slave.len() {
             let (heavy, light) = (load.heaviest(), load.lightest());
-            let gap = load.clients[heavy] - load.clients[light];
+            // With equal capacities, the gap in clients.
+            let gap = move_bound(
+                load.clients[heavy],
+                load.cap[heavy],
+                load.clients[light],
+                load.cap[light],
+            );
             if gap <= 1 {
                 break;
             }
@@ -183,15 +216,17 @@ impl Slots {
         }
     }
 
-    /// Moves empty slots from the slave with the most slots to the one with
-    /// the fewest until the counts differ by at most one.
+    /// Moves empty slots from the slave with the most slots for its
+    /// capacity to the one with the fewest until no move evens them further
+    /// (with equal capacities: the counts differ by at most one).
     fn spread_empty(&mut self, usable: &[u8], weight: &[u32]) {
-        let mut load = Loads::new(&self.slave, weight, usable);
+        let mut load = Loads::new(&self.slave, weight, usable, &self.capacity);
         for _ in 0..self.slave.len() {
-            let most = (0..usable.len()).max_by_key(|&i| (load.slots[i], usize::MAX - i));
-            let fewest = (0..usable.len()).min_by_key(|&i| (load.slots[i], i));
+            let most = (0..usable.len()).max_by_key(|&i| (load.slots_norm(i), usize::MAX - i));
+            let fewest = (0..usable.len()).min_by_key(|&i| (load.slots_norm(i), i));
             let (Some(most), Some(fewest)) = (most, fewest) else { break };
-            if load.slots[most] <= load.slots[fewest] + 1 {
+            let count = |i: usize| u64::try_from(load.slots[i]).unwrap_or(0);
+            if move_bound(count(most), load.cap[most], count(fewest), load.cap[fewest]) <= 1 {
                 break;
             }
             let from = load.slave(most);
@@ -214,19 +249,21 @@ fn weight_of(weight: &[u32], slot: usize) -> u32 {
     weight.get(slot).copied().unwrap_or(0)
 }
 
-/// Clients and slots per usable slave.
+/// Clients, slots and capacity per usable slave.
 struct Loads<'a> {
     usable: &'a [u8],
     clients: Vec<u64>,
     slots: Vec<i64>,
+    cap: Vec<u64>,
 }
 
 impl<'a> Loads<'a> {
-    fn new(slave: &[u32], weight: &[u32], usable: &'a [u8]) -> Self {
+    fn new(slave: &[u32], weight: &[u32], usable: &'a [u8], capacity: &Capacity) -> Self {
         let mut load = Self {
             usable,
             clients: alloc::vec![0; usable.len()],
             slots: alloc::vec![0; usable.len()],
+            cap: usable.iter().map(|&u| capacity.of(u32::from(u))).collect(),
         };
         for (slot, &s) in slave.iter().enumerate() {
             if let Some(i) = load.index(s) {
@@ -249,17 +286,25 @@ impl<'a> Loads<'a> {
         self.slots[index] += slots;
     }
 
-    /// Fewest clients, then fewest slots, then enslave order.
+    fn clients_norm(&self, i: usize) -> u128 {
+        normalized(self.clients[i], self.cap[i])
+    }
+
+    fn slots_norm(&self, i: usize) -> u128 {
+        normalized(u64::try_from(self.slots[i]).unwrap_or(0), self.cap[i])
+    }
+
+    /// Fewest clients for its capacity, then fewest slots, then enslave order.
     fn lightest(&self) -> usize {
         (0..self.usable.len())
-            .min_by_key(|&i| (self.clients[i], self.slots[i], i))
+            .min_by_key(|&i| (self.clients_norm(i), self.slots_norm(i), i))
             .expect("at least one usable slave")
     }
 
-    /// Most clients, then most slots, then enslave order.
+    /// Most clients for its capacity, then most slots, then enslave order.
     fn heaviest(&self) -> usize {
         (0..self.usable.len())
-            .max_by_key(|&i| (self.clients[i], self.slots[i], usize::MAX - i))
+            .max_by_key(|&i| (self.clients_norm(i), self.slots_norm(i), usize::MAX - i))
             .expect("at least one usable slave")
     }
 }
@@ -418,5 +463,42 @@ mod tests {
         slots.move_off(&[0], &weight);
         slots.forget_home(1);
         assert!((0..N).all(|s| slots.home_of(s).is_none()));
+    }
+
+    #[test]
+    fn weighted_slots_deal_a_faster_slave_its_share_from_the_first_clients_on() {
+        let capacity = Capacity::from_mbps(&[Some(10_000), Some(1_000)]);
+        let slots = Slots::weighted(&[0, 1], capacity);
+        let per = slots_per(&slots, 2);
+        assert_eq!(per[0] + per[1], N);
+        assert!(per[0].abs_diff(N * 10 / 11) <= 1, "10:1 slots: {per:?}");
+        let first: Vec<u32> = (0..11).map(|i| slots.slave_of(i)).collect();
+        assert_eq!(first.iter().filter(|&&s| s == 1).count(), 1, "one in 11: {first:?}");
+        assert_eq!(Slots::weighted(&[0, 1], Capacity::equal()), Slots::new(&[0, 1]));
+    }
+
+    #[test]
+    fn a_failover_and_a_return_keep_shares_by_speed() {
+        // 3:1 speeds; 1200 clients dealt by the weighted slots.
+        let capacity = Capacity::from_mbps(&[Some(3_000), Some(1_000), None]);
+        let weight = dealt(1200);
+        let original = Slots::weighted(&[0, 1], capacity.clone());
+        assert_eq!(clients_per(&original, &weight, 2), [900, 300]);
+        let mut slots = original.clone();
+        slots.move_off(&[1], &weight);
+        assert_eq!(clients_per(&slots, &weight, 2), [0, 1200]);
+        slots.even_out(&[0, 1], &weight);
+        assert_eq!(slots, original, "the return takes exactly its slots back");
+        // A third slave of unknown speed counts as the slowest (1000).
+        slots.even_out(&[0, 1, 2], &weight);
+        let per = clients_per(&slots, &weight, 3);
+        assert!(per[0].abs_diff(720) <= 2 && per[1].abs_diff(240) <= 2, "3:1:1: {per:?}");
+        // With few clients, most slots are empty: they are dealt 3:1:1 too,
+        // so new clients are.
+        let few = dealt(50);
+        let mut slots = Slots::weighted(&[0, 1], capacity);
+        slots.even_out(&[0, 1, 2], &few);
+        let per = slots_per(&slots, 3);
+        assert!(per[0].abs_diff(N * 3 / 5) <= 2 && per[2].abs_diff(N / 5) <= 2, "3:1:1: {per:?}");
     }
 }

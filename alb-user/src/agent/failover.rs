@@ -34,13 +34,19 @@ impl Agent {
         }
         let usable = self.set.state.usable();
         let weights = self.weights();
+        // Speeds are read again on every carrier change (a link may come
+        // back at another speed).
+        self.slots.set_capacity(self.set.capacity());
+        let capacity = self.slots.capacity().clone();
         let (slot_moves, bucket_moves) = match transition.commit {
-            Commit::Down => {
-                (self.slots.move_off(&usable, &weights), move_off(&self.buckets, &usable))
-            }
-            Commit::Up => {
-                (self.slots.even_out(&usable, &weights), even_out(&self.buckets, &usable))
-            }
+            Commit::Down => (
+                self.slots.move_off(&usable, &weights),
+                move_off(&self.buckets, &usable, &capacity),
+            ),
+            Commit::Up => (
+                self.slots.even_out(&usable, &weights),
+                even_out(&self.buckets, &usable, &capacity),
+            ),
         };
         self.datapath.set_slots(&slot_moves)?;
         // VM MACs of the moved slots now leave by the new slaves: the
@@ -56,6 +62,8 @@ impl Agent {
             Commit::Down => "down",
             Commit::Up => "up",
         };
+        let took = started.elapsed();
+        self.transitions.record(transition.commit == Commit::Down, took.as_secs_f64());
         if let Some(early) = transition.early_ms {
             info!(
                 "making {name} the new active one {early} ms earlier: no slave was usable \
@@ -68,7 +76,7 @@ impl Agent {
              ms; active {active}",
             slot_moves.len(),
             bucket_moves.len(),
-            started.elapsed().as_millis()
+            took.as_millis()
         );
         match transition.commit {
             Commit::Down => {

@@ -14,6 +14,7 @@ mod datapath_events;
 mod down;
 mod failover;
 mod membership;
+mod metrics;
 mod mtu;
 mod rebalance;
 mod reconfigure;
@@ -22,6 +23,7 @@ mod startup;
 mod vms;
 
 use std::{
+    net::SocketAddr,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -41,6 +43,8 @@ use crate::{
     filters::Filters,
     links::{LinkReport, Netlink},
     master::Master,
+    metrics::{Scrape, Transitions},
+    privileges,
     service::Notifier,
     slaves::SlaveSet,
     undo::Undo,
@@ -73,6 +77,10 @@ pub struct Options {
     /// Test switch: leave the slaves' receive filters alone (a test shows
     /// what breaks on NICs that filter).
     pub no_filter_sync: bool,
+    /// Where to serve Prometheus metrics (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Whether a non-loopback `metrics_listen` is meant (`--metrics-allow-remote`).
+    pub metrics_allow_remote: bool,
 }
 
 /// Runs the agent in the current network namespace until a signal.
@@ -81,6 +89,8 @@ pub async fn run(options: Options) -> Result<()> {
     let netlink = Netlink::connect()?;
     let slaves = startup::resolve_slaves(&netlink, &options).await?;
     let _lock = startup::lock_master(&options.master)?;
+    // Bound before anything changes: a taken port refuses the start.
+    let metrics = options.metrics_listen.map(crate::metrics::bind).transpose()?;
     ensure_bpffs()?;
     setup::refuse_foreign_pins(&options)?;
     // An agent that died left its record: its old values are the ones to restore.
@@ -96,7 +106,7 @@ pub async fn run(options: Options) -> Result<()> {
     let hangup = signal(SignalKind::hangup())?;
     let ready = std::cell::Cell::new(false);
     let result = tokio::select! {
-        result = serve(&netlink, &options, &slaves, &mut undo, hangup, &ready) => result,
+        result = serve(&netlink, &options, &slaves, &mut undo, hangup, &ready, metrics) => result,
         () = signals.next() => Ok(()),
     };
     Notifier::from_env().stopping();
@@ -124,6 +134,37 @@ fn keep_datapath(master: &str) {
         "stopped; the data path of {master} keeps forwarding (the next agent adopts it; \
          `alb down --master {master}` removes it)"
     );
+}
+
+/// The undo record as the filters' [`crate::filters::Record`]: every
+/// change is saved before the next one.
+struct UndoFilters<'a> {
+    undo: &'a mut Undo,
+    master: &'a str,
+}
+
+impl UndoFilters<'_> {
+    fn save(&self) {
+        if let Err(error) = self.undo.save(self.master) {
+            warn!("{error:#}");
+        }
+    }
+}
+
+impl crate::filters::Record for UndoFilters<'_> {
+    fn filters(&self) -> &[crate::filters::Entry] {
+        &self.undo.filters
+    }
+
+    fn record_filter(&mut self, entry: crate::filters::Entry) {
+        self.undo.filters.push(entry);
+        self.save();
+    }
+
+    fn forget_filter(&mut self, entry: &crate::filters::Entry) {
+        self.undo.filters.retain(|e| e != entry);
+        self.save();
+    }
 }
 
 /// SIGINT and SIGTERM, caught from the start of `run`.
@@ -177,6 +218,8 @@ struct Agent {
     /// Whether a walk of the kernel table has completed.
     resynced_once: bool,
     summary: Summary,
+    /// Failovers and failbacks, for the metrics.
+    transitions: Transitions,
 }
 
 /// A walk of the kernel's client tables (IPv4, then IPv6), spread over the
@@ -213,9 +256,10 @@ async fn serve(
     undo: &mut Undo,
     hangup: tokio::signal::unix::Signal,
     ready: &std::cell::Cell<bool>,
+    metrics: Option<std::net::TcpListener>,
 ) -> Result<()> {
     let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
-    let result = event_loop(&mut agent, undo, link_events, hangup, ready).await;
+    let result = event_loop(&mut agent, undo, link_events, hangup, ready, metrics).await;
     agent.teller.stop();
     result
 }
@@ -226,10 +270,14 @@ async fn event_loop(
     link_events: impl futures::Stream<Item = LinkReport>,
     mut hangup: tokio::signal::unix::Signal,
     ready: &std::cell::Cell<bool>,
+    metrics: Option<std::net::TcpListener>,
 ) -> Result<()> {
     let mut link_events = std::pin::pin!(link_events);
     let control = control::listen(&agent.options.master)?;
     let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
+    let (scrapes_tx, mut scrapes) = tokio::sync::mpsc::channel::<Scrape>(4);
+    let mut metrics_server =
+        metrics.map(|l| crate::metrics::Server::start(l, scrapes_tx.clone())).transpose()?;
     let mut events = agent.datapath.events()?;
     let mut learn_at = Instant::now();
     let mut rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
@@ -237,6 +285,8 @@ async fn event_loop(
     let mut notifier = Notifier::from_env();
     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
     agent.sync_filters(undo).await;
+    // Everything that needs more than the kept capabilities is done.
+    privileges::restrict(privileges::KEPT)?;
     notifier.ready(&agent.ready());
     ready.set(true);
     loop {
@@ -270,6 +320,11 @@ async fn event_loop(
                 }
                 Err(error) => warn!("control socket: {error}"),
             },
+            Some(scrape) = scrapes.recv() => {
+                if scrape.send(agent.snapshot()).is_err() {
+                    debug!("the metrics client left before its snapshot");
+                }
+            }
             Some((request, reply)) = requests.recv() => {
                 // A query changes nothing: not worth a log line.
                 let query = matches!(request, Request::Info);
@@ -290,7 +345,15 @@ async fn event_loop(
             }
             _ = hangup.recv() => {
                 let intervals = (agent.options.lp_interval_s, agent.options.rebalance_interval_s);
+                let listen = agent.options.metrics_listen;
                 agent.reload(undo).await;
+                if agent.options.metrics_listen != listen {
+                    match agent.rebind_metrics(listen, &scrapes_tx) {
+                        // The old server stops when it is dropped.
+                        Ok(server) => drop(std::mem::replace(&mut metrics_server, server)),
+                        Err(error) => warn!("{error:#}"),
+                    }
+                }
                 if intervals != (agent.options.lp_interval_s, agent.options.rebalance_interval_s) {
                     learn_at = Instant::now();
                     rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
@@ -357,7 +420,8 @@ impl Agent {
     }
 
     async fn sync_filters(&mut self, undo: &mut Undo) {
-        self.filters.sync(&self.netlink, undo, &self.options.master, &self.set.state).await;
+        let mut record = UndoFilters { undo, master: &self.options.master };
+        self.filters.sync(&self.netlink, &mut record, &self.set.state).await;
     }
 
     /// What follows the active slave, whatever changed it: the receive

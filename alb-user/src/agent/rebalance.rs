@@ -46,7 +46,8 @@ impl Agent {
             .map(|((n, l), b)| n.saturating_sub(*l).saturating_sub(*b))
             .collect();
         let usable = self.set.state.usable();
-        let moves = rebalance_by_load(&self.buckets, &load, &baseline, &usable, 0.1);
+        let moves =
+            rebalance_by_load(&self.buckets, &load, &baseline, &usable, self.slots.capacity(), 0.1);
         if !moves.is_empty() {
             self.datapath.set_buckets(&moves)?;
             for &(bucket, slave) in &moves {

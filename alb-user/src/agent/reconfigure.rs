@@ -88,8 +88,27 @@ impl Agent {
         if new.vm_ageing_s != old.vm_ageing_s {
             changed.push(format!("vm_ageing {} s", new.vm_ageing_s));
         }
+        // Checked before it is used, as at start: a remote address without
+        // metrics_allow_remote keeps the running endpoint.
+        let (mut listen, mut allow_remote) = (new.metrics_listen, new.metrics_allow_remote);
+        if let Err(error) = crate::metrics::check_listen(listen, allow_remote) {
+            warn!("{path}: {error:#}; the metrics endpoint stays as it is");
+            (listen, allow_remote) = (old.metrics_listen, old.metrics_allow_remote);
+        }
+        // Read once, when the agent stops: the running value is the one used.
+        if new.keep_datapath != old.keep_datapath {
+            warn!("{path}: keep_datapath {} needs a restart to apply", new.keep_datapath);
+        }
         let slaves = self.set.names.iter().filter(|n| !n.is_empty()).cloned().collect();
-        self.options = Options { master: old.master, max_clients: old.max_clients, slaves, ..new };
+        self.options = Options {
+            master: old.master,
+            max_clients: old.max_clients,
+            keep_datapath: old.keep_datapath,
+            metrics_listen: listen,
+            metrics_allow_remote: allow_remote,
+            slaves,
+            ..new
+        };
         if changed.is_empty() {
             info!("{path} reloaded: nothing changed");
         } else {
@@ -172,5 +191,28 @@ impl Agent {
             slaves,
         };
         Ok(serde_json::to_string(&info)?)
+    }
+
+    /// A reload changed `metrics_listen` (from `old`): a server on the new
+    /// address, or none. The port is bound with the capabilities kept after
+    /// setup, so one below 1024 is refused (the old server then stays).
+    pub(super) fn rebind_metrics(
+        &mut self,
+        old: Option<std::net::SocketAddr>,
+        scrapes: &tokio::sync::mpsc::Sender<crate::metrics::Scrape>,
+    ) -> Result<Option<crate::metrics::Server>> {
+        let Some(addr) = self.options.metrics_listen else {
+            info!("metrics endpoint closed");
+            return Ok(None);
+        };
+        match crate::metrics::bind(addr)
+            .and_then(|l| crate::metrics::Server::start(l, scrapes.clone()))
+        {
+            Ok(server) => Ok(Some(server)),
+            Err(error) => {
+                self.options.metrics_listen = old;
+                Err(error.context("the metrics endpoint stays as it was"))
+            }
+        }
     }
 }

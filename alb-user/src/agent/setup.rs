@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use alb_common::{
-    assign::{Slots, move_off, remap},
+    assign::{Slots, even_out, move_off, remap},
     maps::CLIENT_SLOTS,
 };
 use anyhow::{Result, bail};
@@ -21,6 +21,7 @@ use crate::{
     filters::Filters,
     links::{Link, LinkReport, Netlink},
     master,
+    metrics::Transitions,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -74,7 +75,7 @@ pub(super) async fn setup(
     let mut datapath = Datapath::load(Some(&pins), options.max_clients)?;
     datapath.attach(&options.master, &options.slaves)?;
     let usable = set.state.usable();
-    let slots = Slots::new(&usable);
+    let slots = Slots::weighted(&usable, set.capacity());
     let buckets = Vec::new();
     let mut agent = Agent {
         options: options.clone(),
@@ -100,6 +101,7 @@ pub(super) async fn setup(
         adopted: adopting,
         resynced_once: !adopting,
         summary: Summary::default(),
+        transitions: Transitions::default(),
     };
     // The kernel reported the groups through the first active slave itself.
     agent.groups_reported_on = agent.set.state.active;
@@ -108,6 +110,13 @@ pub(super) async fn setup(
     } else {
         agent.datapath.publish(&agent.set.state, agent.slots.slaves())?;
         agent.buckets = agent.datapath.buckets()?;
+        // The data path deals buckets in turn; slaves of different speeds
+        // get shares by speed.
+        let moves = even_out(&agent.buckets, &usable, agent.slots.capacity());
+        agent.datapath.set_buckets(&moves)?;
+        for (bucket, slave) in moves {
+            agent.buckets[bucket] = slave;
+        }
     }
     agent.events_lost = agent.datapath.events_lost()?;
     if !agent.set.any_up() {
@@ -132,6 +141,7 @@ impl Agent {
             buckets[bucket] = slave;
         }
         self.slots = Slots::adopt(self.datapath.slots()?);
+        self.slots.set_capacity(self.set.capacity());
         self.slots.remap(&old_ifindex, &new_ifindex);
         let all = |table: &[u32]| table.iter().copied().enumerate().collect::<Vec<_>>();
         self.datapath.set_buckets(&all(&buckets))?;
@@ -139,7 +149,7 @@ impl Agent {
         self.datapath.publish_slaves(&self.set.state)?;
 
         let usable = self.set.state.usable();
-        for (bucket, slave) in move_off(&buckets, &usable) {
+        for (bucket, slave) in move_off(&buckets, &usable, &self.set.capacity()) {
             buckets[bucket] = slave;
         }
         self.datapath.set_buckets(&all(&buckets))?;

@@ -115,10 +115,23 @@ impl Teller {
             counts: Arc::clone(&counts),
             rate: TELL_RATE,
         };
+        let (started, dropped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("alb-teller".to_owned())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                // It sends on the socket it was given and needs no
+                // capability: none is left to it, before it sends.
+                let result = crate::privileges::drop_all();
+                let ok = result.is_ok();
+                if started.send(result).is_ok() && ok {
+                    worker.run();
+                }
+            })
             .context("cannot start the teller thread")?;
+        dropped
+            .recv()
+            .context("the teller thread ended at its start")?
+            .context("the teller thread cannot drop its capabilities")?;
         Ok(Self { jobs: Some(jobs), generations, stop, thread: Some(thread), counts })
     }
 

@@ -78,6 +78,13 @@ pub struct Settings {
     /// it [default: false; the systemd unit sets it].
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub keep_datapath: Option<bool>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (loopback only,
+    /// unless metrics_allow_remote) [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Allow metrics_listen on an address other hosts can reach.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub metrics_allow_remote: Option<bool>,
     /// Test switch: leave the slaves' receive filters alone.
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     pub no_filter_sync: Option<bool>,
@@ -154,6 +161,8 @@ impl Settings {
             rebalance_interval_s: self.rebalance_interval.unwrap_or(10),
             vm_ageing_s: self.vm_ageing.unwrap_or(DEFAULT_VM_AGEING_S),
             keep_datapath: self.keep_datapath.unwrap_or(false),
+            metrics_listen: self.metrics_listen,
+            metrics_allow_remote: self.metrics_allow_remote.unwrap_or(false),
             no_filter_sync: self.no_filter_sync.unwrap_or(false),
             config: None,
         })

@@ -32,7 +32,7 @@ use aya::{
 };
 use log::info;
 
-use super::{pins::BPFFS, probe, program};
+use super::{pins::BPFFS, probe, program, query};
 
 /// The tc priority of alb's filters on kernels without TCX (lower runs
 /// first; `tc` numbers its own filters from 49152 down).
@@ -186,10 +186,11 @@ fn delete_filter(device: &str, direction: TcAttachType) -> Result<()> {
 
 /// Whether an alb receive program is already attached to `device` (by
 /// another master): one device cannot be the slave of two masters. TCX is
-/// asked; clsact filters are known by the records of every master.
+/// asked which programs run there ([`query`], as the agent may after it
+/// dropped its capabilities); clsact filters are known by the records of
+/// every master.
 pub fn used_by_alb(device: &str) -> bool {
-    let tcx = SchedClassifier::query_tcx(device, TcAttachType::Ingress)
-        .is_ok_and(|(_, programs)| programs.iter().any(|p| p.name_as_str() == Some(programs::RX)));
+    let tcx = nix::net::if_::if_nametoindex(device).is_ok_and(query::tcx_runs_alb_rx);
     tcx || clsact_records(device).iter().any(|record| record.is_dir())
 }
 

@@ -4,9 +4,11 @@
 
 mod attach;
 mod batch;
+mod counters;
 mod events;
 mod pins;
 mod probe;
+mod query;
 mod read;
 
 use std::path::{Path, PathBuf};

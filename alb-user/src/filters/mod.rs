@@ -1,7 +1,7 @@
 //! Keeping the slaves' receive filters in step with the plan ([`plan`]):
 //! entries are added and removed by difference with what the agent added
-//! before, which is kept in the undo record (so a restarted agent, a clean
-//! stop and `alb down` all know what to take away).
+//! before, which is kept in a [`Record`] (the agent's undo record, so a
+//! restarted agent, a clean stop and `alb down` all know what to take away).
 
 pub mod plan;
 
@@ -13,7 +13,15 @@ use log::{debug, info, warn};
 
 use self::plan::SlaveView;
 pub use self::plan::{Entry, Kind};
-use crate::{format_mac, links::Netlink, state::State, undo::Undo};
+use crate::{format_mac, links::Netlink, state::State};
+
+/// Where the entries the agent added are kept, each change saved before
+/// the next (the undo record).
+pub trait Record {
+    fn filters(&self) -> &[Entry];
+    fn record_filter(&mut self, entry: Entry);
+    fn forget_filter(&mut self, entry: &Entry);
+}
 
 /// The agent's side of the filters.
 #[derive(Debug)]
@@ -44,7 +52,7 @@ impl Filters {
     /// Adds what the plan wants and the slaves lack, removes what they no
     /// longer need; each change is recorded before it is made. Failures are
     /// logged: a missing filter costs frames on one NIC, not the bond.
-    pub async fn sync(&mut self, netlink: &Netlink, undo: &mut Undo, master: &str, state: &State) {
+    pub async fn sync(&mut self, netlink: &Netlink, record: &mut impl Record, state: &State) {
         if !self.enabled {
             return;
         }
@@ -58,38 +66,28 @@ impl Filters {
                 .difference(&self.foreign)
                 .copied()
                 .collect();
-        let current: BTreeSet<Entry> = undo.filters.iter().copied().collect();
+        let current: BTreeSet<Entry> = record.filters().iter().copied().collect();
         for entry in current.difference(&wanted) {
             if let Err(error) = remove(netlink, entry).await {
                 warn!("{error:#}");
             }
-            undo.filters.retain(|e| e != entry);
-            save(undo, master);
+            record.forget_filter(entry);
         }
         for entry in wanted.difference(&current) {
-            undo.filters.push(*entry);
-            save(undo, master);
+            record.record_filter(*entry);
             match add(netlink, entry).await {
                 Ok(true) => debug!("filter added: {}", describe(entry)),
                 Ok(false) => {
                     info!("{} was set before alb: left as it is", describe(entry));
                     self.foreign.insert(*entry);
-                    undo.filters.retain(|e| e != entry);
-                    save(undo, master);
+                    record.forget_filter(entry);
                 }
                 Err(error) => {
                     warn!("{error:#}");
-                    undo.filters.retain(|e| e != entry);
-                    save(undo, master);
+                    record.forget_filter(entry);
                 }
             }
         }
-    }
-}
-
-fn save(undo: &Undo, master: &str) {
-    if let Err(error) = undo.save(master) {
-        warn!("{error:#}");
     }
 }
 

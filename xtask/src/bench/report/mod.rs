@@ -1,0 +1,140 @@
+//! docs/benchmarks.{json,md,svg} from the collected figures: the figures
+//! pulled out of the document (here), the markdown report
+//! ([`markdown`]), and six horizontal bar charts described in [`charts`]
+//! and drawn with plotters ([`plot`]).
+
+mod charts;
+mod markdown;
+mod plot;
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+
+/// Analysis written by hand (the profile), embedded after the tables.
+const NOTES: &str = include_str!("../notes.md");
+
+pub(crate) fn write(dir: &Path, doc: &Value) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(doc)? + "\n";
+    std::fs::write(dir.join("benchmarks.json"), json)?;
+    std::fs::write(dir.join("benchmarks.md"), markdown::markdown(doc))?;
+    std::fs::write(dir.join("benchmarks.svg"), plot::svg(doc)?)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Figures pulled out of the document, shared by the markdown and the SVG.
+// ---------------------------------------------------------------------
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+fn arr(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn num(v: f64, decimals: usize) -> String {
+    if v.is_finite() { format!("{v:.decimals$}") } else { "—".to_owned() }
+}
+
+fn yes(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "**yes**",
+        Some(false) => "**no**",
+        None => "n/a",
+    }
+}
+
+struct Cost {
+    id: String,
+    program: String,
+    what: String,
+    path: String,
+    /// The hot median, or for a rewriting case its estimate.
+    ns: f64,
+    estimated: bool,
+    min: f64,
+    single: f64,
+    /// Every run took one run's path (false: e.g. events lost to a full ring).
+    stable: bool,
+    over_all_runs: String,
+}
+
+fn costs(doc: &Value) -> Vec<Cost> {
+    let join = |v: &Value| arr(v).iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ");
+    arr(&doc["cost"]["cases"])
+        .iter()
+        .map(|c| {
+            let hot = &c["hot"];
+            Cost {
+                id: c["id"].as_str().unwrap_or_default().to_owned(),
+                program: c["program"].as_str().unwrap_or_default().to_owned(),
+                what: c["what"].as_str().unwrap_or_default().to_owned(),
+                path: join(&c["path"]),
+                ns: if hot.is_null() { f(&c["estimated_hot_ns"]) } else { f(&hot["median_ns"]) },
+                estimated: hot.is_null(),
+                min: f(&hot["min_ns"]),
+                single: f(&c["single_shot_mean_ns"]),
+                stable: hot["stable"] != false,
+                over_all_runs: join(&hot["path_over_all_runs"]),
+            }
+        })
+        .collect()
+}
+
+const TX_TARGET_NS: f64 = 50.0;
+const RX_TARGET_NS: f64 = 30.0;
+
+/// The floor case of alb_rx (a device that is no slave) is not a traffic
+/// type of the issue.
+fn is_traffic(c: &Cost) -> bool {
+    c.id != "rx_not_a_slave"
+}
+
+/// Worst cost of a program over the traffic types (estimates included).
+fn worst(costs: &[Cost], program: &str) -> f64 {
+    costs
+        .iter()
+        .filter(|c| c.program == program && is_traffic(c))
+        .map(|c| c.ns)
+        .fold(f64::NAN, f64::max)
+}
+
+/// The empty program's hot median: test-run's own cost per run.
+fn floor_ns(doc: &Value) -> f64 {
+    f(&doc["cost"]["floor"]["hot"]["median_ns"])
+}
+
+fn min_throughput_ratio(doc: &Value) -> f64 {
+    arr(&doc["throughput"]["tests"])
+        .iter()
+        .flat_map(|t| [f(&t["ratio_slave0"]), f(&t["ratio_slave1"])])
+        .fold(f64::NAN, f64::min)
+}
+
+fn min_aggregation_ratio(doc: &Value) -> f64 {
+    arr(&doc["aggregation"]["tests"]).iter().map(|t| f(&t["ratio"])).fold(f64::NAN, f64::min)
+}
+
+/// The worst failover outage over every flow and scenario; infinite if a
+/// flow never recovered.
+fn worst_outage(doc: &Value) -> f64 {
+    let mut worst = f64::NAN;
+    for s in arr(&doc["failover"]["scenarios"]) {
+        for flow in arr(&s["summary"]) {
+            let v = if flow["failover_ms_max"].is_null() {
+                f64::INFINITY
+            } else {
+                f(&flow["failover_ms_max"])
+            };
+            worst = worst.max(v);
+        }
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests;
