@@ -26,8 +26,9 @@ use crate::{
 
 /// The version of the `alb status --json` layout: 2 added the agent's
 /// options and the per-slave link failure count, speed, duplex and
-/// permanent address. Raised when a field changes meaning or goes.
-pub const STATUS_VERSION: u32 = 2;
+/// permanent address; 3 lists IPv6 clients in `clients` (their addresses
+/// IPv6). Raised when a field changes meaning or goes.
+pub const STATUS_VERSION: u32 = 3;
 
 #[derive(Debug, Serialize)]
 pub struct Status {

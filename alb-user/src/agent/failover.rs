@@ -102,6 +102,13 @@ impl Agent {
         Ok(())
     }
 
+    /// Clients of both families per slot: the weights slot moves are
+    /// balanced by.
+    pub(super) fn weights(&self) -> Vec<u32> {
+        let six = self.clients6.weights();
+        self.clients.weights().iter().zip(six).map(|(four, six)| four.saturating_add(six)).collect()
+    }
+
     /// The port that announces the master's MAC besides its owner's: the
     /// active slave's while the owner cannot carry it (down, removed, or
     /// the user gave the master another MAC); none while the owner is
@@ -137,13 +144,6 @@ impl Agent {
             Ok(_) => {}
             Err(error) => warn!("cannot report the master's groups again: {error:#}"),
         }
-    }
-
-    /// Clients of both families per slot: the weights slot moves are
-    /// balanced by.
-    pub(super) fn weights(&self) -> Vec<u32> {
-        let six = self.clients6.weights();
-        self.clients.weights().iter().zip(six).map(|(four, six)| four.saturating_add(six)).collect()
     }
 
     /// Queues the clients of moved slots, of both families, for telling

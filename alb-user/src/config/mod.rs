@@ -43,7 +43,7 @@ pub struct Settings {
     /// slaves).
     #[arg(long = "iface", value_name = "IF")]
     pub slaves: Option<Vec<String>>,
-    /// Size of each client table (IPv4, IPv6) [default: 65536].
+    /// Size of each client table, IPv4 and IPv6 [default: 65536].
     #[arg(long, value_name = "N")]
     pub max_clients: Option<u32>,
     /// Milliseconds a slave's carrier must be back before it is used again
