@@ -2,8 +2,8 @@
 //! libFuzzer target (`fuzz/`) and a seeded random run in the unit tests.
 //!
 //! The first 8 bytes of the input choose the receiving slave, the active
-//! slave, which slaves are down and which slave's MAC the master has; the
-//! rest is the frame.
+//! slave, which slaves are down, which slave's MAC the master has and
+//! whether the frame's MACs are learned VM MACs; the rest is the frame.
 
 mod ipv6;
 
@@ -13,7 +13,7 @@ use crate::{
         rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
         tx::{TxPlan, tx_plan},
     },
-    wire::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Mac, is_multicast},
+    wire::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Mac, is_multicast, is_valid_unicast},
 };
 
 const SLAVE_MACS: [Mac; 4] = [
@@ -33,8 +33,14 @@ pub fn check(data: &[u8]) {
     let master = SLAVE_MACS[usize::from(control[3] % 4)];
     let ether_type = frame.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]]));
 
+    let vm_bits = control[5];
     match tx_plan(frame, &master) {
         TxPlan::Malformed => assert!(frame.len() < 14),
+        TxPlan::Vm { mac } => {
+            assert_eq!(&frame[6..12], &mac, "pinned by its own source MAC");
+            assert_ne!(mac, master, "the host's frames are never a VM's");
+            assert!(is_valid_unicast(&mac));
+        }
         TxPlan::HostArp(arp) => {
             assert_eq!(ether_type, Some(ETH_P_ARP));
             assert_eq!(&frame[6..12], &master, "only the master's ARP is rewritten");
@@ -47,6 +53,8 @@ pub fn check(data: &[u8]) {
         }
         TxPlan::Balance { client, from_master, .. } => {
             assert_eq!(from_master, frame[6..12] == master);
+            let src: Mac = frame[6..12].try_into().expect("6 bytes");
+            assert!(from_master || !is_valid_unicast(&src), "a VM's frame balanced by bucket");
             if let Some(key) = client {
                 assert_eq!(ether_type, Some(ETH_P_IP));
                 assert!(!is_multicast(&frame[0..6].try_into().expect("6 bytes")));
@@ -74,8 +82,19 @@ pub fn check(data: &[u8]) {
                 up: down & (1 << i) == 0,
             })
         };
-        let plan = rx_plan(&dst, &src, this, &SLAVE_MACS[this as usize], active, &master, owner_of);
-        if let RxPlan::Deliver { rewrite_dst, reason } = plan {
+        // Bit 0: the destination is a learned VM MAC; bit 1: the source.
+        let is_vm = |mac: &Mac| {
+            (vm_bits & 1 != 0 && *mac == dst && owner_of(mac).is_none())
+                || (vm_bits & 2 != 0 && *mac == src && owner_of(mac).is_none())
+        };
+        let plan =
+            rx_plan(&dst, &src, this, &SLAVE_MACS[this as usize], active, &master, owner_of, is_vm);
+        if let RxPlan::Drop(Reason::RxLooped) = plan {
+            assert!(owner_of(&src).is_some() || is_vm(&src));
+        }
+        if let RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxVm } = plan {
+            assert!(!is_multicast(&dst) && is_vm(&dst) && owner_of(&dst).is_none());
+        } else if let RxPlan::Deliver { rewrite_dst, reason } = plan {
             if is_multicast(&dst) {
                 assert_eq!(this, active, "group frames only through the active slave");
                 assert!(!rewrite_dst);

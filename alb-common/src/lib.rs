@@ -25,4 +25,5 @@ pub mod reports;
 #[cfg(test)]
 mod testing;
 pub mod verdict;
+pub mod vms;
 pub mod wire;

@@ -22,9 +22,23 @@ pub const CLIENT_SLOTS: u32 = 1024;
 /// 2: clients hold a slot, `ALB_SLOTS` maps slots to slaves.
 /// 3: IPv6 clients (`ALB_CLIENTS6`, `ALB_HOSTS6`, their events, Neighbor
 ///    Discovery counters, `ALB_PROGS` for the IPv6 programs).
-pub const PIN_FORMAT: u32 = 3;
+/// 4: source MACs pinned to slots (`ALB_VMS`, a second cursor in
+///    `ALB_RR_CURSOR`, their event and counters).
+pub const PIN_FORMAT: u32 = 4;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
+/// Most source MACs other than the master's (bridged VMs, macvlans) the
+/// VM table holds; LRU, so a flood of invented MACs evicts idle ones.
+pub const MAX_VMS: u32 = 4096;
+/// Seconds a learned VM MAC is kept without a frame from it, as a
+/// bridge's default ageing time; `alb run --vm-ageing` changes it.
+pub const DEFAULT_VM_AGEING_S: u64 = 300;
+/// Entries of `ALB_RR_CURSOR`: the next slot for a new client, and for a
+/// new VM MAC (a cursor of their own, so VMs are dealt over the slaves in
+/// turn whatever the clients do).
+pub const CURSOR_CLIENTS: u32 = 0;
+pub const CURSOR_VMS: u32 = 1;
+pub const CURSORS: u32 = 2;
 /// Size of the event ring buffer in bytes: 32,768 events, so a burst of
 /// new clients (100,000 a second while a million are learned) is absorbed
 /// between two turns of the agent's loop.
@@ -47,7 +61,8 @@ pub mod names {
     pub const RR_CURSOR: &str = "ALB_RR_CURSOR";
     pub const EVENTS: &str = "ALB_EVENTS";
     pub const PROGS: &str = "ALB_PROGS";
-    pub const ALL: [&str; 14] = [
+    pub const VMS: &str = "ALB_VMS";
+    pub const ALL: [&str; 15] = [
         CONFIG,
         SLAVES,
         SLAVE_INDEX,
@@ -62,6 +77,7 @@ pub mod names {
         RR_CURSOR,
         EVENTS,
         PROGS,
+        VMS,
     ];
 }
 
@@ -184,6 +200,42 @@ pub struct HostKey6 {
     pub _pad: [u8; 2],
 }
 
+/// Key of the VM table (`ALB_VMS`): a source MAC other than the master's
+/// that frames leaving the master carry (a VM behind a bridge on the
+/// master, a macvlan on it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VmKey {
+    pub mac: Mac,
+    pub _pad: [u8; 2],
+}
+
+impl VmKey {
+    #[inline(always)]
+    pub const fn new(mac: Mac) -> Self {
+        Self { mac, _pad: [0; 2] }
+    }
+}
+
+/// A VM MAC pinned to one slave (`ALB_VMS[key]`): as OVS balance-slb
+/// pins a source MAC to one member, so the switch sees it on one port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmEntry {
+    /// Its slot: `ALB_SLOTS[slot]` is the slave all its frames leave by,
+    /// so a failover moves it with the clients of the slot.
+    pub slot: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()` when it was first seen.
+    pub created_ns: u64,
+    /// `bpf_ktime_get_ns()` of its last frame out (the agent ages it).
+    pub last_seen_ns: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
 /// Set in [`ClientEntry::flags`] once the client's MAC is known.
 pub const CLIENT_MAC_KNOWN: u32 = 1;
 
@@ -271,6 +323,9 @@ pub enum EventKind {
     /// [`Self::ClientMacChanged`] for an IPv6 client (an [`Event6`]), from
     /// its solicitation or advertisement or from the host's message to it.
     ClientMacChanged6 = 6,
+    /// A frame from a MAC other than the master's (a VM's, a macvlan's)
+    /// pinned it to `slot` (on `slave`); `mac` is the VM MAC.
+    NewVm = 7,
 }
 
 impl EventKind {
@@ -282,6 +337,7 @@ impl EventKind {
             4 => Some(Self::ClientMacChanged),
             5 => Some(Self::NewClient6),
             6 => Some(Self::ClientMacChanged6),
+            7 => Some(Self::NewVm),
             _ => None,
         }
     }
@@ -335,6 +391,8 @@ const _: () = {
     assert!(size_of::<SlaveStats>() == 32);
     assert!(size_of::<Event>() == 32);
     assert!(size_of::<ClientSlot>() == 8);
+    assert!(size_of::<VmKey>() == 8);
+    assert!(size_of::<VmEntry>() == 56);
     assert!(CLIENT_SLOTS.is_power_of_two());
     assert!(TX_BUCKETS.is_power_of_two());
     assert!(MAX_SLAVES.is_power_of_two());
@@ -344,7 +402,7 @@ const _: () = {
 mod pod {
     use super::{
         ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, Event, Event6, HostKey6, Slave,
-        SlaveStats, Traffic, TxBucket,
+        SlaveStats, Traffic, TxBucket, VmEntry, VmKey,
     };
 
     // SAFETY: each type is `repr(C)`, `Copy`, has explicit padding fields
@@ -373,6 +431,10 @@ mod pod {
     unsafe impl aya::Pod for SlaveStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Event {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for VmKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for VmEntry {}
 }
 
 #[cfg(test)]

@@ -52,8 +52,8 @@ pub enum Reason {
     RxBroadcastInactive,
     /// A frame for a failed slave's MAC, accepted on the active slave.
     RxFailover,
-    /// A broadcast or multicast one of our own slaves sent, flooded back
-    /// by the switch: dropped.
+    /// A broadcast or multicast one of our own slaves sent (the master's,
+    /// or a VM MAC's), flooded back by the switch: dropped.
     RxLooped,
     /// A link-local group frame (LLDP, STP) on a non-active slave: left to
     /// the slave, as the kernel does.
@@ -78,6 +78,14 @@ pub enum Reason {
     RxUnknownSlave,
     /// The receive program could not read the frame: passed unchanged.
     RxMalformed,
+    /// A frame from a VM MAC (a source other than the master's: a bridged
+    /// VM, a macvlan) sent unchanged on the slave its MAC is pinned to.
+    TxVm,
+    /// A VM MAC seen for the first time was pinned to a slot.
+    TxNewVm,
+    /// Unicast for a known VM MAC, delivered to the master (whichever
+    /// slave it arrived on).
+    RxVm,
     /// The event ring buffer was full; the agent missed an event.
     EventLost,
 }
@@ -115,6 +123,9 @@ impl Reason {
         Self::RxNdInvalid,
         Self::RxUnknownSlave,
         Self::RxMalformed,
+        Self::TxVm,
+        Self::TxNewVm,
+        Self::RxVm,
         Self::EventLost,
     ];
 
@@ -149,6 +160,9 @@ impl Reason {
             Self::RxNdInvalid => "rx_nd_invalid",
             Self::RxUnknownSlave => "rx_unknown_slave",
             Self::RxMalformed => "rx_malformed",
+            Self::TxVm => "tx_vm",
+            Self::TxNewVm => "tx_new_vm",
+            Self::RxVm => "rx_vm",
             Self::EventLost => "event_lost",
         }
     }

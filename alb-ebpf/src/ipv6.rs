@@ -11,7 +11,8 @@
 
 use alb_common::{
     maps::{
-        CLIENT_MAC_KNOWN, ClientKey6, Config, EventKind, HostKey6, NO_SLAVE, TAIL_RX6, TAIL_TX6,
+        CLIENT_MAC_KNOWN, CURSOR_CLIENTS, ClientKey6, Config, EventKind, HostKey6, NO_SLAVE,
+        TAIL_RX6, TAIL_TX6,
     },
     nd::{self, Kind, checksum},
     reason::Reason,
@@ -164,7 +165,7 @@ fn new_client(key: &ClientKey6, mac: &Mac, told: bool) -> u32 {
     };
     let (slot, slave) = match joined {
         Some(slot) => (slot, slave_of_slot(slot)),
-        None => match deal() {
+        None => match deal(CURSOR_CLIENTS) {
             Some(dealt) => dealt,
             None => return NO_SLAVE,
         },

@@ -3,9 +3,9 @@
 
 use alb_common::{
     maps::{
-        CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, DEFAULT_MAX_CLIENTS,
-        EVENT_RING_BYTES, Event, HostKey6, MAX_SLAVES, Slave, SlaveStats, TAIL_CALLS, TX_BUCKETS,
-        Traffic, TxBucket,
+        CLIENT_SLOTS, CURSORS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config,
+        DEFAULT_MAX_CLIENTS, EVENT_RING_BYTES, Event, HostKey6, MAX_SLAVES, MAX_VMS, Slave,
+        SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic, TxBucket, VmEntry, VmKey,
     },
     reason::Reason,
 };
@@ -21,6 +21,8 @@ const CLIENTS: usize = DEFAULT_MAX_CLIENTS as usize;
 const REASONS: usize = Reason::COUNT as usize;
 const RING: usize = EVENT_RING_BYTES as usize;
 const TAILS: usize = TAIL_CALLS as usize;
+const VMS: usize = MAX_VMS as usize;
+const CURSOR_COUNT: usize = CURSORS as usize;
 
 #[btf_map]
 pub(crate) static ALB_CONFIG: Array<Config, 1> = Array::new();
@@ -63,9 +65,15 @@ pub(crate) static ALB_SLAVE_STATS: PerCpuArray<SlaveStats, MAX_SLAVES_U> = PerCp
 #[btf_map]
 pub(crate) static ALB_COUNTERS: PerCpuArray<u64, REASONS> = PerCpuArray::new();
 
-/// Round-robin position for dealing new clients.
+/// Round-robin positions for dealing new clients and new VM MACs
+/// (`CURSOR_CLIENTS`, `CURSOR_VMS`).
 #[btf_map]
-pub(crate) static ALB_RR_CURSOR: Array<u64, 1> = Array::new();
+pub(crate) static ALB_RR_CURSOR: Array<u64, CURSOR_COUNT> = Array::new();
+
+/// Source MACs other than the master's (bridged VMs, macvlans), each
+/// pinned to a slot. LRU, so a flood of invented MACs evicts idle ones.
+#[btf_map]
+pub(crate) static ALB_VMS: LruHashMap<VmKey, VmEntry, VMS> = LruHashMap::new();
 
 #[btf_map]
 pub(crate) static ALB_EVENTS: RingBuf<Event, RING> = RingBuf::new();

@@ -2,7 +2,8 @@
 
 use alb_common::{
     maps::{
-        CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Config, EventKind, NO_SLAVE, Slave, deal_slot,
+        CLIENT_MAC_KNOWN, CURSOR_CLIENTS, CURSOR_VMS, ClientEntry, ClientKey, Config, EventKind,
+        NO_SLAVE, Slave, VmEntry, VmKey, deal_slot,
     },
     reason::Reason,
     verdict::{
@@ -17,7 +18,7 @@ use crate::{
     ipv6,
     maps::{
         ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SLAVES, ALB_SLOTS,
-        ALB_TX_BUCKETS,
+        ALB_TX_BUCKETS, ALB_VMS,
     },
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
@@ -47,6 +48,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             by_bucket(&packet, config, bucket, from_master)
         }
         TxPlan::HostArp(arp) => host_arp(&packet, config, &arp),
+        TxPlan::Vm { mac } => to_vm_slave(&packet, config, &mac),
         TxPlan::Ipv6 { from_master } => {
             ipv6::hand_over_tx(ctx);
             // Only if alb_tx6 is missing: unchanged by the active slave.
@@ -85,6 +87,53 @@ pub(crate) fn to_client(
     add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
     count(Reason::TxClient);
     send(packet, config, slave_of_slot(entry.slot), from_master)
+}
+
+/// A frame from VM MAC `mac` leaves, unchanged, by the slave of its slot
+/// (dealt now if the MAC is new), so the switch sees the MAC on one port.
+#[inline(always)]
+fn to_vm_slave(packet: &Packet<'_>, config: &Config, mac: &Mac) -> i32 {
+    let key = VmKey::new(*mac);
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let slot = match ALB_VMS.get_ptr_mut(key) {
+        Some(entry) => {
+            // SAFETY: a live map value; counters are only updated atomically.
+            let entry = unsafe { &mut *entry };
+            entry.last_seen_ns = now;
+            add_atomic(&mut entry.tx_packets, 1);
+            add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
+            entry.slot
+        }
+        None => new_vm(&key, now, packet.len()),
+    };
+    count(Reason::TxVm);
+    // No slot (no usable slave when it came): the active slave, as ever.
+    let slave = if slot == NO_SLAVE { config.active_slave } else { slave_of_slot(slot) };
+    send(packet, config, slave, false)
+}
+
+/// Pins a VM MAC seen for the first time to the next VM slot in turn;
+/// returns the slot ([`NO_SLAVE`] if none can be dealt).
+#[inline(always)]
+fn new_vm(key: &VmKey, now: u64, len: u32) -> u32 {
+    let Some((slot, slave)) = deal(CURSOR_VMS) else { return NO_SLAVE };
+    let entry = VmEntry {
+        slot,
+        created_ns: now,
+        last_seen_ns: now,
+        tx_packets: 1,
+        tx_bytes: u64::from(len),
+        ..VmEntry::default()
+    };
+    // Another CPU may have pinned it first: keep its slot.
+    if ALB_VMS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
+        // SAFETY: a live map value, read once.
+        return ALB_VMS.get_ptr(key).map_or(slot, |e| unsafe { (*e).slot });
+    }
+    count(Reason::TxNewVm);
+    event(EventKind::NewVm, slave, ClientKey::default(), key.mac, 0, slot);
+    slot
 }
 
 /// Sends by the slave of transmit bucket `bucket`, counting its load.
@@ -148,7 +197,7 @@ fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
 /// answered or asked, and records it; returns the slave.
 #[inline(always)]
 fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
-    let Some((slot, slave)) = deal() else { return NO_SLAVE };
+    let Some((slot, slave)) = deal(CURSOR_CLIENTS) else { return NO_SLAVE };
     let entry = fresh_entry(slot, mac);
     // Another CPU may have dealt this client first: keep its assignment.
     if ALB_CLIENTS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
@@ -160,14 +209,15 @@ fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
     slave
 }
 
-/// The next slot in turn for a new client (of either family) and the slave
-/// it points at; `None` while it points at none.
+/// The next slot in turn from cursor `cursor` (`CURSOR_CLIENTS` for a
+/// client of either family, `CURSOR_VMS` for a VM MAC) and the slave it
+/// points at; `None` while it points at none.
 #[inline(always)]
-pub(crate) fn deal() -> Option<(u32, u32)> {
+pub(crate) fn deal(cursor: u32) -> Option<(u32, u32)> {
     // Read, then add atomically: the BPF "generic" CPU cannot use the result
     // of an atomic add, so two CPUs dealing at the same instant may both get
     // the same slot. Counts then differ by two.
-    let cursor = match ALB_RR_CURSOR.get_ptr_mut(0) {
+    let cursor = match ALB_RR_CURSOR.get_ptr_mut(cursor) {
         Some(cursor) => {
             // SAFETY: a live array slot.
             let position = unsafe { core::ptr::read_volatile(cursor) };

@@ -48,10 +48,14 @@ pub struct Status {
     pub downdelay_ms: Option<u64>,
     pub lp_interval_s: Option<u64>,
     pub rebalance_interval_s: Option<u64>,
+    /// Seconds a VM MAC is kept without a frame from it.
+    pub vm_ageing_s: Option<u64>,
     /// The config file the agent re-reads on SIGHUP.
     pub config_file: Option<String>,
     pub slaves: Vec<SlaveStatus>,
     pub clients: Vec<ClientStatus>,
+    /// Learned VM MACs (bridged VMs, macvlans), in MAC order.
+    pub vms: Vec<VmStatus>,
     pub counters: BTreeMap<&'static str, u64>,
 }
 
@@ -64,6 +68,9 @@ pub struct AgentInfo {
     pub downdelay_ms: u64,
     pub lp_interval_s: u64,
     pub rebalance_interval_s: u64,
+    /// Absent from an older agent's answer.
+    #[serde(default)]
+    pub vm_ageing_s: Option<u64>,
     pub config_file: Option<String>,
     pub slaves: Vec<AgentSlave>,
 }
@@ -122,6 +129,29 @@ pub struct ClientStatus {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+}
+
+/// A VM MAC (a source other than the master's) pinned to one slave.
+#[derive(Debug, Serialize)]
+pub struct VmStatus {
+    pub mac: String,
+    pub slot: u32,
+    /// The slave all its frames leave by (and which the switch knows it on).
+    pub slave: Option<String>,
+    /// Seconds since its last frame out; it ages out after `vm_ageing_s`.
+    pub last_seen_s: f64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// The monotonic clock in ns (`bpf_ktime_get_ns`'s).
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |now| {
+        u64::try_from(now.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(now.tv_nsec()).unwrap_or(0)
+    })
 }
 
 /// Reads the state of master `master` from its pins.
@@ -207,6 +237,26 @@ pub async fn collect(master: &str) -> Result<Status> {
             tx_bytes: entry.tx_bytes,
         })
         .collect();
+    let now = monotonic_ns();
+    let vms = maps
+        .vms()?
+        .iter()
+        .map(|(key, entry)| VmStatus {
+            mac: format_mac(&key.mac),
+            slot: entry.slot,
+            slave: maps
+                .slots
+                .get(&entry.slot, 0)
+                .ok()
+                .and_then(|slot| names_by_index.get(&slot.slave).cloned()),
+            #[expect(clippy::cast_precision_loss, reason = "seconds to a display precision")]
+            last_seen_s: now.saturating_sub(entry.last_seen_ns) as f64 / 1e9,
+            rx_packets: entry.rx_packets,
+            rx_bytes: entry.rx_bytes,
+            tx_packets: entry.tx_packets,
+            tx_bytes: entry.tx_bytes,
+        })
+        .collect();
     let counters = maps
         .counters()?
         .into_iter()
@@ -234,9 +284,11 @@ pub async fn collect(master: &str) -> Result<Status> {
         downdelay_ms: info.map(|a| a.downdelay_ms),
         lp_interval_s: info.map(|a| a.lp_interval_s),
         rebalance_interval_s: info.map(|a| a.rebalance_interval_s),
+        vm_ageing_s: info.and_then(|a| a.vm_ageing_s),
         config_file: info.and_then(|a| a.config_file.clone()),
         slaves,
         clients,
+        vms,
         counters,
     })
 }
@@ -340,6 +392,26 @@ pub fn to_text(status: &Status) -> String {
             );
         }
     }
+    if !status.vms.is_empty() {
+        let ageing = status.vm_ageing_s.map_or_else(String::new, |s| format!(" (ageing {s} s)"));
+        let _ = writeln!(out, "\nVM MACs: {}{ageing}", status.vms.len());
+        let _ = writeln!(
+            out,
+            "{:<18} {:<10} {:>10} {:>10} {:>10}",
+            "VM MAC", "slave", "last seen", "rx pkts", "tx pkts"
+        );
+        for vm in &status.vms {
+            let _ = writeln!(
+                out,
+                "{:<18} {:<10} {:>9.1}s {:>10} {:>10}",
+                vm.mac,
+                vm.slave.as_deref().unwrap_or("(none)"),
+                vm.last_seen_s,
+                vm.rx_packets,
+                vm.tx_packets
+            );
+        }
+    }
     if !status.counters.is_empty() {
         let _ = writeln!(out, "\nCounters:");
         for (name, value) in &status.counters {
@@ -366,9 +438,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ipv6_clients_are_shown_in_both_forms() {
-        let status = Status {
+    fn status() -> Status {
+        Status {
             version: STATUS_VERSION,
             master: "alb0".to_owned(),
             mode: "balance-alb",
@@ -382,13 +453,46 @@ mod tests {
             downdelay_ms: None,
             lp_interval_s: None,
             rebalance_interval_s: None,
+            vm_ageing_s: None,
             config_file: None,
             slaves: Vec::new(),
+            clients: Vec::new(),
+            vms: Vec::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn vm_macs_are_listed_with_their_slave_and_last_frame() {
+        let vm = VmStatus {
+            mac: "02:a1:d0:00:00:01".to_owned(),
+            slot: 1,
+            slave: Some("veth19".to_owned()),
+            last_seen_s: 1.25,
+            rx_packets: 5,
+            rx_bytes: 500,
+            tx_packets: 6,
+            tx_bytes: 600,
+        };
+        let status = Status { vms: vec![vm], vm_ageing_s: Some(300), ..status() };
+        let text = to_text(&status);
+        assert!(text.contains("VM MACs: 1 (ageing 300 s)"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("02:a1:d0:00:00:01")).expect("VM row");
+        assert!(row.contains("veth19") && row.contains("1.2s"), "{row}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&status).expect("JSON")).expect("parses");
+        assert_eq!(json["vms"][0]["slave"], "veth19");
+        assert_eq!(json["vm_ageing_s"], 300);
+    }
+
+    #[test]
+    fn ipv6_clients_are_shown_in_both_forms() {
+        let status = Status {
             clients: vec![
                 client("198.18.0.1", "198.18.0.11", "veth17"),
                 client("fe80::a1:b0ff:fe00:17", "fe80::a1:c0ff:fe00:1", "veth19"),
             ],
-            counters: BTreeMap::new(),
+            ..status()
         };
         let text = to_text(&status);
         let rows: Vec<&str> = text.lines().filter(|l| l.contains("02:a1:c0")).collect();

@@ -19,6 +19,8 @@ mod frames;
 mod harness;
 #[path = "fixtures/ipv6.rs"]
 mod ipv6;
+#[path = "fixtures/vms.rs"]
+mod vms;
 
 use alb_common::{
     assign::{bucket_of_v4, bucket_of_v6, initial_bucket_slave},
@@ -319,11 +321,13 @@ fn tx_host_arp() {
         .event(EventKind::ClientMacChanged, 1, key(C4), C4_MAC, REQUEST)
         .client(client(C4, C4_MAC, 1)),
         Case::new(
-            "ARP reply from a bridged VM (not the master's MAC): unchanged, active slave",
+            "ARP reply from a bridged VM (not the master's MAC): unchanged, the VM's slave",
             arp(C1_MAC, VM_MAC, REPLY, VM_MAC, VM_IP, C1_MAC, C1),
         )
         .redirect(0)
-        .counts(&[TxArpForeign])
+        .counts(&[TxNewVm, TxVm])
+        .event(EventKind::NewVm, 0, ClientKey::default(), VM_MAC, 0)
+        .vm(VM_MAC, 0, 1, 0)
         .no_client(ClientKey { server_ip: VM_IP, client_ip: C1 }),
         Case::new(
             "ARP with the master's source but a foreign SHA (macvlan): unchanged, active slave",
@@ -427,17 +431,22 @@ fn tx_ipv4() {
         .mac_at(ETH_SRC, S1_MAC)
         .counts(&[TxBucket]),
         Case::new(
-            "bridged VM to a destination in a slave-1 bucket: slave 1, source kept",
+            "bridged VM to a destination in a slave-1 bucket: pinned to the VM's slave, 0, \
+             source kept",
             udp4(STRANGER_MAC, VM_MAC, VM_IP, far1),
         )
-        .redirect(1)
-        .counts(&[TxBucket]),
+        .redirect(0)
+        .counts(&[TxNewVm, TxVm])
+        .event(EventKind::NewVm, 0, ClientKey::default(), VM_MAC, 0)
+        .vm(VM_MAC, 0, 1, 0),
         Case::new(
-            "bridged VM to client 2's address: by bucket, source kept",
+            "bridged VM to client 2's address (of slave 1): the VM's slave, source kept",
             tcp4(C2_MAC, VM_MAC, VM_IP, C2),
         )
-        .redirect(bucket_slave(bucket_of_v4(&C2)))
-        .counts(&[TxBucket])
+        .redirect(0)
+        .counts(&[TxVm])
+        .vm(VM_MAC, 0, 2, 0)
+        // Not counted for client 2: only the host's frames are.
         .client(Client { tx: (2, 2 * len(&to_c2)), ..client(C2, C2_MAC, 1) }),
         Case::new(
             "IPv4 header cut short (Ethernet + 10 bytes): active, unchanged",
@@ -526,9 +535,11 @@ fn tx_non_ip_and_truncated() {
         )
         .redirect(0)
         .counts(&[TxActive]),
-        Case::new("bridged VM's LLDP: active, source kept", lldp(VM_MAC))
+        Case::new("bridged VM's LLDP: the VM's slave, source kept", lldp(VM_MAC))
             .redirect(0)
-            .counts(&[TxActive]),
+            .counts(&[TxNewVm, TxVm])
+            .event(EventKind::NewVm, 0, ClientKey::default(), VM_MAC, 0)
+            .vm(VM_MAC, 0, 1, 0),
         Case::new("bare 14-byte Ethernet header: active", ethernet(C2_MAC, MASTER_MAC, 0x88b5))
             .redirect(0)
             .counts(&[TxActive]),
@@ -619,6 +630,7 @@ fn tx_fallback_to_active() {
 fn tx_link_down_before_redeal() {
     let mut lab = Lab::new(&two_slaves(VETH17, VETH19));
     lab.add_client(key(C2), C2_MAC, 1);
+    lab.add_vm(VM_MAC, 1);
     lab.set_slave_up(1, false);
     let to_c2 = tcp4(C2_MAC, MASTER_MAC, SERVER, C2);
     let cases = [
@@ -633,11 +645,12 @@ fn tx_link_down_before_redeal() {
         .redirect(0)
         .counts(&[TxBucket, TxFallbackActive]),
         Case::new(
-            "bridged VM to a bucket of the failed slave 1: active slave, source kept",
+            "bridged VM pinned to the failed slave 1: active slave, source kept",
             udp4(STRANGER_MAC, VM_MAC, VM_IP, v4_on(1, [198, 19, 7])),
         )
         .redirect(0)
-        .counts(&[TxBucket, TxFallbackActive]),
+        .counts(&[TxVm, TxFallbackActive])
+        .vm(VM_MAC, 1, 1, 0),
     ];
     lab.check_all(Program::Tx, &cases);
 }
@@ -686,11 +699,13 @@ fn tx_after_failover() {
         .event(EventKind::NewClient, 1, key(C3), C3_MAC, 0)
         .client(client(C3, C3_MAC, 1)),
         Case::new(
-            "bridged VM's broadcast: slave 1, source kept",
+            "bridged VM's broadcast: pinned to the only usable slave, 1, source kept",
             udp4(BROADCAST, VM_MAC, VM_IP, [255; 4]),
         )
         .redirect(1)
-        .counts(&[TxActive]),
+        .counts(&[TxNewVm, TxVm])
+        .event(EventKind::NewVm, 1, ClientKey::default(), VM_MAC, 0)
+        .vm(VM_MAC, 1, 1, 0),
     ];
     lab.check_all(Program::Tx, &cases);
 }

@@ -54,7 +54,7 @@ impl Family {
     }
 }
 
-pub(crate) fn run(clients: usize, slaves: usize, ipv6: bool) -> Result<()> {
+pub(crate) fn run(clients: usize, slaves: usize, ipv6: bool, vms: usize) -> Result<()> {
     let alb = cargo::build_agent(cargo::Profile::Debug)?;
     signals::catch()?;
     let config = LabConfig {
@@ -67,9 +67,9 @@ pub(crate) fn run(clients: usize, slaves: usize, ipv6: bool) -> Result<()> {
         "== lab {}: {slaves} slaves, {clients} clients, in private network namespaces",
         config.prefix
     );
-    let lab = Lab::up(config)?;
+    let mut lab = Lab::up(config)?;
     let families: &[Family] = if ipv6 { &[Family::V4, Family::V6] } else { &[Family::V4] };
-    let result = drive(&lab, &alb, families);
+    let result = drive(&mut lab, &alb, families, vms);
     println!("\n== tearing down lab {}", lab.prefix());
     drop(lab);
     result
@@ -83,9 +83,11 @@ struct ClientRun {
     per_slave: Vec<LinkStats>,
 }
 
-fn drive(lab: &Lab, alb: &Path, families: &[Family]) -> Result<()> {
-    let srv = lab.srv();
-    let master = lab.master();
+fn drive(lab: &mut Lab, alb: &Path, families: &[Family], vms: usize) -> Result<()> {
+    let srv = lab.srv().to_owned();
+    let srv = srv.as_str();
+    let master = lab.master().to_owned();
+    let master = master.as_str();
     let alb = alb.to_str().context("agent path is not UTF-8")?;
     let command = AgentCommand::new(lab, alb)
         .env("RUST_LOG", "info")
@@ -107,6 +109,9 @@ fn drive(lab: &Lab, alb: &Path, families: &[Family]) -> Result<()> {
     for &family in families {
         runs.push((family, ping_clients(lab, family, &slave_macs)?));
     }
+    let vm_failures =
+        if vms > 0 { crate::demo_vms::run(lab, vms, families.contains(&Family::V6))? } else { 0 };
+    let lab = &*lab;
 
     if which("iperf3").is_some() {
         for &family in families {
@@ -131,7 +136,7 @@ fn drive(lab: &Lab, alb: &Path, families: &[Family]) -> Result<()> {
         }
     };
     println!("\n== checks");
-    let mut failures = 0;
+    let mut failures = vm_failures;
     for (family, family_runs) in &runs {
         failures += check(lab, *family, family_runs, agent_view.as_ref());
     }

@@ -4,6 +4,7 @@ mod bench;
 mod bootstrap;
 mod cargo;
 mod demo;
+mod demo_vms;
 mod lint;
 mod package;
 mod signals;
@@ -60,6 +61,11 @@ enum Cmd {
         /// iperf3 phase and every check for both families.
         #[arg(long)]
         ipv6: bool,
+        /// N VMs on a bridge over the master (with its MAC and the server's
+        /// addresses), pinged from every client and pinging every client;
+        /// each VM MAC must sit on one switch port, the VMs spread.
+        #[arg(long, default_value_t = 0)]
+        vms: usize,
     },
     /// Build target/package/alb_<version>_<arch>.deb: the release agent, the
     /// systemd unit, an example config, the man page, shell completions.
@@ -158,9 +164,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bootstrap => bootstrap::run()?,
         Cmd::Lab { action } => lab(action)?,
         Cmd::Run { netns, args } => return run_agent(netns, &args),
-        Cmd::Demo { clients, slaves, ipv6 } => {
+        Cmd::Demo { clients, slaves, ipv6, vms } => {
             bootstrap::run()?;
-            demo::run(clients, slaves, ipv6)?;
+            demo::run(clients, slaves, ipv6, vms)?;
         }
         Cmd::Lint => {
             bootstrap::run()?;

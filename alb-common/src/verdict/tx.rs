@@ -10,7 +10,7 @@ use crate::{
     reason::Reason,
     wire::{
         ARP_OP_REPLY, ARP_OP_REQUEST, ArpHdr, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
-        EthHdr, Frame, IPPROTO_IGMP, Ipv4Hdr, Mac, ipv4_eq, is_multicast, mac_eq,
+        EthHdr, Frame, IPPROTO_IGMP, Ipv4Hdr, Mac, ipv4_eq, is_multicast, is_valid_unicast, mac_eq,
     },
 };
 
@@ -32,6 +32,12 @@ pub enum TxPlan {
     /// unchanged; for a real address (not 0.0.0.0), every client of it
     /// that is not on the active slave must be told its slave again.
     Announce { server_ip: [u8; 4] },
+    /// A frame from another source MAC (a VM behind a bridge on the
+    /// master, a macvlan on it), whatever it carries (ARP, Neighbor
+    /// Discovery, broadcast included): out of the slave that MAC is pinned
+    /// to (pinned now if new), never rewritten, so the switch sees each VM
+    /// MAC on one port (OVS balance-slb's rule).
+    Vm { mac: Mac },
     /// IPv6: decided by [`super::ipv6::tx6_plan`], which reads the rest
     /// (kept apart so the IPv4 path stays as short as it was).
     Ipv6 { from_master: bool },
@@ -60,6 +66,10 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
         return TxPlan::Malformed;
     };
     let from_master = mac_eq(&eth.src, master_mac);
+    // The host's own frames pay this one test of a comparison made anyway.
+    if !from_master && is_valid_unicast(&eth.src) {
+        return TxPlan::Vm { mac: eth.src };
+    }
     let active = TxPlan::Active { reason: Reason::TxActive, from_master };
     match eth.ether_type() {
         ETH_P_ARP => match frame.read::<ArpHdr>(EthHdr::LEN) {
@@ -76,8 +86,8 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
 }
 
 /// Host ARP (sender = master MAC, request or reply) goes by client; any
-/// other ARP (a bridged VM's, a macvlan's, RARP) leaves unchanged by the
-/// active slave (spec §1.4 filters).
+/// other ARP from the master's MAC (another sender, RARP) leaves unchanged
+/// by the active slave (spec §1.4 filters). A VM's ARP never gets here.
 #[inline(always)]
 fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
     let op = arp.oper();
@@ -168,7 +178,8 @@ mod tests {
     #[test]
     fn foreign_and_odd_arp_stay_on_active() {
         let other = [2, 0, 0, 0, 9, 9];
-        let foreign = arp_frame(CLIENT, other, 2, other, SERVER_IP, CLIENT, CLIENT_IP);
+        // Another sender in an ARP from the master's MAC.
+        let foreign = arp_frame(CLIENT, MASTER, 2, other, SERVER_IP, CLIENT, CLIENT_IP);
         assert_eq!(
             tx_plan(&foreign[..], &MASTER),
             TxPlan::Active { reason: Reason::TxArpForeign, from_master: false }
@@ -204,11 +215,34 @@ mod tests {
             tx_plan(&multicast_data[..], &MASTER),
             TxPlan::Balance { client: None, .. }
         ));
-        let bridged = ipv4_frame(CLIENT, [2, 9, 9, 9, 9, 9], SERVER_IP, CLIENT_IP, 6);
-        assert!(matches!(
-            tx_plan(&bridged[..], &MASTER),
-            TxPlan::Balance { from_master: false, .. }
-        ));
+    }
+
+    #[test]
+    fn frames_of_other_source_macs_are_pinned_by_mac_whatever_they_carry() {
+        let vm = [2, 9, 9, 9, 9, 9];
+        let src6 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        for frame in [
+            ipv4_frame(CLIENT, vm, SERVER_IP, CLIENT_IP, 6),
+            ipv4_frame(BROADCAST_MAC, vm, SERVER_IP, [198, 18, 0, 255], 17),
+            arp_frame(CLIENT, vm, 2, vm, SERVER_IP, CLIENT, CLIENT_IP),
+            arp_frame(BROADCAST_MAC, vm, 1, vm, SERVER_IP, [0; 6], CLIENT_IP),
+            // The VM claims the master's MAC in its ARP: still the VM's frame.
+            arp_frame(CLIENT, vm, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP),
+        ] {
+            assert_eq!(tx_plan(&frame[..], &MASTER), TxPlan::Vm { mac: vm });
+        }
+        assert_eq!(
+            tx_plan(&ipv6_frame(CLIENT, vm, src6, 58, None)[..], &MASTER),
+            TxPlan::Vm { mac: vm }
+        );
+        // No valid source MAC: not a VM; the frame goes as before.
+        let zero = ipv4_frame(CLIENT, [0; 6], SERVER_IP, CLIENT_IP, 6);
+        assert!(matches!(tx_plan(&zero[..], &MASTER), TxPlan::Balance { from_master: false, .. }));
+        let group = ipv4_frame(CLIENT, [3, 0, 0, 0, 0, 1], SERVER_IP, CLIENT_IP, 6);
+        assert!(matches!(tx_plan(&group[..], &MASTER), TxPlan::Balance { from_master: false, .. }));
+        // A frame of the VM's too short for its ethertype is still pinned.
+        let short = ipv4_frame(CLIENT, vm, SERVER_IP, CLIENT_IP, 6);
+        assert_eq!(tx_plan(&short[..14], &MASTER), TxPlan::Vm { mac: vm });
     }
 
     #[test]
@@ -216,8 +250,8 @@ mod tests {
         let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         let tcp = ipv6_frame(CLIENT, MASTER, src, 6, None);
         assert_eq!(tx_plan(&tcp[..], &MASTER), TxPlan::Ipv6 { from_master: true });
-        let bridged = ipv6_frame(CLIENT, [2, 9, 9, 9, 9, 9], src, 6, None);
-        assert_eq!(tx_plan(&bridged[..], &MASTER), TxPlan::Ipv6 { from_master: false });
+        let unknown = ipv6_frame(CLIENT, [0; 6], src, 6, None);
+        assert_eq!(tx_plan(&unknown[..], &MASTER), TxPlan::Ipv6 { from_master: false });
     }
 
     #[test]

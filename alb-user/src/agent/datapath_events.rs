@@ -81,6 +81,7 @@ impl Agent {
                 self.purge_foreign_claim(sender, sender_mac);
             }
             Event::ArpSeen { .. } => {}
+            Event::NewVm { mac, slot, slave } => self.on_new_vm(&mac, slot, slave),
         }
     }
 

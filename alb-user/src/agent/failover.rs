@@ -49,6 +49,9 @@ impl Agent {
             ),
         };
         self.datapath.set_slots(&slot_moves)?;
+        // VM MACs of the moved slots now leave by the new slaves: the
+        // switch is taught so before any client is told anything.
+        let vms = self.move_vms(&slot_moves);
         self.datapath.set_buckets(&bucket_moves)?;
         for &(bucket, slave) in &bucket_moves {
             self.buckets[bucket] = slave;
@@ -69,7 +72,8 @@ impl Agent {
             );
         }
         info!(
-            "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
+            "{name} {what}: {} slots ({told} clients, {vms} VM MACs) and {} buckets moved in {} \
+             ms; active {active}",
             slot_moves.len(),
             bucket_moves.len(),
             took.as_millis()

@@ -20,6 +20,7 @@ mod rebalance;
 mod reconfigure;
 mod setup;
 mod startup;
+mod vms;
 
 use std::{
     net::SocketAddr,
@@ -65,6 +66,8 @@ pub struct Options {
     pub lp_interval_s: u64,
     /// Seconds between transmit rebalancing by measured load; 0 turns it off.
     pub rebalance_interval_s: u64,
+    /// Seconds a VM MAC is kept without a frame from it.
+    pub vm_ageing_s: u64,
     /// The config file the options came from, re-read on SIGHUP.
     pub config: Option<crate::config::Source>,
     /// On SIGINT/SIGTERM after ready, leave the data path forwarding (programs,
@@ -385,6 +388,7 @@ async fn event_loop(
                 if Instant::now() >= learn_at {
                     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();
+                    agent.age_vms();
                     agent.check_model();
                     agent.summarize();
                     learn_at = Instant::now() + agent.learning();

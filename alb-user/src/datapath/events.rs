@@ -30,6 +30,9 @@ pub enum Event {
     NewClient6 { key: ClientKey6, slot: u32, slave: u32, mac: Option<Mac>, told: bool },
     /// A known IPv6 client (in `slot`) has a new MAC.
     ClientMacChanged6 { key: ClientKey6, slot: u32, mac: Mac },
+    /// A frame from VM MAC `mac` (a source other than the master's) pinned
+    /// it to `slot`, on slave `slave`.
+    NewVm { mac: Mac, slot: u32, slave: u32 },
 }
 
 impl Event {
@@ -91,6 +94,7 @@ impl Event {
                 sender_mac: raw.mac,
                 target: raw.key.server_ip,
             },
+            EventKind::NewVm => Self::NewVm { mac: raw.mac, slot: raw.slot, slave: raw.slave },
             EventKind::NewClient6 | EventKind::ClientMacChanged6 => return None,
         })
     }

@@ -17,8 +17,8 @@ use alb_common::{
     assign::initial_bucket_slave,
     maps::{
         CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6, ClientSlot, MAX_SLAVES, SLAVE_PRESENT,
-        SLAVE_UP, Slave, SlaveStats, TAIL_RX6, TAIL_TX6, TX_BUCKETS, Traffic, TxBucket, names,
-        programs,
+        SLAVE_UP, Slave, SlaveStats, TAIL_RX6, TAIL_TX6, TX_BUCKETS, Traffic, TxBucket, VmEntry,
+        VmKey, names, programs,
     },
     reason::Reason,
 };
@@ -292,6 +292,18 @@ impl Datapath {
     pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
         batch::delete(data(self.map(names::CLIENTS)?)?, keys)
             .context("cannot delete from the client table")
+    }
+
+    /// The VM table: every learned VM MAC with its entry (at most
+    /// `MAX_VMS`, read key by key).
+    pub fn vms(&self) -> Result<Vec<(VmKey, VmEntry)>> {
+        read::vms(self.map(names::VMS)?)
+    }
+
+    /// Forgets VM MACs (aged out), in one system call; returns how many
+    /// were there.
+    pub fn forget_vms(&mut self, keys: &[VmKey]) -> Result<usize> {
+        batch::delete(data(self.map(names::VMS)?)?, keys).context("cannot delete from the VM table")
     }
 
     /// How many events the data path could not put in the ring.

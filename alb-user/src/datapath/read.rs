@@ -6,7 +6,7 @@ use std::path::Path;
 use alb_common::{
     maps::{
         ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, MAX_SLAVES, NO_SLAVE,
-        SLAVE_PRESENT, Slave, SlaveStats, names,
+        SLAVE_PRESENT, Slave, SlaveStats, VmEntry, VmKey, names,
     },
     reason::Reason,
 };
@@ -27,6 +27,7 @@ pub struct Maps {
     pub slots: Array<MapData, ClientSlot>,
     pub slave_stats: PerCpuArray<MapData, SlaveStats>,
     pub counters: PerCpuArray<MapData, u64>,
+    pub vms: Map,
     /// The client tables' own handles, for batched reads.
     clients_data: MapData,
     clients6_data: MapData,
@@ -53,6 +54,7 @@ impl Maps {
             slots: Array::try_from(open(names::SLOTS)?)?,
             slave_stats: PerCpuArray::try_from(open(names::SLAVE_STATS)?)?,
             counters: PerCpuArray::try_from(open(names::COUNTERS)?)?,
+            vms: open(names::VMS)?,
             clients_data: data(names::CLIENTS)?,
             clients6_data: data(names::CLIENTS6)?,
         })
@@ -77,6 +79,7 @@ impl Maps {
             slots: Array::try_from(take(names::SLOTS)?)?,
             slave_stats: PerCpuArray::try_from(take(names::SLAVE_STATS)?)?,
             counters: PerCpuArray::try_from(take(names::COUNTERS)?)?,
+            vms: take(names::VMS)?,
             clients_data,
             clients6_data,
         })
@@ -125,6 +128,11 @@ impl Maps {
         self.slots.get(&entry.slot, 0).map_or(NO_SLAVE, |slot| slot.slave)
     }
 
+    /// The VM table in MAC order.
+    pub fn vms(&self) -> Result<Vec<(VmKey, VmEntry)>> {
+        vms(&self.vms)
+    }
+
     /// Per-slave counters summed over CPUs.
     pub fn slave_stats(&self, index: u32) -> Result<SlaveStats> {
         let mut sum = SlaveStats::default();
@@ -147,4 +155,13 @@ impl Maps {
             })
             .collect()
     }
+}
+
+/// Every entry of the VM table, in MAC order. Entries deleted while it is
+/// read (aged out, evicted) are skipped.
+pub(super) fn vms(map: &Map) -> Result<Vec<(VmKey, VmEntry)>> {
+    let table: HashMap<&MapData, VmKey, VmEntry> = HashMap::try_from(map)?;
+    let mut vms: Vec<(VmKey, VmEntry)> = table.iter().filter_map(Result::ok).collect();
+    vms.sort_by_key(|(key, _)| *key);
+    Ok(vms)
 }
