@@ -27,6 +27,11 @@ pub(crate) const DEBIAN_PACKAGES: &[&str] = &[
     // cargo xtask vm-test: the guests and their initramfs.
     "qemu-system-x86",
     "busybox-static",
+    // cargo xtask vm-test --systemd: its Debian root filesystem, packed as
+    // an initramfs; depmod for the kernel modules copied into it.
+    "debootstrap",
+    "cpio",
+    "kmod",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

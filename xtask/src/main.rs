@@ -102,9 +102,11 @@ enum Cmd {
     },
     /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
     /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
+    /// With --systemd: the package and the service under a real systemd.
     VmTest {
-        /// Which kernels: 6.1, 6.12 or all (repeatable).
-        #[arg(long, default_value = "all", value_parser = ["6.1", "6.12", "all"])]
+        /// Which kernels: 6.1, 6.12 or all (repeatable) [default: all; with
+        /// --systemd: 6.12].
+        #[arg(long, value_parser = ["6.1", "6.12", "all"])]
         kernel: Vec<String>,
         /// Instead of the scenarios: failover losses of the kernel's own
         /// balance-alb bond against alb, same guest; writes docs/kernels.md.
@@ -120,6 +122,11 @@ enum Cmd {
         /// must fail.
         #[arg(long, conflicts_with = "compare")]
         nics: bool,
+        /// Instead of the scenarios: boot Debian 12 with systemd as PID 1,
+        /// install the package (`cargo xtask package`) and run alb as
+        /// alb@alb0.service (readiness, watchdog, restart, journal, sandbox).
+        #[arg(long, conflicts_with_all = ["compare", "nics"])]
+        systemd: bool,
     },
 }
 
@@ -178,14 +185,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
-        Cmd::VmTest { kernel, compare, repeats, nics } => {
-            let ok = if nics {
+        Cmd::VmTest { kernel, compare, repeats, nics, systemd } => {
+            let ok = if systemd {
+                vm::run(&kernel, None, true)?
+            } else if nics {
                 vm::nics::run(&kernel)?
             } else if compare {
-                vm::run(&kernel, Some(repeats))?
+                vm::run(&kernel, Some(repeats), false)?
             } else {
                 // Both guests: the seed lab on veth, then NICs that filter.
-                let veth = vm::run(&kernel, None)?;
+                let veth = vm::run(&kernel, None, false)?;
                 vm::nics::run(&kernel)? && veth
             };
             if !ok {

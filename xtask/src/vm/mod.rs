@@ -4,10 +4,14 @@
 //! seed lab in network namespaces, runs the scenarios of guest.sh and
 //! prints results between markers on the serial console; the host parses
 //! them, keeps the console log in target/vm-logs/ and fails on any failure.
+//! `--systemd` (systemd.rs) boots a Debian 12 root filesystem with systemd
+//! as PID 1 instead, and runs alb as the packaged service.
 
 mod initramfs;
 mod kernel;
 pub(crate) mod nics;
+mod rootfs;
+mod systemd;
 
 use std::{
     collections::BTreeMap,
@@ -22,8 +26,20 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{bootstrap, cargo};
 
-/// How long one guest may run before it is stopped (TCG is slow).
-const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
+/// How a guest boots: its memory, the kernel's command line and how long
+/// it may run before it is stopped (TCG is slow).
+pub(super) struct Guest {
+    memory_mib: u32,
+    append: &'static str,
+    timeout: Duration,
+}
+
+/// The busybox guest of the behaviour scenarios: /init is guest.sh.
+const BUSYBOX: Guest = Guest {
+    memory_mib: 1024,
+    append: "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable",
+    timeout: Duration::from_secs(900),
+};
 
 /// One line the guest printed between the markers.
 #[derive(Debug, PartialEq)]
@@ -78,19 +94,25 @@ fn parse_loss(metric: &str) -> Option<((String, String, String), f64)> {
     Some((key, lost * interval))
 }
 
-/// `cargo xtask vm-test --kernel K`.
-pub(crate) fn run(kernels: &[String], compare: Option<u32>) -> Result<bool> {
+/// `cargo xtask vm-test --kernel K [--compare | --systemd]`.
+pub(crate) fn run(kernels: &[String], compare: Option<u32>, with_systemd: bool) -> Result<bool> {
     bootstrap::run()?;
     let root = cargo::target_dir()?;
     let cache = root.join("vm-cache");
     let logs = root.join("vm-logs");
     fs::create_dir_all(&cache)?;
     fs::create_dir_all(&logs)?;
-    let series: Vec<&str> = if kernels.iter().any(|k| k == "all") || kernels.is_empty() {
+    let series: Vec<&str> = if kernels.iter().any(|k| k == "all") {
         kernel::SERIES.to_vec()
+    } else if kernels.is_empty() {
+        // One systemd guest takes about as long as both busybox guests.
+        if with_systemd { vec![systemd::DEFAULT_SERIES] } else { kernel::SERIES.to_vec() }
     } else {
         kernels.iter().map(String::as_str).collect()
     };
+    if with_systemd {
+        return systemd::run(&series, &cache, &logs);
+    }
     // Release: a smaller initramfs, and what users run.
     let alb = cargo::build_agent(cargo::Profile::Release)?;
     let mut all_ok = true;
@@ -112,23 +134,9 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>) -> Result<bool> {
             log.display()
         );
         let started = Instant::now();
-        let report = boot(&kernel.vmlinuz, &initrd, &log)?;
-        let secs = started.elapsed().as_secs();
-        let ok = report.begun && report.ended && report.failed.is_empty() && report.passed > 0;
+        let report = boot(&kernel.vmlinuz, &initrd, &log, &BUSYBOX)?;
+        let (ok, line) = report.summary(series, &kernel.package, started.elapsed().as_secs());
         all_ok &= ok;
-        let mut line = format!(
-            "{:<6} {}: {} passed, {} failed ({secs} s)",
-            series,
-            kernel.package,
-            report.passed,
-            report.failed.len()
-        );
-        if !report.ended {
-            line.push_str(" [the guest did not finish: see the log]");
-        }
-        if !report.failed.is_empty() {
-            line.push_str(&format!(" [{}]", report.failed.join(", ")));
-        }
         summary.push(line);
         if compare.is_some() {
             tables.push((kernel.package.clone(), report.losses));
@@ -140,25 +148,49 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>) -> Result<bool> {
         fs::write(&path, with_comparison(&text, &comparison(&tables, repeats)))?;
         eprintln!("vm-test: wrote the comparison into {}", path.display());
     }
+    print_summary(&summary);
+    Ok(all_ok)
+}
+
+fn print_summary(lines: &[String]) {
     println!("\nvm-test summary:");
-    for line in &summary {
+    for line in lines {
         println!("  {line}");
     }
-    Ok(all_ok)
+}
+
+impl Report {
+    /// Whether the guest passed, and its line in the summary.
+    fn summary(&self, series: &str, package: &str, secs: u64) -> (bool, String) {
+        let ok = self.begun && self.ended && self.failed.is_empty() && self.passed > 0;
+        let mut line = format!(
+            "{series:<6} {package}: {} passed, {} failed ({secs} s)",
+            self.passed,
+            self.failed.len()
+        );
+        if !self.ended {
+            line.push_str(" [the guest did not finish: see the log]");
+        }
+        if !self.failed.is_empty() {
+            line.push_str(&format!(" [{}]", self.failed.join(", ")));
+        }
+        (ok, line)
+    }
 }
 
 /// Boots one guest, echoes its results as they come, writes the whole
 /// console to `log`.
-fn boot(vmlinuz: &Path, initrd: &Path, log: &Path) -> Result<Report> {
+fn boot(vmlinuz: &Path, initrd: &Path, log: &Path, guest: &Guest) -> Result<Report> {
     let mut qemu = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024"])
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m"])
+        .arg(guest.memory_mib.to_string())
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio"])
         .arg("-no-reboot")
         .arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable"])
+        .args(["-append", guest.append])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -167,10 +199,10 @@ fn boot(vmlinuz: &Path, initrd: &Path, log: &Path) -> Result<Report> {
     let pid = qemu.id();
     // A watchdog: the guest is stopped (by its PID) if it runs too long.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let timeout = guest.timeout;
     let watchdog = std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(GUEST_TIMEOUT)
-        {
-            eprintln!("vm-test: the guest ran over {} s; stopping it", GUEST_TIMEOUT.as_secs());
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
+            eprintln!("vm-test: the guest ran over {} s; stopping it", timeout.as_secs());
             if let Ok(pid) = i32::try_from(pid) {
                 if let Err(error) = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),

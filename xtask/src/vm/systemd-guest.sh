@@ -1,0 +1,421 @@
+#!/bin/sh
+# alb-vmtest.service of the vm-test --systemd guest (Debian 12, systemd as
+# PID 1): installs alb's package with dpkg, builds the lab (the slaves
+# veth17 and veth19 in this root namespace; their peers on a bridge in the
+# namespace sw, with the clients c1 and c2), runs alb as alb@alb0.service
+# and checks what systemd, the journal and the clients see. Results between
+# markers on the console; its unit powers the guest off when it ends.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+DIR=/opt/alb-vmtest
+U=alb@alb0.service
+N=/run/netns
+
+say() { echo "@@ALB-$*"; }
+result() { say "RESULT $1 $2 ${3:-}"; }
+check() { name=$1; shift; if "$@"; then result PASS "$name"; else result FAIL "$name"; fi; }
+in_ns() { ns=$1; shift; nsenter --net=$N/"$ns" "$@"; }
+prop() { systemctl show -P "$1" $U; }
+# Every property at once (one systemctl call: each takes ~0.3 s under TCG),
+# then read them with p NAME.
+snap() { systemctl show $U >/tmp/props; }
+p() { sed -n "s/^$1=//p" /tmp/props; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# The unit's journal (only the lines of the agent: -o cat, no systemd lines
+# with _PID=1 unless asked for).
+journal() { journalctl -u $U --no-pager -o cat "$@"; }
+
+lab_up() {
+    for ns in sw c1 c2; do ip netns add $ns; ip -n $ns link set lo up; done
+    in_ns sw sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
+    in_ns sw sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
+    ip -n sw link add br0 type bridge ageing_time 30000 stp_state 0 mcast_snooping 0
+    ip -n sw link set br0 up
+    for i in 17 19; do
+        p=$((i + 1))
+        ip link add veth$i address 02:a1:b0:00:00:$i type veth peer name veth$p \
+            address 02:a1:b1:00:00:$p netns sw
+        ip -n sw link set veth$p master br0 up
+    done
+    for c in 1 2; do
+        in_ns c$c sysctl -q -w net.ipv6.conf.default.router_solicitations=0
+        ip -n c$c link add eth0 address 02:a1:c0:00:00:0$c type veth peer name c$c \
+            address 02:a1:c1:00:00:0$c netns sw
+        ip -n sw link set c$c master br0 up
+        ip -n c$c addr add 198.18.0.1$c/24 dev eth0
+        ip -n c$c link set eth0 up
+    done
+}
+
+# rx and tx packets of a switch port (its rx is the server slave's tx).
+port() {
+    in_ns sw cat /proc/net/dev |
+        awk -v d="$1" '{ sub(/^ +/, ""); n = split($0, f, /[: ]+/); if (f[1] == d) print f[3], f[11] }'
+}
+neigh_mac() { ip -n "$1" neigh show 198.18.0.1 | awk '{for (i=1;i<NF;i++) if ($i=="lladdr") print $(i+1)}'; }
+replies() { in_ns "$1" ping -n -c "$2" -i 0.02 -W 1 198.18.0.1 | awk '/transmitted/ {print $4}'; }
+
+# Pings every 20 ms from both clients until pings_stop (SIGINT: ping
+# prints its summary). nsenter execs ping, so $! is ping (in_ns would put
+# a subshell in between, one that ignores SIGINT).
+PING_PIDS=
+pings_start() {
+    PING_PIDS=
+    for c in 1 2; do
+        nsenter --net=$N/c$c ping -n -i 0.02 -W 1 198.18.0.1 >/tmp/ping$c 2>&1 &
+        PING_PIDS="$PING_PIDS $!"
+    done
+}
+pings_stop() {
+    sleep 1
+    kill -INT $PING_PIDS
+    wait $PING_PIDS
+}
+lost() { awk '/transmitted/ {print $1 - $4}' /tmp/ping"$1"; }
+sent() { awk '/transmitted/ {print $1}' /tmp/ping"$1"; }
+ping_time() { awk '/transmitted/ {for (i=1;i<=NF;i++) if ($i=="time") print $(i+1)}' /tmp/ping"$1"; }
+# report NAME: both clients' losses as a metric; true when none was lost.
+no_loss() {
+    for c in 1 2; do
+        say "METRIC $1.c$c lost=$(lost $c)/$(sent $c) time=$(ping_time $c) interval=20ms"
+    done
+    test "$(lost 1)" = 0 && test "$(lost 2)" = 0
+}
+
+# The unit's state in one line ("ActiveState=active MainPID=303 SubState=running").
+state() { systemctl show -p ActiveState -p SubState -p MainPID $U | sort | tr '\n' ' '; }
+# Waits (up to $2 s) until the unit's ActiveState is $1; prints each state
+# seen, as often as systemctl answers (a few times a second under TCG).
+wait_state() {
+    end=$(($(date +%s) + $2))
+    last=
+    while [ "$(date +%s)" -le $end ]; do
+        s=$(state)
+        [ "$s" = "$last" ] || { echo "$s"; last=$s; }
+        case $s in "ActiveState=$1 "*) return 0 ;; esac
+        sleep 0.05
+    done
+    return 1
+}
+
+boot_info() {
+    say "METRIC boot.startup $(systemd-analyze time | head -n 1 | sed 's/^Startup finished in //')"
+    say "INFO system $(systemctl is-system-running); failed units: $(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+    say "INFO bpffs: $(findmnt -n -o FSTYPE /sys/fs/bpf) ($(systemctl show -P ActiveState sys-fs-bpf.mount) sys-fs-bpf.mount)"
+}
+
+install() {
+    before=$(prop LoadState)
+    t0=$(now)
+    dpkg -i $DIR/alb.deb >/tmp/dpkg.log 2>&1
+    rc=$?
+    say "METRIC package.dpkg-i seconds=$(since "$t0")"
+    sed 's/^/dpkg: /' /tmp/dpkg.log
+    check package.dpkg-i test $rc = 0
+    say "INFO $U LoadState before the package: $before, after: $(prop LoadState); $(/usr/sbin/alb --version)"
+    check package.unit-loaded test "$(prop LoadState)" = loaded
+    check package.no-reload-needed test "$(prop NeedDaemonReload)" = no
+}
+
+# The master's config file, from the package's example, and the slaves'
+# devices ordered before the unit (as the unit's comments tell users to).
+CONF=/etc/alb/alb0.toml
+configure() {
+    sed 's/^slaves = .*/slaves = ["veth17", "veth19"]/' \
+        /usr/share/doc/alb/examples/alb.toml >$CONF
+    alb config check $CONF >/tmp/check.log 2>&1
+    rc=$?
+    say "INFO alb config check $CONF: rc=$rc $(tr '\n' ' ' </tmp/check.log)"
+    check config.check test $rc = 0
+    mkdir -p /etc/systemd/system/$U.d
+    cat >/etc/systemd/system/$U.d/slaves.conf <<'EOF'
+[Unit]
+Requires=sys-subsystem-net-devices-veth17.device sys-subsystem-net-devices-veth19.device
+After=sys-subsystem-net-devices-veth17.device sys-subsystem-net-devices-veth19.device
+EOF
+    t0=$(now)
+    systemctl daemon-reload
+    say "METRIC configure.daemon-reload seconds=$(since "$t0")"
+}
+
+# Started before its slaves exist: the start job waits for their devices;
+# once they appear the agent starts, and is active only after READY=1.
+start() {
+    systemctl start --no-block $U
+    sleep 2
+    job=$(systemctl list-jobs --no-legend --plain | awk -v u=$U '$2 == u {print $3 "/" $4}')
+    say "INFO before the slaves exist: $U is $(prop ActiveState), job $job"
+    check start.waits-for-the-slaves test "$(prop ActiveState)" = inactive -a "$job" = start/waiting
+    t0=$(now)
+    # Watched from before the slaves exist: the agent starts as soon as
+    # they do, while the lab is still being built.
+    wait_state active 90 >/tmp/states &
+    watcher=$!
+    lab_up
+    wait $watcher
+    rc=$?
+    # What must exist once systemd calls it active (READY=1 came after them).
+    ready_ok=true
+    for what in /run/alb/alb0.sock /sys/fs/bpf/alb/alb0; do
+        [ -e $what ] || { say "INFO $what missing when $U became active"; ready_ok=false; }
+    done
+    ip link show alb0 >/dev/null 2>&1 || { say "INFO alb0 missing when $U became active"; ready_ok=false; }
+    say "INFO states seen from the slaves' creation to active ($(since "$t0") s): $(tr '\n' ';' </tmp/states)"
+    check start.active test $rc = 0
+    if [ $rc != 0 ]; then
+        say "INFO $U did not become active; its journal:"
+        journal | tail -n 20 | sed 's/^/@@ALB-LOG /'
+        return 1
+    fi
+    check start.activating-until-ready grep -q 'ActiveState=activating MainPID=[1-9][0-9]* SubState=start ' /tmp/states
+    check start.ready-after-setup $ready_ok
+    snap
+    for name in ActiveState SubState StatusText NotifyAccess WatchdogUSec MainPID Type; do
+        say "INFO $name=$(p $name)"
+    done
+    check start.substate-running test "$(p SubState)" = running
+    check start.status-text-set test -n "$(p StatusText)"
+    check start.notify-access-main test "$(p NotifyAccess)" = main
+    check start.watchdog-10s test "$(p WatchdogUSec)" = 10s
+    check start.main-pid test "$(p MainPID)" -gt 0
+    say "INFO $(journal | grep -o 'programs attached through [a-z]*' | head -n 1)"
+    # The unit loads them (modprobe@.service) whatever the kernel: the
+    # sandbox hides /lib/modules from the agent's probe.
+    for m in sch_ingress cls_bpf; do
+        check start.unit-loaded-$m test -d /sys/module/$m
+    done
+    # udev gives new veth devices a MAC of its own (99-default.link,
+    # MACAddressPolicy=persistent): the master must still end up with its
+    # first slave's, as a bond does.
+    mac=$(cat /sys/class/net/alb0/address)
+    say "INFO alb0's MAC: $mac; what the agent said of it: $(journal | grep 'has a new MAC' | tr '\n' '|')"
+    check start.master-mac-is-veth17s test "$mac" = 02:a1:b0:00:00:17
+    capabilities start
+    # The unit's own ExecStart: the slaves come from the file.
+    cmdline=$(tr '\0' ' ' </proc/"$(p MainPID)"/cmdline)
+    say "INFO the agent runs as: $cmdline"
+    check config.agent-runs-from-the-file sh -c "echo '$cmdline' | grep -q -- '--config $CONF' && ! echo '$cmdline' | grep -q -- --iface"
+    check config.slaves-from-the-file sh -c "journalctl -u $U -o cat | grep -q '^ready: .* over veth17, veth19 '"
+}
+
+# Each client reaches 198.18.0.1 on alb0 through its own slave.
+serve() {
+    ip addr add 198.18.0.1/24 dev alb0
+    for c in 1 2; do in_ns c$c ping -n -c 2 -i 0.3 -W 2 198.18.0.1 >/dev/null; done
+    check serve.c1-learned-veth17-mac test "$(neigh_mac c1)" = 02:a1:b0:00:00:17
+    check serve.c2-learned-veth19-mac test "$(neigh_mac c2)" = 02:a1:b0:00:00:19
+    for c in 1 2; do
+        own=$((16 + 2 * c)); other=$((own == 18 ? 20 : 18))
+        set -- $(port veth$own); o_rx=$1 o_tx=$2
+        set -- $(port veth$other); x_rx=$1 x_tx=$2
+        got=$(replies c$c 40)
+        set -- $(port veth$own); do_rx=$(($1 - o_rx)) do_tx=$(($2 - o_tx))
+        set -- $(port veth$other); dx_rx=$(($1 - x_rx)) dx_tx=$(($2 - x_tx))
+        say "METRIC serve.c$c replies=$got/40 own-port rx=$do_rx tx=$do_tx other-port rx=$dx_rx tx=$dx_tx"
+        check serve.c$c-all-replies test "$got" = 40
+        check serve.c$c-own-slave-both-ways test "$do_rx" -ge 40 -a "$do_tx" -ge 40 -a "$dx_rx" -lt 10 -a "$dx_tx" -lt 10
+    done
+}
+
+# The agent's lines reach the journal at their priority.
+journal_priorities() {
+    alb slave del nosuch >/tmp/del.log 2>&1
+    say "INFO alb slave del nosuch: $(cat /tmp/del.log)"
+    sleep 1
+    say "INFO -p warning: $(journal -p warning | tail -n 3 | tr '\n' '|')"
+    check journal.warning-at-warning sh -c "journalctl -u $U -o cat -p warning | grep -q nosuch"
+    check journal.ready-at-info sh -c "journalctl -u $U -o cat -p info | grep -q '^ready:'"
+    check journal.ready-not-at-warning sh -c "! journalctl -u $U -o cat -p warning | grep -q '^ready:'"
+    check journal.no-raw-prefixes sh -c "! journalctl -u $U -o cat | grep -q '^<[0-7]>'"
+}
+
+# capabilities NAME: once ready, the agent keeps only CAP_NET_ADMIN (the
+# set docs/architecture.md documents) in its effective, permitted and
+# bounding sets (the unit's bounding set has CAP_SETPCAP for that), and no
+# thread holds more.
+NET_ADMIN=0000000000001000
+capabilities() {
+    pid=$(prop MainPID)
+    say "INFO $1: capabilities of the agent: $(grep '^Cap' /proc/"$pid"/status | tr '\n\t' '  ')"
+    wider=
+    for task in /proc/"$pid"/task/*; do
+        for set in CapEff CapPrm; do
+            mask=$(awk -v s=$set: '$1 == s {print $2}' "$task"/status)
+            [ "$mask" = $NET_ADMIN ] || [ "$mask" = 0000000000000000 ] ||
+                wider="$wider $(cat "$task"/comm)/$set=$mask"
+        done
+    done
+    [ -z "$wider" ] || say "INFO threads holding more than CAP_NET_ADMIN:$wider"
+    check "$1.caps-effective-net-admin" test "$(awk '/^CapEff/ {print $2}' /proc/"$pid"/status)" = $NET_ADMIN
+    check "$1.caps-bounding-net-admin" test "$(awk '/^CapBnd/ {print $2}' /proc/"$pid"/status)" = $NET_ADMIN
+    check "$1.caps-no-thread-holds-more" test -z "$wider"
+}
+
+active_slave() { alb status | awk -F': ' '/^Currently Active Slave/ {print $2}'; }
+# Waits (up to 30 s) for a journal line of the unit matching $1.
+journal_wait() {
+    i=0
+    while [ $i -lt 150 ] && ! journal | grep -q "$1"; do sleep 0.2; i=$((i + 1)); done
+    journal | grep -q "$1"
+}
+
+# systemctl reload (SIGHUP) applies a changed file at run time, under
+# pings; a file with an error changes nothing and says why.
+reload() {
+    pid=$(prop MainPID)
+    check reload.active-veth17-before test "$(active_slave)" = veth17
+    pings_start
+    sleep 1
+    sed -i 's/^# primary = .*/primary = "veth19"/' $CONF
+    systemctl reload $U
+    rc=$?
+    check reload.applied journal_wait 'reloaded: primary veth19'
+    pings_stop
+    say "INFO $(journal | grep 'reloaded:' | tail -n 1)"
+    check reload.runs test $rc = 0 -a "$(prop ActiveState)" = active -a "$(prop MainPID)" = "$pid"
+    check reload.veth19-active test "$(active_slave)" = veth19
+    check reload.no-ping-lost no_loss reload
+    cp $CONF /tmp/good.toml
+    echo 'no_such_key = 1' >>$CONF
+    systemctl reload $U
+    check reload.bad-file-refused journal_wait 'not reloaded'
+    say "INFO $(journal -p warning | grep -A1 'not reloaded' | tail -n 2 | tr '\n' '|')"
+    check reload.bad-file-keeps-running test "$(prop MainPID)" = "$pid" -a "$(active_slave)" = veth19
+    cp /tmp/good.toml $CONF
+}
+
+# systemctl restart under pings: the data path forwards while no agent runs.
+restart() {
+    pid=$(prop MainPID)
+    pings_start
+    sleep 1
+    t0=$(now)
+    systemctl restart $U
+    rc=$?
+    say "METRIC restart.systemctl-restart seconds=$(since "$t0")"
+    pings_stop
+    check restart.active test $rc = 0 -a "$(prop ActiveState)" = active
+    check restart.new-agent test "$(prop MainPID)" != "$pid"
+    check restart.no-ping-lost no_loss restart
+    # The new agent read the file as it is now.
+    check restart.primary-from-the-file test "$(active_slave)" = veth19
+}
+
+# An upgrade: dpkg -i of the package again while the agent runs; postinst
+# restarts it (try-restart), again under pings.
+upgrade() {
+    pid=$(prop MainPID)
+    pings_start
+    sleep 1
+    t0=$(now)
+    dpkg -i $DIR/alb.deb >/tmp/dpkg.log 2>&1
+    rc=$?
+    say "METRIC upgrade.dpkg-i seconds=$(since "$t0")"
+    sed 's/^/dpkg: /' /tmp/dpkg.log
+    pings_stop
+    check upgrade.dpkg-i test $rc = 0
+    check upgrade.agent-restarted test "$(prop MainPID)" != "$pid" -a "$(prop ActiveState)" = active
+    check upgrade.no-ping-lost no_loss upgrade
+}
+
+# A hung agent: SIGSTOP; systemd's watchdog (WatchdogSec=10s) kills it and
+# Restart=on-failure starts another, which adopts the data path; the data
+# path forwards all along.
+watchdog() {
+    pid=$(prop MainPID)
+    restarts=$(prop NRestarts)
+    pings_start
+    sleep 1
+    t0=$(now)
+    kill -STOP "$pid"
+    end=$(($(date +%s) + 60))
+    while [ "$(date +%s)" -le $end ]; do
+        new=$(prop MainPID)
+        [ "$new" != "$pid" ] && [ "$new" != 0 ] && [ "$(prop ActiveState)" = active ] && break
+        sleep 0.2
+    done
+    secs=$(since "$t0")
+    say "METRIC watchdog.stop-to-active seconds=$secs (WatchdogSec=10s, RestartSec=1s)"
+    pings_stop
+    say "INFO $(journalctl -u $U --no-pager -o cat _PID=1 | grep -i watchdog | tail -n 1)"
+    check watchdog.restarted test "$(prop NRestarts)" = $((restarts + 1)) -a "$(prop ActiveState)" = active
+    check watchdog.new-agent test "$(prop MainPID)" != "$pid"
+    check watchdog.timeout-logged sh -c "journalctl -u $U -o cat _PID=1 | grep -q -i 'watchdog timeout'"
+    i=0
+    while [ $i -lt 50 ] && ! journalctl -o cat _PID="$(prop MainPID)" | grep -q adopted; do
+        sleep 0.2; i=$((i + 1))
+    done
+    say "INFO $(journalctl -o cat _PID="$(prop MainPID)" | grep adopted)"
+    check watchdog.adopted sh -c "journalctl -o cat _PID=$(prop MainPID) | grep -q adopted"
+    check watchdog.no-ping-lost no_loss watchdog
+    capabilities watchdog
+}
+
+# A stop leaves the data path forwarding; alb down removes it.
+stop_and_down() {
+    systemctl stop $U
+    check stop.inactive test "$(prop ActiveState)" = inactive -a "$(prop Result)" = success
+    check stop.master-left ip link show alb0
+    check stop.pins-left test -d /sys/fs/bpf/alb/alb0
+    for c in 1 2; do
+        got=$(replies c$c 20)
+        say "METRIC stop.c$c replies=$got/20"
+        check stop.c$c-still-served test "$got" = 20
+    done
+    alb down --master alb0 >/tmp/down.log 2>&1
+    rc=$?
+    say "INFO alb down: rc=$rc $(tr '\n' ' ' </tmp/down.log)"
+    check down.runs test $rc = 0
+    check down.no-master sh -c "! ip link show alb0 2>/dev/null"
+    check down.no-pins test ! -e /sys/fs/bpf/alb/alb0
+    check down.no-programs sh -c "! bpftool net show 2>/dev/null | grep -q alb_"
+}
+
+# The sandbox every scenario above ran under, and systemd's opinion of it.
+sandbox() {
+    snap
+    for name in ProtectSystem ProtectHome PrivateTmp NoNewPrivileges ProtectKernelModules \
+        MemoryDenyWriteExecute RestrictAddressFamilies CapabilityBoundingSet; do
+        say "INFO $name=$(p $name)"
+    done
+    say "INFO $(systemd-analyze security $U --no-pager 2>&1 | tail -n 1)"
+    # --man=no: the guest has no man(1) to look Documentation= up with.
+    systemd-analyze verify --man=no $U >/tmp/verify.log 2>&1
+    rc=$?
+    say "INFO systemd-analyze verify: rc=$rc $(tr '\n' ' ' </tmp/verify.log)"
+    check unit.verify test $rc = 0 -a ! -s /tmp/verify.log
+    # Enabled, it joins the boot transaction of multi-user.target with its
+    # slaves' devices, the modules and network-pre.target: no ordering cycle.
+    systemctl enable $U >/dev/null 2>&1
+    check unit.enable test "$(systemctl is-enabled $U)" = enabled
+    systemd-analyze verify --man=no multi-user.target >/tmp/verify.log 2>&1
+    say "INFO systemd-analyze verify multi-user.target with $U enabled: $(grep -c . /tmp/verify.log) lines"
+    grep -i cycle /tmp/verify.log | sed 's/^/@@ALB-LOG /'
+    check unit.no-ordering-cycle-at-boot sh -c "! grep -qi cycle /tmp/verify.log"
+}
+
+# For the log only (no markers): what the unit and systemd said, with
+# times since boot.
+transcript() {
+    echo "--- journalctl -u $U ---"
+    journalctl -u $U --no-pager -o short-monotonic
+}
+
+say "BEGIN"
+say "INFO kernel $(uname -r); uptime $(cut -d' ' -f1 /proc/uptime) s"
+boot_info
+install
+configure
+if start; then
+    serve
+    journal_priorities
+    reload
+    restart
+    upgrade
+    watchdog
+    stop_and_down
+fi
+sandbox
+transcript
+say "END"
+# alb-vmtest.service powers the guest off (SuccessAction=).
