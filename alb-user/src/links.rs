@@ -228,10 +228,16 @@ impl Netlink {
         }
     }
 
-    pub async fn create_veth_pair(&self, name: &str, peer: &str) -> Result<()> {
+    /// Creates the veth pair `name`/`peer`, `name` with the MAC `mac` if
+    /// one is given (else the kernel's random one).
+    pub async fn create_veth_pair(&self, name: &str, peer: &str, mac: Option<&Mac>) -> Result<()> {
+        let mut pair = LinkVeth::new(name, peer);
+        if let Some(mac) = mac {
+            pair = pair.address(mac.to_vec());
+        }
         self.handle
             .link()
-            .add(LinkVeth::new(name, peer).build())
+            .add(pair.build())
             .execute()
             .await
             .with_context(|| format!("cannot create veth pair {name}/{peer}"))

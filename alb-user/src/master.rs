@@ -6,6 +6,8 @@
 
 use anyhow::{Result, bail};
 
+use alb_common::wire::Mac;
+
 use crate::links::{Link, Netlink};
 
 /// The master as the agent runs it.
@@ -34,8 +36,15 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 /// Finds the master `name` (a veth pair left by an earlier agent) or
-/// creates it. Refuses a name another kind of device already has.
-pub async fn create_or_adopt(netlink: &Netlink, name: &str) -> Result<Master> {
+/// creates it, with the MAC `mac` if given. Refuses a name another kind of device
+/// already has.
+///
+/// A MAC given at creation marks the device's address as set by user space
+/// (`addr_assign_type` 3): udev then leaves it alone. Created with a random
+/// one, the master got udev's own (99-default.link,
+/// `MACAddressPolicy=persistent`) at some moment of the agent's setup,
+/// sometimes after the agent had given it its slave's (vm-test --systemd).
+pub async fn create_or_adopt(netlink: &Netlink, name: &str, mac: Option<&Mac>) -> Result<Master> {
     validate_name(name)?;
     let peer = peer_name(name);
     let (link, created) = match netlink.link_by_name(name).await? {
@@ -52,7 +61,7 @@ pub async fn create_or_adopt(netlink: &Netlink, name: &str) -> Result<Master> {
             if netlink.link_by_name(&peer).await?.is_some() {
                 bail!("cannot create master {name}: a device named {peer} exists already");
             }
-            netlink.create_veth_pair(name, &peer).await?;
+            netlink.create_veth_pair(name, &peer, mac).await?;
             (netlink.existing(name).await?, true)
         }
     };

@@ -338,3 +338,32 @@ fn the_unit_file_passes_systemd_analyze_verify() {
     let said = root.verify_unit("alb@alb0.service").unwrap_or_else(|e| panic!("{e:#}"));
     assert!(said.is_empty(), "systemd-analyze verify has something to say: {said}");
 }
+
+/// A master the agent creates carries its slave's MAC from its creation on
+/// (the kernel's first link message for it has that MAC), so its
+/// `addr_assign_type` is "set by user space" from the start, which udev's
+/// `MACAddressPolicy=persistent` (99-default.link) leaves alone. Created
+/// with a random MAC, the master got one of udev's under systemd, at times
+/// after the agent had given it its slave's (`cargo xtask vm-test
+/// --systemd`, docs/service.md).
+#[test]
+fn a_new_master_has_its_mac_from_creation() {
+    let lab = common::lab(1, 2);
+    let mut monitor = lab.spawn(lab.srv(), &["ip", "-o", "monitor", "link"]).expect("ip monitor");
+    // ip monitor subscribes before it prints anything; give it that moment.
+    thread::sleep(Duration::from_millis(300));
+    let mut agent = Agent::start(&lab);
+    thread::sleep(Duration::from_millis(300));
+    monitor.stop().expect("stop ip monitor");
+    let events = monitor.log();
+    let master = format!(": {}@", lab.master());
+    let first = events
+        .lines()
+        .find(|l| l.contains(&master))
+        .unwrap_or_else(|| panic!("no link message for {}:\n{events}", lab.master()));
+    assert!(
+        first.contains("link/ether 02:a1:b0:00:00:17"),
+        "the master's first link message has veth17's MAC: {first}\nall:\n{events}"
+    );
+    assert!(agent.stop().success(), "a clean stop");
+}

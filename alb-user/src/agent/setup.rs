@@ -54,13 +54,16 @@ pub(super) async fn setup(
     slaves: &[Link],
     undo: &mut Undo,
 ) -> Result<(Agent, impl Stream<Item = LinkReport> + use<>)> {
-    let mut master = master::create_or_adopt(netlink, &options.master).await?;
+    let primary = primary_index(options);
+    // A first MAC for a new master: the primary's, else the first slave's
+    // (prepare_devices settles which slave owns it).
+    let first_mac = slaves.get(primary.unwrap_or(0)).and_then(|s| s.mac);
+    let mut master = master::create_or_adopt(netlink, &options.master, first_mac.as_ref()).await?;
     if master.created {
         undo.created_master = Some(master.link.index);
         undo.save(&options.master)?;
     }
     let link_events = netlink.watch_links()?;
-    let primary = primary_index(options);
     let (state, mac_owner) = prepare_devices(netlink, &mut master, slaves, primary, undo).await?;
     let policy = (options.primary.clone(), options.primary_reselect);
     let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, policy, mac_owner);
