@@ -1,8 +1,15 @@
-//! Frames the agent sends itself: ARP updates that point a client at its
-//! slave, and switch learning frames. Built as fixed 60-byte arrays
-//! (`ETH_ZLEN`), the size the kernel pads them to.
+//! Frames the agent sends itself: ARP updates and neighbour advertisements
+//! that point a client at its slave, and switch learning frames. ARP and
+//! learning frames are fixed 60-byte arrays (`ETH_ZLEN`), the size the
+//! kernel pads them to.
 
-use crate::wire::{ARP_OP_REPLY, ETH_P_ARP, ETH_P_IP, ETH_P_LOOPBACK, Ipv4, Mac};
+use crate::{
+    nd::{self, ADVERT_OVERRIDE, NEIGHBOUR_ADVERT, OPT_TARGET_LLA, checksum},
+    wire::{
+        ARP_OP_REPLY, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_P_LOOPBACK, IPPROTO_ICMPV6, Ipv4, Ipv6,
+        Mac,
+    },
+};
 
 /// Minimum Ethernet frame without FCS.
 pub const FRAME_LEN: usize = 60;
@@ -49,6 +56,52 @@ pub fn arp_update(
     frame
 }
 
+/// An unsolicited neighbour advertisement with its target link-layer
+/// address option: Ethernet, IPv6 and a 32-byte message.
+pub const ADVERT_FRAME_LEN: usize = nd::ICMP_OFFSET + nd::HEADER_LEN + 8;
+
+/// A unicast, unsolicited neighbour advertisement to `client_mac` /
+/// `client_ip`, from `server_ip`, saying that `server_ip` is at
+/// `slave_mac`, with the override flag set: a host replaces the MAC it has
+/// for the server at once (RFC 4861 §7.2.5; Linux has no lock time for
+/// Neighbor Discovery, unlike ARP), and keeps the entry STALE until its
+/// next reachability probe confirms it.
+pub fn neighbour_advert(
+    slave_mac: &Mac,
+    server_ip: &Ipv6,
+    client_mac: &Mac,
+    client_ip: &Ipv6,
+) -> [u8; ADVERT_FRAME_LEN] {
+    const MESSAGE: usize = nd::HEADER_LEN + 8;
+    let mut frame = [0u8; ADVERT_FRAME_LEN];
+    frame[0..6].copy_from_slice(client_mac);
+    frame[6..12].copy_from_slice(slave_mac);
+    frame[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+    frame[14] = 0x60;
+    frame[18..20].copy_from_slice(&(MESSAGE as u16).to_be_bytes());
+    frame[20] = IPPROTO_ICMPV6;
+    frame[21] = 255;
+    frame[22..38].copy_from_slice(server_ip);
+    frame[38..54].copy_from_slice(client_ip);
+    let icmp = nd::ICMP_OFFSET;
+    frame[icmp] = NEIGHBOUR_ADVERT;
+    frame[icmp + 4] = ADVERT_OVERRIDE;
+    frame[icmp + 8..icmp + 24].copy_from_slice(server_ip);
+    frame[icmp + 24] = OPT_TARGET_LLA;
+    frame[icmp + 25] = 1;
+    frame[icmp + 26..icmp + 32].copy_from_slice(slave_mac);
+    let mut sum = checksum::pseudo_header(server_ip, client_ip, MESSAGE as u32);
+    let mut at = icmp;
+    while at < ADVERT_FRAME_LEN {
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&frame[at..at + 8]);
+        sum = checksum::add8(sum, chunk);
+        at += 8;
+    }
+    frame[nd::CHECKSUM_OFFSET..nd::CHECKSUM_OFFSET + 2].copy_from_slice(&checksum::finish(sum));
+    frame
+}
+
 /// A bonding learning frame (spec §2.7): source = destination = `mac`,
 /// ethertype 0x9000, zero padded. It teaches switches where `mac` lives.
 pub fn learning_frame(mac: &Mac) -> [u8; FRAME_LEN] {
@@ -90,6 +143,21 @@ mod tests {
         assert!(arp.is_ethernet_ipv4());
         assert_eq!(eth.dst, CLIENT);
         assert_eq!((arp.sha, arp.spa, arp.tha, arp.tpa), (SLAVE, SERVER_IP, SLAVE, SERVER_IP));
+    }
+
+    #[test]
+    fn a_neighbour_advertisement_is_valid_and_overrides() {
+        let server = [0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let client = [0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0c];
+        let frame = neighbour_advert(&SLAVE, &server, &CLIENT, &client);
+        let eth: EthHdr = frame.read(0).expect("Ethernet");
+        assert_eq!((eth.dst, eth.src, eth.ether_type()), (CLIENT, SLAVE, ETH_P_IPV6));
+        let ip: crate::wire::Ipv6Hdr = frame.read(EthHdr::LEN).expect("IPv6");
+        assert_eq!((ip.saddr, ip.daddr, ip.hop_limit), (server, client, 255));
+        let nd = nd::parse(&frame[..], &ip).expect("a valid advertisement");
+        assert_eq!(nd.kind, nd::Kind::Advert);
+        assert_eq!(nd.flags, ADVERT_OVERRIDE, "unsolicited, overriding");
+        assert_eq!((nd.target.octets(), nd.lla), (server, SLAVE));
     }
 
     #[test]

@@ -19,9 +19,11 @@ pub mod frames;
 pub mod invariants;
 pub mod link;
 pub mod maps;
+pub mod nd;
 pub mod reason;
 pub mod reports;
 #[cfg(test)]
 mod testing;
 pub mod verdict;
+pub mod vms;
 pub mod wire;

@@ -4,7 +4,7 @@
 //! Addresses are byte arrays in network order so bpftool prints them as
 //! `[198,18,0,11]` rather than as a host-order integer.
 
-use crate::wire::{Ipv4, Mac};
+use crate::wire::{Ipv4, Ipv6, Mac};
 
 /// Most slaves one master can have; slave indices are `0..MAX_SLAVES`.
 pub const MAX_SLAVES: usize = 16;
@@ -20,9 +20,25 @@ pub const CLIENT_SLOTS: u32 = 1024;
 /// refuses pins of another format instead of misreading them.
 /// 1: clients pointed at slaves directly (format field was padding, 0).
 /// 2: clients hold a slot, `ALB_SLOTS` maps slots to slaves.
-pub const PIN_FORMAT: u32 = 2;
+/// 3: IPv6 clients (`ALB_CLIENTS6`, `ALB_HOSTS6`, their events, Neighbor
+///    Discovery counters, `ALB_PROGS` for the IPv6 programs).
+/// 4: source MACs pinned to slots (`ALB_VMS`, a second cursor in
+///    `ALB_RR_CURSOR`, their event and counters).
+pub const PIN_FORMAT: u32 = 4;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
+/// Most source MACs other than the master's (bridged VMs, macvlans) the
+/// VM table holds; LRU, so a flood of invented MACs evicts idle ones.
+pub const MAX_VMS: u32 = 4096;
+/// Seconds a learned VM MAC is kept without a frame from it, as a
+/// bridge's default ageing time; `alb run --vm-ageing` changes it.
+pub const DEFAULT_VM_AGEING_S: u64 = 300;
+/// Entries of `ALB_RR_CURSOR`: the next slot for a new client, and for a
+/// new VM MAC (a cursor of their own, so VMs are dealt over the slaves in
+/// turn whatever the clients do).
+pub const CURSOR_CLIENTS: u32 = 0;
+pub const CURSOR_VMS: u32 = 1;
+pub const CURSORS: u32 = 2;
 /// Size of the event ring buffer in bytes: 32,768 events, so a burst of
 /// new clients (100,000 a second while a million are learned) is absorbed
 /// between two turns of the agent's loop.
@@ -35,6 +51,8 @@ pub mod names {
     pub const SLAVES: &str = "ALB_SLAVES";
     pub const SLAVE_INDEX: &str = "ALB_SLAVE_IDX";
     pub const CLIENTS: &str = "ALB_CLIENTS";
+    pub const CLIENTS6: &str = "ALB_CLIENTS6";
+    pub const HOSTS6: &str = "ALB_HOSTS6";
     pub const SLOTS: &str = "ALB_SLOTS";
     pub const TX_BUCKETS: &str = "ALB_TX_BUCKETS";
     pub const BUCKET_LOAD: &str = "ALB_BUCKET_LOAD";
@@ -42,11 +60,15 @@ pub mod names {
     pub const COUNTERS: &str = "ALB_COUNTERS";
     pub const RR_CURSOR: &str = "ALB_RR_CURSOR";
     pub const EVENTS: &str = "ALB_EVENTS";
-    pub const ALL: [&str; 11] = [
+    pub const PROGS: &str = "ALB_PROGS";
+    pub const VMS: &str = "ALB_VMS";
+    pub const ALL: [&str; 15] = [
         CONFIG,
         SLAVES,
         SLAVE_INDEX,
         CLIENTS,
+        CLIENTS6,
+        HOSTS6,
         SLOTS,
         TX_BUCKETS,
         BUCKET_LOAD,
@@ -54,6 +76,8 @@ pub mod names {
         COUNTERS,
         RR_CURSOR,
         EVENTS,
+        PROGS,
+        VMS,
     ];
 }
 
@@ -63,7 +87,22 @@ pub mod programs {
     pub const TX: &str = "alb_tx";
     /// TC ingress on every slave: delivery to the master and ARP learning.
     pub const RX: &str = "alb_rx";
+    /// IPv6 frames leaving the master: `alb_tx` tail-calls it
+    /// (`ALB_PROGS[TAIL_TX6]`).
+    pub const TX6: &str = "alb_tx6";
+    /// IPv6 frames delivered to the master: `alb_rx` tail-calls it
+    /// (`ALB_PROGS[TAIL_RX6]`) with the receiving slave in `skb->cb[0]`.
+    pub const RX6: &str = "alb_rx6";
+    /// Every program, in load order.
+    pub const ALL: [&str; 4] = [TX, RX, TX6, RX6];
 }
+
+/// Entries of `ALB_PROGS`, the programs `alb_tx` and `alb_rx` hand frames
+/// over to with a tail call: the IPv6 path has its own 512-byte stack and
+/// leaves the IPv4 programs as they were. Room for more.
+pub const TAIL_TX6: u32 = 0;
+pub const TAIL_RX6: u32 = 1;
+pub const TAIL_CALLS: u32 = 8;
 
 /// The master-wide state the agent publishes (`ALB_CONFIG[0]`).
 #[repr(C)]
@@ -130,10 +169,78 @@ pub struct ClientKey {
     pub client_ip: Ipv4,
 }
 
+/// Key of the IPv6 client table (`ALB_CLIENTS6`): one server address and
+/// one client address, link-local or global. A table of its own, so the
+/// IPv4 table keeps its 8-byte key (hashing and memory per client); both
+/// tables' clients hold slots of the one `ALB_SLOTS`, so a failover moves
+/// both families in one batch. Aligned to 8 (its size, 32, has no padding
+/// either way) so the BPF programs build it with 8-byte stores.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientKey6 {
+    pub server_ip: Ipv6,
+    pub client_ip: Ipv6,
+}
+
+/// Key of `ALB_HOSTS6`: one IPv6 client host, by its MAC.
+///
+/// An IPv6 host has several addresses (link-local, global) but one
+/// neighbour entry per server address, which every client key of that
+/// server address and any of the host's addresses updates (an
+/// advertisement of the server address to any of them, a solicitation from
+/// it to any of them: Linux probes reachability from its link-local
+/// address, whatever address it probes). So all IPv6 clients of one host
+/// share one slot: the first is dealt one in turn, the others take it from
+/// `ALB_HOSTS6`; hosts, not addresses, are spread over the slaves, and a
+/// host's neighbour entries never disagree.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostKey6 {
+    pub mac: Mac,
+    pub _pad: [u8; 2],
+}
+
+/// Key of the VM table (`ALB_VMS`): a source MAC other than the master's
+/// that frames leaving the master carry (a VM behind a bridge on the
+/// master, a macvlan on it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VmKey {
+    pub mac: Mac,
+    pub _pad: [u8; 2],
+}
+
+impl VmKey {
+    #[inline(always)]
+    pub const fn new(mac: Mac) -> Self {
+        Self { mac, _pad: [0; 2] }
+    }
+}
+
+/// A VM MAC pinned to one slave (`ALB_VMS[key]`): as OVS balance-slb
+/// pins a source MAC to one member, so the switch sees it on one port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmEntry {
+    /// Its slot: `ALB_SLOTS[slot]` is the slave all its frames leave by,
+    /// so a failover moves it with the clients of the slot.
+    pub slot: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()` when it was first seen.
+    pub created_ns: u64,
+    /// `bpf_ktime_get_ns()` of its last frame out (the agent ages it).
+    pub last_seen_ns: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
 /// Set in [`ClientEntry::flags`] once the client's MAC is known.
 pub const CLIENT_MAC_KNOWN: u32 = 1;
 
-/// A client's assignment and counters (`ALB_CLIENTS[key]`).
+/// A client's assignment and counters (`ALB_CLIENTS[key]`, and
+/// `ALB_CLIENTS6[key]` for IPv6 clients).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientEntry {
@@ -208,6 +315,17 @@ pub enum EventKind {
     /// A known client (`slot`) has a new MAC (`mac`): it answered from it,
     /// or the host addressed an ARP to it; the entry was updated.
     ClientMacChanged = 4,
+    /// [`Self::NewClient`] for an IPv6 client (an [`Event6`]): the host
+    /// answered or solicited it. `op` is 1 when the host's message carried
+    /// no link-layer address option (an answer to a reachability probe),
+    /// so the client was not told its slave's MAC by it.
+    NewClient6 = 5,
+    /// [`Self::ClientMacChanged`] for an IPv6 client (an [`Event6`]), from
+    /// its solicitation or advertisement or from the host's message to it.
+    ClientMacChanged6 = 6,
+    /// A frame from a MAC other than the master's (a VM's, a macvlan's)
+    /// pinned it to `slot` (on `slave`); `mac` is the VM MAC.
+    NewVm = 7,
 }
 
 impl EventKind {
@@ -217,6 +335,9 @@ impl EventKind {
             2 => Some(Self::HostArpBroadcast),
             3 => Some(Self::ArpSeen),
             4 => Some(Self::ClientMacChanged),
+            5 => Some(Self::NewClient6),
+            6 => Some(Self::ClientMacChanged6),
+            7 => Some(Self::NewVm),
             _ => None,
         }
     }
@@ -236,8 +357,33 @@ pub struct Event {
     pub _pad: u32,
 }
 
+/// An entry of the event ring buffer about an IPv6 client: the layout of
+/// [`Event`] with 16-byte addresses. The ring carries both; `kind` (first,
+/// in both) tells which.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event6 {
+    pub kind: u32,
+    pub slave: u32,
+    pub key: ClientKey6,
+    pub mac: Mac,
+    pub op: u16,
+    pub slot: u32,
+    pub _pad: u32,
+}
+
+impl EventKind {
+    /// Whether a ring entry of this kind is an [`Event6`].
+    pub const fn is_ipv6(self) -> bool {
+        matches!(self, Self::NewClient6 | Self::ClientMacChanged6)
+    }
+}
+
 const _: () = {
     assert!(size_of::<Config>() == 40);
+    assert!(size_of::<ClientKey6>() == 32);
+    assert!(size_of::<HostKey6>() == 8);
+    assert!(size_of::<Event6>() == 56);
     assert!(size_of::<Slave>() == 16);
     assert!(size_of::<ClientKey>() == 8);
     assert!(size_of::<ClientEntry>() == 56);
@@ -245,6 +391,8 @@ const _: () = {
     assert!(size_of::<SlaveStats>() == 32);
     assert!(size_of::<Event>() == 32);
     assert!(size_of::<ClientSlot>() == 8);
+    assert!(size_of::<VmKey>() == 8);
+    assert!(size_of::<VmEntry>() == 56);
     assert!(CLIENT_SLOTS.is_power_of_two());
     assert!(TX_BUCKETS.is_power_of_two());
     assert!(MAX_SLAVES.is_power_of_two());
@@ -253,7 +401,8 @@ const _: () = {
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        ClientEntry, ClientKey, ClientSlot, Config, Event, Slave, SlaveStats, Traffic, TxBucket,
+        ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, Event, Event6, HostKey6, Slave,
+        SlaveStats, Traffic, TxBucket, VmEntry, VmKey,
     };
 
     // SAFETY: each type is `repr(C)`, `Copy`, has explicit padding fields
@@ -264,6 +413,12 @@ mod pod {
     unsafe impl aya::Pod for Slave {}
     // SAFETY: as above.
     unsafe impl aya::Pod for ClientKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ClientKey6 {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Event6 {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for HostKey6 {}
     // SAFETY: as above.
     unsafe impl aya::Pod for ClientEntry {}
     // SAFETY: as above.
@@ -276,6 +431,10 @@ mod pod {
     unsafe impl aya::Pod for SlaveStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Event {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for VmKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for VmEntry {}
 }
 
 #[cfg(test)]

@@ -5,11 +5,12 @@
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// IPv4 unicast to a known client, sent on that client's slave.
+    /// IP unicast to a known client, sent on that client's slave.
     TxClient = 0,
     /// Unicast IP to a destination without a client entry, sent by bucket.
     TxBucket,
-    /// Broadcast, IGMP, IPv6 neighbour discovery, DAD, all-nodes or
+    /// Broadcast, IGMP, IPv6 router discovery, DAD, all-nodes, MLD,
+    /// multicast advertisements, Neighbor Discovery of other MACs or
     /// non-IP: sent unchanged on the active slave.
     TxActive,
     /// A host ARP reply rewritten to the client's slave MAC.
@@ -30,6 +31,18 @@ pub enum Reason {
     TxNoSlave,
     /// The transmit program could not read the frame: dropped.
     TxMalformed,
+    /// A host neighbour advertisement to a client, sent from the client's
+    /// slave with that slave's MAC (Ethernet source and target link-layer
+    /// address option; checksum updated).
+    TxNdAdvert,
+    /// A host neighbour solicitation for a client, sent from the client's
+    /// slave with that slave's MAC (Ethernet source and source link-layer
+    /// address option; checksum updated).
+    TxNdSolicit,
+    /// A host solicitation or advertisement that is not valid Neighbor
+    /// Discovery (bad checksum, options, length or hop limit): unchanged
+    /// on the active slave, no client learned.
+    TxNdInvalid,
     /// A unicast frame for one of the slaves' MACs, delivered to the master.
     RxUnicast,
     /// Broadcast or multicast on the active slave, delivered to the master.
@@ -39,8 +52,8 @@ pub enum Reason {
     RxBroadcastInactive,
     /// A frame for a failed slave's MAC, accepted on the active slave.
     RxFailover,
-    /// A broadcast or multicast one of our own slaves sent, flooded back
-    /// by the switch: dropped.
+    /// A broadcast or multicast one of our own slaves sent (the master's,
+    /// or a VM MAC's), flooded back by the switch: dropped.
     RxLooped,
     /// A link-local group frame (LLDP, STP) on a non-active slave: left to
     /// the slave, as the kernel does.
@@ -52,12 +65,27 @@ pub enum Reason {
     RxArp,
     /// A known client answered from a new MAC; its entry was updated.
     RxClientMacChanged,
-    /// IPv4 from a known client that arrived on a slave other than its own.
+    /// IP from a known client that arrived on a slave other than its own.
     RxClientOffSlave,
+    /// A valid neighbour solicitation or advertisement seen on its way to
+    /// the master.
+    RxNd,
+    /// A solicitation or advertisement that is not valid Neighbor
+    /// Discovery (bad checksum, options, length or hop limit): delivered
+    /// unchanged (the stack drops it), nothing learned.
+    RxNdInvalid,
     /// The receiving device is not a slave of this master: passed unchanged.
     RxUnknownSlave,
     /// The receive program could not read the frame: passed unchanged.
     RxMalformed,
+    /// A frame from a VM MAC (a source other than the master's: a bridged
+    /// VM, a macvlan) sent unchanged on the slave its MAC is pinned to.
+    TxVm,
+    /// A VM MAC seen for the first time was pinned to a slot.
+    TxNewVm,
+    /// Unicast for a known VM MAC, delivered to the master (whichever
+    /// slave it arrived on).
+    RxVm,
     /// The event ring buffer was full; the agent missed an event.
     EventLost,
 }
@@ -78,6 +106,9 @@ impl Reason {
         Self::TxFallbackActive,
         Self::TxNoSlave,
         Self::TxMalformed,
+        Self::TxNdAdvert,
+        Self::TxNdSolicit,
+        Self::TxNdInvalid,
         Self::RxUnicast,
         Self::RxBroadcast,
         Self::RxBroadcastInactive,
@@ -88,8 +119,13 @@ impl Reason {
         Self::RxArp,
         Self::RxClientMacChanged,
         Self::RxClientOffSlave,
+        Self::RxNd,
+        Self::RxNdInvalid,
         Self::RxUnknownSlave,
         Self::RxMalformed,
+        Self::TxVm,
+        Self::TxNewVm,
+        Self::RxVm,
         Self::EventLost,
     ];
 
@@ -107,6 +143,9 @@ impl Reason {
             Self::TxFallbackActive => "tx_fallback_active",
             Self::TxNoSlave => "tx_no_slave",
             Self::TxMalformed => "tx_malformed",
+            Self::TxNdAdvert => "tx_nd_advert",
+            Self::TxNdSolicit => "tx_nd_solicit",
+            Self::TxNdInvalid => "tx_nd_invalid",
             Self::RxUnicast => "rx_unicast",
             Self::RxBroadcast => "rx_broadcast",
             Self::RxBroadcastInactive => "rx_broadcast_inactive",
@@ -117,8 +156,13 @@ impl Reason {
             Self::RxArp => "rx_arp",
             Self::RxClientMacChanged => "rx_client_mac_changed",
             Self::RxClientOffSlave => "rx_client_off_slave",
+            Self::RxNd => "rx_nd",
+            Self::RxNdInvalid => "rx_nd_invalid",
             Self::RxUnknownSlave => "rx_unknown_slave",
             Self::RxMalformed => "rx_malformed",
+            Self::TxVm => "tx_vm",
+            Self::TxNewVm => "tx_new_vm",
+            Self::RxVm => "rx_vm",
             Self::EventLost => "event_lost",
         }
     }

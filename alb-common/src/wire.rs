@@ -47,6 +47,52 @@ impl Frame for [u8] {
     }
 }
 
+/// A copy of `T` at an 8-byte aligned address. The BPF verifier refuses
+/// misaligned stack access, so LLVM reads an alignment-1 header byte by
+/// byte (and spills the bytes: the stack is 512 bytes); a header read into
+/// an `Aligned` has its 8-byte aligned fields (IPv6 addresses) read with
+/// one load per word.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aligned<T>(pub T);
+
+/// An IPv6 address as two words in memory order: how the data path holds
+/// an address it compares, copies or sums. As 16 bytes LLVM may split it
+/// into 16 values, which do not fit BPF's registers (and spill).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Addr6(pub [u64; 2]);
+
+impl Addr6 {
+    #[inline(always)]
+    pub fn new(bytes: &Ipv6) -> Self {
+        match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(high), Some(low)) => Self([u64::from_ne_bytes(*high), u64::from_ne_bytes(*low)]),
+            _ => Self([0; 2]),
+        }
+    }
+
+    #[inline(always)]
+    pub fn octets(self) -> Ipv6 {
+        let mut bytes = [0u8; 16];
+        let (high, low) = bytes.split_at_mut(8);
+        high.copy_from_slice(&self.0[0].to_ne_bytes());
+        low.copy_from_slice(&self.0[1].to_ne_bytes());
+        bytes
+    }
+
+    /// `::`.
+    #[inline(always)]
+    pub const fn is_unspecified(self) -> bool {
+        self.0[0] | self.0[1] == 0
+    }
+
+    /// `ff00::/8`.
+    #[inline(always)]
+    pub const fn is_multicast(self) -> bool {
+        self.0[0].to_ne_bytes()[0] == 0xff
+    }
+}
+
 /// Compares two MACs as integers: the BPF backend has no `memcmp`, and an
 /// array `==` may become one.
 #[inline(always)]

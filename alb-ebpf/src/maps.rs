@@ -3,13 +3,14 @@
 
 use alb_common::{
     maps::{
-        CLIENT_SLOTS, ClientEntry, ClientKey, ClientSlot, Config, DEFAULT_MAX_CLIENTS,
-        EVENT_RING_BYTES, Event, MAX_SLAVES, Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket,
+        CLIENT_SLOTS, CURSORS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config,
+        DEFAULT_MAX_CLIENTS, EVENT_RING_BYTES, Event, HostKey6, MAX_SLAVES, MAX_VMS, Slave,
+        SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic, TxBucket, VmEntry, VmKey,
     },
     reason::Reason,
 };
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     macros::btf_map,
 };
 
@@ -19,6 +20,9 @@ const SLOTS: usize = CLIENT_SLOTS as usize;
 const CLIENTS: usize = DEFAULT_MAX_CLIENTS as usize;
 const REASONS: usize = Reason::COUNT as usize;
 const RING: usize = EVENT_RING_BYTES as usize;
+const TAILS: usize = TAIL_CALLS as usize;
+const VMS: usize = MAX_VMS as usize;
+const CURSOR_COUNT: usize = CURSORS as usize;
 
 #[btf_map]
 pub(crate) static ALB_CONFIG: Array<Config, 1> = Array::new();
@@ -34,6 +38,16 @@ pub(crate) static ALB_SLAVE_IDX: HashMap<u32, u32, MAX_SLAVES_U> = HashMap::new(
 /// entries instead of filling the table; its size is set at load time.
 #[btf_map]
 pub(crate) static ALB_CLIENTS: LruHashMap<ClientKey, ClientEntry, CLIENTS> = LruHashMap::new();
+
+/// The IPv6 client table: as `ALB_CLIENTS`, keyed by 16-byte addresses;
+/// its clients hold slots of the same `ALB_SLOTS`.
+#[btf_map]
+pub(crate) static ALB_CLIENTS6: LruHashMap<ClientKey6, ClientEntry, CLIENTS> = LruHashMap::new();
+
+/// The slot of each IPv6 client host (by MAC): its other clients join the
+/// slot of its first (see `HostKey6`).
+#[btf_map]
+pub(crate) static ALB_HOSTS6: LruHashMap<HostKey6, u32, CLIENTS> = LruHashMap::new();
 
 /// The slave of each client slot: clients hold a slot, the agent moves slots.
 #[btf_map]
@@ -51,9 +65,19 @@ pub(crate) static ALB_SLAVE_STATS: PerCpuArray<SlaveStats, MAX_SLAVES_U> = PerCp
 #[btf_map]
 pub(crate) static ALB_COUNTERS: PerCpuArray<u64, REASONS> = PerCpuArray::new();
 
-/// Round-robin position for dealing new clients.
+/// Round-robin positions for dealing new clients and new VM MACs
+/// (`CURSOR_CLIENTS`, `CURSOR_VMS`).
 #[btf_map]
-pub(crate) static ALB_RR_CURSOR: Array<u64, 1> = Array::new();
+pub(crate) static ALB_RR_CURSOR: Array<u64, CURSOR_COUNT> = Array::new();
+
+/// Source MACs other than the master's (bridged VMs, macvlans), each
+/// pinned to a slot. LRU, so a flood of invented MACs evicts idle ones.
+#[btf_map]
+pub(crate) static ALB_VMS: LruHashMap<VmKey, VmEntry, VMS> = LruHashMap::new();
 
 #[btf_map]
 pub(crate) static ALB_EVENTS: RingBuf<Event, RING> = RingBuf::new();
+
+/// The programs `alb_tx` and `alb_rx` hand frames over to (the IPv6 path).
+#[btf_map]
+pub(crate) static ALB_PROGS: ProgramArray<TAILS> = ProgramArray::new();

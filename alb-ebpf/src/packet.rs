@@ -19,10 +19,17 @@ impl<'a> Packet<'a> {
         self.ctx.len()
     }
 
-    /// Writes a MAC at `offset` (Ethernet addresses, ARP sender).
+    /// Writes a MAC at `offset` (Ethernet addresses, ARP sender, ND
+    /// link-layer address options).
     #[inline(always)]
     pub(crate) fn store_mac(&self, offset: usize, mac: &Mac) -> bool {
         self.ctx.store(offset, mac, 0).is_ok()
+    }
+
+    /// Writes a 2-byte field at `offset` (a checksum).
+    #[inline(always)]
+    pub(crate) fn store2(&self, offset: usize, bytes: [u8; 2]) -> bool {
+        self.ctx.store(offset, &bytes, 0).is_ok()
     }
 }
 

@@ -1,7 +1,7 @@
 //! TC ingress on every slave: the master's frames go up the master, once.
 
 use alb_common::{
-    maps::{CLIENT_MAC_KNOWN, ClientKey, EventKind, MAX_SLAVES},
+    maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, EventKind, MAX_SLAVES, VmKey},
     reason::Reason,
     verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
     wire::{ArpHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
@@ -12,7 +12,8 @@ use aya_ebpf::{
 };
 
 use crate::{
-    maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SLAVE_IDX, ALB_SLAVES},
+    ipv6,
+    maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SLAVE_IDX, ALB_SLAVES, ALB_VMS},
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
     tx::{add_atomic, slave_of_slot},
@@ -45,8 +46,28 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
     let owner_dst =
         if !is_multicast(&dst) && !mac_eq(&dst, &slave.mac) { owner_of(&dst) } else { None };
     let owner = |mac: &Mac| if core::ptr::eq(mac, &src) { owner_src } else { owner_dst };
-    let plan =
-        rx_plan(&dst, &src, this, &slave.mac, config.active_slave, &config.master_mac, owner);
+    // The VM table, asked only where the plan needs it: a group frame on
+    // the active slave from no slave (its VM may have sent it), unicast
+    // for no slave's MAC (it may be a VM's).
+    let src_vm = is_multicast(&dst)
+        && on_active
+        && owner_src.is_none()
+        && ALB_VMS.get_ptr(VmKey::new(src)).is_some();
+    let dst_vm = !is_multicast(&dst)
+        && !mac_eq(&dst, &slave.mac)
+        && owner_dst.is_none()
+        && ALB_VMS.get_ptr(VmKey::new(dst)).is_some();
+    let is_vm = |mac: &Mac| if core::ptr::eq(mac, &src) { src_vm } else { dst_vm };
+    let plan = rx_plan(
+        &dst,
+        &src,
+        this,
+        &slave.mac,
+        config.active_slave,
+        &config.master_mac,
+        owner,
+        is_vm,
+    );
     match plan {
         RxPlan::Drop(reason) => {
             count(reason);
@@ -59,34 +80,73 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         RxPlan::Deliver { rewrite_dst, reason } => {
             count(reason);
             stats::slave_traffic(this, Direction::Rx, packet.len());
-            watch(&packet, this);
+            // A VM's frames are counted for it, not watched: the bridge or
+            // macvlan on the master takes them by their destination.
+            let ipv6 = if reason == Reason::RxVm {
+                to_vm(&packet);
+                false
+            } else {
+                watch(&packet, this)
+            };
             if rewrite_dst && !packet.store_mac(0, &config.master_mac) {
                 count(Reason::RxMalformed);
                 return TC_ACT_OK;
+            }
+            if ipv6 {
+                // alb_rx6 watches it and redirects it; if it is missing,
+                // the frame is delivered unwatched.
+                ipv6::hand_over_rx(ctx, this);
             }
             redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
         }
     }
 }
 
-/// Client bookkeeping on delivered frames: per-client counters for IPv4,
-/// MAC learning and events for ARP.
+/// Counts a frame delivered to a VM MAC. Its destination is read again
+/// rather than kept across the plan: kept, it changed LLVM's register
+/// allocation into a copy of an undefined register, which the verifier
+/// refuses.
 #[inline(always)]
-fn watch(packet: &Packet<'_>, this: u32) {
+fn to_vm(packet: &Packet<'_>) {
+    let Some(dst) = packet.read::<Mac>(0) else { return };
+    if let Some(entry) = ALB_VMS.get_ptr_mut(VmKey::new(dst)) {
+        // SAFETY: a live map value; counters are only updated atomically.
+        let entry = unsafe { &mut *entry };
+        add_atomic(&mut entry.rx_packets, 1);
+        add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
+    }
+}
+
+/// Client bookkeeping on delivered frames: per-client counters for IPv4,
+/// MAC learning and events for ARP. True for IPv6, which `alb_rx6` watches.
+/// Out of line: inlined into `run` with the VM look-ups, LLVM copied an
+/// undefined register on the ARP path (a short ARP), which the verifier
+/// refuses.
+#[inline(never)]
+fn watch(packet: &Packet<'_>, this: u32) -> bool {
     match rx_watch(packet) {
         Watch::Ipv4(key) => {
             if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
-                // SAFETY: a live map value; counters are only updated atomically.
-                let entry = unsafe { &mut *entry };
-                add_atomic(&mut entry.rx_packets, 1);
-                add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
-                if slave_of_slot(entry.slot) != this {
-                    count(Reason::RxClientOffSlave);
-                }
+                from_client(packet, entry, this);
             }
         }
         Watch::Arp(arp) => client_arp(&arp, this),
+        Watch::Ipv6 => return true,
         Watch::Nothing => {}
+    }
+    false
+}
+
+/// Counts a frame from a known client (`entry`, of either table) received
+/// on slave `this`.
+#[inline(always)]
+pub(crate) fn from_client(packet: &Packet<'_>, entry: *mut ClientEntry, this: u32) {
+    // SAFETY: a live map value; counters are only updated atomically.
+    let entry = unsafe { &mut *entry };
+    add_atomic(&mut entry.rx_packets, 1);
+    add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
+    if slave_of_slot(entry.slot) != this {
+        count(Reason::RxClientOffSlave);
     }
 }
 

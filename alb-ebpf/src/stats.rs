@@ -1,7 +1,7 @@
 //! Per-CPU counters and events.
 
 use alb_common::{
-    maps::{ClientKey, Event, EventKind, SlaveStats, Traffic},
+    maps::{ClientKey, ClientKey6, Event, Event6, EventKind, SlaveStats, Traffic},
     reason::Reason,
     wire::Mac,
 };
@@ -44,6 +44,15 @@ pub(crate) fn slave_traffic(slave: u32, direction: Direction, bytes: u32) {
 pub(crate) fn event(kind: EventKind, slave: u32, key: ClientKey, mac: Mac, op: u16, slot: u32) {
     let event = Event { kind: kind as u32, slave, key, mac, op, slot, _pad: 0 };
     if ALB_EVENTS.output(event, 0).is_err() {
+        count(Reason::EventLost);
+    }
+}
+
+/// An event about an IPv6 client: an [`Event6`] in the same ring.
+#[inline(always)]
+pub(crate) fn event6(kind: EventKind, slave: u32, key: ClientKey6, mac: Mac, op: u16, slot: u32) {
+    let event = Event6 { kind: kind as u32, slave, key, mac, op, slot, _pad: 0 };
+    if ALB_EVENTS.output_untyped::<Event6>(event, 0).is_err() {
         count(Reason::EventLost);
     }
 }

@@ -2,7 +2,8 @@
 
 use alb_common::{
     maps::{
-        CLIENT_MAC_KNOWN, ClientEntry, ClientKey, Config, EventKind, NO_SLAVE, Slave, deal_slot,
+        CLIENT_MAC_KNOWN, CURSOR_CLIENTS, CURSOR_VMS, ClientEntry, ClientKey, Config, EventKind,
+        NO_SLAVE, Slave, VmEntry, VmKey, deal_slot,
     },
     reason::Reason,
     verdict::{
@@ -14,9 +15,10 @@ use alb_common::{
 use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
 
 use crate::{
+    ipv6,
     maps::{
         ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SLAVES, ALB_SLOTS,
-        ALB_TX_BUCKETS,
+        ALB_TX_BUCKETS, ALB_VMS,
     },
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
@@ -40,23 +42,19 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         TxPlan::Balance { client, bucket, from_master } => {
             if let Some(key) = client {
                 if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
-                    // SAFETY: a live map value; counters are only updated atomically.
-                    let entry = unsafe { &mut *entry };
-                    add_atomic(&mut entry.tx_packets, 1);
-                    add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
-                    count(Reason::TxClient);
-                    return send(&packet, config, slave_of_slot(entry.slot), from_master);
+                    return to_client(&packet, config, entry, from_master);
                 }
             }
-            let slave = ALB_TX_BUCKETS.get(bucket).map_or(NO_SLAVE, |b| b.slave);
-            if let Some(load) = ALB_BUCKET_LOAD.get_ptr_mut(bucket) {
-                // SAFETY: a per-CPU slot, written only by this CPU.
-                stats::add(unsafe { &mut *load }, packet.len());
-            }
-            count(Reason::TxBucket);
-            send(&packet, config, slave, from_master)
+            by_bucket(&packet, config, bucket, from_master)
         }
         TxPlan::HostArp(arp) => host_arp(&packet, config, &arp),
+        TxPlan::Vm { mac } => to_vm_slave(&packet, config, &mac),
+        TxPlan::Ipv6 { from_master } => {
+            ipv6::hand_over_tx(ctx);
+            // Only if alb_tx6 is missing: unchanged by the active slave.
+            count(Reason::TxActive);
+            send(&packet, config, config.active_slave, from_master)
+        }
         TxPlan::Announce { server_ip } => {
             count(Reason::TxArpAnnounce);
             if !ipv4_eq(&server_ip, &[0; 4]) {
@@ -73,6 +71,86 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             send(&packet, config, config.active_slave, true)
         }
     }
+}
+
+/// Sends to a known client (`entry`, of either table) by its slave.
+#[inline(always)]
+pub(crate) fn to_client(
+    packet: &Packet<'_>,
+    config: &Config,
+    entry: *mut ClientEntry,
+    from_master: bool,
+) -> i32 {
+    // SAFETY: a live map value; counters are only updated atomically.
+    let entry = unsafe { &mut *entry };
+    add_atomic(&mut entry.tx_packets, 1);
+    add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
+    count(Reason::TxClient);
+    send(packet, config, slave_of_slot(entry.slot), from_master)
+}
+
+/// A frame from VM MAC `mac` leaves, unchanged, by the slave of its slot
+/// (dealt now if the MAC is new), so the switch sees the MAC on one port.
+#[inline(always)]
+fn to_vm_slave(packet: &Packet<'_>, config: &Config, mac: &Mac) -> i32 {
+    let key = VmKey::new(*mac);
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let slot = match ALB_VMS.get_ptr_mut(key) {
+        Some(entry) => {
+            // SAFETY: a live map value; counters are only updated atomically.
+            let entry = unsafe { &mut *entry };
+            entry.last_seen_ns = now;
+            add_atomic(&mut entry.tx_packets, 1);
+            add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
+            entry.slot
+        }
+        None => new_vm(&key, now, packet.len()),
+    };
+    count(Reason::TxVm);
+    // No slot (no usable slave when it came): the active slave, as ever.
+    let slave = if slot == NO_SLAVE { config.active_slave } else { slave_of_slot(slot) };
+    send(packet, config, slave, false)
+}
+
+/// Pins a VM MAC seen for the first time to the next VM slot in turn;
+/// returns the slot ([`NO_SLAVE`] if none can be dealt).
+#[inline(always)]
+fn new_vm(key: &VmKey, now: u64, len: u32) -> u32 {
+    let Some((slot, slave)) = deal(CURSOR_VMS) else { return NO_SLAVE };
+    let entry = VmEntry {
+        slot,
+        created_ns: now,
+        last_seen_ns: now,
+        tx_packets: 1,
+        tx_bytes: u64::from(len),
+        ..VmEntry::default()
+    };
+    // Another CPU may have pinned it first: keep its slot.
+    if ALB_VMS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
+        // SAFETY: a live map value, read once.
+        return ALB_VMS.get_ptr(key).map_or(slot, |e| unsafe { (*e).slot });
+    }
+    count(Reason::TxNewVm);
+    event(EventKind::NewVm, slave, ClientKey::default(), key.mac, 0, slot);
+    slot
+}
+
+/// Sends by the slave of transmit bucket `bucket`, counting its load.
+#[inline(always)]
+pub(crate) fn by_bucket(
+    packet: &Packet<'_>,
+    config: &Config,
+    bucket: u32,
+    from_master: bool,
+) -> i32 {
+    let slave = ALB_TX_BUCKETS.get(bucket).map_or(NO_SLAVE, |b| b.slave);
+    if let Some(load) = ALB_BUCKET_LOAD.get_ptr_mut(bucket) {
+        // SAFETY: a per-CPU slot, written only by this CPU.
+        stats::add(unsafe { &mut *load }, packet.len());
+    }
+    count(Reason::TxBucket);
+    send(packet, config, slave, from_master)
 }
 
 /// A host ARP leaves by the client's slave with that slave's MAC as sender,
@@ -119,10 +197,27 @@ fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
 /// answered or asked, and records it; returns the slave.
 #[inline(always)]
 fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
+    let Some((slot, slave)) = deal(CURSOR_CLIENTS) else { return NO_SLAVE };
+    let entry = fresh_entry(slot, mac);
+    // Another CPU may have dealt this client first: keep its assignment.
+    if ALB_CLIENTS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
+        // SAFETY: a live map value, read once.
+        return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
+    }
+    count(Reason::TxNewClient);
+    event(EventKind::NewClient, slave, *key, entry.mac, 0, slot);
+    slave
+}
+
+/// The next slot in turn from cursor `cursor` (`CURSOR_CLIENTS` for a
+/// client of either family, `CURSOR_VMS` for a VM MAC) and the slave it
+/// points at; `None` while it points at none.
+#[inline(always)]
+pub(crate) fn deal(cursor: u32) -> Option<(u32, u32)> {
     // Read, then add atomically: the BPF "generic" CPU cannot use the result
     // of an atomic add, so two CPUs dealing at the same instant may both get
     // the same slot. Counts then differ by two.
-    let cursor = match ALB_RR_CURSOR.get_ptr_mut(0) {
+    let cursor = match ALB_RR_CURSOR.get_ptr_mut(cursor) {
         Some(cursor) => {
             // SAFETY: a live array slot.
             let position = unsafe { core::ptr::read_volatile(cursor) };
@@ -134,26 +229,21 @@ fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
     };
     let slot = deal_slot(cursor);
     let slave = slave_of_slot(slot);
-    if slave == NO_SLAVE {
-        return NO_SLAVE;
-    }
+    (slave != NO_SLAVE).then_some((slot, slave))
+}
+
+/// The table entry of a client dealt `slot`, with `mac` if it is one.
+#[inline(always)]
+pub(crate) fn fresh_entry(slot: u32, mac: &Mac) -> ClientEntry {
     let known = is_valid_unicast(mac);
-    let entry = ClientEntry {
+    ClientEntry {
         mac: if known { *mac } else { [0; 6] },
         slot,
         flags: if known { CLIENT_MAC_KNOWN } else { 0 },
         // SAFETY: a helper without arguments.
         created_ns: unsafe { bpf_ktime_get_ns() },
         ..ClientEntry::default()
-    };
-    // Another CPU may have dealt this client first: keep its assignment.
-    if ALB_CLIENTS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
-        // SAFETY: a live map value, read once.
-        return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
     }
-    count(Reason::TxNewClient);
-    event(EventKind::NewClient, slave, *key, entry.mac, 0, slot);
-    slave
 }
 
 /// The slave a client slot points at ([`NO_SLAVE`] for a bad slot).
@@ -164,7 +254,7 @@ pub(crate) fn slave_of_slot(slot: u32) -> u32 {
 
 /// The slave `wanted` if it can carry traffic, else the active slave.
 #[inline(always)]
-fn usable_slave(config: &Config, wanted: u32) -> Option<(u32, &'static Slave)> {
+pub(crate) fn usable_slave(config: &Config, wanted: u32) -> Option<(u32, &'static Slave)> {
     if let Some(slave) = ALB_SLAVES.get(wanted) {
         if slave.is_up() {
             return Some((wanted, slave));
@@ -178,7 +268,7 @@ fn usable_slave(config: &Config, wanted: u32) -> Option<(u32, &'static Slave)> {
 /// Sends on slave `wanted` (or the active slave if it is down), with the
 /// slave's MAC as source when the master originated the frame.
 #[inline(always)]
-fn send(packet: &Packet<'_>, config: &Config, wanted: u32, from_master: bool) -> i32 {
+pub(crate) fn send(packet: &Packet<'_>, config: &Config, wanted: u32, from_master: bool) -> i32 {
     let Some((slave, target)) = usable_slave(config, wanted) else {
         count(Reason::TxNoSlave);
         return TC_ACT_SHOT;

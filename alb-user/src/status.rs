@@ -8,9 +8,13 @@
     reason = "fmt::Write into a String cannot fail: its writes are not checked"
 )]
 
-use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
-use alb_common::maps::{NO_SLAVE, names};
+use alb_common::maps::{CLIENT_MAC_KNOWN, ClientEntry, NO_SLAVE, names};
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +26,9 @@ use crate::{
 
 /// The version of the `alb status --json` layout: 2 added the agent's
 /// options and the per-slave link failure count, speed, duplex and
-/// permanent address. Raised when a field changes meaning or goes.
-pub const STATUS_VERSION: u32 = 2;
+/// permanent address; 3 lists IPv6 clients in `clients` (their addresses
+/// IPv6). Raised when a field changes meaning or goes.
+pub const STATUS_VERSION: u32 = 3;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -43,10 +48,14 @@ pub struct Status {
     pub downdelay_ms: Option<u64>,
     pub lp_interval_s: Option<u64>,
     pub rebalance_interval_s: Option<u64>,
+    /// Seconds a VM MAC is kept without a frame from it.
+    pub vm_ageing_s: Option<u64>,
     /// The config file the agent re-reads on SIGHUP.
     pub config_file: Option<String>,
     pub slaves: Vec<SlaveStatus>,
     pub clients: Vec<ClientStatus>,
+    /// Learned VM MACs (bridged VMs, macvlans), in MAC order.
+    pub vms: Vec<VmStatus>,
     pub counters: BTreeMap<&'static str, u64>,
 }
 
@@ -59,6 +68,9 @@ pub struct AgentInfo {
     pub downdelay_ms: u64,
     pub lp_interval_s: u64,
     pub rebalance_interval_s: u64,
+    /// Absent from an older agent's answer.
+    #[serde(default)]
+    pub vm_ageing_s: Option<u64>,
     pub config_file: Option<String>,
     pub slaves: Vec<AgentSlave>,
 }
@@ -105,16 +117,41 @@ pub struct SlaveStatus {
     pub filters: Vec<String>,
 }
 
+/// A client of either family: IPv4 clients first, then IPv6 ones (link-local
+/// and global), each in address order.
 #[derive(Debug, Serialize)]
 pub struct ClientStatus {
-    pub server_ip: Ipv4Addr,
-    pub client_ip: Ipv4Addr,
+    pub server_ip: IpAddr,
+    pub client_ip: IpAddr,
     pub mac: Option<String>,
     pub slave: Option<String>,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+}
+
+/// A VM MAC (a source other than the master's) pinned to one slave.
+#[derive(Debug, Serialize)]
+pub struct VmStatus {
+    pub mac: String,
+    pub slot: u32,
+    /// The slave all its frames leave by (and which the switch knows it on).
+    pub slave: Option<String>,
+    /// Seconds since its last frame out; it ages out after `vm_ageing_s`.
+    pub last_seen_s: f64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// The monotonic clock in ns (`bpf_ktime_get_ns`'s).
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |now| {
+        u64::try_from(now.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(now.tv_nsec()).unwrap_or(0)
+    })
 }
 
 /// Reads the state of master `master` from its pins.
@@ -129,6 +166,16 @@ pub async fn collect(master: &str) -> Result<Status> {
     let config = maps.config()?;
     let slaves_in_map = maps.slaves()?;
     let clients_in_map = maps.clients()?;
+    let clients6_in_map = maps.clients6()?;
+    let entries: Vec<(IpAddr, IpAddr, &ClientEntry)> = clients_in_map
+        .iter()
+        .map(|(key, entry)| {
+            (Ipv4Addr::from(key.server_ip).into(), Ipv4Addr::from(key.client_ip).into(), entry)
+        })
+        .chain(clients6_in_map.iter().map(|(key, entry)| {
+            (Ipv6Addr::from(key.server_ip).into(), Ipv6Addr::from(key.client_ip).into(), entry)
+        }))
+        .collect();
 
     let filters = crate::undo::Undo::load(master)?.map(|undo| undo.filters).unwrap_or_default();
     let mut names_by_index = BTreeMap::new();
@@ -159,7 +206,7 @@ pub async fn collect(master: &str) -> Result<Status> {
             perm_mac: format_mac(&perm_mac),
             usable: slave.is_up(),
             active: *index == config.active_slave,
-            clients: clients_in_map.iter().filter(|(_, e)| maps.slave_of(e) == *index).count(),
+            clients: entries.iter().filter(|(_, _, e)| maps.slave_of(e) == *index).count(),
             rx_packets: stats.rx.packets,
             rx_bytes: stats.rx.bytes,
             tx_packets: stats.tx.packets,
@@ -177,14 +224,33 @@ pub async fn collect(master: &str) -> Result<Status> {
                 .collect(),
         });
     }
-    let clients = clients_in_map
+    let clients = entries
         .iter()
-        .map(|(key, entry)| ClientStatus {
-            server_ip: Ipv4Addr::from(key.server_ip),
-            client_ip: Ipv4Addr::from(key.client_ip),
-            mac: (entry.flags & alb_common::maps::CLIENT_MAC_KNOWN != 0)
-                .then(|| format_mac(&entry.mac)),
+        .map(|&(server_ip, client_ip, entry)| ClientStatus {
+            server_ip,
+            client_ip,
+            mac: (entry.flags & CLIENT_MAC_KNOWN != 0).then(|| format_mac(&entry.mac)),
             slave: names_by_index.get(&maps.slave_of(entry)).cloned(),
+            rx_packets: entry.rx_packets,
+            rx_bytes: entry.rx_bytes,
+            tx_packets: entry.tx_packets,
+            tx_bytes: entry.tx_bytes,
+        })
+        .collect();
+    let now = monotonic_ns();
+    let vms = maps
+        .vms()?
+        .iter()
+        .map(|(key, entry)| VmStatus {
+            mac: format_mac(&key.mac),
+            slot: entry.slot,
+            slave: maps
+                .slots
+                .get(&entry.slot, 0)
+                .ok()
+                .and_then(|slot| names_by_index.get(&slot.slave).cloned()),
+            #[expect(clippy::cast_precision_loss, reason = "seconds to a display precision")]
+            last_seen_s: now.saturating_sub(entry.last_seen_ns) as f64 / 1e9,
             rx_packets: entry.rx_packets,
             rx_bytes: entry.rx_bytes,
             tx_packets: entry.tx_packets,
@@ -218,9 +284,11 @@ pub async fn collect(master: &str) -> Result<Status> {
         downdelay_ms: info.map(|a| a.downdelay_ms),
         lp_interval_s: info.map(|a| a.lp_interval_s),
         rebalance_interval_s: info.map(|a| a.rebalance_interval_s),
+        vm_ageing_s: info.and_then(|a| a.vm_ageing_s),
         config_file: info.and_then(|a| a.config_file.clone()),
         slaves,
         clients,
+        vms,
         counters,
     })
 }
@@ -296,21 +364,51 @@ pub fn to_text(status: &Status) -> String {
     }
     let _ = writeln!(out, "\nClients: {}", status.clients.len());
     if !status.clients.is_empty() {
+        // IPv6 addresses (a link-local one is up to 39 characters) widen
+        // the address columns.
+        let width = status
+            .clients
+            .iter()
+            .flat_map(|c| [c.server_ip.to_string().len(), c.client_ip.to_string().len()])
+            .max()
+            .unwrap_or(0)
+            .max(15)
+            + 1;
         let _ = writeln!(
             out,
-            "{:<16} {:<16} {:<18} {:<10} {:>10} {:>10}",
+            "{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
             "server", "client", "client MAC", "slave", "rx pkts", "tx pkts"
         );
         for client in &status.clients {
             let _ = writeln!(
                 out,
-                "{:<16} {:<16} {:<18} {:<10} {:>10} {:>10}",
+                "{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
                 client.server_ip.to_string(),
                 client.client_ip.to_string(),
                 client.mac.as_deref().unwrap_or("(unknown)"),
                 client.slave.as_deref().unwrap_or("(none)"),
                 client.rx_packets,
                 client.tx_packets
+            );
+        }
+    }
+    if !status.vms.is_empty() {
+        let ageing = status.vm_ageing_s.map_or_else(String::new, |s| format!(" (ageing {s} s)"));
+        let _ = writeln!(out, "\nVM MACs: {}{ageing}", status.vms.len());
+        let _ = writeln!(
+            out,
+            "{:<18} {:<10} {:>10} {:>10} {:>10}",
+            "VM MAC", "slave", "last seen", "rx pkts", "tx pkts"
+        );
+        for vm in &status.vms {
+            let _ = writeln!(
+                out,
+                "{:<18} {:<10} {:>9.1}s {:>10} {:>10}",
+                vm.mac,
+                vm.slave.as_deref().unwrap_or("(none)"),
+                vm.last_seen_s,
+                vm.rx_packets,
+                vm.tx_packets
             );
         }
     }
@@ -321,4 +419,91 @@ pub fn to_text(status: &Status) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(server: &str, client: &str, slave: &str) -> ClientStatus {
+        ClientStatus {
+            server_ip: server.parse().expect("address"),
+            client_ip: client.parse().expect("address"),
+            mac: Some("02:a1:c0:00:00:01".to_owned()),
+            slave: Some(slave.to_owned()),
+            rx_packets: 1,
+            rx_bytes: 2,
+            tx_packets: 3,
+            tx_bytes: 4,
+        }
+    }
+
+    fn status() -> Status {
+        Status {
+            version: STATUS_VERSION,
+            master: "alb0".to_owned(),
+            mode: "balance-alb",
+            master_mac: "02:a1:b0:00:00:17".to_owned(),
+            master_ifindex: 7,
+            active_slave: Some("veth17".to_owned()),
+            agent: false,
+            primary_slave: None,
+            primary_reselect: None,
+            updelay_ms: None,
+            downdelay_ms: None,
+            lp_interval_s: None,
+            rebalance_interval_s: None,
+            vm_ageing_s: None,
+            config_file: None,
+            slaves: Vec::new(),
+            clients: Vec::new(),
+            vms: Vec::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn vm_macs_are_listed_with_their_slave_and_last_frame() {
+        let vm = VmStatus {
+            mac: "02:a1:d0:00:00:01".to_owned(),
+            slot: 1,
+            slave: Some("veth19".to_owned()),
+            last_seen_s: 1.25,
+            rx_packets: 5,
+            rx_bytes: 500,
+            tx_packets: 6,
+            tx_bytes: 600,
+        };
+        let status = Status { vms: vec![vm], vm_ageing_s: Some(300), ..status() };
+        let text = to_text(&status);
+        assert!(text.contains("VM MACs: 1 (ageing 300 s)"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("02:a1:d0:00:00:01")).expect("VM row");
+        assert!(row.contains("veth19") && row.contains("1.2s"), "{row}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&status).expect("JSON")).expect("parses");
+        assert_eq!(json["vms"][0]["slave"], "veth19");
+        assert_eq!(json["vm_ageing_s"], 300);
+    }
+
+    #[test]
+    fn ipv6_clients_are_shown_in_both_forms() {
+        let status = Status {
+            clients: vec![
+                client("198.18.0.1", "198.18.0.11", "veth17"),
+                client("fe80::a1:b0ff:fe00:17", "fe80::a1:c0ff:fe00:1", "veth19"),
+            ],
+            ..status()
+        };
+        let text = to_text(&status);
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("02:a1:c0")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        // The columns line up, however long the addresses.
+        let at = |row: &str| row.find("02:a1:c0").expect("MAC column");
+        assert_eq!(at(rows[0]), at(rows[1]), "{text}");
+        assert!(rows[1].starts_with("fe80::a1:b0ff:fe00:17 "), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&status).expect("JSON")).expect("parses");
+        assert_eq!(json["clients"][1]["client_ip"], "fe80::a1:c0ff:fe00:1");
+        assert_eq!(json["clients"][0]["server_ip"], "198.18.0.1");
+    }
 }

@@ -496,7 +496,7 @@ impl Drop for Agent {
 }
 
 /// The `alb status --json` layout these types read (its `version` field).
-pub const STATUS_VERSION: u32 = 2;
+pub const STATUS_VERSION: u32 = 3;
 
 /// `alb status --json`: the fields the tests, the demo and the benchmark
 /// read. Fields the agent adds later are accepted and kept in
@@ -636,7 +636,7 @@ mod tests {
     fn status_json_is_read_and_unknown_fields_are_kept() {
         let json = br#"{
             "master": "alb0", "mode": "balance-alb", "master_mac": "02:a1:b0:00:00:17",
-            "master_ifindex": 7, "version": 2, "active_slave": "veth17", "agent": true,
+            "master_ifindex": 7, "version": 3, "active_slave": "veth17", "agent": true,
             "primary_slave": null, "primary_reselect": "always", "updelay_ms": 0,
             "downdelay_ms": 0, "lp_interval_s": 1, "rebalance_interval_s": 10,
             "config_file": null,
@@ -659,7 +659,7 @@ mod tests {
         assert_eq!(status.client("198.18.0.12").map(|c| c.mac), Some(None));
         assert_eq!(status.counter("rx_arp"), 9);
         assert_eq!(status.counter("tx_bucket"), 0);
-        assert_eq!(status.raw["version"], 2);
+        assert_eq!(status.raw["version"], 3);
         assert_eq!(
             status.client_slaves(),
             [
@@ -670,9 +670,9 @@ mod tests {
         assert!(status.to_string().contains("\"slot\": 4"));
         assert_eq!(status.slave("veth17").and_then(|s| s.link_failure_count), Some(0));
         assert!(Status::parse(b"not json").is_err());
-        let other = raw_with_version(json, 3);
+        let other = raw_with_version(json, 2);
         let refused = Status::parse(&other).expect_err("another version");
-        assert!(format!("{refused:#}").contains("version 3"), "{refused:#}");
+        assert!(format!("{refused:#}").contains("version 2"), "{refused:#}");
         assert!(Status::parse(br#"{"master": "alb0"}"#).is_err());
     }
 

@@ -161,6 +161,41 @@ fn lab_mac(kind: u8, n: usize) -> String {
     format!("02:a1:{kind:02x}:00:{:02}:{:02}", n / 100 % 100, n % 100)
 }
 
+/// The namespace of VM `n` (1-based) of the lab with prefix `prefix`.
+pub fn vm_ns(prefix: &str, n: usize) -> String {
+    format!("{prefix}-v{n}")
+}
+
+/// The bridge a hypervisor host puts on its bond, in the server namespace.
+pub const VM_BRIDGE: &str = "vmbr0";
+/// Most VMs a lab takes: 198.18.0.201 ..= 198.18.0.220.
+pub const MAX_VMS: usize = 20;
+
+/// How a VM reaches the master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmKind {
+    /// A veth on [`VM_BRIDGE`], a bridge over the master (Proxmox, libvirt).
+    Bridged,
+    /// A macvlan in bridge mode on the master (containers).
+    Macvlan,
+}
+
+/// One VM: a namespace behind the master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vm {
+    /// 1-based: VM `n` is `<prefix>-v<n>`.
+    pub number: usize,
+    pub ns: String,
+    /// Its interface in its namespace.
+    pub dev: String,
+    /// `198.18.0.(200+n)`.
+    pub ip4: String,
+    /// `2001:2::(200+n)` (decimal digits).
+    pub ip6: String,
+    /// `02:a1:d0:00:00:0n`.
+    pub mac: String,
+}
+
 /// One server slave and the switch port it is cabled to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slave {
@@ -840,6 +875,110 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Adds `count` VMs of `kind` behind the master, which must exist (the
+    /// agent made it). Bridged: a bridge [`VM_BRIDGE`] over the master with
+    /// the master's MAC, holding the server's addresses (as hypervisor
+    /// hosts set it), and a veth per VM on it. Macvlan: a macvlan in bridge
+    /// mode per VM on the master, moved into the VM's namespace; the
+    /// server's addresses stay on the master. VMs get 198.18.0.(200+n)/24
+    /// and 2001:2::(200+n)/64 (no DAD). Their namespaces go with the lab.
+    pub fn add_vms(&mut self, kind: VmKind, count: usize) -> Result<Vec<Vm>> {
+        ensure!((1..=MAX_VMS).contains(&count), "VMs must be 1..={MAX_VMS}, not {count}");
+        ensure!(self.clients.len() < 190, "client addresses would meet the VMs' (.201 on)");
+        let master = self.config.master.clone();
+        let srv = self.srv.clone();
+        if kind == VmKind::Bridged {
+            let mac = self.link_mac(&srv, &master)?;
+            self.ip(&srv, &["link", "add", VM_BRIDGE, "address", &mac, "type", "bridge"])?;
+            self.ip(&srv, &["link", "set", &master, "master", VM_BRIDGE])?;
+            for (address, extra) in [
+                (format!("{SERVER_IP4}/{PREFIX_LEN4}"), None),
+                (format!("{SERVER_IP6}/{PREFIX_LEN6}"), Some("nodad")),
+            ] {
+                // The addresses live on the bridge now, not on the master.
+                let _gone = self.ip(&srv, &["addr", "del", &address, "dev", &master]);
+                let mut args = vec!["addr", "replace", address.as_str(), "dev", VM_BRIDGE];
+                args.extend(extra);
+                self.ip(&srv, &args)?;
+            }
+            self.ip(&srv, &["link", "set", VM_BRIDGE, "up"])?;
+        }
+        let mut vms = Vec::new();
+        for number in 1..=count {
+            let ns = vm_ns(&self.config.prefix, number);
+            ensure!(!netns::exists(&ns), "namespace {ns} already exists");
+            netns::add(&ns)?;
+            self.created.push(ns.clone());
+            let vm = Vm {
+                number,
+                dev: match kind {
+                    VmKind::Bridged => CLIENT_DEV.to_owned(),
+                    VmKind::Macvlan => format!("mv{number}"),
+                },
+                ip4: format!("198.18.0.{}", 200 + number),
+                ip6: format!("2001:2::{}", 200 + number),
+                mac: lab_mac(0xd0, number),
+                ns,
+            };
+            match kind {
+                VmKind::Bridged => {
+                    let port = format!("vm{number}");
+                    self.ip(
+                        &vm.ns,
+                        &[
+                            "link", "add", &vm.dev, "address", &vm.mac, "type", "veth", "peer",
+                            "name", &port, "netns", &srv,
+                        ],
+                    )?;
+                    self.ip(&srv, &["link", "set", &port, "master", VM_BRIDGE, "up"])?;
+                }
+                VmKind::Macvlan => {
+                    self.ip(
+                        &srv,
+                        &[
+                            "link", "add", "link", &master, "name", &vm.dev, "address", &vm.mac,
+                            "type", "macvlan", "mode", "bridge",
+                        ],
+                    )?;
+                    self.ip(&srv, &["link", "set", &vm.dev, "netns", &vm.ns])?;
+                }
+            }
+            self.ip(
+                &vm.ns,
+                &["addr", "add", &format!("{}/{PREFIX_LEN4}", vm.ip4), "dev", &vm.dev],
+            )?;
+            self.ip(
+                &vm.ns,
+                &["addr", "add", &format!("{}/{PREFIX_LEN6}", vm.ip6), "dev", &vm.dev, "nodad"],
+            )?;
+            self.ip(&vm.ns, &["link", "set", &vm.dev, "up"])?;
+            vms.push(vm);
+        }
+        Ok(vms)
+    }
+
+    /// The switch ports (`bridge fdb` in the switch namespace) that have
+    /// learned `mac`, dynamic entries only.
+    pub fn switch_ports_of(&self, mac: &str) -> Result<Vec<String>> {
+        let out = cmd::run(&mut netns::command(
+            &self.sw,
+            &["bridge", "-j", "fdb", "show", "br", BRIDGE],
+        ))?;
+        let entries = parse_json_list(&out, "bridge -j fdb")?;
+        Ok(entries
+            .iter()
+            .filter(|e| e["mac"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(mac)))
+            .filter(|e| e["vlan"].is_null() || e["vlan"].as_u64().is_some())
+            .filter(|e| {
+                !e["flags"].as_array().is_some_and(|f| f.iter().any(|v| v == "self"))
+                    && e["state"].as_str() != Some("permanent")
+            })
+            .filter_map(|e| e["ifname"].as_str().map(str::to_owned))
+            .collect())
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let leftovers =
@@ -899,11 +1038,11 @@ fn is_lab_ns(prefix: &str, name: &str) -> bool {
     let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) else {
         return false;
     };
-    rest == "srv"
-        || rest == "sw"
-        || rest
-            .strip_prefix('c')
+    let numbered = |kind: char| {
+        rest.strip_prefix(kind)
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    rest == "srv" || rest == "sw" || numbered('c') || numbered('v')
 }
 
 fn parse_json_list(out: &str, what: &str) -> Result<Vec<Value>> {
@@ -935,6 +1074,7 @@ mod tests {
         assert!(is_lab_ns("alb-lab", "alb-lab-srv"));
         assert!(is_lab_ns("alb-lab", "alb-lab-sw"));
         assert!(is_lab_ns("alb-lab", "alb-lab-c12"));
+        assert!(is_lab_ns("alb-lab", "alb-lab-v2"));
         assert!(!is_lab_ns("alb-lab", "alb-lab-c"));
         assert!(!is_lab_ns("alb-lab", "alb-lab-cx"));
         assert!(!is_lab_ns("alb-lab", "alb-lab2-srv"));

@@ -3,11 +3,14 @@
 //! time, so each one's path can be read off the switch ports) and, with
 //! iperf3, push TCP both ways (all clients at once); prints what each client
 //! learned, where the traffic went and `alb status`; checks the seed's
-//! observations; tears everything down.
+//! observations; tears everything down. `--ipv6` does all of it over IPv6
+//! too (the kernel's mode 6 balances IPv4 only), with the same checks.
 
 use std::{path::Path, thread, time::Duration};
 
-use alb_tests::{Agent, AgentCommand, Lab, LabConfig, LinkStats, SERVER_IP4, wait_until};
+use alb_tests::{
+    Agent, AgentCommand, Client, Lab, LabConfig, LinkStats, SERVER_IP4, SERVER_IP6, wait_until,
+};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
@@ -21,7 +24,37 @@ const PING_SIZE: u32 = 1000;
 const IPERF_SECONDS: u32 = 3;
 const IPERF_PORT: u16 = 5201;
 
-pub(crate) fn run(clients: usize, slaves: usize) -> Result<()> {
+/// The address family a phase of the demo runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Self::V4 => "IPv4",
+            Self::V6 => "IPv6",
+        }
+    }
+
+    fn server(self) -> &'static str {
+        match self {
+            Self::V4 => SERVER_IP4,
+            Self::V6 => SERVER_IP6,
+        }
+    }
+
+    fn client_ip(self, client: &Client) -> &str {
+        match self {
+            Self::V4 => &client.ip4,
+            Self::V6 => &client.ip6,
+        }
+    }
+}
+
+pub(crate) fn run(clients: usize, slaves: usize, ipv6: bool, vms: usize) -> Result<()> {
     let alb = cargo::build_agent(cargo::Profile::Debug)?;
     signals::catch()?;
     let config = LabConfig {
@@ -34,14 +67,15 @@ pub(crate) fn run(clients: usize, slaves: usize) -> Result<()> {
         "== lab {}: {slaves} slaves, {clients} clients, in private network namespaces",
         config.prefix
     );
-    let lab = Lab::up(config)?;
-    let result = drive(&lab, &alb);
+    let mut lab = Lab::up(config)?;
+    let families: &[Family] = if ipv6 { &[Family::V4, Family::V6] } else { &[Family::V4] };
+    let result = drive(&mut lab, &alb, families, vms);
     println!("\n== tearing down lab {}", lab.prefix());
     drop(lab);
     result
 }
 
-/// One client's ping run and what it showed.
+/// One client's ping run over one family and what it showed.
 struct ClientRun {
     learned: Option<String>,
     slave: Option<usize>,
@@ -49,9 +83,11 @@ struct ClientRun {
     per_slave: Vec<LinkStats>,
 }
 
-fn drive(lab: &Lab, alb: &Path) -> Result<()> {
-    let srv = lab.srv();
-    let master = lab.master();
+fn drive(lab: &mut Lab, alb: &Path, families: &[Family], vms: usize) -> Result<()> {
+    let srv = lab.srv().to_owned();
+    let srv = srv.as_str();
+    let master = lab.master().to_owned();
+    let master = master.as_str();
     let alb = alb.to_str().context("agent path is not UTF-8")?;
     let command = AgentCommand::new(lab, alb)
         .env("RUST_LOG", "info")
@@ -69,31 +105,18 @@ fn drive(lab: &Lab, alb: &Path) -> Result<()> {
         println!("   slave {} has MAC {mac} (switch port {})", s.name, s.port);
     }
 
-    println!(
-        "\n== ping: each client in turn, {PINGS} pings of {PING_SIZE} bytes at {PING_INTERVAL:?} to \
-         {SERVER_IP4}"
-    );
     let mut runs = Vec::new();
-    for client in lab.clients() {
-        signals::check()?;
-        let before = lab.traffic_snapshot()?;
-        let ping = lab.ping_sized(&client.ns, SERVER_IP4, PINGS, PING_INTERVAL, PING_SIZE)?;
-        let after = lab.traffic_snapshot()?;
-        let learned = lab.neigh_mac(&client.ns, SERVER_IP4)?;
-        let slave = learned
-            .as_ref()
-            .and_then(|mac| slave_macs.iter().position(|m| m.eq_ignore_ascii_case(mac)));
-        runs.push(ClientRun {
-            learned,
-            slave,
-            ping,
-            per_slave: after.iter().zip(&before).map(|(a, b)| *a - *b).collect(),
-        });
+    for &family in families {
+        runs.push((family, ping_clients(lab, family, &slave_macs)?));
     }
-    print_ping_table(lab, &runs);
+    let vm_failures =
+        if vms > 0 { crate::demo_vms::run(lab, vms, families.contains(&Family::V6))? } else { 0 };
+    let lab = &*lab;
 
     if which("iperf3").is_some() {
-        iperf(lab, &mut agent)?;
+        for &family in families {
+            iperf(lab, &mut agent, family)?;
+        }
     } else {
         println!("\n== iperf3 is not installed: skipping the TCP test");
     }
@@ -112,8 +135,14 @@ fn drive(lab: &Lab, alb: &Path) -> Result<()> {
             false
         }
     };
-    let failures = check(lab, &runs, agent_view.as_ref(), clean_exit);
+    println!("\n== checks");
+    let mut failures = vm_failures;
+    for (family, family_runs) in &runs {
+        failures += check(lab, *family, family_runs, agent_view.as_ref());
+    }
+    println!("   [{}] the agent exited 0 on SIGTERM", if clean_exit { " ok " } else { "FAIL" });
     if !clean_exit {
+        failures += 1;
         println!("   agent log:\n{}", agent.log());
     }
     if failures > 0 {
@@ -122,7 +151,37 @@ fn drive(lab: &Lab, alb: &Path) -> Result<()> {
     Ok(())
 }
 
-fn print_ping_table(lab: &Lab, runs: &[ClientRun]) {
+/// Every client in turn pings the server over `family`; what each learned
+/// and where its traffic went, counted on the switch ports.
+fn ping_clients(lab: &Lab, family: Family, slave_macs: &[String]) -> Result<Vec<ClientRun>> {
+    let server = family.server();
+    println!(
+        "\n== ping ({}): each client in turn, {PINGS} pings of {PING_SIZE} bytes at \
+         {PING_INTERVAL:?} to {server}",
+        family.name()
+    );
+    let mut runs = Vec::new();
+    for client in lab.clients() {
+        signals::check()?;
+        let before = lab.traffic_snapshot()?;
+        let ping = lab.ping_sized(&client.ns, server, PINGS, PING_INTERVAL, PING_SIZE)?;
+        let after = lab.traffic_snapshot()?;
+        let learned = lab.neigh_mac(&client.ns, server)?;
+        let slave = learned
+            .as_ref()
+            .and_then(|mac| slave_macs.iter().position(|m| m.eq_ignore_ascii_case(mac)));
+        runs.push(ClientRun {
+            learned,
+            slave,
+            ping,
+            per_slave: after.iter().zip(&before).map(|(a, b)| *a - *b).collect(),
+        });
+    }
+    print_ping_table(lab, family, &runs);
+    Ok(runs)
+}
+
+fn print_ping_table(lab: &Lab, family: Family, runs: &[ClientRun]) {
     let mut header = format!(
         "   {:<8} {:<13} {:<19} {:<9} {:<34}",
         "client", "ip", "learned MAC", "slave", "ping"
@@ -136,7 +195,7 @@ fn print_ping_table(lab: &Lab, runs: &[ClientRun]) {
         let mut line = format!(
             "   c{:<7} {:<13} {:<19} {:<9} {:<34}",
             client.number,
-            client.ip4,
+            family.client_ip(client),
             run.learned.as_deref().unwrap_or("(none)"),
             slave,
             run.ping.to_string()
@@ -153,9 +212,9 @@ fn print_ping_table(lab: &Lab, runs: &[ClientRun]) {
 }
 
 /// Runs one iperf3 server per client in the server namespace, then all
-/// clients at once, uploading and then downloading; prints the throughput
-/// and the per-slave byte split.
-fn iperf(lab: &Lab, agent: &mut Agent) -> Result<()> {
+/// clients at once over `family`, uploading and then downloading; prints
+/// the throughput and the per-slave byte split.
+fn iperf(lab: &Lab, agent: &mut Agent, family: Family) -> Result<()> {
     let srv = lab.srv();
     let ports: Vec<String> =
         (0..lab.clients().len()).map(|i| (usize::from(IPERF_PORT) + i).to_string()).collect();
@@ -173,7 +232,8 @@ fn iperf(lab: &Lab, agent: &mut Agent) -> Result<()> {
             bail!("the agent exited ({status}):\n{}", agent.log());
         }
         println!(
-            "\n== iperf3 TCP, {label}, all {} clients at once for {IPERF_SECONDS} s",
+            "\n== iperf3 TCP over {}, {label}, all {} clients at once for {IPERF_SECONDS} s",
+            family.name(),
             lab.clients().len()
         );
         let before = lab.traffic_snapshot()?;
@@ -183,7 +243,9 @@ fn iperf(lab: &Lab, agent: &mut Agent) -> Result<()> {
                 .iter()
                 .zip(&ports)
                 .map(|(client, port)| {
-                    scope.spawn(move || iperf_client(lab, &client.ns, port, reverse))
+                    scope.spawn(move || {
+                        iperf_client(lab, &client.ns, family.server(), port, reverse)
+                    })
                 })
                 .collect();
             handles
@@ -213,9 +275,9 @@ fn iperf(lab: &Lab, agent: &mut Agent) -> Result<()> {
     Ok(())
 }
 
-fn iperf_client(lab: &Lab, ns: &str, port: &str, reverse: bool) -> Result<f64> {
+fn iperf_client(lab: &Lab, ns: &str, server: &str, port: &str, reverse: bool) -> Result<f64> {
     let seconds = IPERF_SECONDS.to_string();
-    let mut argv = vec!["iperf3", "-c", SERVER_IP4, "-p", port, "-t", &seconds, "-J"];
+    let mut argv = vec!["iperf3", "-c", server, "-p", port, "-t", &seconds, "-J"];
     if reverse {
         argv.push("-R");
     }
@@ -245,7 +307,7 @@ fn percent(part: u64, total: u64) -> f64 {
     }
 }
 
-/// client IP -> slave name, from `alb status --json`.
+/// client IP (of either family) -> slave name, from `alb status --json`.
 fn agent_clients(agent: &Agent) -> Option<Vec<(String, String)>> {
     match agent.status() {
         Ok(status) => {
@@ -258,14 +320,15 @@ fn agent_clients(agent: &Agent) -> Option<Vec<(String, String)>> {
     }
 }
 
-/// Prints the seed's observations as checks; returns how many failed.
+/// Prints the seed's observations over `family` as checks; returns how
+/// many failed.
 fn check(
     lab: &Lab,
+    family: Family,
     runs: &[ClientRun],
     agent_view: Option<&Vec<(String, String)>>,
-    clean_exit: bool,
 ) -> usize {
-    println!("\n== checks");
+    let (name, server) = (family.name(), family.server());
     let mut failures = 0;
     let mut verdict = |ok: bool, what: String| {
         println!("   [{}] {what}", if ok { " ok " } else { "FAIL" });
@@ -280,12 +343,12 @@ fn check(
     verdict(
         used.len() == expected,
         format!(
-            "clients learned {} different slave MAC(s) for {SERVER_IP4} (expected {expected})",
+            "{name}: clients learned {} different slave MAC(s) for {server} (expected {expected})",
             used.len()
         ),
     );
     for (client, run) in lab.clients().iter().zip(runs) {
-        let c = format!("c{}", client.number);
+        let c = format!("{name}: c{}", client.number);
         verdict(
             run.ping.lost() * 100 <= run.ping.transmitted,
             format!("{c}: {} (at most 1% lost)", run.ping),
@@ -322,13 +385,13 @@ fn check(
             ),
         );
         if let Some(view) = agent_view {
-            let agent_slave = view.iter().find(|(ip, _)| *ip == client.ip4).map(|(_, s)| s);
+            let ip = family.client_ip(client);
+            let agent_slave = view.iter().find(|(seen, _)| seen == ip).map(|(_, s)| s);
             verdict(
                 agent_slave == Some(name),
                 format!("{c}: `alb status` puts it on {name} (says {agent_slave:?})"),
             );
         }
     }
-    verdict(clean_exit, "the agent exited 0 on SIGTERM".to_owned());
     failures
 }

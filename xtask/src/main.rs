@@ -4,6 +4,7 @@ mod bench;
 mod bootstrap;
 mod cargo;
 mod demo;
+mod demo_vms;
 mod lint;
 mod package;
 mod signals;
@@ -56,6 +57,15 @@ enum Cmd {
         /// Number of slaves.
         #[arg(long, default_value_t = 2)]
         slaves: usize,
+        /// The seed scenario over IPv6 too (2001:2::1): every ping and
+        /// iperf3 phase and every check for both families.
+        #[arg(long)]
+        ipv6: bool,
+        /// N VMs on a bridge over the master (with its MAC and the server's
+        /// addresses), pinged from every client and pinging every client;
+        /// each VM MAC must sit on one switch port, the VMs spread.
+        #[arg(long, default_value_t = 0)]
+        vms: usize,
     },
     /// Build target/package/alb_<version>_<arch>.deb: the release agent, the
     /// systemd unit, an example config, the man page, shell completions.
@@ -105,10 +115,17 @@ enum Cmd {
         /// Rounds per implementation with --compare.
         #[arg(long, default_value_t = 3, requires = "compare")]
         repeats: u32,
+        /// Only the guest whose slaves are emulated NICs that filter
+        /// (virtio-net, e1000e; clients on the host), which the default run
+        /// boots after the veth one: every scenario with filter sync and
+        /// again with --no-filter-sync, where those that need the filters
+        /// must fail.
+        #[arg(long, conflicts_with = "compare")]
+        nics: bool,
         /// Instead of the scenarios: boot Debian 12 with systemd as PID 1,
         /// install the package (`cargo xtask package`) and run alb as
         /// alb@alb0.service (readiness, watchdog, restart, journal, sandbox).
-        #[arg(long, conflicts_with = "compare")]
+        #[arg(long, conflicts_with_all = ["compare", "nics"])]
         systemd: bool,
     },
 }
@@ -154,9 +171,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bootstrap => bootstrap::run()?,
         Cmd::Lab { action } => lab(action)?,
         Cmd::Run { netns, args } => return run_agent(netns, &args),
-        Cmd::Demo { clients, slaves } => {
+        Cmd::Demo { clients, slaves, ipv6, vms } => {
             bootstrap::run()?;
-            demo::run(clients, slaves)?;
+            demo::run(clients, slaves, ipv6, vms)?;
         }
         Cmd::Lint => {
             bootstrap::run()?;
@@ -168,8 +185,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Test { args } => return test(&args),
         Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
-        Cmd::VmTest { kernel, compare, repeats, systemd } => {
-            if !vm::run(&kernel, compare.then_some(repeats), systemd)? {
+        Cmd::VmTest { kernel, compare, repeats, nics, systemd } => {
+            let ok = if systemd {
+                vm::run(&kernel, None, true)?
+            } else if nics {
+                vm::nics::run(&kernel)?
+            } else if compare {
+                vm::run(&kernel, Some(repeats), false)?
+            } else {
+                // Both guests: the seed lab on veth, then NICs that filter.
+                let veth = vm::run(&kernel, None, false)?;
+                vm::nics::run(&kernel)? && veth
+            };
+            if !ok {
                 return Ok(ExitCode::FAILURE);
             }
         }

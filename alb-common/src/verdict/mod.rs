@@ -2,6 +2,7 @@
 //! state the agent published. The BPF programs only look up what a verdict
 //! names and apply the rewrite it returns.
 
+pub mod ipv6;
 pub mod rx;
 pub mod tx;
 

@@ -1,12 +1,16 @@
 //! Receive: what a slave does with a frame the network delivered to it.
 //! Rules: spec §1.6 and §1.11 (balance-alb), plus failover acceptance
 //! (Appendix A): frames for a failed slave's MAC are taken on the active
-//! slave instead of being dropped as PACKET_OTHERHOST.
+//! slave instead of being dropped as PACKET_OTHERHOST. Beyond the kernel:
+//! unicast for a VM MAC (a bridged VM's, a macvlan's, learned from the
+//! frames it sends) is delivered whichever slave it arrives on.
 
 use crate::{
     maps::ClientKey,
     reason::Reason,
-    wire::{ArpHdr, ETH_P_ARP, ETH_P_IP, EthHdr, Frame, Ipv4Hdr, Mac, is_multicast, mac_eq},
+    wire::{
+        ArpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr, Frame, Ipv4Hdr, Mac, is_multicast, mac_eq,
+    },
 };
 
 /// The slave that owns a MAC, as the receive path sees it.
@@ -42,8 +46,10 @@ pub fn is_link_local(mac: &Mac) -> bool {
 }
 
 /// Decides the fate of a frame received on slave `this` (with MAC
-/// `this_mac`). `owner_of` finds the slave that owns a MAC.
+/// `this_mac`). `owner_of` finds the slave that owns a MAC; `is_vm` says
+/// whether a MAC is a learned VM MAC (the VM table).
 #[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "plain values the BPF program has at hand")]
 pub fn rx_plan(
     dst: &Mac,
     src: &Mac,
@@ -52,6 +58,7 @@ pub fn rx_plan(
     active: u32,
     master_mac: &Mac,
     owner_of: impl Fn(&Mac) -> Option<Owner>,
+    is_vm: impl Fn(&Mac) -> bool,
 ) -> RxPlan {
     if is_multicast(dst) {
         if this != active {
@@ -62,8 +69,10 @@ pub fn rx_plan(
             };
         }
         // A broadcast one of our slaves sent, flooded back by the switch:
-        // the master sent it and must not hear it again.
-        if owner_of(src).is_some() {
+        // the master (or a VM behind it, whose frames leave by its own
+        // slave) sent it and must not hear it again: a bridge on the master
+        // would learn the VM on the wrong port, a macvlan hear itself.
+        if owner_of(src).is_some() || is_vm(src) {
             return RxPlan::Drop(Reason::RxLooped);
         }
         return RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast };
@@ -83,7 +92,12 @@ pub fn rx_plan(
         Some(owner) if !owner.up && this == active => {
             RxPlan::Deliver { rewrite_dst: !mac_eq(dst, master_mac), reason: Reason::RxFailover }
         }
-        _ => RxPlan::Pass(Reason::RxNotForUs),
+        Some(_) => RxPlan::Pass(Reason::RxNotForUs),
+        // A VM's frames leave by one slave, so the switch sends its unicast
+        // there; a slot move (failover, return) changes that slave, and
+        // frames still on their way to the old one are taken too.
+        None if is_vm(dst) => RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxVm },
+        None => RxPlan::Pass(Reason::RxNotForUs),
     }
 }
 
@@ -94,6 +108,8 @@ pub enum Watch {
     Ipv4(ClientKey),
     /// An Ethernet/IPv4 ARP: learn from it.
     Arp(ArpHdr),
+    /// IPv6: [`super::ipv6::rx6_watch`] reads the rest.
+    Ipv6,
     Nothing,
 }
 
@@ -112,6 +128,7 @@ pub fn rx_watch<F: Frame + ?Sized>(frame: &F) -> Watch {
             Some(arp) if arp.is_ethernet_ipv4() => Watch::Arp(arp),
             _ => Watch::Nothing,
         },
+        ETH_P_IPV6 => Watch::Ipv6,
         _ => Watch::Nothing,
     }
 }
@@ -136,15 +153,53 @@ mod tests {
         }
     }
 
+    const VM: Mac = [2, 0, 0, 0, 7, 1];
+
+    fn vms(mac: &Mac) -> bool {
+        *mac == VM
+    }
+
+    #[test]
+    fn unicast_for_a_vm_is_delivered_on_any_slave_unchanged() {
+        for (this, mac) in [(0, S0), (1, S1)] {
+            assert_eq!(
+                rx_plan(&VM, &PEER, this, &mac, 0, &MASTER, owners, vms),
+                RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxVm }
+            );
+        }
+        // An unknown MAC (a VM that aged out, another host's) is not ours.
+        assert_eq!(
+            rx_plan(&[2, 0, 0, 0, 7, 2], &PEER, 1, &S1, 0, &MASTER, owners, vms),
+            RxPlan::Pass(Reason::RxNotForUs)
+        );
+    }
+
+    #[test]
+    fn a_vms_broadcast_flooded_back_is_dropped_and_others_delivered_once() {
+        assert_eq!(
+            rx_plan(&BROADCAST_MAC, &VM, 0, &S0, 0, &MASTER, owners, vms),
+            RxPlan::Drop(Reason::RxLooped)
+        );
+        assert_eq!(
+            rx_plan(&BROADCAST_MAC, &VM, 1, &S1, 0, &MASTER, owners, vms),
+            RxPlan::Drop(Reason::RxBroadcastInactive)
+        );
+        // A client's broadcast to the VMs: through the active slave only.
+        assert_eq!(
+            rx_plan(&BROADCAST_MAC, &PEER, 1, &S1, 0, &MASTER, owners, vms),
+            RxPlan::Drop(Reason::RxBroadcastInactive)
+        );
+    }
+
     #[test]
     fn broadcast_only_through_the_active_slave() {
-        let on_active = rx_plan(&BROADCAST_MAC, &PEER, 0, &S0, 0, &MASTER, owners);
+        let on_active = rx_plan(&BROADCAST_MAC, &PEER, 0, &S0, 0, &MASTER, owners, vms);
         assert_eq!(on_active, RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxBroadcast });
-        let on_other = rx_plan(&BROADCAST_MAC, &PEER, 1, &S1, 0, &MASTER, owners);
+        let on_other = rx_plan(&BROADCAST_MAC, &PEER, 1, &S1, 0, &MASTER, owners, vms);
         assert_eq!(on_other, RxPlan::Drop(Reason::RxBroadcastInactive));
         let ipv6_multicast = [0x33, 0x33, 0xff, 0, 0, 1];
         assert_eq!(
-            rx_plan(&ipv6_multicast, &PEER, 1, &S1, 0, &MASTER, owners),
+            rx_plan(&ipv6_multicast, &PEER, 1, &S1, 0, &MASTER, owners, vms),
             RxPlan::Drop(Reason::RxBroadcastInactive)
         );
     }
@@ -152,7 +207,7 @@ mod tests {
     #[test]
     fn our_own_broadcasts_flooded_back_are_dropped() {
         assert_eq!(
-            rx_plan(&BROADCAST_MAC, &S1, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&BROADCAST_MAC, &S1, 0, &S0, 0, &MASTER, owners, vms),
             RxPlan::Drop(Reason::RxLooped)
         );
     }
@@ -161,7 +216,7 @@ mod tests {
     fn link_local_stays_on_a_non_active_slave() {
         let lldp = [0x01, 0x80, 0xc2, 0, 0, 0x0e];
         assert_eq!(
-            rx_plan(&lldp, &PEER, 1, &S1, 0, &MASTER, owners),
+            rx_plan(&lldp, &PEER, 1, &S1, 0, &MASTER, owners, vms),
             RxPlan::Pass(Reason::RxLinkLocal)
         );
         assert!(!is_link_local(&[0x01, 0x80, 0xc2, 0, 0, 0x21]));
@@ -170,11 +225,11 @@ mod tests {
     #[test]
     fn unicast_for_the_receiving_slave_is_delivered() {
         assert_eq!(
-            rx_plan(&S1, &PEER, 1, &S1, 0, &MASTER, owners),
+            rx_plan(&S1, &PEER, 1, &S1, 0, &MASTER, owners, vms),
             RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxUnicast }
         );
         assert_eq!(
-            rx_plan(&S0, &PEER, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&S0, &PEER, 0, &S0, 0, &MASTER, owners, vms),
             RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxUnicast }
         );
     }
@@ -182,11 +237,11 @@ mod tests {
     #[test]
     fn flooded_copies_for_a_live_slave_are_not_delivered_twice() {
         assert_eq!(
-            rx_plan(&S1, &PEER, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&S1, &PEER, 0, &S0, 0, &MASTER, owners, vms),
             RxPlan::Pass(Reason::RxNotForUs)
         );
         assert_eq!(
-            rx_plan(&S0, &PEER, 1, &S1, 0, &MASTER, owners),
+            rx_plan(&S0, &PEER, 1, &S1, 0, &MASTER, owners, vms),
             RxPlan::Pass(Reason::RxNotForUs)
         );
     }
@@ -194,11 +249,11 @@ mod tests {
     #[test]
     fn a_failed_slaves_mac_is_accepted_on_the_active_slave_only() {
         assert_eq!(
-            rx_plan(&S2, &PEER, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&S2, &PEER, 0, &S0, 0, &MASTER, owners, vms),
             RxPlan::Deliver { rewrite_dst: true, reason: Reason::RxFailover }
         );
         assert_eq!(
-            rx_plan(&S2, &PEER, 1, &S1, 0, &MASTER, owners),
+            rx_plan(&S2, &PEER, 1, &S1, 0, &MASTER, owners, vms),
             RxPlan::Pass(Reason::RxNotForUs)
         );
     }
@@ -224,12 +279,12 @@ mod tests {
         let new_master = [2, 0, 0, 0, 0, 0xaa];
         // No slave owns the master's MAC (removed, or set by the user).
         assert_eq!(
-            rx_plan(&new_master, &PEER, 1, &S1, 1, &new_master, owners),
+            rx_plan(&new_master, &PEER, 1, &S1, 1, &new_master, owners, vms),
             RxPlan::Deliver { rewrite_dst: false, reason: Reason::RxUnicast }
         );
         // A non-active slave still leaves it to the active one.
         assert_eq!(
-            rx_plan(&new_master, &PEER, 0, &S0, 1, &new_master, owners),
+            rx_plan(&new_master, &PEER, 0, &S0, 1, &new_master, owners, vms),
             RxPlan::Pass(Reason::RxNotForUs)
         );
     }
@@ -238,7 +293,7 @@ mod tests {
     fn strangers_are_not_ours() {
         let stranger = [2, 9, 9, 9, 9, 9];
         assert_eq!(
-            rx_plan(&stranger, &PEER, 0, &S0, 0, &MASTER, owners),
+            rx_plan(&stranger, &PEER, 0, &S0, 0, &MASTER, owners, vms),
             RxPlan::Pass(Reason::RxNotForUs)
         );
     }

@@ -5,13 +5,12 @@
 //! it needs: the BPF verifier copes badly with large parsed values.
 
 use crate::{
-    assign::{bucket_of_v4, bucket_of_v6},
+    assign::bucket_of_v4,
     maps::ClientKey,
     reason::Reason,
     wire::{
         ARP_OP_REPLY, ARP_OP_REQUEST, ArpHdr, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
-        EthHdr, Frame, IPPROTO_HOPOPTS, IPPROTO_ICMPV6, IPPROTO_IGMP, Ipv4Hdr, Ipv6Hdr, Mac,
-        ipv4_eq, ipv6_is_unspecified, is_multicast, mac_eq,
+        EthHdr, Frame, IPPROTO_IGMP, Ipv4Hdr, Mac, ipv4_eq, is_multicast, is_valid_unicast, mac_eq,
     },
 };
 
@@ -33,6 +32,15 @@ pub enum TxPlan {
     /// unchanged; for a real address (not 0.0.0.0), every client of it
     /// that is not on the active slave must be told its slave again.
     Announce { server_ip: [u8; 4] },
+    /// A frame from another source MAC (a VM behind a bridge on the
+    /// master, a macvlan on it), whatever it carries (ARP, Neighbor
+    /// Discovery, broadcast included): out of the slave that MAC is pinned
+    /// to (pinned now if new), never rewritten, so the switch sees each VM
+    /// MAC on one port (OVS balance-slb's rule).
+    Vm { mac: Mac },
+    /// IPv6: decided by [`super::ipv6::tx6_plan`], which reads the rest
+    /// (kept apart so the IPv4 path stays as short as it was).
+    Ipv6 { from_master: bool },
     /// Not even an Ethernet header.
     Malformed,
 }
@@ -58,6 +66,10 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
         return TxPlan::Malformed;
     };
     let from_master = mac_eq(&eth.src, master_mac);
+    // The host's own frames pay this one test of a comparison made anyway.
+    if !from_master && is_valid_unicast(&eth.src) {
+        return TxPlan::Vm { mac: eth.src };
+    }
     let active = TxPlan::Active { reason: Reason::TxActive, from_master };
     match eth.ether_type() {
         ETH_P_ARP => match frame.read::<ArpHdr>(EthHdr::LEN) {
@@ -68,24 +80,14 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
             Some(ip) if ip.version_ihl >> 4 == 4 => ipv4_plan(&eth, &ip, from_master),
             _ => active,
         },
-        ETH_P_IPV6 => match frame.read::<Ipv6Hdr>(EthHdr::LEN) {
-            Some(ip) if ip.version_class_flow[0] >> 4 == 6 => {
-                let icmp_type = if ip.next_header == IPPROTO_ICMPV6 {
-                    frame.read::<u8>(EthHdr::LEN + Ipv6Hdr::LEN)
-                } else {
-                    None
-                };
-                ipv6_plan(&eth, &ip, icmp_type, from_master)
-            }
-            _ => active,
-        },
+        ETH_P_IPV6 => TxPlan::Ipv6 { from_master },
         _ => active,
     }
 }
 
 /// Host ARP (sender = master MAC, request or reply) goes by client; any
-/// other ARP (a bridged VM's, a macvlan's, RARP) leaves unchanged by the
-/// active slave (spec §1.4 filters).
+/// other ARP from the master's MAC (another sender, RARP) leaves unchanged
+/// by the active slave (spec §1.4 filters). A VM's ARP never gets here.
 #[inline(always)]
 fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
     let op = arp.oper();
@@ -123,24 +125,6 @@ fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Hdr, from_master: bool) -> TxPlan {
     let client =
         (!is_multicast(&eth.dst)).then_some(ClientKey { server_ip: ip.saddr, client_ip: ip.daddr });
     TxPlan::Balance { client, bucket: bucket_of_v4(&ip.daddr), from_master }
-}
-
-/// Neighbour and router discovery, DAD, all-nodes and hop-by-hop (MLD)
-/// keep the master's MAC and the active slave, so peers learn one MAC for
-/// the master; the rest is balanced.
-#[inline(always)]
-fn ipv6_plan(eth: &EthHdr, ip: &Ipv6Hdr, icmp_type: Option<u8>, from_master: bool) -> TxPlan {
-    const ALL_NODES: Mac = [0x33, 0x33, 0, 0, 0, 1];
-    let discovery = matches!(icmp_type, Some(133..=137));
-    if mac_eq(&eth.dst, &BROADCAST_MAC)
-        || mac_eq(&eth.dst, &ALL_NODES)
-        || ipv6_is_unspecified(&ip.saddr)
-        || discovery
-        || ip.next_header == IPPROTO_HOPOPTS
-    {
-        return TxPlan::Active { reason: Reason::TxActive, from_master };
-    }
-    TxPlan::Balance { client: None, bucket: bucket_of_v6(&ip.daddr), from_master }
 }
 
 #[cfg(test)]
@@ -194,7 +178,8 @@ mod tests {
     #[test]
     fn foreign_and_odd_arp_stay_on_active() {
         let other = [2, 0, 0, 0, 9, 9];
-        let foreign = arp_frame(CLIENT, other, 2, other, SERVER_IP, CLIENT, CLIENT_IP);
+        // Another sender in an ARP from the master's MAC.
+        let foreign = arp_frame(CLIENT, MASTER, 2, other, SERVER_IP, CLIENT, CLIENT_IP);
         assert_eq!(
             tx_plan(&foreign[..], &MASTER),
             TxPlan::Active { reason: Reason::TxArpForeign, from_master: false }
@@ -230,30 +215,43 @@ mod tests {
             tx_plan(&multicast_data[..], &MASTER),
             TxPlan::Balance { client: None, .. }
         ));
-        let bridged = ipv4_frame(CLIENT, [2, 9, 9, 9, 9, 9], SERVER_IP, CLIENT_IP, 6);
-        assert!(matches!(
-            tx_plan(&bridged[..], &MASTER),
-            TxPlan::Balance { from_master: false, .. }
-        ));
     }
 
     #[test]
-    fn ipv6_control_stays_on_active() {
-        let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-        let peer = [2, 0, 0, 0, 1, 1];
-        let tcp = ipv6_frame(peer, MASTER, src, 6, None);
-        assert!(matches!(tx_plan(&tcp[..], &MASTER), TxPlan::Balance { .. }));
+    fn frames_of_other_source_macs_are_pinned_by_mac_whatever_they_carry() {
+        let vm = [2, 9, 9, 9, 9, 9];
+        let src6 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         for frame in [
-            ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(135)),
-            ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(136)),
-            ipv6_frame([0x33, 0x33, 0, 0, 0, 1], MASTER, src, 17, None),
-            ipv6_frame([0x33, 0x33, 0xff, 0, 0, 1], MASTER, [0; 16], IPPROTO_ICMPV6, Some(135)),
-            ipv6_frame([0x33, 0x33, 0, 0, 0, 0x16], MASTER, src, IPPROTO_HOPOPTS, None),
+            ipv4_frame(CLIENT, vm, SERVER_IP, CLIENT_IP, 6),
+            ipv4_frame(BROADCAST_MAC, vm, SERVER_IP, [198, 18, 0, 255], 17),
+            arp_frame(CLIENT, vm, 2, vm, SERVER_IP, CLIENT, CLIENT_IP),
+            arp_frame(BROADCAST_MAC, vm, 1, vm, SERVER_IP, [0; 6], CLIENT_IP),
+            // The VM claims the master's MAC in its ARP: still the VM's frame.
+            arp_frame(CLIENT, vm, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP),
         ] {
-            assert_eq!(tx_plan(&frame[..], &MASTER), active());
+            assert_eq!(tx_plan(&frame[..], &MASTER), TxPlan::Vm { mac: vm });
         }
-        let echo = ipv6_frame(peer, MASTER, src, IPPROTO_ICMPV6, Some(129));
-        assert!(matches!(tx_plan(&echo[..], &MASTER), TxPlan::Balance { .. }));
+        assert_eq!(
+            tx_plan(&ipv6_frame(CLIENT, vm, src6, 58, None)[..], &MASTER),
+            TxPlan::Vm { mac: vm }
+        );
+        // No valid source MAC: not a VM; the frame goes as before.
+        let zero = ipv4_frame(CLIENT, [0; 6], SERVER_IP, CLIENT_IP, 6);
+        assert!(matches!(tx_plan(&zero[..], &MASTER), TxPlan::Balance { from_master: false, .. }));
+        let group = ipv4_frame(CLIENT, [3, 0, 0, 0, 0, 1], SERVER_IP, CLIENT_IP, 6);
+        assert!(matches!(tx_plan(&group[..], &MASTER), TxPlan::Balance { from_master: false, .. }));
+        // A frame of the VM's too short for its ethertype is still pinned.
+        let short = ipv4_frame(CLIENT, vm, SERVER_IP, CLIENT_IP, 6);
+        assert_eq!(tx_plan(&short[..14], &MASTER), TxPlan::Vm { mac: vm });
+    }
+
+    #[test]
+    fn ipv6_is_left_to_its_own_plan() {
+        let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let tcp = ipv6_frame(CLIENT, MASTER, src, 6, None);
+        assert_eq!(tx_plan(&tcp[..], &MASTER), TxPlan::Ipv6 { from_master: true });
+        let unknown = ipv6_frame(CLIENT, [0; 6], src, 6, None);
+        assert_eq!(tx_plan(&unknown[..], &MASTER), TxPlan::Ipv6 { from_master: false });
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What the agent does with the data path's events: new clients and new
-//! MACs feed the client model, a host broadcast ARP leads to a collapse
-//! correction, a client ARP from a server address may be a foreign claim.
+//! MACs (of both families) feed the client models, a host broadcast ARP
+//! leads to a collapse correction, a client ARP from a server address may
+//! be a foreign claim.
 //! Each costs O(1) or O(clients concerned), never a walk of the kernel table.
 
 use std::time::{Duration, Instant};
 
-use alb_common::wire::{Ipv4, Mac};
+use alb_common::wire::{Ipv4, Ipv6, Mac};
 use log::{debug, info, warn};
 
 use super::{Agent, Walk};
@@ -38,7 +39,31 @@ impl Agent {
                 self.clients.set_mac(key, slot, mac);
                 if known.is_some_and(|old| old != mac) {
                     info!("client {} now at {}", ip(&key.client_ip), format_mac(&mac));
-                    self.tell(slot, vec![(key, mac)]);
+                    self.tell(slot, vec![(key, mac)], Vec::new());
+                }
+            }
+            Event::NewClient6 { key, slot, slave, mac, told } => {
+                if self.clients6.learn(key, slot, mac) {
+                    self.summary.learned += 1;
+                }
+                debug!(
+                    "client {} of {} dealt slot {slot} (slave {slave})",
+                    ip6(&key.client_ip),
+                    ip6(&key.server_ip)
+                );
+                // Dealt by an answer to its reachability probe, which names
+                // no MAC: the client still has the MAC it had (from before
+                // the table knew it), so tell it its slave's.
+                if let (false, Some(mac)) = (told, mac) {
+                    self.tell(slot, Vec::new(), vec![(key, mac)]);
+                }
+            }
+            Event::ClientMacChanged6 { key, slot, mac } => {
+                let known = self.clients6.get(&key).and_then(|(_, mac)| mac);
+                self.clients6.set_mac(key, slot, mac);
+                if known.is_some_and(|old| old != mac) {
+                    info!("client {} now at {}", ip6(&key.client_ip), format_mac(&mac));
+                    self.tell(slot, Vec::new(), vec![(key, mac)]);
                 }
             }
             Event::HostArpBroadcast { server, target, slave } => {
@@ -56,6 +81,7 @@ impl Agent {
                 self.purge_foreign_claim(sender, sender_mac);
             }
             Event::ArpSeen { .. } => {}
+            Event::NewVm { mac, slot, slave } => self.on_new_vm(&mac, slot, slave),
         }
     }
 
@@ -73,7 +99,7 @@ impl Agent {
         });
         let mut told = 0;
         for (slot, clients) in groups {
-            told += self.tell(u32::try_from(slot).unwrap_or(u32::MAX), clients);
+            told += self.tell(u32::try_from(slot).unwrap_or(u32::MAX), clients, Vec::new());
         }
         if told > 0 {
             match skip {
@@ -118,7 +144,8 @@ impl Agent {
             }
         };
         let since = self.resynced.elapsed();
-        let full = self.clients.len() as u64 >= u64::from(self.options.max_clients) * 9 / 10;
+        let nearly = u64::from(self.options.max_clients) * 9 / 10;
+        let full = self.clients.len() as u64 >= nearly || self.clients6.len() as u64 >= nearly;
         let due = (lost != self.events_lost && since >= RESYNC_SPACING)
             || (full && since >= FULL_TABLE_RESYNC);
         if !due || self.walk.is_some() {
@@ -133,43 +160,52 @@ impl Agent {
     /// once the walk has read them.
     pub(super) fn start_walk(&mut self, lost: u64, then_tell: Vec<(usize, u32)>) {
         self.clients.begin_walk();
+        self.clients6.begin_walk();
         self.walk = Some(Walk {
             cursor: ClientCursor::default(),
+            cursor6: ClientCursor::default(),
             started: Instant::now(),
             lost,
             then_tell,
         });
     }
 
-    /// One batch of the walk of the kernel table (8192 entries, some
+    /// One batch of the walk of the kernel tables (8192 entries, some
     /// milliseconds), so link events and signals never wait for a whole
     /// walk (two seconds at a million clients).
     pub(super) fn continue_walk(&mut self) {
         let Some(walk) = self.walk.as_mut() else { return };
-        let clients = &mut self.clients;
-        let read = self.datapath.next_clients(&mut walk.cursor, |key, entry| {
-            clients.learn_entry(key, entry);
-        });
+        let read = if walk.cursor.done() {
+            let clients6 = &mut self.clients6;
+            self.datapath.next_clients6(&mut walk.cursor6, |key, entry| {
+                clients6.learn_entry(key, entry);
+            })
+        } else {
+            let clients = &mut self.clients;
+            self.datapath.next_clients(&mut walk.cursor, |key, entry| {
+                clients.learn_entry(key, entry);
+            })
+        };
         if let Err(error) = read {
             warn!("{error:#}");
             self.walk = None;
             return;
         }
-        if walk.cursor.done() {
+        if walk.cursor.done() && walk.cursor6.done() {
             let Some(walk) = self.walk.take() else { return };
-            let gone = self.clients.sweep();
+            let gone = self.clients.sweep() + self.clients6.sweep();
             let ms = walk.started.elapsed().as_millis();
             if self.resynced_once {
                 info!(
                     "client model read again from the data path ({} events lost meanwhile): \
                      {} clients, {gone} evicted, in {ms} ms",
                     walk.lost,
-                    self.clients.len(),
+                    self.clients.len() + self.clients6.len(),
                 );
             } else if self.adopted {
                 info!(
                     "adopted the data path of an earlier agent: {} clients kept (read in {ms} ms)",
-                    self.clients.len()
+                    self.clients.len() + self.clients6.len()
                 );
             }
             if !walk.then_tell.is_empty() {
@@ -184,4 +220,8 @@ impl Agent {
 
 fn ip(addr: &Ipv4) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(*addr)
+}
+
+fn ip6(addr: &Ipv6) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::from(*addr)
 }

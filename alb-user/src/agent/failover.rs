@@ -8,6 +8,7 @@ use alb_common::{
     assign::{even_out, move_off},
     frames::learning_frame,
     link::Commit,
+    maps::{ClientKey, ClientKey6},
     wire::Mac,
 };
 use anyhow::Result;
@@ -32,7 +33,7 @@ impl Agent {
             }
         }
         let usable = self.set.state.usable();
-        let weights = self.clients.weights();
+        let weights = self.weights();
         // Speeds are read again on every carrier change (a link may come
         // back at another speed).
         self.slots.set_capacity(self.set.capacity());
@@ -48,6 +49,9 @@ impl Agent {
             ),
         };
         self.datapath.set_slots(&slot_moves)?;
+        // VM MACs of the moved slots now leave by the new slaves: the
+        // switch is taught so before any client is told anything.
+        let vms = self.move_vms(&slot_moves);
         self.datapath.set_buckets(&bucket_moves)?;
         for &(bucket, slave) in &bucket_moves {
             self.buckets[bucket] = slave;
@@ -68,7 +72,8 @@ impl Agent {
             );
         }
         info!(
-            "{name} {what}: {} slots ({told} clients) and {} buckets moved in {} ms; active {active}",
+            "{name} {what}: {} slots ({told} clients, {vms} VM MACs) and {} buckets moved in {} \
+             ms; active {active}",
             slot_moves.len(),
             bucket_moves.len(),
             took.as_millis()
@@ -95,6 +100,13 @@ impl Agent {
             }
         }
         Ok(())
+    }
+
+    /// Clients of both families per slot: the weights slot moves are
+    /// balanced by.
+    pub(super) fn weights(&self) -> Vec<u32> {
+        let six = self.clients6.weights();
+        self.clients.weights().iter().zip(six).map(|(four, six)| four.saturating_add(six)).collect()
     }
 
     /// The port that announces the master's MAC besides its owner's: the
@@ -134,34 +146,39 @@ impl Agent {
         }
     }
 
-    /// Queues the clients of moved slots for telling (their generation
-    /// moves on, so older jobs for them are dropped); returns how many.
+    /// Queues the clients of moved slots, of both families, for telling
+    /// (their generation moves on, so older jobs for them are dropped);
+    /// returns how many.
     pub(super) fn tell_slots(&self, moves: &[(usize, u32)]) -> usize {
         let mut told = 0;
         for &(slot, _) in moves {
+            let index = slot;
             let slot = u32::try_from(slot).unwrap_or(u32::MAX);
             self.teller.moved(slot);
-            told += self.tell(slot, self.clients.of_slot(slot as usize));
+            told += self.tell(slot, self.clients.of_slot(index), self.clients6.of_slot(index));
         }
         told
     }
 
-    /// Queues `clients` of `slot` to be told the MAC of the slot's slave
-    /// (nothing while that slave cannot carry traffic); returns how many.
+    /// Queues `clients` and `clients6` of `slot` to be told the MAC of the
+    /// slot's slave (nothing while that slave cannot carry traffic);
+    /// returns how many.
     pub(super) fn tell(
         &self,
         slot: u32,
-        clients: Vec<(alb_common::maps::ClientKey, Mac)>,
+        clients: Vec<(ClientKey, Mac)>,
+        clients6: Vec<(ClientKey6, Mac)>,
     ) -> usize {
         let slave = self.slots.slave_of(slot as usize);
         let Some(target) = self.set.state.usable_slave(slave) else { return 0 };
-        let count = clients.len();
+        let count = clients.len() + clients6.len();
         self.teller.tell(Job {
             slot,
             generation: self.teller.generation(slot),
             slave_ifindex: target.ifindex,
             slave_mac: target.mac,
             clients,
+            clients6,
             repeat: true,
         });
         count

@@ -15,7 +15,7 @@ impl Agent {
     pub(super) fn snapshot(&self) -> Result<Snapshot> {
         let traffic = self.datapath.slave_traffic()?;
         let mut clients = vec![0u64; self.set.state.slaves.len()];
-        for (slot, count) in self.clients.weights().into_iter().enumerate() {
+        for (slot, count) in self.weights().into_iter().enumerate() {
             let slave = self.slots.slave_of(slot) as usize;
             if let Some(clients) = clients.get_mut(slave) {
                 *clients += u64::from(count);
@@ -51,7 +51,7 @@ impl Agent {
             transitions: self.transitions.clone(),
             updates_sent: counts.told.load(Relaxed),
             updates_failed: counts.failed.load(Relaxed),
-            clients: self.clients.len() as u64,
+            clients: (self.clients.len() + self.clients6.len()) as u64,
             capacity: u64::from(self.options.max_clients),
             resident_bytes: metrics::resident_bytes(),
         })

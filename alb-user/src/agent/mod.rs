@@ -20,6 +20,7 @@ mod rebalance;
 mod reconfigure;
 mod setup;
 mod startup;
+mod vms;
 
 use std::{
     net::SocketAddr,
@@ -27,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_common::{active::Reselect, assign::Slots, link::Delays};
+use alb_common::{active::Reselect, assign::Slots, link::Delays, maps::ClientKey6};
 use anyhow::Result;
 use futures::StreamExt as _;
 use log::{debug, info, warn};
@@ -65,6 +66,8 @@ pub struct Options {
     pub lp_interval_s: u64,
     /// Seconds between transmit rebalancing by measured load; 0 turns it off.
     pub rebalance_interval_s: u64,
+    /// Seconds a VM MAC is kept without a frame from it.
+    pub vm_ageing_s: u64,
     /// The config file the options came from, re-read on SIGHUP.
     pub config: Option<crate::config::Source>,
     /// On SIGINT/SIGTERM after ready, leave the data path forwarding (programs,
@@ -188,6 +191,8 @@ struct Agent {
     datapath: Datapath,
     /// The agent's model of the client table.
     clients: Clients,
+    /// The agent's model of the IPv6 client table.
+    clients6: Clients<ClientKey6>,
     /// The client slot array as published, with each slot's home.
     slots: Slots,
     /// The transmit buckets as published.
@@ -217,9 +222,11 @@ struct Agent {
     transitions: Transitions,
 }
 
-/// A walk of the kernel's client table, spread over the loop's turns.
+/// A walk of the kernel's client tables (IPv4, then IPv6), spread over the
+/// loop's turns.
 struct Walk {
     cursor: crate::datapath::ClientCursor,
+    cursor6: crate::datapath::ClientCursor,
     started: Instant,
     /// Events lost before it started.
     lost: u64,
@@ -381,6 +388,7 @@ async fn event_loop(
                 if Instant::now() >= learn_at {
                     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();
+                    agent.age_vms();
                     agent.check_model();
                     agent.summarize();
                     learn_at = Instant::now() + agent.learning();
@@ -440,7 +448,7 @@ impl Agent {
             options.master,
             crate::format_mac(&state.master_mac),
             options.slaves.join(", "),
-            self.clients.len(),
+            self.clients.len() + self.clients6.len(),
             self.link_dir.parent().unwrap_or(&self.link_dir).display()
         );
         format!("serving {} over {} (active {active})", options.master, options.slaves.join(", "))
@@ -457,7 +465,7 @@ impl Agent {
                 "clients: {} learned, {newly_told} told in the last {}s; {} in the table",
                 self.summary.learned,
                 self.options.lp_interval_s.max(1),
-                self.clients.len()
+                self.clients.len() + self.clients6.len()
             );
         }
         if failed > self.summary.failed {

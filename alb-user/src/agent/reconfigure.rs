@@ -85,6 +85,9 @@ impl Agent {
         if new.rebalance_interval_s != old.rebalance_interval_s {
             changed.push(format!("rebalance_interval {} s", new.rebalance_interval_s));
         }
+        if new.vm_ageing_s != old.vm_ageing_s {
+            changed.push(format!("vm_ageing {} s", new.vm_ageing_s));
+        }
         // Checked before it is used, as at start: a remote address without
         // metrics_allow_remote keeps the running endpoint.
         let (mut listen, mut allow_remote) = (new.metrics_listen, new.metrics_allow_remote);
@@ -183,6 +186,7 @@ impl Agent {
             downdelay_ms: delays.down_ms,
             lp_interval_s: options.lp_interval_s,
             rebalance_interval_s: options.rebalance_interval_s,
+            vm_ageing_s: Some(options.vm_ageing_s),
             config_file: options.config.as_ref().map(|c| c.path.display().to_string()),
             slaves,
         };

@@ -87,6 +87,9 @@ pub(super) async fn setup(
         set,
         datapath,
         clients: Clients::with_capacity(usize::try_from(options.max_clients)?),
+        // Grown as IPv6 clients come: most hosts have few, and room for a
+        // million up front would cost memory for none.
+        clients6: Clients::default(),
         slots,
         buckets,
         announcer: Announcer::new()?,

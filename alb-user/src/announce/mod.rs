@@ -1,4 +1,5 @@
-//! Frames the agent sends itself (ARP updates to clients, learning frames),
+//! Frames the agent sends itself (ARP updates and neighbour advertisements
+//! to clients, learning frames),
 //! through an AF_PACKET socket straight onto a slave: they bypass the master
 //! and its transmit program. The only module that sends frames; telling
 //! many clients at once is the paced [`worker`]'s job.
@@ -12,8 +13,8 @@ use std::{
 };
 
 use alb_common::{
-    frames::{FRAME_LEN, UpdateForm, arp_update},
-    maps::ClientKey,
+    frames::{ADVERT_FRAME_LEN, FRAME_LEN, UpdateForm, arp_update, neighbour_advert},
+    maps::{ClientKey, ClientKey6},
     wire::Mac,
 };
 use anyhow::{Context as _, Result};
@@ -76,14 +77,11 @@ impl Announcer {
     /// Sends whole frames out of `ifindex`, many per system call
     /// (sendmmsg); returns how many left. Stops early only when the socket
     /// refuses more for now (a full device queue).
-    pub fn send_many(&self, ifindex: u32, frames: &[[u8; FRAME_LEN]]) -> Result<usize> {
+    pub fn send_many<const N: usize>(&self, ifindex: u32, frames: &[[u8; N]]) -> Result<usize> {
         let mut address = link_address(ifindex)?;
         let mut iovecs: Vec<libc::iovec> = frames
             .iter()
-            .map(|frame| libc::iovec {
-                iov_base: frame.as_ptr().cast_mut().cast(),
-                iov_len: FRAME_LEN,
-            })
+            .map(|frame| libc::iovec { iov_base: frame.as_ptr().cast_mut().cast(), iov_len: N })
             .collect();
         let address_len = u32::try_from(size_of::<libc::sockaddr_ll>())?;
         let mut messages: Vec<libc::mmsghdr> = iovecs
@@ -139,6 +137,17 @@ pub fn client_update(
     client_mac: &Mac,
 ) -> [u8; FRAME_LEN] {
     arp_update(form, slave_mac, &key.server_ip, client_mac, &key.client_ip)
+}
+
+/// The unsolicited neighbour advertisement (override flag set) that tells
+/// an IPv6 client that the server address is at `slave_mac`: Linux applies
+/// it at once (Neighbor Discovery has no lock time).
+pub fn client_advert(
+    slave_mac: &Mac,
+    key: &ClientKey6,
+    client_mac: &Mac,
+) -> [u8; ADVERT_FRAME_LEN] {
+    neighbour_advert(slave_mac, &key.server_ip, client_mac, &key.client_ip)
 }
 
 /// Where a frame for `ifindex` goes: the device, nothing else (the

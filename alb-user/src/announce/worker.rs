@@ -12,7 +12,8 @@
 //! at once by Linux, whatever its ARP locktime), and again [`RETELL_AFTER`]
 //! later with the gratuitous and the kernel's RLB form (a lost frame, and
 //! clients that ignore gratuitous ARP and take the RLB form outside their
-//! locktime of 1 s).
+//! locktime of 1 s). IPv6 clients get an unsolicited neighbour
+//! advertisement with the override flag, in both passes.
 
 use std::{
     collections::VecDeque,
@@ -26,14 +27,14 @@ use std::{
 };
 
 use alb_common::{
-    frames::{FRAME_LEN, UpdateForm},
-    maps::ClientKey,
+    frames::{ADVERT_FRAME_LEN, FRAME_LEN, UpdateForm},
+    maps::{ClientKey, ClientKey6},
     wire::Mac,
 };
 use anyhow::{Context as _, Result};
 use log::{debug, info, warn};
 
-use super::{Announcer, client_update};
+use super::{Announcer, client_advert, client_update};
 
 /// Clients told per second at most (one frame each in the first pass, two
 /// in the repeat): 500,000 moved clients are told within 1.25 s when the
@@ -53,10 +54,23 @@ pub struct Job {
     pub generation: u32,
     pub slave_ifindex: u32,
     pub slave_mac: Mac,
-    /// `(client, its MAC)`.
+    /// `(client, its MAC)`: IPv4 clients.
     pub clients: Vec<(ClientKey, Mac)>,
+    /// IPv6 clients, told after the IPv4 ones.
+    pub clients6: Vec<(ClientKey6, Mac)>,
     /// Told again after [`RETELL_AFTER`].
     pub repeat: bool,
+}
+
+impl Job {
+    /// Clients of both families.
+    pub fn len(&self) -> usize {
+        self.clients.len() + self.clients6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What the teller has done, for the agent's summaries.
@@ -135,7 +149,7 @@ impl Teller {
 
     /// Queues a job; never blocks.
     pub fn tell(&self, job: Job) {
-        if job.clients.is_empty() {
+        if job.is_empty() {
             return;
         }
         if let Some(jobs) = &self.jobs {
@@ -199,15 +213,14 @@ impl Worker {
             }
             let Some(sending) = current.as_mut() else { continue };
             if !self.current(&sending.job) {
-                self.counts.stale.fetch_add(
-                    (sending.job.clients.len() - sending.next) as u64,
-                    Ordering::Relaxed,
-                );
+                self.counts
+                    .stale
+                    .fetch_add((sending.job.len() - sending.next) as u64, Ordering::Relaxed);
                 current = None;
                 continue;
             }
             pace.wait(BATCH);
-            let end = (sending.next + BATCH).min(sending.job.clients.len());
+            let end = (sending.next + BATCH).min(sending.job.len());
             let sent = self.send(&sending.job, sending.next, end);
             if sending.job.repeat {
                 if let Some(burst) = burst.as_mut() {
@@ -216,7 +229,7 @@ impl Worker {
                 }
             }
             sending.next = end;
-            if end == sending.job.clients.len() {
+            if end == sending.job.len() {
                 let Sending { job, .. } = current.take().expect("a job is being sent");
                 if job.repeat {
                     repeats
@@ -265,11 +278,24 @@ impl Worker {
             .is_some_and(|g| g.load(Ordering::Acquire) == job.generation)
     }
 
-    /// Sends the updates of clients `from..to` of `job`; returns how many
-    /// clients were told. The first pass sends the gratuitous form only
-    /// (what Linux clients apply at once), so a failover's first pass is
-    /// twice as fast; the repeat sends it again with the RLB form.
+    /// Sends the updates of clients `from..to` of `job` (IPv4 clients
+    /// first, then IPv6 ones); returns how many clients were told.
     fn send(&self, job: &Job, from: usize, to: usize) -> u64 {
+        let v4 = job.clients.len();
+        let mut told = 0;
+        if from < v4 {
+            told += self.send_v4(job, from, to.min(v4));
+        }
+        if to > v4 {
+            told += self.send_v6(job, from.max(v4) - v4, to - v4);
+        }
+        told
+    }
+
+    /// IPv4 clients `from..to`. The first pass sends the gratuitous form
+    /// only (what Linux clients apply at once), so a failover's first pass
+    /// is twice as fast; the repeat sends it again with the RLB form.
+    fn send_v4(&self, job: &Job, from: usize, to: usize) -> u64 {
         let forms: &[UpdateForm] = if job.repeat {
             &[UpdateForm::Gratuitous]
         } else {
@@ -281,9 +307,30 @@ impl Worker {
                 forms.iter().map(|&form| client_update(form, &job.slave_mac, key, mac))
             })
             .collect();
-        match self.announcer.send_many(job.slave_ifindex, &frames) {
+        self.send_frames(job.slave_ifindex, &frames, forms.len())
+    }
+
+    /// IPv6 clients `from..to`: one unsolicited advertisement each, in
+    /// both passes.
+    fn send_v6(&self, job: &Job, from: usize, to: usize) -> u64 {
+        let frames: Vec<[u8; ADVERT_FRAME_LEN]> = job.clients6[from..to]
+            .iter()
+            .map(|(key, mac)| client_advert(&job.slave_mac, key, mac))
+            .collect();
+        self.send_frames(job.slave_ifindex, &frames, 1)
+    }
+
+    /// Sends `frames`, `per_client` of them per client; returns how many
+    /// clients were told.
+    fn send_frames<const N: usize>(
+        &self,
+        ifindex: u32,
+        frames: &[[u8; N]],
+        per_client: usize,
+    ) -> u64 {
+        match self.announcer.send_many(ifindex, frames) {
             Ok(sent) => {
-                let told = (sent / forms.len()) as u64;
+                let told = (sent / per_client) as u64;
                 self.counts.told.fetch_add(told, Ordering::Relaxed);
                 let refused = frames.len() - sent;
                 if refused > 0 {

@@ -7,30 +7,55 @@
 //! (who to tell after a failover, how many clients a slot carries, which
 //! clients a foreign claim purges) reads this model, never the kernel
 //! table. Plain Rust, no I/O.
+//!
+//! One model per family ([`Clients`] of [`ClientKey`] for IPv4, of
+//! [`ClientKey6`] for IPv6), as the data path has one table per family;
+//! both families' clients hold slots of the one slot array.
 
 pub mod collapse;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::Hash};
 
 use alb_common::{
-    maps::{CLIENT_MAC_KNOWN, CLIENT_SLOTS, ClientEntry, ClientKey},
-    wire::{Ipv4, Mac},
+    maps::{CLIENT_MAC_KNOWN, CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6},
+    wire::{Ipv4, Ipv6, Mac},
 };
+
+/// A client table key: a server address and a client address.
+pub trait ClientAddress: Copy + Eq + Hash + std::fmt::Debug {
+    /// An address of the family.
+    type Addr: Copy + Eq + Hash + std::fmt::Debug;
+    fn server(&self) -> Self::Addr;
+}
+
+impl ClientAddress for ClientKey {
+    type Addr = Ipv4;
+    fn server(&self) -> Ipv4 {
+        self.server_ip
+    }
+}
+
+impl ClientAddress for ClientKey6 {
+    type Addr = Ipv6;
+    fn server(&self) -> Ipv6 {
+        self.server_ip
+    }
+}
 
 /// A client in its slot's list: its key and MAC (all zero while unknown: a
 /// client the host asked for by broadcast, which has not answered yet).
 /// The MAC lives here, not in the key index, so listing a slot's clients
 /// (500,000 of them after a failover) is a copy, not a lookup per client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Member {
-    key: ClientKey,
+struct Member<K> {
+    key: K,
     mac: Mac,
 }
 
 const UNKNOWN: Mac = [0; 6];
 
 /// A client with a known MAC, as telling needs it.
-pub type Known = (ClientKey, Mac);
+pub type Known<K = ClientKey> = (K, Mac);
 
 /// Where a client is in the model, and the mark of the last walk of the
 /// kernel table (or event) that saw it.
@@ -41,18 +66,18 @@ struct Place {
 }
 
 #[derive(Debug)]
-pub struct Clients {
+pub struct Clients<K: ClientAddress = ClientKey> {
     /// Each client's slot.
-    slot_of: HashMap<ClientKey, Place>,
+    slot_of: HashMap<K, Place>,
     /// The mark of the current walk: clients not seen by it (nor by an
     /// event meanwhile) were evicted from the kernel table.
     mark: u8,
-    by_slot: Vec<Vec<Member>>,
+    by_slot: Vec<Vec<Member<K>>>,
     /// Clients per server address (a foreign claim can concern only these).
-    servers: HashMap<Ipv4, u32>,
+    servers: HashMap<K::Addr, u32>,
 }
 
-impl Default for Clients {
+impl<K: ClientAddress> Default for Clients<K> {
     fn default() -> Self {
         Self {
             slot_of: HashMap::new(),
@@ -63,7 +88,7 @@ impl Default for Clients {
     }
 }
 
-impl Clients {
+impl<K: ClientAddress> Clients<K> {
     /// Room for `capacity` clients up front: the index never rehashes
     /// (which would briefly hold two copies) while it fills.
     pub fn with_capacity(capacity: usize) -> Self {
@@ -80,7 +105,7 @@ impl Clients {
 
     /// A client dealt `slot` (new, or re-created after the table evicted
     /// it); `mac` if known. Returns whether it was new to the model.
-    pub fn learn(&mut self, key: ClientKey, slot: u32, mac: Option<Mac>) -> bool {
+    pub fn learn(&mut self, key: K, slot: u32, mac: Option<Mac>) -> bool {
         let Some(slot) = slot_index(slot) else { return false };
         let mark = self.mark;
         match self.slot_of.get_mut(&key) {
@@ -103,19 +128,19 @@ impl Clients {
             None => {
                 self.slot_of.insert(key, Place { slot, mark });
                 self.by_slot[usize::from(slot)].push(Member { key, mac: mac.unwrap_or(UNKNOWN) });
-                *self.servers.entry(key.server_ip).or_insert(0) += 1;
+                *self.servers.entry(key.server()).or_insert(0) += 1;
                 true
             }
         }
     }
 
     /// A client's MAC changed (or became known).
-    pub fn set_mac(&mut self, key: ClientKey, slot: u32, mac: Mac) {
+    pub fn set_mac(&mut self, key: K, slot: u32, mac: Mac) {
         self.learn(key, slot, Some(mac));
     }
 
     /// The client's slot and MAC, if known.
-    pub fn get(&self, key: &ClientKey) -> Option<(u32, Option<Mac>)> {
+    pub fn get(&self, key: &K) -> Option<(u32, Option<Mac>)> {
         let slot = self.slot_of.get(key)?.slot;
         let mac = self.by_slot[usize::from(slot)]
             .iter()
@@ -125,7 +150,7 @@ impl Clients {
     }
 
     /// Whether some client talks to `ip` as its server address.
-    pub fn is_server(&self, ip: &Ipv4) -> bool {
+    pub fn is_server(&self, ip: &K::Addr) -> bool {
         self.servers.contains_key(ip)
     }
 
@@ -135,7 +160,7 @@ impl Clients {
     }
 
     /// The clients of `slot` whose MAC is known.
-    pub fn of_slot(&self, slot: usize) -> Vec<Known> {
+    pub fn of_slot(&self, slot: usize) -> Vec<Known<K>> {
         self.by_slot.get(slot).map_or_else(Vec::new, |members| {
             members.iter().filter(|m| m.mac != UNKNOWN).map(|m| (m.key, m.mac)).collect()
         })
@@ -145,9 +170,9 @@ impl Clients {
     /// except those `skip` says no.
     pub fn of_server(
         &self,
-        server: &Ipv4,
-        skip: impl Fn(&ClientKey, usize) -> bool,
-    ) -> Vec<(usize, Vec<Known>)> {
+        server: &K::Addr,
+        skip: impl Fn(&K, usize) -> bool,
+    ) -> Vec<(usize, Vec<Known<K>>)> {
         if !self.is_server(server) {
             return Vec::new();
         }
@@ -155,9 +180,9 @@ impl Clients {
             .iter()
             .enumerate()
             .filter_map(|(slot, members)| {
-                let known: Vec<Known> = members
+                let known: Vec<Known<K>> = members
                     .iter()
-                    .filter(|m| m.key.server_ip == *server && m.mac != UNKNOWN)
+                    .filter(|m| m.key.server() == *server && m.mac != UNKNOWN)
                     .filter(|m| !skip(&m.key, slot))
                     .map(|m| (m.key, m.mac))
                     .collect();
@@ -167,14 +192,14 @@ impl Clients {
     }
 
     /// Forgets every client of server address `server`; returns them.
-    pub fn forget_server(&mut self, server: &Ipv4) -> Vec<ClientKey> {
+    pub fn forget_server(&mut self, server: &K::Addr) -> Vec<K> {
         if self.servers.remove(server).is_none() {
             return Vec::new();
         }
         let mut gone = Vec::new();
         for members in &mut self.by_slot {
             members.retain(|m| {
-                let keep = m.key.server_ip != *server;
+                let keep = m.key.server() != *server;
                 if !keep {
                     gone.push(m.key);
                 }
@@ -199,17 +224,17 @@ impl Clients {
     /// how many.
     pub fn sweep(&mut self) -> usize {
         let mark = self.mark;
-        let gone: std::collections::HashSet<ClientKey> =
+        let gone: std::collections::HashSet<K> =
             self.slot_of.iter().filter(|(_, p)| p.mark != mark).map(|(key, _)| *key).collect();
         if gone.is_empty() {
             return 0;
         }
         for key in &gone {
             self.slot_of.remove(key);
-            if let Some(count) = self.servers.get_mut(&key.server_ip) {
+            if let Some(count) = self.servers.get_mut(&key.server()) {
                 *count -= 1;
                 if *count == 0 {
-                    self.servers.remove(&key.server_ip);
+                    self.servers.remove(&key.server());
                 }
             }
         }
@@ -220,7 +245,7 @@ impl Clients {
     }
 
     /// One entry of the kernel's table, as a walk reads it.
-    pub fn learn_entry(&mut self, key: &ClientKey, entry: &ClientEntry) {
+    pub fn learn_entry(&mut self, key: &K, entry: &ClientEntry) {
         let mac = (entry.flags & CLIENT_MAC_KNOWN != 0).then_some(entry.mac);
         self.learn(*key, entry.slot, mac);
     }
@@ -230,11 +255,14 @@ fn slot_index(slot: u32) -> Option<u16> {
     (slot < CLIENT_SLOTS).then(|| u16::try_from(slot).ok()).flatten()
 }
 
-fn member_mut<'a>(members: &'a mut [Member], key: &ClientKey) -> Option<&'a mut Member> {
+fn member_mut<'a, K: PartialEq>(
+    members: &'a mut [Member<K>],
+    key: &K,
+) -> Option<&'a mut Member<K>> {
     members.iter_mut().find(|m| m.key == *key)
 }
 
-fn remove_from(members: &mut Vec<Member>, key: &ClientKey) -> Option<Member> {
+fn remove_from<K: PartialEq>(members: &mut Vec<Member<K>>, key: &K) -> Option<Member<K>> {
     let at = members.iter().position(|m| m.key == *key)?;
     Some(members.swap_remove(at))
 }
@@ -309,6 +337,23 @@ mod tests {
             [(0, vec![(key(SERVER, 11), mac(11))]), (1, vec![(key(SERVER, 13), mac(13))])]
         );
         assert!(clients.of_server(&[9, 9, 9, 9], |_, _| false).is_empty());
+    }
+
+    #[test]
+    fn ipv6_clients_are_modelled_alike() {
+        let server = [0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let key6 = |last: u8| {
+            let mut client = server;
+            client[15] = last;
+            ClientKey6 { server_ip: server, client_ip: client }
+        };
+        let mut clients: Clients<ClientKey6> = Clients::default();
+        assert!(clients.learn(key6(11), 5, Some(mac(11))));
+        assert!(clients.learn(key6(12), 5, None));
+        assert_eq!(clients.of_slot(5), [(key6(11), mac(11))]);
+        assert!(clients.is_server(&server));
+        assert_eq!(clients.forget_server(&server).len(), 2);
+        assert!(clients.is_empty());
     }
 
     #[test]

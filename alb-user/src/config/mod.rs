@@ -15,7 +15,11 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-use alb_common::{active::Reselect, link::Delays, maps::DEFAULT_MAX_CLIENTS};
+use alb_common::{
+    active::Reselect,
+    link::Delays,
+    maps::{DEFAULT_MAX_CLIENTS, DEFAULT_VM_AGEING_S},
+};
 use serde::{Deserialize, Serialize};
 
 pub use self::validate::Problem;
@@ -39,7 +43,7 @@ pub struct Settings {
     /// slaves).
     #[arg(long = "iface", value_name = "IF")]
     pub slaves: Option<Vec<String>>,
-    /// Size of the client table [default: 65536].
+    /// Size of each client table, IPv4 and IPv6 [default: 65536].
     #[arg(long, value_name = "N")]
     pub max_clients: Option<u32>,
     /// Milliseconds a slave's carrier must be back before it is used again
@@ -64,6 +68,11 @@ pub struct Settings {
     /// [default: 10].
     #[arg(long, value_name = "S")]
     pub rebalance_interval: Option<u64>,
+    /// Seconds a VM MAC (a source other than the master's: a bridged VM, a
+    /// macvlan) stays pinned to its slave without a frame from it
+    /// [default: 300].
+    #[arg(long, value_name = "S")]
+    pub vm_ageing: Option<u64>,
     /// On SIGINT/SIGTERM, leave the data path forwarding for the next agent
     /// to adopt (a restart or an upgrade loses nothing); `alb down` removes
     /// it [default: false; the systemd unit sets it].
@@ -150,6 +159,7 @@ impl Settings {
             primary_reselect: self.primary_reselect.map(Reselect::from).unwrap_or_default(),
             lp_interval_s: self.lp_interval.unwrap_or(1),
             rebalance_interval_s: self.rebalance_interval.unwrap_or(10),
+            vm_ageing_s: self.vm_ageing.unwrap_or(DEFAULT_VM_AGEING_S),
             keep_datapath: self.keep_datapath.unwrap_or(false),
             metrics_listen: self.metrics_listen,
             metrics_allow_remote: self.metrics_allow_remote.unwrap_or(false),

@@ -46,6 +46,7 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         // Bonding refuses lp_interval 0 ("allowed values 1 - 2147483647").
         ("lp_interval", settings.lp_interval, 1, "s"),
         ("rebalance_interval", settings.rebalance_interval, 0, "s"),
+        ("vm_ageing", settings.vm_ageing, 1, "s"),
     ];
     for (key, value, min, unit) in ranges {
         if let Some(value) = value.filter(|v| !(min..=INT_MAX).contains(v)) {

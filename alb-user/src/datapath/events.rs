@@ -1,7 +1,7 @@
 //! The data path's event ring, as a stream of typed events for the agent.
 
 use alb_common::{
-    maps::{self, ClientKey, EventKind},
+    maps::{self, ClientKey, ClientKey6, EventKind},
     wire::{Ipv4, Mac},
 };
 use anyhow::{Result, anyhow};
@@ -23,10 +23,58 @@ pub enum Event {
     /// A client ARP reached the master: `sender` (IP and MAC) asked for or
     /// answered about `target`.
     ArpSeen { sender: Ipv4, sender_mac: Mac, target: Ipv4 },
+    /// The transmit path dealt `slot` (on slave `slave`) to a new IPv6
+    /// client; `mac` is its MAC if the frame named it; `told`: the host's
+    /// message carried the slave's MAC to it (an answer to a reachability
+    /// probe does not).
+    NewClient6 { key: ClientKey6, slot: u32, slave: u32, mac: Option<Mac>, told: bool },
+    /// A known IPv6 client (in `slot`) has a new MAC.
+    ClientMacChanged6 { key: ClientKey6, slot: u32, mac: Mac },
+    /// A frame from VM MAC `mac` (a source other than the master's) pinned
+    /// it to `slot`, on slave `slave`.
+    NewVm { mac: Mac, slot: u32, slave: u32 },
 }
 
 impl Event {
-    /// Decodes a raw ring entry; `None` for an unknown kind.
+    /// Decodes a ring entry (an [`maps::Event`] or an [`maps::Event6`],
+    /// by its kind); `None` for an unknown kind or a short entry.
+    pub fn from_ring(item: &[u8]) -> Option<Self> {
+        let kind = EventKind::from_u32(u32::from_ne_bytes(*item.first_chunk::<4>()?))?;
+        if kind.is_ipv6() {
+            if item.len() < size_of::<maps::Event6>() {
+                return None;
+            }
+            // SAFETY: the entry holds an Event6 (its kind says so, and it is
+            // long enough); read unaligned.
+            Self::decode6(&unsafe { item.as_ptr().cast::<maps::Event6>().read_unaligned() })
+        } else {
+            if item.len() < size_of::<maps::Event>() {
+                return None;
+            }
+            // SAFETY: as above, for an Event.
+            Self::decode(&unsafe { item.as_ptr().cast::<maps::Event>().read_unaligned() })
+        }
+    }
+
+    /// Decodes an IPv6 ring entry; `None` for an unknown kind.
+    pub fn decode6(raw: &maps::Event6) -> Option<Self> {
+        let mac = alb_common::wire::is_valid_unicast(&raw.mac).then_some(raw.mac);
+        Some(match EventKind::from_u32(raw.kind)? {
+            EventKind::NewClient6 => Self::NewClient6 {
+                key: raw.key,
+                slot: raw.slot,
+                slave: raw.slave,
+                mac,
+                told: raw.op == 0,
+            },
+            EventKind::ClientMacChanged6 => {
+                Self::ClientMacChanged6 { key: raw.key, slot: raw.slot, mac: raw.mac }
+            }
+            _ => return None,
+        })
+    }
+
+    /// Decodes an IPv4 ring entry; `None` for an unknown kind.
     pub fn decode(raw: &maps::Event) -> Option<Self> {
         let mac = alb_common::wire::is_valid_unicast(&raw.mac).then_some(raw.mac);
         Some(match EventKind::from_u32(raw.kind)? {
@@ -46,6 +94,8 @@ impl Event {
                 sender_mac: raw.mac,
                 target: raw.key.server_ip,
             },
+            EventKind::NewVm => Self::NewVm { mac: raw.mac, slot: raw.slot, slave: raw.slave },
+            EventKind::NewClient6 | EventKind::ClientMacChanged6 => return None,
         })
     }
 }
@@ -73,11 +123,7 @@ impl Events {
             let mut batch = Vec::new();
             while batch.len() < max {
                 let Some(item) = ring.next() else { break };
-                if item.len() >= size_of::<maps::Event>() {
-                    // SAFETY: the ring only carries `maps::Event`s; read unaligned.
-                    let raw = unsafe { item.as_ptr().cast::<maps::Event>().read_unaligned() };
-                    batch.extend(Event::decode(&raw));
-                }
+                batch.extend(Event::from_ring(&item));
             }
             if batch.len() < max {
                 // Drained: wait for the next wake-up.
@@ -117,5 +163,34 @@ mod tests {
         let broadcast = Event::decode(&raw(EventKind::HostArpBroadcast));
         assert!(matches!(broadcast, Some(Event::HostArpBroadcast { server: [198, 18, 0, 1], .. })));
         assert_eq!(Event::decode(&maps::Event { kind: 99, ..raw(EventKind::ArpSeen) }), None);
+    }
+
+    #[test]
+    fn ring_entries_decode_by_family() {
+        let key = ClientKey6 { server_ip: [0x20; 16], client_ip: [0xfe; 16] };
+        let raw6 = maps::Event6 {
+            kind: EventKind::NewClient6 as u32,
+            slave: 1,
+            key,
+            mac: [2, 0, 0, 0, 0, 11],
+            op: 1,
+            slot: 9,
+            _pad: 0,
+        };
+        // SAFETY: plain data viewed as bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(std::ptr::from_ref(&raw6).cast::<u8>(), size_of_val(&raw6))
+        };
+        assert_eq!(
+            Event::from_ring(bytes),
+            Some(Event::NewClient6 { key, slot: 9, slave: 1, mac: Some(raw6.mac), told: false })
+        );
+        assert_eq!(Event::from_ring(&bytes[..40]), None, "too short for an Event6");
+        let raw4 = raw(EventKind::NewClient);
+        // SAFETY: as above.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(std::ptr::from_ref(&raw4).cast::<u8>(), size_of_val(&raw4))
+        };
+        assert!(matches!(Event::from_ring(bytes), Some(Event::NewClient { slot: 7, .. })));
     }
 }

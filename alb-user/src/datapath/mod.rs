@@ -16,15 +16,16 @@ use std::path::{Path, PathBuf};
 use alb_common::{
     assign::initial_bucket_slave,
     maps::{
-        CLIENT_SLOTS, ClientEntry, ClientKey, ClientSlot, MAX_SLAVES, SLAVE_PRESENT, SLAVE_UP,
-        Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket, names, programs,
+        CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6, ClientSlot, MAX_SLAVES, SLAVE_PRESENT,
+        SLAVE_UP, Slave, SlaveStats, TAIL_RX6, TAIL_TX6, TX_BUCKETS, Traffic, TxBucket, VmEntry,
+        VmKey, names, programs,
     },
     reason::Reason,
 };
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, ProgramArray, RingBuf},
     programs::SchedClassifier,
 };
 
@@ -63,7 +64,10 @@ impl Datapath {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let mut loader = EbpfLoader::new();
+        // Each family's table holds up to `max_clients`.
         loader.map_max_entries(names::CLIENTS, max_clients);
+        loader.map_max_entries(names::CLIENTS6, max_clients);
+        loader.map_max_entries(names::HOSTS6, max_clients);
         let paths: Vec<(&str, PathBuf)> = match pins {
             Some(dir) => names::ALL.iter().map(|&name| (name, dir.join(name))).collect(),
             None => Vec::new(),
@@ -72,10 +76,22 @@ impl Datapath {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).context("cannot load the BPF object")?;
-        for name in [programs::TX, programs::RX] {
+        for name in programs::ALL {
             program(&mut ebpf, name)?
                 .load()
                 .with_context(|| format!("cannot load program {name}"))?;
+        }
+        // The IPv6 programs, which alb_tx and alb_rx tail-call: set before
+        // anything is attached (an adopted table is overwritten, entry by
+        // entry, with this agent's programs).
+        for (index, name) in [(TAIL_TX6, programs::TX6), (TAIL_RX6, programs::RX6)] {
+            let fd = program(&mut ebpf, name)?.fd()?.try_clone()?;
+            let map = ebpf
+                .map_mut(names::PROGS)
+                .ok_or_else(|| anyhow!("map {} missing from the BPF object", names::PROGS))?;
+            ProgramArray::try_from(map)?
+                .set(index, &fd, 0)
+                .with_context(|| format!("cannot put {name} in {}", names::PROGS))?;
         }
         let link_dir = pins.map(|dir| dir.join("links"));
         Ok(Self { ebpf, links: attach::Links::default(), link_dir })
@@ -261,11 +277,33 @@ impl Datapath {
             .context("cannot read the client table")
     }
 
+    /// [`Self::next_clients`] for the IPv6 table.
+    pub fn next_clients6(
+        &self,
+        cursor: &mut ClientCursor,
+        each: impl FnMut(&ClientKey6, &ClientEntry),
+    ) -> Result<usize> {
+        batch::next_batch(data(self.map(names::CLIENTS6)?)?, cursor, CLIENT_CHUNK, each)
+            .context("cannot read the IPv6 client table")
+    }
+
     /// Deletes clients from the table, in one system call; returns how
     /// many were there.
     pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
         batch::delete(data(self.map(names::CLIENTS)?)?, keys)
             .context("cannot delete from the client table")
+    }
+
+    /// The VM table: every learned VM MAC with its entry (at most
+    /// `MAX_VMS`, read key by key).
+    pub fn vms(&self) -> Result<Vec<(VmKey, VmEntry)>> {
+        read::vms(self.map(names::VMS)?)
+    }
+
+    /// Forgets VM MACs (aged out), in one system call; returns how many
+    /// were there.
+    pub fn forget_vms(&mut self, keys: &[VmKey]) -> Result<usize> {
+        batch::delete(data(self.map(names::VMS)?)?, keys).context("cannot delete from the VM table")
     }
 
     /// How many events the data path could not put in the ring.

@@ -8,8 +8,9 @@ use std::{
 
 use alb_common::{
     maps::{
-        CLIENT_SLOTS, ClientEntry, ClientKey, ClientSlot, Config, EVENT_RING_BYTES, MAX_SLAVES,
-        PIN_FORMAT, Slave, SlaveStats, TX_BUCKETS, Traffic, TxBucket, names,
+        CLIENT_SLOTS, CURSORS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config,
+        EVENT_RING_BYTES, HostKey6, MAX_SLAVES, MAX_VMS, PIN_FORMAT, Slave, SlaveStats, TAIL_CALLS,
+        TX_BUCKETS, Traffic, TxBucket, VmEntry, VmKey, names,
     },
     reason::Reason,
 };
@@ -26,7 +27,7 @@ pub fn pin_dir(master: &str) -> PathBuf {
 
 /// The shape each pinned map must have to be adopted by this agent:
 /// (name, key size, value size, entries).
-fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 11] {
+fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 15] {
     fn size<T>() -> u32 {
         u32::try_from(size_of::<T>()).unwrap_or(u32::MAX)
     }
@@ -36,13 +37,17 @@ fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 11] {
         (names::SLAVES, 4, size::<Slave>(), slaves),
         (names::SLAVE_INDEX, 4, 4, slaves),
         (names::CLIENTS, size::<ClientKey>(), size::<ClientEntry>(), max_clients),
+        (names::CLIENTS6, size::<ClientKey6>(), size::<ClientEntry>(), max_clients),
+        (names::HOSTS6, size::<HostKey6>(), 4, max_clients),
         (names::SLOTS, 4, size::<ClientSlot>(), CLIENT_SLOTS),
         (names::TX_BUCKETS, 4, size::<TxBucket>(), TX_BUCKETS),
         (names::BUCKET_LOAD, 4, size::<Traffic>(), TX_BUCKETS),
         (names::SLAVE_STATS, 4, size::<SlaveStats>(), slaves),
         (names::COUNTERS, 4, 8, Reason::COUNT),
-        (names::RR_CURSOR, 4, 8, 1),
+        (names::RR_CURSOR, 4, 8, CURSORS),
         (names::EVENTS, 0, 0, EVENT_RING_BYTES),
+        (names::PROGS, 4, 4, TAIL_CALLS),
+        (names::VMS, size::<VmKey>(), size::<VmEntry>(), MAX_VMS),
     ]
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use alb_common::{
     maps::{
-        ClientEntry, ClientKey, ClientSlot, Config, MAX_SLAVES, NO_SLAVE, SLAVE_PRESENT, Slave,
-        SlaveStats, names,
+        ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, MAX_SLAVES, NO_SLAVE,
+        SLAVE_PRESENT, Slave, SlaveStats, VmEntry, VmKey, names,
     },
     reason::Reason,
 };
@@ -23,11 +23,14 @@ pub struct Maps {
     pub config: Array<MapData, Config>,
     pub slaves: Array<MapData, Slave>,
     pub clients: HashMap<MapData, ClientKey, ClientEntry>,
+    pub clients6: HashMap<MapData, ClientKey6, ClientEntry>,
     pub slots: Array<MapData, ClientSlot>,
     pub slave_stats: PerCpuArray<MapData, SlaveStats>,
     pub counters: PerCpuArray<MapData, u64>,
-    /// The client table's own handle, for batched reads.
+    pub vms: Map,
+    /// The client tables' own handles, for batched reads.
     clients_data: MapData,
+    clients6_data: MapData,
 }
 
 impl Maps {
@@ -39,16 +42,21 @@ impl Maps {
                 .with_context(|| format!("cannot open {}", path.display()))?;
             Ok(Map::from_map_data(data)?)
         };
-        let clients_path = dir.join(names::CLIENTS);
+        let data = |name: &str| {
+            let path = dir.join(name);
+            MapData::from_pin(&path).with_context(|| format!("cannot open {}", path.display()))
+        };
         Ok(Self {
             config: Array::try_from(open(names::CONFIG)?)?,
             slaves: Array::try_from(open(names::SLAVES)?)?,
             clients: HashMap::try_from(open(names::CLIENTS)?)?,
+            clients6: HashMap::try_from(open(names::CLIENTS6)?)?,
             slots: Array::try_from(open(names::SLOTS)?)?,
             slave_stats: PerCpuArray::try_from(open(names::SLAVE_STATS)?)?,
             counters: PerCpuArray::try_from(open(names::COUNTERS)?)?,
-            clients_data: MapData::from_pin(&clients_path)
-                .with_context(|| format!("cannot open {}", clients_path.display()))?,
+            vms: open(names::VMS)?,
+            clients_data: data(names::CLIENTS)?,
+            clients6_data: data(names::CLIENTS6)?,
         })
     }
 
@@ -60,14 +68,20 @@ impl Maps {
         let clients = take(names::CLIENTS)?;
         let clients_data = MapData::from_id(super::data(&clients)?.info()?.id())?;
         let clients = HashMap::try_from(clients)?;
+        let clients6 = take(names::CLIENTS6)?;
+        let clients6_data = MapData::from_id(super::data(&clients6)?.info()?.id())?;
+        let clients6 = HashMap::try_from(clients6)?;
         Ok(Self {
             config: Array::try_from(take(names::CONFIG)?)?,
             slaves: Array::try_from(take(names::SLAVES)?)?,
             clients,
+            clients6,
             slots: Array::try_from(take(names::SLOTS)?)?,
             slave_stats: PerCpuArray::try_from(take(names::SLAVE_STATS)?)?,
             counters: PerCpuArray::try_from(take(names::COUNTERS)?)?,
+            vms: take(names::VMS)?,
             clients_data,
+            clients6_data,
         })
     }
 
@@ -98,9 +112,25 @@ impl Maps {
         Ok(clients)
     }
 
+    /// The IPv6 client table in key order (read in batches).
+    pub fn clients6(&self) -> Result<Vec<(ClientKey6, ClientEntry)>> {
+        let mut clients = Vec::new();
+        batch::for_each(&self.clients6_data, CLIENT_CHUNK, |key, entry| {
+            clients.push((*key, *entry))
+        })
+        .context("cannot read the IPv6 client table")?;
+        clients.sort_by_key(|(key, _)| *key);
+        Ok(clients)
+    }
+
     /// The slave a client's slot points at ([`NO_SLAVE`] if none).
     pub fn slave_of(&self, entry: &ClientEntry) -> u32 {
         self.slots.get(&entry.slot, 0).map_or(NO_SLAVE, |slot| slot.slave)
+    }
+
+    /// The VM table in MAC order.
+    pub fn vms(&self) -> Result<Vec<(VmKey, VmEntry)>> {
+        vms(&self.vms)
     }
 
     /// Per-slave counters summed over CPUs.
@@ -125,4 +155,13 @@ impl Maps {
             })
             .collect()
     }
+}
+
+/// Every entry of the VM table, in MAC order. Entries deleted while it is
+/// read (aged out, evicted) are skipped.
+pub(super) fn vms(map: &Map) -> Result<Vec<(VmKey, VmEntry)>> {
+    let table: HashMap<&MapData, VmKey, VmEntry> = HashMap::try_from(map)?;
+    let mut vms: Vec<(VmKey, VmEntry)> = table.iter().filter_map(Result::ok).collect();
+    vms.sort_by_key(|(key, _)| *key);
+    Ok(vms)
 }

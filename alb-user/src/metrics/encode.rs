@@ -133,8 +133,10 @@ fn registry(snapshot: &Snapshot) -> Registry {
         "Client update frames the socket refused",
         snapshot.updates_failed,
     );
-    gauge(&mut registry, "client_table_entries", "Clients in the table", snapshot.clients);
-    gauge(&mut registry, "client_table_capacity", "Size of the client table", snapshot.capacity);
+    let entries = "Clients in the tables (IPv4 and IPv6)";
+    gauge(&mut registry, "client_table_entries", entries, snapshot.clients);
+    let capacity = "Size of each client table (IPv4, IPv6)";
+    gauge(&mut registry, "client_table_capacity", capacity, snapshot.capacity);
     if let Some(bytes) = snapshot.resident_bytes {
         let resident = Gauge::<i64>::default();
         resident.set(gauge_value(bytes));

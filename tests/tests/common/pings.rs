@@ -33,7 +33,18 @@ pub(crate) fn start_pings(
     duration: Duration,
     interval: Duration,
 ) -> Pings {
-    let pings = spawn_pings(lab, numbers, duration, interval);
+    start_pings_to(lab, SERVER_IP4, numbers, duration, interval)
+}
+
+/// [`start_pings`] to `target` (an IPv6 address of the server, say).
+pub(crate) fn start_pings_to(
+    lab: &Lab,
+    target: &str,
+    numbers: &[usize],
+    duration: Duration,
+    interval: Duration,
+) -> Pings {
+    let pings = spawn_pings_to(lab, target, numbers, duration, interval);
     for (number, proc) in &pings.runs {
         let deadline = Instant::now() + Duration::from_secs(2);
         while !proc.log().contains("bytes from") {
@@ -57,13 +68,24 @@ pub(crate) fn spawn_pings(
     duration: Duration,
     interval: Duration,
 ) -> Pings {
+    spawn_pings_to(lab, SERVER_IP4, numbers, duration, interval)
+}
+
+/// [`spawn_pings`] to `target`.
+pub(crate) fn spawn_pings_to(
+    lab: &Lab,
+    target: &str,
+    numbers: &[usize],
+    duration: Duration,
+    interval: Duration,
+) -> Pings {
     let count = (duration.as_millis() / interval.as_millis()).to_string();
     let interval_s = format!("{:.3}", interval.as_secs_f64());
     let runs: Vec<(usize, Proc)> = numbers
         .iter()
         .map(|&number| {
             let argv =
-                ["ping", "-n", "-D", "-O", "-i", &interval_s, "-c", &count, "-W", "1", SERVER_IP4];
+                ["ping", "-n", "-D", "-O", "-i", &interval_s, "-c", &count, "-W", "1", target];
             let proc = lab
                 .spawn(&lab.client(number).ns, &argv)
                 .unwrap_or_else(|e| panic!("ping from c{number}: {e:#}"));

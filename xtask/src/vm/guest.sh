@@ -105,22 +105,44 @@ pings() {
 lost() { awk '/transmitted/ {print $1 - $4}' /tmp/ping"$1"; }
 sent() { awk '/transmitted/ {print $1}' /tmp/ping"$1"; }
 
-seed() {
-    for c in 1 2; do in_ns c$c /usr/bin/ping -n -c 2 -i 0.3 -W 2 198.18.0.1 >/dev/null; done
-    check seed.c1-learned-veth17-mac test "$(neigh_mac c1)" = 02:a1:b0:00:00:17
-    check seed.c2-learned-veth19-mac test "$(neigh_mac c2)" = 02:a1:b0:00:00:19
+# own_slave NAME TARGET: each client pings TARGET 40 times; every request
+# and reply crosses its own slave's switch port, next to nothing the other.
+own_slave() {
+    # check() sets `name`; `set --` below replaces the positional parameters.
+    what=$1; target=$2
     for c in 1 2; do
         own=$((16 + 2 * c)); other=$((own == 18 ? 20 : 18))
         set -- $(port veth$own); o_rx=$1 o_tx=$2
         set -- $(port veth$other); x_rx=$1 x_tx=$2
-        in_ns c$c /usr/bin/ping -n -c 40 -i 0.05 -W 1 198.18.0.1 >/tmp/seedping
+        in_ns c$c /usr/bin/ping -n -c 40 -i 0.05 -W 1 "$target" >/tmp/seedping
         got=$(awk '/transmitted/ {print $4}' /tmp/seedping)
         set -- $(port veth$own); do_rx=$(($1 - o_rx)) do_tx=$(($2 - o_tx))
         set -- $(port veth$other); dx_rx=$(($1 - x_rx)) dx_tx=$(($2 - x_tx))
-        say "METRIC seed.c$c replies=$got/40 own-port rx=$do_rx tx=$do_tx other-port rx=$dx_rx tx=$dx_tx"
-        check seed.c$c-all-replies test "$got" = 40
-        check seed.c$c-own-slave-both-ways test "$do_rx" -ge 40 -a "$do_tx" -ge 40 -a "$dx_rx" -lt 10 -a "$dx_tx" -lt 10
+        say "METRIC $what.c$c replies=$got/40 own-port rx=$do_rx tx=$do_tx other-port rx=$dx_rx tx=$dx_tx"
+        check $what.c$c-all-replies test "$got" = 40
+        check $what.c$c-own-slave-both-ways test "$do_rx" -ge 40 -a "$do_tx" -ge 40 -a "$dx_rx" -lt 10 -a "$dx_tx" -lt 10
     done
+}
+
+seed() {
+    for c in 1 2; do in_ns c$c /usr/bin/ping -n -c 2 -i 0.3 -W 2 198.18.0.1 >/dev/null; done
+    check seed.c1-learned-veth17-mac test "$(neigh_mac c1)" = 02:a1:b0:00:00:17
+    check seed.c2-learned-veth19-mac test "$(neigh_mac c2)" = 02:a1:b0:00:00:19
+    own_slave seed 198.18.0.1
+}
+
+# IPv6, beyond the kernel's mode 6: the clients are dealt after their IPv4
+# entries (veth17, veth19 again), learn their slave's MAC from the server's
+# neighbour advertisements (the IPv6 programs, tail-called) and cross only
+# their slave.
+neigh6_mac() { ip -n "$1" -6 neigh show 2001:2::1 | awk '{for (i=1;i<NF;i++) if ($i=="lladdr") print $(i+1)}'; }
+seed6() {
+    ip -n srv addr add 2001:2::1/64 dev alb0 nodad
+    for c in 1 2; do ip -n c$c addr add 2001:2::1$c/64 dev eth0 nodad; done
+    for c in 1 2; do in_ns c$c /usr/bin/ping -n -c 2 -i 0.3 -W 2 2001:2::1 >/dev/null; done
+    check seed6.c1-learned-veth17-mac test "$(neigh6_mac c1)" = 02:a1:b0:00:00:17
+    check seed6.c2-learned-veth19-mac test "$(neigh6_mac c2)" = 02:a1:b0:00:00:19
+    own_slave seed6 2001:2::1
 }
 
 # fail_under_pings SLAVE: both clients ping every 20 ms (250 each); SLAVE
@@ -211,6 +233,7 @@ run_tests() {
         lab_down; return
     fi
     seed
+    seed6
     failover non-active veth19
     failover active veth17
     restart
@@ -303,6 +326,7 @@ say "INFO btf $( [ -e /sys/kernel/btf/vmlinux ] && echo yes || echo no)"
 case "$MODE" in
     test) run_tests ;;
     compare) run_compare ;;
+    nics) . /nics.sh && nics_main ;;
 esac
 say "END"
 poweroff -f

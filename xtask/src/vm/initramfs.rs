@@ -19,9 +19,23 @@ use super::kernel::{self, Kernel};
 
 /// The guest's /init.
 const INIT: &str = include_str!("guest.sh");
+/// `vm-test --nics`: the guest's half, sourced by /init.
+const NICS: &str = include_str!("nics/guest.sh");
 
-/// Modules the scenarios need (dependencies are added).
-const MODULES: &[&str] = &["veth", "bridge", "sch_ingress", "cls_bpf", "act_bpf", "bonding"];
+/// Modules the scenarios need (dependencies are added); the last three
+/// drive the emulated NICs of `vm-test --nics` (virtio_pci is built into
+/// 6.12).
+const MODULES: &[&str] = &[
+    "veth",
+    "bridge",
+    "sch_ingress",
+    "cls_bpf",
+    "act_bpf",
+    "bonding",
+    "virtio_pci",
+    "virtio_net",
+    "e1000e",
+];
 
 /// Host programs copied in, with the libraries they link.
 const HOST_PROGRAMS: &[&str] = &["ip", "tc", "ping", "bpftool"];
@@ -136,6 +150,7 @@ pub(crate) fn build(
         tree.dir(dir);
     }
     tree.file("init", 0o755, INIT.as_bytes().to_vec());
+    tree.file("nics.sh", 0o644, NICS.as_bytes().to_vec());
     tree.file("etc/alb-vm-mode", 0o644, mode.as_bytes().to_vec());
     tree.file("etc/alb-vm-repeats", 0o644, repeats.as_bytes().to_vec());
     let busybox = Path::new("/bin/busybox");

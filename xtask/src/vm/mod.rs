@@ -9,6 +9,7 @@
 
 mod initramfs;
 mod kernel;
+pub(crate) mod nics;
 mod rootfs;
 mod systemd;
 
