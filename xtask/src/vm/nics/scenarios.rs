@@ -53,7 +53,7 @@ impl Scenarios<'_> {
     pub(super) fn run(&mut self) -> Result<()> {
         let flag = if self.sync { "" } else { " --no-filter-sync" };
         let (status, output) = self.guest.sh(&format!("agent_start{flag}"), SLOW)?;
-        self.check("agent.start", None, status == 0, "");
+        self.check("agent.start", None, status == 0, output.trim());
         if status != 0 {
             bail!("the agent did not start: {}", output.trim());
         }
