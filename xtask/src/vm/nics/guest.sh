@@ -18,9 +18,22 @@ nics_name_by_mac() {
     done
 }
 
-# The agent over both NICs, in the guest's own namespace; waits for "ready".
+# Waits up to 10 s for both NICs' carrier (e1000e renegotiates for a few
+# seconds after its link comes back); says how long it waited.
+wait_carriers() {
+    i=0
+    while [ "$(cat /sys/class/net/nic*/carrier 2>/dev/null | grep -c 1)" != 2 ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ $i = 0 ] || echo "waited $i x 100 ms for both carriers"
+}
+
+# The agent over both NICs, in the guest's own namespace, once both have
+# carrier (so the first clients are dealt over both); waits for "ready".
 AGENT_PID=
 agent_start() {
+    wait_carriers
     : >/tmp/alb.log
     /usr/bin/alb --iface nic17 --iface nic19 "$@" >/tmp/alb.log 2>&1 &
     AGENT_PID=$!
@@ -58,12 +71,6 @@ nics_main() {
     nics_name_by_mac
     # The bonding module (loaded for the other mode) made a bond0.
     ip link del bond0 2>/dev/null
-    # e1000e negotiates its link for a few seconds after "up".
-    i=0
-    while [ "$(cat /sys/class/net/nic*/carrier 2>/dev/null | grep -c 1)" != 2 ] && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
     for d in /sys/class/net/nic*; do
         say "INFO ${d##*/} $(cat "$d"/address) driver $(basename "$(readlink "$d"/device/driver)")"
     done

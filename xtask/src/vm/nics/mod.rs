@@ -101,7 +101,7 @@ fn one_guest(
     let mut guest = Guest::boot(vmlinuz, initrd, &switch.sw(), work, log)?;
     for sync in [true, false] {
         signals::check()?;
-        Scenarios { guest: &mut guest, switch: &switch, report, sync }.run()?;
+        Scenarios { guest: &mut guest, switch: &switch, report, sync, on_nic: [1, 2] }.run()?;
     }
     guest.shut_down()
 }
