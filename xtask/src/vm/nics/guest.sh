@@ -57,6 +57,17 @@ agent_stop() {
     return $rc
 }
 
+# Waits up to 5 s until both NICs have MTU $1 (the agent gives them the
+# master's); prints what they have.
+wait_nic_mtu() {
+    i=0
+    while [ "$(cat /sys/class/net/nic17/mtu) $(cat /sys/class/net/nic19/mtu)" != "$1 $1" ] && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo "nic17 $(cat /sys/class/net/nic17/mtu) nic19 $(cat /sys/class/net/nic19/mtu)"
+}
+
 # What each NIC's driver was given: promiscuity, multicast list, and the
 # entries the agent says it added.
 filters() {

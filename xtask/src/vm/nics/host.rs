@@ -49,6 +49,12 @@ pub(super) const NICS: [Nic; 2] = [
 /// The clients: `c1` .. `c3`, 198.18.0.11 .. 13, 2001:2::11 .. 13.
 pub(super) const CLIENTS: usize = 3;
 
+/// Client `c`'s IPv4 address: 198.18.0.11 .. 19 for the first nine (the
+/// drawing above), 198.18.0.100 + `c` beyond.
+pub(super) fn client_ip4(c: usize) -> String {
+    if c < 10 { format!("198.18.0.1{c}") } else { format!("198.18.0.{}", 100 + c) }
+}
+
 /// The master's addresses in the guest (guest.sh adds them). The IPv6
 /// address is not 2001:2::1: its solicited-node group 33:33:ff:00:00:01
 /// falls in the same bucket of e1000e's multicast hash as 224.0.0.1,
@@ -110,23 +116,10 @@ impl Switch {
             cmd::ip(&["-n", &sw, "link", "set", nic.tap, "master", "br0", "up"])?;
         }
         for c in 1..=CLIENTS {
-            let ns = switch.client(c);
-            netns::add(&ns)?;
-            cmd::ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-            cmd::run(&mut netns::command(
-                &ns,
-                &["sysctl", "-q", "-w", "net.ipv6.conf.default.router_solicitations=0"],
-            ))?;
-            let (mac, port) = (format!("02:a1:c0:00:00:0{c}"), format!("c{c}"));
-            cmd::ip(&[
-                "-n", &ns, "link", "add", "eth0", "address", &mac, "type", "veth", "peer", "name",
-                &port, "netns", &sw,
-            ])?;
-            cmd::ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
-            cmd::ip(&["-n", &ns, "addr", "add", &format!("198.18.0.1{c}/24"), "dev", "eth0"])?;
+            switch.add_client(c)?;
             cmd::ip(&[
                 "-n",
-                &ns,
+                &switch.client(c),
                 "addr",
                 "add",
                 &format!("2001:2::1{c}/64"),
@@ -134,11 +127,50 @@ impl Switch {
                 "eth0",
                 "nodad",
             ])?;
-            cmd::ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             // Multicast pings to the master's group leave by eth0.
-            cmd::ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+            cmd::ip(&["-n", &switch.client(c), "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
         }
         Ok(switch)
+    }
+
+    /// Client `c`'s namespace with its port on the bridge: MAC
+    /// 02:a1:c0:00:00:`c` (hex), IPv4 [`client_ip4`]. Dropping the switch
+    /// removes it with the others.
+    pub(super) fn add_client(&self, c: usize) -> Result<()> {
+        let (ns, sw) = (self.client(c), self.sw());
+        netns::add(&ns)?;
+        cmd::ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        cmd::run(&mut netns::command(
+            &ns,
+            &["sysctl", "-q", "-w", "net.ipv6.conf.default.router_solicitations=0"],
+        ))?;
+        let (mac, port) = (format!("02:a1:c0:00:00:{c:02x}"), format!("c{c}"));
+        cmd::ip(&[
+            "-n", &ns, "link", "add", "eth0", "address", &mac, "type", "veth", "peer", "name",
+            &port, "netns", &sw,
+        ])?;
+        cmd::ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
+        cmd::ip(&["-n", &ns, "addr", "add", &format!("{}/24", client_ip4(c)), "dev", "eth0"])?;
+        cmd::ip(&["-n", &ns, "link", "set", "eth0", "up"]).map(drop)
+    }
+
+    /// Removes client `c` (one added by [`Self::add_client`]).
+    pub(super) fn remove_client(&self, c: usize) -> Result<()> {
+        netns::delete(&self.client(c))
+    }
+
+    /// Sets the MTU of every link between the guest's NICs and clients
+    /// `clients`: the taps, the clients' ports and their eth0.
+    pub(super) fn set_mtu(&self, clients: &[usize], mtu: u32) -> Result<()> {
+        let (sw, mtu) = (self.sw(), mtu.to_string());
+        for nic in &NICS {
+            cmd::ip(&["-n", &sw, "link", "set", nic.tap, "mtu", &mtu])?;
+        }
+        for &c in clients {
+            cmd::ip(&["-n", &sw, "link", "set", &format!("c{c}"), "mtu", &mtu])?;
+            cmd::ip(&["-n", &self.client(c), "link", "set", "eth0", "mtu", &mtu])?;
+        }
+        Ok(())
     }
 
     /// The switch namespace (QEMU runs in it).

@@ -12,6 +12,7 @@
 
 mod guest;
 mod host;
+mod links;
 mod pings;
 mod report;
 mod scenarios;

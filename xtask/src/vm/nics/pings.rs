@@ -28,17 +28,28 @@ pub(super) struct Stream {
 impl Stream {
     /// `ping -i 0.02 -c COUNT TARGET` in namespace `ns`.
     pub(super) fn start(name: &str, ns: &str, target: &str, count: u32) -> Result<Self> {
+        Self::start_with(name, ns, target, count, &[])
+    }
+
+    /// The same with more options for ping (`-s SIZE` ...).
+    pub(super) fn start_with(
+        name: &str,
+        ns: &str,
+        target: &str,
+        count: u32,
+        options: &[&str],
+    ) -> Result<Self> {
         let interval = format!("{:.3}", INTERVAL.as_secs_f64());
         let count = count.to_string();
-        let child = netns::command(
-            ns,
-            &["ping", "-n", "-i", interval.as_str(), "-c", count.as_str(), "-W", "1", target],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start ping {target} in {ns}"))?;
+        let mut argv = vec!["ping", "-n", "-i", interval.as_str(), "-c", count.as_str(), "-W", "1"];
+        argv.extend_from_slice(options);
+        argv.push(target);
+        let child = netns::command(ns, &argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start ping {target} in {ns}"))?;
         Ok(Self { name: name.to_owned(), child })
     }
 

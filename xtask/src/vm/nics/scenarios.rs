@@ -58,15 +58,7 @@ impl Scenarios<'_> {
             bail!("the agent did not start: {}", output.trim());
         }
         self.wait_settled(Duration::ZERO)?;
-        self.guest.sh_ok(
-            &format!(
-                "ip addr add {MASTER_IP4}/24 dev alb0 && ip addr add {MASTER_IP6}/64 dev alb0 nodad \
-                 && ip addr add {GROUP}/32 dev alb0 autojoin \
-                 && ip addr add {COLLIDING_GROUP}/32 dev alb0 autojoin \
-                 && sysctl -q -w net.ipv4.icmp_echo_ignore_broadcasts=0"
-            ),
-            QUICK,
-        )?;
+        self.master_addresses()?;
         self.fresh_clients()?;
         let steps: [fn(&mut Self) -> Result<()>; 5] = [
             Self::seed,
@@ -78,6 +70,12 @@ impl Scenarios<'_> {
         for step in steps {
             signals::check()?;
             step(self)?;
+        }
+        if self.sync {
+            // Jumbo frames and speeds do not depend on the filters: once.
+            self.mtu()?;
+            signals::check()?;
+            self.speed()?;
         }
         let (status, output) = self.guest.sh("agent_stop", SLOW)?;
         self.check("stop.clean", None, status == 0, output.trim());
@@ -98,7 +96,21 @@ impl Scenarios<'_> {
         Ok(())
     }
 
-    fn check(&mut self, name: &str, needs: Needs, passed: bool, detail: &str) {
+    /// The master's addresses and groups (a new agent makes a new alb0).
+    pub(super) fn master_addresses(&mut self) -> Result<()> {
+        self.guest.sh_ok(
+            &format!(
+                "ip addr add {MASTER_IP4}/24 dev alb0 && ip addr add {MASTER_IP6}/64 dev alb0 nodad \
+                 && ip addr add {GROUP}/32 dev alb0 autojoin \
+                 && ip addr add {COLLIDING_GROUP}/32 dev alb0 autojoin \
+                 && sysctl -q -w net.ipv4.icmp_echo_ignore_broadcasts=0"
+            ),
+            QUICK,
+        )
+        .map(drop)
+    }
+
+    pub(super) fn check(&mut self, name: &str, needs: Needs, passed: bool, detail: &str) {
         self.report.check(self.sync, name, needs, passed, detail);
     }
 
@@ -376,7 +388,7 @@ impl Scenarios<'_> {
 
     /// Waits until the agent has both slaves usable and nic17 active, then
     /// `pause` more.
-    fn wait_settled(&mut self, pause: Duration) -> Result<()> {
+    pub(super) fn wait_settled(&mut self, pause: Duration) -> Result<()> {
         for _ in 0..60 {
             let json = self.guest.sh_ok("/usr/bin/alb status --json", QUICK)?;
             let status = Status::parse(json.as_bytes())?;
