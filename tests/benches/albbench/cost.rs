@@ -44,6 +44,8 @@ fn cases(only: Option<&str>) -> Vec<(&'static str, Suite, usize)> {
             }
         }
     }
+    // alb_tx's rows first, then alb_rx's, each in table order.
+    cases.sort_by_key(|(_, suite, i)| suite.rows[*i].0 != Program::Tx);
     cases
 }
 

@@ -166,31 +166,33 @@ fn cost_md(md: &mut String, doc: &Value) {
         return;
     }
     let floor = floor_ns(doc);
-    let single_floor = f(&cost["floor"]["single_shot_mean_ns"]);
     let _ = writeln!(md, "## 1. Per-packet cost (BPF_PROG_TEST_RUN)\n");
     let _ = writeln!(
         md,
-        "The kernel's mean ns per run, in freshly loaded objects with two up slaves and two known \
-         clients (c1 on slave 0, c2 on slave 1); *path* is the reason counters one run moves. \
-         **Hot**: {} runs per test-run call, median of {} calls taken in turn with every other \
-         case. Test-run repeats the program on *one* skb, so a case whose program rewrites the \
-         frame (a slave other than slave 0, whose MAC the master carries) would measure another \
-         path from the second run on: those are not run hot; their figure (marked ≈) is the hot \
-         cost of their unchanged counterpart plus the difference of the two in **single-shot** \
-         mode ({} calls of one run each on a fresh copy of the frame, which adds the timer's own \
-         overhead and colder caches, so single-shot figures compare only with each other). \
+        "The kernel's mean ns per run for the rows of the fixture table marked as benchmark \
+         cases (`alb_tests::fixtures::table`, the rows the fixture tests check): each in a \
+         freshly loaded object set up as its suite says, after the suite's earlier rows, its own \
+         row checked once; *path* is the reason counters that row moves. **Hot**: {} runs per \
+         test-run call, median of {} calls taken in turn with every other case; a call counts \
+         only if its counters moved exactly {} times the row's (else the row is marked). \
+         Test-run repeats the program on *one* skb and never restores it, so a row whose \
+         program rewrites the frame (a slave other than slave 0, whose MAC the master carries) \
+         would see its own output from the second run on: those rows (*restore*) run through a \
+         hand-built program that writes the row's original bytes back with \
+         `bpf_skb_store_bytes` and tail-calls the program under test, so every run takes the \
+         row's path; the same program tail-calling an empty program is measured in the same \
+         round, and *hot* = through the restore − into the empty program + the floor. \
          **Floor**, same run: an empty TC program (`r0 = 0; exit`, loaded with bpf(2)) costs \
-         **{} ns** hot and {} ns single-shot: that is test-run itself (loop, timer, skb), \
-         included in every figure; *net* = hot − floor.\n",
+         **{} ns** hot: that is test-run itself (loop, timer, skb), included in every figure; \
+         *net* = hot − floor.\n",
         cost["repeat"],
         cost["runs"],
-        cost["single_shot_calls"],
+        cost["repeat"],
         num(floor, 0),
-        num(single_floor, 0),
     );
     let _ = writeln!(
         md,
-        "| program | case | path | hot ns | min ns | net ns | single-shot ns | target | met |\n\
+        "| program | case | path | method | hot ns | min ns | net ns | target | met |\n\
          |---|---|---|---|---|---|---|---|---|"
     );
     for c in costs(doc) {
@@ -201,20 +203,41 @@ fn cost_md(md: &mut String, doc: &Value) {
         }
         let _ = writeln!(
             md,
-            "| `{}` | {} | {} | {}{} | {} | {} | {} | {} | {} |",
+            "| `{}` | `{}`: {} | {} | {} | {} | {} | {} | {} | {} |",
             c.program,
+            c.id,
             what,
             c.path,
-            if c.estimated { "≈" } else { "" },
+            c.method,
             num(c.ns, 0),
             num(c.min, 0),
             num(c.ns - floor, 0),
-            num(c.single, 0),
             if is_traffic(&c) { format!("≤ {target}") } else { "floor".to_owned() },
             if is_traffic(&c) { yes(Some(c.ns <= target)) } else { "" },
         );
     }
     md.push('\n');
+    let checks: Vec<String> = arr(&cost["cases"])
+        .iter()
+        .filter(|c| !c["hot_through_restore"].is_null())
+        .map(|c| {
+            format!(
+                "`{}` {} ns direct, {} ns through the restore",
+                c["id"].as_str().unwrap_or("?"),
+                num(f(&c["hot"]["median_ns"]), 0),
+                num(f(&c["hot_through_restore"]["median_ns"]), 0)
+            )
+        })
+        .collect();
+    if !checks.is_empty() {
+        let _ = writeln!(
+            md,
+            "Method check, rows that leave the frame alone measured both ways in the same \
+             rounds (the restore writes back bytes that are already there): {}.\n",
+            checks.join("; ")
+        );
+    }
+    super::sizes::sizes_md(md, doc);
 }
 
 fn throughput_md(md: &mut String, doc: &Value) {
