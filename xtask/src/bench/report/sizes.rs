@@ -42,7 +42,7 @@ pub(super) fn sizes_md(md: &mut String, doc: &Value) {
     for p in programs {
         let name = p["name"].as_str().unwrap_or("?");
         let old = arr(&baseline["programs"]).iter().find(|b| b["name"] == name);
-        let base = |key: &str| old.map_or("—".to_owned(), |b| num(f(&b[key]), 0));
+        let base = |key: &str| old.map_or_else(|| "—".to_owned(), |b| num(f(&b[key]), 0));
         let _ = writeln!(
             md,
             "| `{name}` | {} | {} | {} | {} | {} |",
