@@ -27,8 +27,9 @@ pub(super) fn sizes_md(md: &mut String, doc: &Value) {
         md,
         "**Program sizes** (`BPF_OBJ_GET_INFO_BY_FD` of the object measured above: translated \
          instructions = `xlated_prog_len / 8`, after the verifier's rewrites; JIT bytes = \
-         `jited_prog_len`; verified = `verified_insns`, the instructions the verifier processed \
-         over every path it explored). Unlike times, these do not depend on the machine's load. \
+         `jited_prog_len`; helper calls = calls of kernel helpers left in the translated \
+         program, after the verifier inlined what it could; verified = `verified_insns`, the \
+         instructions the verifier processed over every path it explored). Unlike times, these do not depend on the machine's load. \
          The test `tests/tests/insns.rs` (run by `cargo xtask test`) fails when a program grows \
          more than {}% over the baseline in tests/insn-baseline.json (taken on Linux {}).\n",
         baseline["margin_percent"],
@@ -36,8 +37,8 @@ pub(super) fn sizes_md(md: &mut String, doc: &Value) {
     );
     let _ = writeln!(
         md,
-        "| program | translated insns | baseline | JIT bytes | baseline | verified insns |\n\
-         |---|---|---|---|---|---|"
+        "| program | translated insns | baseline | JIT bytes | baseline | helper calls | verified insns |\n\
+         |---|---|---|---|---|---|---|"
     );
     for p in programs {
         let name = p["name"].as_str().unwrap_or("?");
@@ -45,11 +46,12 @@ pub(super) fn sizes_md(md: &mut String, doc: &Value) {
         let base = |key: &str| old.map_or_else(|| "—".to_owned(), |b| num(f(&b[key]), 0));
         let _ = writeln!(
             md,
-            "| `{name}` | {} | {} | {} | {} | {} |",
+            "| `{name}` | {} | {} | {} | {} | {} | {} |",
             num(f(&p["xlated_insns"]), 0),
             base("xlated_insns"),
             num(f(&p["jited_bytes"]), 0),
             base("jited_bytes"),
+            num(f(&p["helper_calls"]), 0),
             if p["verified_insns"].is_null() {
                 "n/a".to_owned()
             } else {
