@@ -4,6 +4,7 @@
 //! and drawn with plotters ([`plot`]).
 
 mod charts;
+mod cost;
 mod markdown;
 mod plot;
 mod sizes;
