@@ -66,3 +66,14 @@ fn every_suite_of_the_table_has_its_test() {
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "two suites share a name: {names:?}");
 }
+
+/// `albbench cost --case ID` names a benchmark row by its id.
+#[test]
+fn benchmark_ids_are_unique() {
+    let mut ids: Vec<&str> =
+        table::all().iter().flat_map(|s| s.rows.iter().filter_map(|(_, c)| c.bench)).collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "two rows share a benchmark id");
+}

@@ -133,6 +133,7 @@ impl Prepared {
             .run_repeated(self.program.name(), &self.frame, &self.ctx, repeat)
             .with_context(|| format!("test-run of {}", self.id))?;
         ensure!(run.action == self.case.action, "{}: action {}", self.id, run.action);
+        ensure!(run.out == self.frame, "{}: the frame changed, its row says unchanged", self.id);
         let path = moved(&before, &self.lab.counters());
         self.lab.drain_events();
         Ok((run.ns, path))
@@ -151,12 +152,15 @@ impl Prepared {
         let program = self.lab.ebpf.program(self.program.name())?.fd()?.as_fd();
         restore.enter(program)?;
         let before = self.lab.counters();
-        let (action, ns) = restore.run(&self.frame, &self.ctx, repeat)?;
+        let (action, ns, out) = restore.run(&self.frame, &self.ctx, repeat)?;
         ensure!(action == self.case.action, "{} (restored): action {action}", self.id);
+        // The last run, like the first, made the row's output frame.
+        let expected = self.case.out.applied_to(&self.frame);
+        ensure!(out == expected, "{} (restored): not the row's output frame", self.id);
         let path = moved(&before, &self.lab.counters());
         self.lab.drain_events();
         restore.enter(empty)?;
-        let (action, empty_ns) = restore.run(&self.frame, &self.ctx, repeat)?;
+        let (action, empty_ns, _) = restore.run(&self.frame, &self.ctx, repeat)?;
         ensure!(action == 0, "{}: the restore into the empty program returned {action}", self.id);
         Ok((ns, empty_ns, path))
     }

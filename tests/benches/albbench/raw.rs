@@ -82,14 +82,14 @@ fn load(insns: &[u64], name: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// One test-run of program `fd`: the return code and the kernel's mean ns
-/// per run.
+/// One test-run of program `fd`: the return code, the kernel's mean ns
+/// per run and the frame after the last run.
 pub(crate) fn test_run(
     fd: BorrowedFd<'_>,
     frame: &[u8],
     ctx: &[u8],
     repeat: u32,
-) -> Result<(u32, u32)> {
+) -> Result<(u32, u32, Vec<u8>)> {
     let mut out = vec![0u8; frame.len() + 256];
     let mut attr = [0u8; 80];
     put_u32(&mut attr, 0, fd_u32(fd));
@@ -103,7 +103,9 @@ pub(crate) fn test_run(
     bpf(BPF_PROG_TEST_RUN, &mut attr).context("test-run")?;
     let retval = u32::from_ne_bytes(attr[4..8].try_into().expect("4 bytes"));
     let ns = u32::from_ne_bytes(attr[36..40].try_into().expect("4 bytes"));
-    Ok((retval, ns))
+    let size_out = u32::from_ne_bytes(attr[12..16].try_into().expect("4 bytes"));
+    out.truncate(size_out as usize);
+    Ok((retval, ns, out))
 }
 
 /// A loaded empty SCHED_CLS program.
@@ -187,8 +189,9 @@ impl Restore {
         Ok(())
     }
 
-    /// Runs `frame` `repeat` times; the return code and mean ns per run.
-    pub(crate) fn run(&self, frame: &[u8], ctx: &[u8], repeat: u32) -> Result<(u32, u32)> {
+    /// Runs `frame` `repeat` times; the return code, the mean ns per run
+    /// and the frame after the last run.
+    pub(crate) fn run(&self, frame: &[u8], ctx: &[u8], repeat: u32) -> Result<(u32, u32, Vec<u8>)> {
         test_run(self.fd.as_fd(), frame, ctx, repeat)
     }
 }
