@@ -25,6 +25,10 @@ struct Baseline {
     /// Where the figures were taken (jited bytes depend on the kernel's
     /// JIT, translated instructions a little on its verifier).
     kernel: String,
+    /// The nightly compiler that built the object (bootstrap does not pin
+    /// one, and its code generation moves a little between nightlies).
+    #[serde(default)]
+    compiler: String,
     programs: Vec<ProgramSize>,
 }
 
@@ -37,6 +41,16 @@ fn baseline_path() -> PathBuf {
 
 fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
+}
+
+/// `rustc --version` of the nightly that builds the BPF object.
+fn compiler() -> String {
+    std::process::Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `new` over `old`, in percent (100: unchanged).
@@ -52,8 +66,12 @@ fn no_program_grew_past_its_baseline() {
     let path = baseline_path();
 
     if std::env::var_os(UPDATE).is_some() {
-        let baseline =
-            Baseline { margin_percent: MARGIN_PERCENT, kernel: kernel(), programs: sizes };
+        let baseline = Baseline {
+            margin_percent: MARGIN_PERCENT,
+            kernel: kernel(),
+            compiler: compiler(),
+            programs: sizes,
+        };
         let text = serde_json::to_string_pretty(&baseline).expect("JSON") + "\n";
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         eprintln!("wrote {}: {:#?}", path.display(), baseline.programs);
@@ -72,9 +90,11 @@ fn no_program_grew_past_its_baseline() {
     let mut grown = Vec::new();
     eprintln!(
         "program   xlated insns (baseline → now)   jited bytes (baseline → now)   verified insns now \
-         [baseline on Linux {}, this is Linux {}]",
+         [baseline: Linux {}, {}; now: Linux {}, {}]",
         baseline.kernel,
-        kernel()
+        baseline.compiler,
+        kernel(),
+        compiler()
     );
     for now in &sizes {
         let Some(old) = baseline.programs.iter().find(|p| p.name == now.name) else {
