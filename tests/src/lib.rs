@@ -4,7 +4,10 @@
 //! under test ([`agent`]: started in the lab, its status as typed values,
 //! stopped and cleaned up after). The demo, the behavioural tests in
 //! `tests/tests/` and the benchmark all build their topology and run the
-//! agent here, so the seed scenario exists once.
+//! agent here, so the seed scenario exists once. The packet fixtures
+//! ([`fixtures`]: frame builders, the fixture table, its runner) are the
+//! one source of frames for the fixture tests, the cost benchmark and
+//! alb-common's unit tests.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -21,6 +24,7 @@
 
 pub mod agent;
 pub mod cmd;
+pub mod fixtures;
 mod lab;
 pub mod metrics;
 pub mod netns;

@@ -16,6 +16,7 @@
 
 mod cost;
 mod frames;
+mod object;
 mod raw;
 mod scale;
 mod udp;

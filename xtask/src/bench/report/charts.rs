@@ -49,13 +49,13 @@ pub(super) fn cost_chart(doc: &Value) -> Chart {
             bars: vec![Bar {
                 value: c.ns,
                 color: if c.program == "alb_tx" { COLORS[0] } else { COLORS[1] },
-                label: format!("{}{}", if c.estimated { "≈" } else { "" }, num(c.ns, 0)),
+                label: num(c.ns, 0),
             }],
         })
         .collect();
     Chart {
         title: "1. Per-packet cost, BPF_PROG_TEST_RUN".into(),
-        unit: "ns per run, hot (≈: estimated), floor included".into(),
+        unit: "ns per run, hot, floor included".into(),
         log: false,
         rows,
         lines: vec![

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{
-    NOTES, RX_TARGET_NS, TX_TARGET_NS, arr, costs, f, floor_ns, is_traffic, min_aggregation_ratio,
+    NOTES, RX_TARGET_NS, TX_TARGET_NS, arr, costs, f, floor_ns, min_aggregation_ratio,
     min_throughput_ratio, num, worst, worst_outage, yes,
 };
 
@@ -69,7 +69,7 @@ pub(super) fn markdown(doc: &Value) -> String {
         let _ = writeln!(md, "**Section failed:** {}\n", e.as_str().unwrap_or("?"));
     }
     summary(&mut md, doc);
-    cost_md(&mut md, doc);
+    super::cost::cost_md(&mut md, doc);
     throughput_md(&mut md, doc);
     aggregation_md(&mut md, doc);
     failover_md(&mut md, doc);
@@ -155,63 +155,6 @@ fn summary(md: &mut String, doc: &Value) {
             num(f(&c["max"]), 0),
             num(f(&row["ideal_per_slave"]), 0),
             yes(Some(f(&c["max"]) - f(&c["min"]) <= 1.0)),
-        );
-    }
-    md.push('\n');
-}
-
-fn cost_md(md: &mut String, doc: &Value) {
-    let cost = &doc["cost"];
-    if cost.is_null() {
-        return;
-    }
-    let floor = floor_ns(doc);
-    let single_floor = f(&cost["floor"]["single_shot_mean_ns"]);
-    let _ = writeln!(md, "## 1. Per-packet cost (BPF_PROG_TEST_RUN)\n");
-    let _ = writeln!(
-        md,
-        "The kernel's mean ns per run, in freshly loaded objects with two up slaves and two known \
-         clients (c1 on slave 0, c2 on slave 1); *path* is the reason counters one run moves. \
-         **Hot**: {} runs per test-run call, median of {} calls taken in turn with every other \
-         case. Test-run repeats the program on *one* skb, so a case whose program rewrites the \
-         frame (a slave other than slave 0, whose MAC the master carries) would measure another \
-         path from the second run on: those are not run hot; their figure (marked ≈) is the hot \
-         cost of their unchanged counterpart plus the difference of the two in **single-shot** \
-         mode ({} calls of one run each on a fresh copy of the frame, which adds the timer's own \
-         overhead and colder caches, so single-shot figures compare only with each other). \
-         **Floor**, same run: an empty TC program (`r0 = 0; exit`, loaded with bpf(2)) costs \
-         **{} ns** hot and {} ns single-shot: that is test-run itself (loop, timer, skb), \
-         included in every figure; *net* = hot − floor.\n",
-        cost["repeat"],
-        cost["runs"],
-        cost["single_shot_calls"],
-        num(floor, 0),
-        num(single_floor, 0),
-    );
-    let _ = writeln!(
-        md,
-        "| program | case | path | hot ns | min ns | net ns | single-shot ns | target | met |\n\
-         |---|---|---|---|---|---|---|---|---|"
-    );
-    for c in costs(doc) {
-        let target = if c.program == "alb_tx" { TX_TARGET_NS } else { RX_TARGET_NS };
-        let mut what = c.what.clone();
-        if !c.stable {
-            let _ = write!(what, " (over all runs: {})", c.over_all_runs);
-        }
-        let _ = writeln!(
-            md,
-            "| `{}` | {} | {} | {}{} | {} | {} | {} | {} | {} |",
-            c.program,
-            what,
-            c.path,
-            if c.estimated { "≈" } else { "" },
-            num(c.ns, 0),
-            num(c.min, 0),
-            num(c.ns - floor, 0),
-            num(c.single, 0),
-            if is_traffic(&c) { format!("≤ {target}") } else { "floor".to_owned() },
-            if is_traffic(&c) { yes(Some(c.ns <= target)) } else { "" },
         );
     }
     md.push('\n');

@@ -4,8 +4,10 @@
 //! and drawn with plotters ([`plot`]).
 
 mod charts;
+mod cost;
 mod markdown;
 mod plot;
+mod sizes;
 
 use std::path::Path;
 
@@ -53,11 +55,12 @@ struct Cost {
     program: String,
     what: String,
     path: String,
-    /// The hot median, or for a rewriting case its estimate.
+    /// The hot median (for a rewriting row: through the restore, its own
+    /// cost subtracted).
     ns: f64,
-    estimated: bool,
+    /// `direct`, or `restore` for a row whose program rewrites the frame.
+    method: String,
     min: f64,
-    single: f64,
     /// Every run took one run's path (false: e.g. events lost to a full ring).
     stable: bool,
     over_all_runs: String,
@@ -74,10 +77,9 @@ fn costs(doc: &Value) -> Vec<Cost> {
                 program: c["program"].as_str().unwrap_or_default().to_owned(),
                 what: c["what"].as_str().unwrap_or_default().to_owned(),
                 path: join(&c["path"]),
-                ns: if hot.is_null() { f(&c["estimated_hot_ns"]) } else { f(&hot["median_ns"]) },
-                estimated: hot.is_null(),
+                ns: f(&hot["median_ns"]),
+                method: c["method"].as_str().unwrap_or("direct").to_owned(),
                 min: f(&hot["min_ns"]),
-                single: f(&c["single_shot_mean_ns"]),
                 stable: hot["stable"] != false,
                 over_all_runs: join(&hot["path_over_all_runs"]),
             }
@@ -94,7 +96,7 @@ fn is_traffic(c: &Cost) -> bool {
     c.id != "rx_not_a_slave"
 }
 
-/// Worst cost of a program over the traffic types (estimates included).
+/// Worst cost of a program over the traffic types.
 fn worst(costs: &[Cost], program: &str) -> f64 {
     costs
         .iter()

@@ -43,3 +43,28 @@ fn the_figure_of_the_recorded_run_names_every_chart() {
     }
     assert!(svg.contains("<rect"), "bars are drawn");
 }
+
+#[test]
+fn figure_1_names_each_rows_method_and_the_program_sizes() {
+    let row = |id: &str, method: &str, ns: u32| {
+        json!({
+            "id": id, "program": "alb_tx", "what": "a row", "path": ["tx_client+1"],
+            "method": method, "hot": { "median_ns": ns, "min_ns": ns, "stable": true },
+        })
+    };
+    let doc = json!({
+        "cost": {
+            "repeat": 1000, "runs": 2,
+            "floor": { "hot": { "median_ns": 30 } },
+            "cases": [row("tx_tcp_client", "direct", 100), row("tx_tcp_client_s1", "restore", 120)],
+            "programs": [{ "name": "alb_tx", "xlated_insns": 2000, "jited_bytes": 9000, "verified_insns": null }],
+        },
+    });
+    let md = markdown(&doc);
+    assert!(
+        md.contains("| `alb_tx` | `tx_tcp_client_s1`: a row | tx_client+1 | restore | 120 |"),
+        "{md}"
+    );
+    assert!(!md.contains('≈'), "no estimated rows: {md}");
+    assert!(md.contains("| `alb_tx` | 2000 |"), "program sizes: {md}");
+}
