@@ -18,19 +18,31 @@
 //! ping and tcpdump; run one test at a time (`--test-threads=1`).
 
 mod common;
+#[path = "failover/delays.rs"]
+mod delays;
+#[path = "failover/learning.rs"]
+mod learning;
+#[path = "failover/rig.rs"]
+mod rig;
 
 use std::{
     thread,
     time::{Duration, Instant},
 };
 
-use alb_tests::{Lab, SlaveStatus, Status, wait_until};
+use alb_tests::wait_until;
 use common::{
-    Agent, assert_all_clients_work,
-    capture::{Capture, Frame},
+    assert_all_clients_work,
+    capture::Capture,
     counts, mac_of, neigh,
-    pings::{self, PingRun, Pings, unix_now},
+    pings::{self, PingRun, unix_now},
     set_port, show_ms, slave_of, wait_neigh,
+};
+
+use learning::{describe_frames, learning_frames_of};
+use rig::{
+    Rig, assert_outages_below_threshold, assert_undisturbed, client_count, even, link_state, rig,
+    start_pings, usable,
 };
 
 /// Between two echo requests of a measuring ping.
@@ -45,133 +57,6 @@ const NEIGH_DEADLINE: Duration = Duration::from_millis(300);
 
 /// Learning frames (spec §2.7): ETH_P_LOOPBACK.
 const LEARNING_ETHERTYPE: u16 = 0x9000;
-
-// ---------------------------------------------------------------------
-// The agent, with options of the test's choosing.
-// ---------------------------------------------------------------------
-
-/// A lab and its agent. Fields drop in order: the agent stops before the
-/// lab goes.
-struct Rig {
-    agent: Agent,
-    lab: Lab,
-}
-
-/// A lab with `clients` clients and `slaves` slaves, an agent started with
-/// `extra` options, and every client resolved in order (so they are dealt
-/// round-robin over the usable slaves in enslave order).
-fn rig(clients: usize, slaves: usize, extra: &[&str]) -> Rig {
-    let lab = common::lab(clients, slaves);
-    let agent = Agent::start_with(&lab, extra);
-    for number in 1..=clients {
-        common::resolve(&lab, number);
-    }
-    Rig { agent, lab }
-}
-
-// ---------------------------------------------------------------------
-// Status and neighbour helpers.
-// ---------------------------------------------------------------------
-
-/// The status of slave `name`.
-fn slave_status<'a>(status: &'a Status, name: &str) -> &'a SlaveStatus {
-    status.slave(name).unwrap_or_else(|| panic!("no slave {name} in status:\n{status}"))
-}
-
-fn usable(status: &Status, name: &str) -> bool {
-    slave_status(status, name).usable
-}
-
-fn link_state(status: &Status, name: &str) -> String {
-    slave_status(status, name).link.clone()
-}
-
-fn client_count(status: &Status, name: &str) -> u64 {
-    slave_status(status, name).clients
-}
-
-/// Whether the usable slaves' client counts differ by at most one and the
-/// unusable slaves have none.
-fn even(status: &Status) -> bool {
-    common::even(status) && status.slaves.iter().filter(|s| !s.usable).all(|s| s.clients == 0)
-}
-
-// ---------------------------------------------------------------------
-// Measuring pings.
-// ---------------------------------------------------------------------
-
-/// Starts `ping -D -O -i INTERVAL` to the server from each of `numbers`
-/// for `duration`, and waits until each has had its first reply.
-fn start_pings(lab: &Lab, numbers: &[usize], duration: Duration) -> Pings {
-    pings::start_pings(lab, numbers, duration, INTERVAL)
-}
-
-/// Prints every run under `what` and asserts each outage is below the
-/// fail threshold.
-fn assert_outages_below_threshold<'a>(
-    what: &str,
-    runs: impl IntoIterator<Item = &'a PingRun>,
-    agent: &Agent,
-) {
-    let runs: Vec<&PingRun> = runs.into_iter().collect();
-    for run in &runs {
-        println!("failover: {what}: {run}");
-    }
-    for run in runs {
-        assert!(
-            run.outage() < FAIL_THRESHOLD,
-            "{what}: {run} is not below {FAIL_THRESHOLD:?}\nping tail:\n{}\nagent log:\n{}",
-            run.tail(),
-            agent.log()
-        );
-    }
-}
-
-/// Asserts that `run` lost nothing at all.
-fn assert_undisturbed(what: &str, run: &PingRun) {
-    assert_eq!(run.lost(), 0, "{what}: {run} should lose nothing\nping tail:\n{}", run.tail());
-}
-
-// ---------------------------------------------------------------------
-// Learning frames.
-// ---------------------------------------------------------------------
-
-fn mac_str(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-/// A captured frame as (time, dst, src, ethertype, length).
-fn learning(frame: &Frame) -> Option<(Duration, String, String, usize)> {
-    let data = &frame.data;
-    if data.len() < 14 || u16::from_be_bytes([data[12], data[13]]) != LEARNING_ETHERTYPE {
-        return None;
-    }
-    Some((frame.time, mac_str(&data[0..6]), mac_str(&data[6..12]), data.len()))
-}
-
-/// The learning frames in `frames` whose source and destination are both
-/// `mac`.
-fn learning_frames_of(frames: &[Frame], mac: &str) -> Vec<Duration> {
-    frames
-        .iter()
-        .filter_map(learning)
-        .filter(|(_, dst, src, _)| dst == mac && src == mac)
-        .map(|(t, ..)| t)
-        .collect()
-}
-
-fn describe_frames(frames: &[Frame]) -> String {
-    frames
-        .iter()
-        .map(|f| match learning(f) {
-            Some((t, dst, src, len)) => {
-                format!("  {:.6} {src} -> {dst} 0x9000 {len} B", t.as_secs_f64())
-            }
-            None => format!("  {:.6} other frame, {} B", f.time.as_secs_f64(), f.data.len()),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 // ---------------------------------------------------------------------
 // The tests.
@@ -256,10 +141,11 @@ fn active_slave_failure_keeps_every_client() {
     let runs = pings.finish();
     let frames = announced.finish();
 
+    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[1], &runs[3]]);
     for (number, took) in &moved {
         assert!(
-            *took < NEIGH_DEADLINE,
-            "c{number} pointed at veth19 only after {took:?} (want < {NEIGH_DEADLINE:?})"
+            *took < deadline,
+            "c{number} pointed at veth19 only after {took:?} (want < {deadline:?})"
         );
     }
     assert_outages_below_threshold(
@@ -272,10 +158,12 @@ fn active_slave_failure_keeps_every_client() {
         [&runs[1], &runs[3]],
         &agent,
     );
-    // c2 and c4 never needed to move: they should not have noticed.
+    // c2 and c4 never needed to move: they should not have noticed (the
+    // kernel loses them for 0.6-2.1 s). Counted in lost requests: a
+    // silence with nothing lost is the machine's stall, not alb's.
     for run in [&runs[1], &runs[3]] {
         assert!(
-            run.outage() < Duration::from_millis(100),
+            run.longest_loss() < Duration::from_millis(100),
             "active failure: the survivor's client {run} should barely notice"
         );
     }
@@ -345,10 +233,13 @@ fn recovery_rebalances_and_the_primary_returns() {
     assert!(even(&status), "counts differ by at most one: {:?}", counts(&status));
     let moved: Vec<usize> = (1..=6).filter(|&n| before[n - 1] != after[n - 1]).collect();
     assert_eq!(moved.len(), 2, "exactly veth19's share moved: before {before:?}, after {after:?}");
+    let unmoved: Vec<&PingRun> =
+        (1..=6).filter(|n| !moved.contains(n)).map(|n| &runs[n - 1]).collect();
+    let deadline = NEIGH_DEADLINE + pings::machine_stall(&unmoved);
     for &number in &moved {
         let took = followed[&number];
         assert!(
-            took < NEIGH_DEADLINE,
+            took < deadline,
             "moved client c{number} pointed at {} only after {took:?}",
             after[number - 1]
         );
@@ -359,102 +250,6 @@ fn recovery_rebalances_and_the_primary_returns() {
         veth19.mac,
         "the master keeps the primary's MAC"
     );
-}
-
-/// Spec 36: with `--updelay 500`, a port that comes back and goes down
-/// again within 200 ms never makes its slave usable and gets no clients;
-/// one that stays up is used after the updelay, not before.
-#[test]
-fn a_flap_inside_updelay_is_ignored() {
-    let Rig { agent, lab } = rig(4, 2, &["--updelay", "500"]);
-    let veth19 = lab.slave(1).clone();
-    set_port(&lab, &veth19.port, false);
-    agent.wait_status(Duration::from_secs(2), "veth19 given up at once (no downdelay)", |s| {
-        !usable(s, "veth19") && client_count(s, "veth19") == 0
-    });
-
-    set_port(&lab, &veth19.port, true);
-    thread::sleep(Duration::from_millis(150));
-    set_port(&lab, &veth19.port, false);
-    // Watch past the moment the updelay would have ended.
-    let watch = Instant::now();
-    while watch.elapsed() < Duration::from_millis(900) {
-        let status = agent.status();
-        assert!(
-            !usable(&status, "veth19") && client_count(&status, "veth19") == 0,
-            "veth19 was used after a 150 ms flap inside a 500 ms updelay:\n{status}\nagent log:\n{}",
-            agent.log()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!agent.log().contains("veth19 up"), "the agent committed veth19 up:\n{}", agent.log());
-
-    let up = Instant::now();
-    set_port(&lab, &veth19.port, true);
-    thread::sleep(Duration::from_millis(250));
-    let early = agent.status();
-    let early_at = up.elapsed();
-    if early_at < Duration::from_millis(450) {
-        assert!(!usable(&early, "veth19"), "veth19 usable after {early_at:?} of 500 ms updelay");
-    }
-    let status = agent.wait_status(Duration::from_secs(3), "veth19 usable after updelay", |s| {
-        usable(s, "veth19")
-    });
-    let took = up.elapsed();
-    println!(
-        "failover: updelay 500 ms: veth19 usable {:.0} ms after carrier",
-        took.as_secs_f64() * 1000.0
-    );
-    assert!(took >= Duration::from_millis(500), "updelay honoured: usable after {took:?}");
-    let status = if even(&status) {
-        status
-    } else {
-        agent.wait_status(Duration::from_secs(1), "counts even", even)
-    };
-    assert_eq!(client_count(&status, "veth19"), 2, "veth19 got its share: {:?}", counts(&status));
-}
-
-/// Bonding's downdelay: with `--downdelay 300`, a port down for 100 ms
-/// does not make its slave unusable nor move its clients; one that stays
-/// down is given up after the downdelay, not before.
-#[test]
-fn a_blip_inside_downdelay_is_ignored() {
-    let Rig { agent, lab } = rig(4, 2, &["--downdelay", "300"]);
-    let veth19 = lab.slave(1).clone();
-    set_port(&lab, &veth19.port, false);
-    thread::sleep(Duration::from_millis(100));
-    set_port(&lab, &veth19.port, true);
-    let watch = Instant::now();
-    while watch.elapsed() < Duration::from_millis(600) {
-        let status = agent.status();
-        assert!(
-            usable(&status, "veth19") && client_count(&status, "veth19") == 2,
-            "veth19 given up after a 100 ms blip inside a 300 ms downdelay:\n{status}\nagent log:\n{}",
-            agent.log()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        !agent.log().contains("veth19 down"),
-        "the agent committed veth19 down:\n{}",
-        agent.log()
-    );
-
-    let down = Instant::now();
-    set_port(&lab, &veth19.port, false);
-    agent.wait_status(Duration::from_secs(3), "veth19 given up after downdelay", |s| {
-        !usable(s, "veth19")
-    });
-    let took = down.elapsed();
-    println!(
-        "failover: downdelay 300 ms: veth19 given up {:.0} ms after carrier loss",
-        took.as_secs_f64() * 1000.0
-    );
-    assert!(took >= Duration::from_millis(300), "downdelay honoured: given up after {took:?}");
-    let status = agent.wait_status(Duration::from_secs(1), "veth19's clients moved", |s| {
-        client_count(s, "veth19") == 0
-    });
-    assert_eq!(client_count(&status, "veth17"), 4, "all on veth17: {:?}", counts(&status));
 }
 
 /// Spec 39: all slaves down takes the master's carrier down (its hidden
@@ -574,44 +369,6 @@ fn host_arp_requests_do_not_starve_updates() {
     }
 }
 
-/// A flapping link: the active slave's port goes down and up ten times,
-/// 100 ms each way, while every client pings. The agent survives, no
-/// client loses a second, and afterwards every client works, the counts
-/// are even and each client points at the slave it is dealt to.
-#[test]
-fn a_flapping_link_settles() {
-    let Rig { mut agent, lab } = rig(4, 2, &[]);
-    let veth17 = lab.slave(0).clone();
-    let pings = start_pings(&lab, &[1, 2, 3, 4], Duration::from_secs(3));
-    thread::sleep(Duration::from_millis(300));
-    for _ in 0..10 {
-        set_port(&lab, &veth17.port, false);
-        thread::sleep(Duration::from_millis(100));
-        set_port(&lab, &veth17.port, true);
-        thread::sleep(Duration::from_millis(100));
-    }
-    let runs = pings.finish();
-    assert!(agent.running(), "the agent died while the link flapped:\n{}", agent.log());
-    assert_outages_below_threshold("flapping active slave", &runs, &agent);
-
-    // The last updates go out 1.1 s after the last change.
-    thread::sleep(Duration::from_millis(1200));
-    let status = agent.wait_status(Duration::from_secs(2), "both usable, counts even", |s| {
-        s.slaves.iter().all(|s| s.usable) && even(s)
-    });
-    assert_eq!(status.active_slave.as_deref(), Some("veth17"), "veth17 active again");
-    for number in 1..=4 {
-        let slave = slave_of(&lab, &status, number);
-        assert_eq!(
-            neigh(&lab, number),
-            Some(mac_of(&lab, &slave)),
-            "c{number} points at its slave {slave}"
-        );
-    }
-    assert_all_clients_work(&lab, 50);
-    assert!(agent.running(), "the agent is still running:\n{}", agent.log());
-}
-
 /// Deleting a slave device under traffic (its switch-side peer is deleted,
 /// which takes the pair): as bonding releases such a slave, the agent keeps
 /// serving on the others. The deleted slave's client moves to veth17 and
@@ -645,58 +402,4 @@ fn deleting_a_slave_under_traffic_releases_it() {
     assert_eq!(status.active_slave.as_deref(), Some("veth17"));
     assert_eq!(neigh(&lab, 2), Some(veth17.mac), "client 2 now points at veth17");
     assert_all_clients_work(&lab, 20);
-}
-
-/// Spec §2.7: every slave sends a 60-byte learning frame (ethertype
-/// 0x9000, source = destination = its own MAC) every `--lp-interval`
-/// seconds; the switch port of veth17 sees veth17's, about 1 s apart.
-#[test]
-fn learning_frames_go_out_every_lp_interval() {
-    let Rig { agent: _agent, lab } = rig(1, 2, &["--lp-interval", "1"]);
-    let (veth17, veth19) = (lab.slave(0).clone(), lab.slave(1).clone());
-    let on17 = Capture::start(&lab, lab.sw(), &veth17.port, "ether proto 0x9000");
-    let on19 = Capture::start(&lab, lab.sw(), &veth19.port, "ether proto 0x9000");
-    thread::sleep(Duration::from_millis(3300));
-    let on17 = on17.finish();
-    let on19 = on19.finish();
-
-    for (slave, frames) in [(&veth17, &on17), (&veth19, &on19)] {
-        let times = learning_frames_of(frames, &slave.mac);
-        assert!(
-            times.len() >= 3,
-            "3.3 s on {} carried {} learning frames of {}:\n{}",
-            slave.port,
-            times.len(),
-            slave.name,
-            describe_frames(frames)
-        );
-        for frame in frames {
-            let (_, dst, src, len) = learning(frame).expect("only 0x9000 frames captured");
-            assert_eq!(
-                (dst.as_str(), src.as_str()),
-                (slave.mac.as_str(), slave.mac.as_str()),
-                "{}: only {}'s own frames:\n{}",
-                slave.port,
-                slave.name,
-                describe_frames(frames)
-            );
-            assert_eq!(len, 60, "learning frames are 60 bytes:\n{}", describe_frames(frames));
-            assert!(
-                frame.data[14..].iter().all(|&b| b == 0),
-                "learning frames are zero-padded: {:02x?}",
-                frame.data
-            );
-        }
-        let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
-        println!(
-            "failover: learning frames on {}: gaps {:?} s",
-            slave.port,
-            gaps.iter().map(|g| format!("{g:.3}")).collect::<Vec<_>>()
-        );
-        assert!(
-            gaps.iter().all(|g| (0.8..=1.25).contains(g)),
-            "{}: learning frames about 1 s apart: {gaps:?}",
-            slave.port
-        );
-    }
 }

@@ -416,17 +416,11 @@ fn wait_neigh6(lab: &Lab, numbers: &[usize], since: Instant, want: &str) -> Vec<
 }
 
 /// How soon a moved client must point at its new slave: the IPv4 bound,
-/// plus any stall of the whole machine, which the clients that did not
-/// move show as a silence of their own (they lose nothing, and answer every
-/// 5 ms when the machine keeps up). Seen once in 24 runs on a machine
-/// shared with three builds: every client silent for 400 ms, the moved
-/// one's entry switched after 334 ms.
+/// plus any stall of the whole machine meanwhile. Seen once in 24 runs on a
+/// machine shared with three builds: every client silent for 400 ms, the
+/// moved one's entry switched after 334 ms.
 fn neigh_deadline(unmoved: &[&PingRun]) -> Duration {
-    let stall = unmoved.iter().map(|run| run.longest_silence()).max().unwrap_or_default();
-    if stall > INTERVAL * 4 {
-        println!("\nipv6: the machine stalled {stall:?} (clients that did not move)");
-    }
-    NEIGH_DEADLINE + stall
+    NEIGH_DEADLINE + pings::machine_stall(unmoved)
 }
 
 /// Prints what a failover measured (`--nocapture` shows it).

@@ -1,0 +1,146 @@
+//! Link state delays and flaps: bonding's updelay and downdelay, and a
+//! link that flaps under traffic.
+
+use std::{
+    thread,
+    time::{Duration, Instant},
+};
+
+use super::rig::{
+    Rig, assert_outages_below_threshold, client_count, even, rig, start_pings, usable,
+};
+use crate::common::{assert_all_clients_work, counts, mac_of, neigh, set_port, slave_of};
+
+/// Spec 36: with `--updelay 500`, a port that comes back and goes down
+/// again within 200 ms never makes its slave usable and gets no clients;
+/// one that stays up is used after the updelay, not before.
+#[test]
+fn a_flap_inside_updelay_is_ignored() {
+    let Rig { agent, lab } = rig(4, 2, &["--updelay", "500"]);
+    let veth19 = lab.slave(1).clone();
+    set_port(&lab, &veth19.port, false);
+    agent.wait_status(Duration::from_secs(2), "veth19 given up at once (no downdelay)", |s| {
+        !usable(s, "veth19") && client_count(s, "veth19") == 0
+    });
+
+    set_port(&lab, &veth19.port, true);
+    thread::sleep(Duration::from_millis(150));
+    set_port(&lab, &veth19.port, false);
+    // Watch past the moment the updelay would have ended.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(900) {
+        let status = agent.status();
+        assert!(
+            !usable(&status, "veth19") && client_count(&status, "veth19") == 0,
+            "veth19 was used after a 150 ms flap inside a 500 ms updelay:\n{status}\nagent log:\n{}",
+            agent.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!agent.log().contains("veth19 up"), "the agent committed veth19 up:\n{}", agent.log());
+
+    let up = Instant::now();
+    set_port(&lab, &veth19.port, true);
+    thread::sleep(Duration::from_millis(250));
+    let early = agent.status();
+    let early_at = up.elapsed();
+    if early_at < Duration::from_millis(450) {
+        assert!(!usable(&early, "veth19"), "veth19 usable after {early_at:?} of 500 ms updelay");
+    }
+    let status = agent.wait_status(Duration::from_secs(3), "veth19 usable after updelay", |s| {
+        usable(s, "veth19")
+    });
+    let took = up.elapsed();
+    println!(
+        "failover: updelay 500 ms: veth19 usable {:.0} ms after carrier",
+        took.as_secs_f64() * 1000.0
+    );
+    assert!(took >= Duration::from_millis(500), "updelay honoured: usable after {took:?}");
+    let status = if even(&status) {
+        status
+    } else {
+        agent.wait_status(Duration::from_secs(1), "counts even", even)
+    };
+    assert_eq!(client_count(&status, "veth19"), 2, "veth19 got its share: {:?}", counts(&status));
+}
+
+/// Bonding's downdelay: with `--downdelay 300`, a port down for 100 ms
+/// does not make its slave unusable nor move its clients; one that stays
+/// down is given up after the downdelay, not before.
+#[test]
+fn a_blip_inside_downdelay_is_ignored() {
+    let Rig { agent, lab } = rig(4, 2, &["--downdelay", "300"]);
+    let veth19 = lab.slave(1).clone();
+    set_port(&lab, &veth19.port, false);
+    thread::sleep(Duration::from_millis(100));
+    set_port(&lab, &veth19.port, true);
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_millis(600) {
+        let status = agent.status();
+        assert!(
+            usable(&status, "veth19") && client_count(&status, "veth19") == 2,
+            "veth19 given up after a 100 ms blip inside a 300 ms downdelay:\n{status}\nagent log:\n{}",
+            agent.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !agent.log().contains("veth19 down"),
+        "the agent committed veth19 down:\n{}",
+        agent.log()
+    );
+
+    let down = Instant::now();
+    set_port(&lab, &veth19.port, false);
+    agent.wait_status(Duration::from_secs(3), "veth19 given up after downdelay", |s| {
+        !usable(s, "veth19")
+    });
+    let took = down.elapsed();
+    println!(
+        "failover: downdelay 300 ms: veth19 given up {:.0} ms after carrier loss",
+        took.as_secs_f64() * 1000.0
+    );
+    assert!(took >= Duration::from_millis(300), "downdelay honoured: given up after {took:?}");
+    let status = agent.wait_status(Duration::from_secs(1), "veth19's clients moved", |s| {
+        client_count(s, "veth19") == 0
+    });
+    assert_eq!(client_count(&status, "veth17"), 4, "all on veth17: {:?}", counts(&status));
+}
+
+/// A flapping link: the active slave's port goes down and up ten times,
+/// 100 ms each way, while every client pings. The agent survives, no
+/// client loses a second, and afterwards every client works, the counts
+/// are even and each client points at the slave it is dealt to.
+#[test]
+fn a_flapping_link_settles() {
+    let Rig { mut agent, lab } = rig(4, 2, &[]);
+    let veth17 = lab.slave(0).clone();
+    let pings = start_pings(&lab, &[1, 2, 3, 4], Duration::from_secs(3));
+    thread::sleep(Duration::from_millis(300));
+    for _ in 0..10 {
+        set_port(&lab, &veth17.port, false);
+        thread::sleep(Duration::from_millis(100));
+        set_port(&lab, &veth17.port, true);
+        thread::sleep(Duration::from_millis(100));
+    }
+    let runs = pings.finish();
+    assert!(agent.running(), "the agent died while the link flapped:\n{}", agent.log());
+    assert_outages_below_threshold("flapping active slave", &runs, &agent);
+
+    // The last updates go out 1.1 s after the last change.
+    thread::sleep(Duration::from_millis(1200));
+    let status = agent.wait_status(Duration::from_secs(2), "both usable, counts even", |s| {
+        s.slaves.iter().all(|s| s.usable) && even(s)
+    });
+    assert_eq!(status.active_slave.as_deref(), Some("veth17"), "veth17 active again");
+    for number in 1..=4 {
+        let slave = slave_of(&lab, &status, number);
+        assert_eq!(
+            neigh(&lab, number),
+            Some(mac_of(&lab, &slave)),
+            "c{number} points at its slave {slave}"
+        );
+    }
+    assert_all_clients_work(&lab, 50);
+    assert!(agent.running(), "the agent is still running:\n{}", agent.log());
+}
