@@ -1042,7 +1042,8 @@ fn is_lab_ns(prefix: &str, name: &str) -> bool {
         rest.strip_prefix(kind)
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
-    rest == "srv" || rest == "sw" || numbered('c') || numbered('v')
+    // `bond`: the slaves' namespace of the bench's layout experiment.
+    rest == "srv" || rest == "sw" || rest == "bond" || numbered('c') || numbered('v')
 }
 
 fn parse_json_list(out: &str, what: &str) -> Result<Vec<Value>> {
