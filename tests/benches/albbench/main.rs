@@ -19,6 +19,7 @@ mod frames;
 mod raw;
 mod scale;
 mod udp;
+mod walk;
 
 use std::{collections::HashMap, process::ExitCode, str::FromStr, time::Duration};
 
