@@ -1,7 +1,8 @@
 //! The paired protocol of the throughput figures: every arm (a baseline
 //! and what is compared with it) runs once per round, in an order that
 //! cycles through every permutation of the arms; a round in which another
-//! process burned CPU is discarded and counted; each compared arm gets
+//! process burned CPU is discarded and counted (each round first waits, up
+//! to 10 s, for a quiet half second); each compared arm gets
 //! one ratio per kept round, their median and a 95% percentile-bootstrap
 //! interval (seeded: the interval can be recomputed from the values).
 
@@ -9,7 +10,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::{
-    quiet::{Others, Snapshot},
+    quiet::{self, Others, Snapshot},
     stats,
 };
 
@@ -31,7 +32,12 @@ pub(crate) struct Rounds {
     pub(crate) orders: Vec<Vec<usize>>,
     /// The discarded rounds: their values and who was busy.
     pub(crate) discarded: Vec<Value>,
+    /// Seconds spent waiting for a quiet machine before rounds.
+    pub(crate) waited_s: f64,
 }
+
+/// The longest wait for a quiet machine before a round.
+const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Takes rounds until `rounds` are kept or `max_rounds` were taken.
 pub(crate) fn run(
@@ -45,6 +51,7 @@ pub(crate) fn run(
         kept: Vec::new(),
         orders: Vec::new(),
         discarded: Vec::new(),
+        waited_s: 0.0,
     };
     for attempt in 0..max_rounds.max(rounds) {
         if out.kept.len() >= rounds {
@@ -52,6 +59,7 @@ pub(crate) fn run(
         }
         super::signals_check()?;
         let order = stats::round_order(arms.len(), attempt);
+        out.waited_s += quiet::wait_quiet(QUIET_WAIT).as_secs_f64();
         let before = Snapshot::take();
         let mut values = vec![f64::NAN; arms.len()];
         for &i in &order {
@@ -117,6 +125,7 @@ impl Rounds {
             "kept": self.kept.len(),
             "discarded": self.discarded.len(),
             "discarded_rounds": self.discarded,
+            "waited_for_quiet_s": self.waited_s,
             "orders": self.orders,
         })
     }

@@ -116,6 +116,21 @@ impl Others {
     }
 }
 
+/// Waits, in half-second windows, until one window is quiet or `max` has
+/// passed; returns how long it waited. A round started on a busy machine
+/// would only be discarded.
+pub(crate) fn wait_quiet(max: std::time::Duration) -> std::time::Duration {
+    let start = Instant::now();
+    while start.elapsed() < max {
+        let before = Snapshot::take();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if !Others::between(&before, &Snapshot::take()).busy() {
+            break;
+        }
+    }
+    start.elapsed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,6 +240,11 @@ fn throughput_md(md: &mut String, doc: &Value) {
     let discarded: u64 =
         arr(&t["tests"]).iter().map(|x| x["discarded"].as_u64().unwrap_or(0)).sum();
     let kept: u64 = arr(&t["tests"]).iter().map(|x| x["kept"].as_u64().unwrap_or(0)).sum();
+    let waited: f64 = arr(&t["tests"])
+        .iter()
+        .map(|x| f(&x["waited_for_quiet_s"]))
+        .filter(|w| w.is_finite())
+        .sum();
     let _ = writeln!(
         md,
         "iperf3, {} s per run after {} s of TCP warm-up (`-O`); {}. Each test takes paired \
@@ -247,7 +252,8 @@ fn throughput_md(md: &mut String, doc: &Value) {
          kept per test, the order cycling through every permutation of the arms. A round in \
          which another process used more than {:.0}% of a CPU (per-process CPU time from /proc \
          around the round; the bench's own processes and kernel threads excluded) is discarded: \
-         {discarded} discarded, {kept} kept over all tests. Each alb path gets one ratio per \
+         {discarded} discarded, {kept} kept over all tests (each round first waited up to 10 s \
+         for a quiet half second: {waited:.0} s in all). Each alb path gets one ratio per \
          round (alb ÷ the plain veth of the same round), their median and a 95% \
          percentile-bootstrap interval of it (4000 resamples, seeded, seeds in \
          benchmarks.json); **the target is met when the interval's lower bound is ≥ 0.98** (TCP; \
