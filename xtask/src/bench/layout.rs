@@ -152,7 +152,16 @@ pub(crate) fn run(
             };
             let arms = [arm("plain", plain, 1), arm("redirect", &lr, 1), arm("peer", &lp, 1)];
             let label = format!("layout/{}", test.id);
-            let rounds = paired::run(&label, &arms, s.layout_rounds, s.layout_rounds * 3 / 2)?;
+            let secs = f64::from(s.iperf_secs + test.omit(s.omit_secs));
+            let budget = paired::budget(s.layout_rounds, arms.len(), secs);
+            let rounds = paired::run(
+                &label,
+                &arms,
+                s.layout_rounds,
+                s.layout_rounds * 3 / 2,
+                budget,
+                ctx.busy_share,
+            )?;
             let mut row = rounds.json();
             row["id"] = json!(test.id);
             row["what"] = json!(test.what);
@@ -164,6 +173,7 @@ pub(crate) fn run(
         }
         Ok(json!({
             "rounds": s.layout_rounds,
+            "busy_share": ctx.busy_share,
             "secs": s.iperf_secs,
             "omit_secs": s.omit_secs,
             "method": "two labs of one slave and one client with a master veth pair M/Mp (slave \

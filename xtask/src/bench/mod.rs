@@ -116,6 +116,9 @@ pub(crate) struct Ctx {
     pub(crate) albbench: String,
     pub(crate) sizes: Sizes,
     pub(crate) only: Vec<String>,
+    /// Paired rounds during which others used more than this share of one
+    /// CPU are discarded.
+    pub(crate) busy_share: f64,
 }
 
 /// The sections, in the order they run.
@@ -128,6 +131,7 @@ pub(crate) fn run(
     out: Option<PathBuf>,
     only: Vec<String>,
     render: bool,
+    busy_share: f64,
 ) -> Result<()> {
     if render {
         let dir = out.unwrap_or_else(|| cargo::root().join("docs"));
@@ -162,6 +166,7 @@ pub(crate) fn run(
         albbench: path_str(&build_albbench()?)?,
         sizes,
         only,
+        busy_share,
     };
     signals::catch()?;
     let started = Instant::now();

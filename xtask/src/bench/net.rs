@@ -18,6 +18,13 @@ pub(crate) struct Test {
     pub(crate) args: &'static [&'static str],
 }
 
+impl Test {
+    /// Seconds of warm-up: TCP's slow start; UDP at `-b 0` has none.
+    pub(crate) fn omit(&self, omit: u32) -> u32 {
+        if self.unit == "kpps" { 0 } else { omit }
+    }
+}
+
 pub(crate) const TESTS: &[Test] = &[
     Test { id: "tcp1_up", what: "TCP, 1 stream, client -> server", unit: "Gbit/s", args: &[] },
     Test {
@@ -98,7 +105,7 @@ pub(crate) fn client(
 ) -> Result<f64> {
     let c = lab.client(n);
     let (port, secs, cpu) = (port.to_string(), secs.to_string(), client_cpu());
-    let omit = if test.unit == "kpps" { 0 } else { omit }.to_string();
+    let omit = test.omit(omit).to_string();
     let mut argv = vec![
         "taskset", "-c", &cpu, "iperf3", "-c", SERVER_IP4, "-p", &port, "-t", &secs, "-O", &omit,
         "-J",
@@ -146,7 +153,9 @@ pub(crate) fn throughput(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
             run: Box::new(move || client(lab, n, PORT, s.iperf_secs, s.omit_secs, test)),
         };
         let arms = [arm("plain", plain, 1), arm("alb_slave0", lab, 1), arm("alb_slave1", lab, 2)];
-        let rounds = paired::run(test.id, &arms, s.rounds, s.max_rounds)?;
+        let budget =
+            paired::budget(s.rounds, arms.len(), f64::from(s.iperf_secs + test.omit(s.omit_secs)));
+        let rounds = paired::run(test.id, &arms, s.rounds, s.max_rounds, budget, ctx.busy_share)?;
         let mut row = rounds.json();
         row["id"] = json!(test.id);
         row["what"] = json!(test.what);
@@ -162,7 +171,7 @@ pub(crate) fn throughput(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
         "omit_secs": s.omit_secs,
         "rounds": s.rounds,
         "max_rounds": s.max_rounds,
-        "busy_share": super::quiet::BUSY_SHARE,
+        "busy_share": ctx.busy_share,
         "pinning": format!("iperf3 clients on CPU {}, servers on CPU {} (taskset), in every arm", client_cpu(), server_cpu()),
         "baseline": "a twin lab with 198.18.0.1/24 directly on veth17 (veth19 down), no agent, no BPF; client c1",
         "alb": "alb over veth17 + veth19; c1 is on slave 0 (veth17, the master's MAC), c2 on slave 1 (veth19)",

@@ -2,7 +2,7 @@
 //! and what is compared with it) runs once per round, in an order that
 //! cycles through every permutation of the arms; a round in which another
 //! process burned CPU is discarded and counted (each round first waits, up
-//! to 10 s, for a quiet half second); each compared arm gets
+//! to 5 s, for a quiet half second); each compared arm gets
 //! one ratio per kept round, their median and a 95% percentile-bootstrap
 //! interval (seeded: the interval can be recomputed from the values).
 
@@ -30,43 +30,65 @@ pub(crate) struct Rounds {
     /// One value per arm, for each kept round.
     pub(crate) kept: Vec<Vec<f64>>,
     pub(crate) orders: Vec<Vec<usize>>,
+    /// What others used during each kept round, in shares of one CPU.
+    pub(crate) kept_others: Vec<f64>,
     /// The discarded rounds: their values and who was busy.
     pub(crate) discarded: Vec<Value>,
     /// Seconds spent waiting for a quiet machine before rounds.
     pub(crate) waited_s: f64,
+    /// The budget ran out before `rounds` rounds were kept.
+    pub(crate) out_of_time: bool,
+}
+
+/// A budget for `rounds` rounds of `arms` runs of `secs` each: half as
+/// much again as they take on a quiet machine.
+pub(crate) fn budget(rounds: usize, arms: usize, secs: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(1.5 * rounds as f64 * arms as f64 * (secs + 0.3))
 }
 
 /// The longest wait for a quiet machine before a round.
-const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Takes rounds until `rounds` are kept or `max_rounds` were taken.
+/// Takes rounds until `rounds` are kept, `max_rounds` were taken or
+/// `budget` has passed (a machine busy for longer is reported with fewer
+/// rounds, not waited out).
 pub(crate) fn run(
     label: &str,
     arms: &[Arm<'_>],
     rounds: usize,
     max_rounds: usize,
+    budget: std::time::Duration,
+    busy_share: f64,
 ) -> Result<Rounds> {
+    let start = std::time::Instant::now();
     let mut out = Rounds {
         names: arms.iter().map(|a| a.name).collect(),
         kept: Vec::new(),
         orders: Vec::new(),
+        kept_others: Vec::new(),
         discarded: Vec::new(),
         waited_s: 0.0,
+        out_of_time: false,
     };
     for attempt in 0..max_rounds.max(rounds) {
         if out.kept.len() >= rounds {
             break;
         }
+        if start.elapsed() > budget {
+            eprintln!("bench: {label}: out of time after {attempt} rounds");
+            out.out_of_time = true;
+            break;
+        }
         super::signals_check()?;
         let order = stats::round_order(arms.len(), attempt);
-        out.waited_s += quiet::wait_quiet(QUIET_WAIT).as_secs_f64();
+        out.waited_s += quiet::wait_quiet(QUIET_WAIT, busy_share).as_secs_f64();
         let before = Snapshot::take();
         let mut values = vec![f64::NAN; arms.len()];
         for &i in &order {
             values[i] = (arms[i].run)()?;
         }
         let others = Others::between(&before, &Snapshot::take());
-        if others.busy() {
+        if others.busy(busy_share) {
             eprintln!(
                 "bench: {label} round {}: discarded, others used {:.0}% of a CPU ({})",
                 attempt + 1,
@@ -77,6 +99,7 @@ pub(crate) fn run(
         } else {
             out.kept.push(values);
             out.orders.push(order);
+            out.kept_others.push(others.share);
         }
     }
     Ok(out)
@@ -126,7 +149,9 @@ impl Rounds {
             "discarded": self.discarded.len(),
             "discarded_rounds": self.discarded,
             "waited_for_quiet_s": self.waited_s,
+            "out_of_time": self.out_of_time,
             "orders": self.orders,
+            "others_share_of_one_cpu": self.kept_others,
         })
     }
 }
