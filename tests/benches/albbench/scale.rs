@@ -177,8 +177,13 @@ pub(crate) fn run(options: &Options) -> Result<Value> {
     let at_scale = cost(&mut object, master_mac, options.clients, options.repeat, options.spread)?;
     // One test-run call walks `walk` different keys (see walk.rs).
     let walk = options.clients.next_power_of_two().clamp(1024, 1 << 20);
-    let floor =
-        crate::walk::measure(clients_map.fd().as_fd().as_raw_fd(), options.clients, walk, 5)?;
+    let floor = crate::walk::measure(
+        clients_map.fd().as_fd().as_raw_fd(),
+        options.clients,
+        memlock(&clients_map)?,
+        walk,
+        5,
+    )?;
     let idle_start = sample(options.agent_pid)?;
     thread::sleep(options.idle);
     let idle_end = sample(options.agent_pid)?;

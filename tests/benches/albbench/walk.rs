@@ -229,8 +229,20 @@ fn index_bytes(i: u32) -> [u8; 8] {
 /// The walk over `clients` known clients in `clients_fd` (the agent's
 /// `ALB_CLIENTS`), `walk` keys per sequence (a power of two; one
 /// test-run call walks them all), median of `runs` calls per case.
-pub(crate) fn measure(clients_fd: RawFd, clients: u32, walk: u32, runs: usize) -> Result<Value> {
+/// `table_bytes`: the client table's memory (its memlock), for a second
+/// floor of the same footprint.
+pub(crate) fn measure(
+    clients_fd: RawFd,
+    clients: u32,
+    table_bytes: u64,
+    walk: u32,
+    runs: usize,
+) -> Result<Value> {
     let floor = array(size_of::<ClientEntry>(), clients)?;
+    // As many bytes per entry as the table takes (buckets, element
+    // headers, LRU nodes), rounded up to 8.
+    let per_entry = (table_bytes / u64::from(clients.max(1))).next_multiple_of(8).max(8) as usize;
+    let footprint = array(per_entry, clients)?;
     let random = uniform(clients, walk, 0x9e37_79b9_7f4a_7c15);
     let skewed = zipf(clients, walk, 0.99, 0x2545_f491_4f6c_dd1d);
     let hot = clients / 2;
@@ -246,6 +258,12 @@ pub(crate) fn measure(clients_fd: RawFd, clients: u32, walk: u32, runs: usize) -
             "array of N values read at uniform random indices (the memory floor)",
             keys(&random.iter().map(|&i| index_bytes(i)).collect::<Vec<_>>())?,
             floor.as_raw_fd(),
+        ),
+        (
+            "footprint_random",
+            "array of N values as big as the table's entries (its memlock ÷ N) read at uniform random indices",
+            keys(&random.iter().map(|&i| index_bytes(i)).collect::<Vec<_>>())?,
+            footprint.as_raw_fd(),
         ),
         ("clients_hot", "ALB_CLIENTS, one client repeated", keys(&[key_bytes(hot)])?, clients_fd),
         (
@@ -297,9 +315,11 @@ pub(crate) fn measure(clients_fd: RawFd, clients: u32, walk: u32, runs: usize) -
             "net_ns": net(i),
             "samples_ns": samples[i],
         })).collect::<Vec<_>>(),
-        "random_over_floor": medians[3] / medians[1],
-        "random_over_floor_net": net(3) / net(1),
-        "zipf_over_floor_net": net(4) / net(1),
+        "footprint_entry_bytes": per_entry,
+        "random_over_floor": medians[4] / medians[1],
+        "random_over_floor_net": net(4) / net(1),
+        "zipf_over_floor_net": net(5) / net(1),
+        "random_over_footprint_net": net(4) / net(2),
         "target_net_ratio": 2.0,
     }))
 }

@@ -611,11 +611,12 @@ fn floor_md(md: &mut String, sc: &Value) {
         }
         let _ = writeln!(
             md,
-            "| {} | | **random clients ÷ random array read** | {}x raw | **{}x net** (Zipf: {}x) |",
+            "| {} | | **random clients ÷ random array read** | {}x raw | **{}x net** (Zipf: {}x; ÷ the same-footprint array: {}x) |",
             w["clients"],
             num(f(&w["random_over_floor"]), 2),
             num(f(&w["random_over_floor_net"]), 2),
             num(f(&w["zipf_over_floor_net"]), 2),
+            num(f(&w["random_over_footprint_net"]), 2),
         );
     }
 }
