@@ -82,7 +82,8 @@ enum Cmd {
         args: Vec<String>,
     },
     /// Measure alb against same-run baselines (per-packet cost, throughput,
-    /// aggregation, failover, scale, balance); write docs/benchmarks.{md,json,svg}.
+    /// the layout experiment, aggregation, failover, scale, balance); write
+    /// docs/benchmarks.{md,json,svg}.
     Bench {
         /// Tiny sizes, about a minute: a smoke run of the harness (writes to
         /// target/bench-quick/ unless --out is given).
@@ -91,8 +92,8 @@ enum Cmd {
         /// Where to write benchmarks.{md,json,svg} (default: docs/).
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
-        /// Only these sections (comma-separated): cost, throughput,
-        /// failover, scale, aggregation, balance.
+        /// Only these sections (comma-separated): cost, throughput, layout,
+        /// aggregation, failover, scale, balance.
         #[arg(long, value_delimiter = ',', value_name = "SECTION")]
         only: Vec<String>,
         /// Measure nothing: rewrite benchmarks.md and .svg from the
