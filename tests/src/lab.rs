@@ -1076,6 +1076,7 @@ mod tests {
         assert!(is_lab_ns("alb-lab", "alb-lab-sw"));
         assert!(is_lab_ns("alb-lab", "alb-lab-c12"));
         assert!(is_lab_ns("alb-lab", "alb-lab-v2"));
+        assert!(is_lab_ns("alb-lab", "alb-lab-bond"), "the bench layout experiment's slaves");
         assert!(!is_lab_ns("alb-lab", "alb-lab-c"));
         assert!(!is_lab_ns("alb-lab", "alb-lab-cx"));
         assert!(!is_lab_ns("alb-lab", "alb-lab2-srv"));
