@@ -1042,7 +1042,8 @@ fn is_lab_ns(prefix: &str, name: &str) -> bool {
         rest.strip_prefix(kind)
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
-    rest == "srv" || rest == "sw" || numbered('c') || numbered('v')
+    // `bond`: the slaves' namespace of the bench's layout experiment.
+    rest == "srv" || rest == "sw" || rest == "bond" || numbered('c') || numbered('v')
 }
 
 fn parse_json_list(out: &str, what: &str) -> Result<Vec<Value>> {
@@ -1075,6 +1076,7 @@ mod tests {
         assert!(is_lab_ns("alb-lab", "alb-lab-sw"));
         assert!(is_lab_ns("alb-lab", "alb-lab-c12"));
         assert!(is_lab_ns("alb-lab", "alb-lab-v2"));
+        assert!(is_lab_ns("alb-lab", "alb-lab-bond"), "the bench layout experiment's slaves");
         assert!(!is_lab_ns("alb-lab", "alb-lab-c"));
         assert!(!is_lab_ns("alb-lab", "alb-lab-cx"));
         assert!(!is_lab_ns("alb-lab", "alb-lab2-srv"));

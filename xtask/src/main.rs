@@ -82,7 +82,8 @@ enum Cmd {
         args: Vec<String>,
     },
     /// Measure alb against same-run baselines (per-packet cost, throughput,
-    /// aggregation, failover, scale, balance); write docs/benchmarks.{md,json,svg}.
+    /// the layout experiment, aggregation, failover, scale, balance); write
+    /// docs/benchmarks.{md,json,svg}.
     Bench {
         /// Tiny sizes, about a minute: a smoke run of the harness (writes to
         /// target/bench-quick/ unless --out is given).
@@ -91,14 +92,18 @@ enum Cmd {
         /// Where to write benchmarks.{md,json,svg} (default: docs/).
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
-        /// Only these sections (comma-separated): cost, throughput,
-        /// failover, scale, aggregation, balance.
+        /// Only these sections (comma-separated): cost, throughput, layout,
+        /// aggregation, failover, scale, balance.
         #[arg(long, value_delimiter = ',', value_name = "SECTION")]
         only: Vec<String>,
         /// Measure nothing: rewrite benchmarks.md and .svg from the
         /// benchmarks.json already in the output directory.
         #[arg(long, conflicts_with_all = ["quick", "only"])]
         render: bool,
+        /// Throughput rounds during which other processes used more than
+        /// this share of one CPU are discarded (and counted in the report).
+        #[arg(long, value_name = "SHARE", default_value_t = 0.2)]
+        busy_share: f64,
     },
     /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
     /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
@@ -184,7 +189,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             package::run()?;
         }
         Cmd::Test { args } => return test(&args),
-        Cmd::Bench { quick, out, only, render } => bench::run(quick, out, only, render)?,
+        Cmd::Bench { quick, out, only, render, busy_share } => {
+            bench::run(quick, out, only, render, busy_share)?
+        }
         Cmd::VmTest { kernel, compare, repeats, nics, systemd } => {
             let ok = if systemd {
                 vm::run(&kernel, None, true)?
@@ -340,8 +347,10 @@ mod tests {
     fn bench_takes_quick_out_and_sections() {
         let cli = Cli::try_parse_from(["xtask", "bench", "--quick", "--only", "cost,balance"])
             .expect("parses");
-        let Cmd::Bench { quick, out, only, render } = cli.command else { panic!("not bench") };
-        assert!(quick && out.is_none() && !render);
+        let Cmd::Bench { quick, out, only, render, busy_share } = cli.command else {
+            panic!("not bench")
+        };
+        assert!(quick && out.is_none() && !render && busy_share == 0.2);
         assert_eq!(only, ["cost", "balance"]);
     }
 

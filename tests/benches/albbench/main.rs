@@ -20,6 +20,7 @@ mod object;
 mod raw;
 mod scale;
 mod udp;
+mod walk;
 
 use std::{collections::HashMap, process::ExitCode, str::FromStr, time::Duration};
 

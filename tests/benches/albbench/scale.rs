@@ -175,6 +175,15 @@ pub(crate) fn run(options: &Options) -> Result<Value> {
     let settled = sample(options.agent_pid)?;
     let entries = object.maps.clients.keys().filter(Result::is_ok).count();
     let at_scale = cost(&mut object, master_mac, options.clients, options.repeat, options.spread)?;
+    // One test-run call walks `walk` different keys (see walk.rs).
+    let walk = options.clients.next_power_of_two().clamp(1024, 1 << 20);
+    let floor = crate::walk::measure(
+        clients_map.fd().as_fd().as_raw_fd(),
+        options.clients,
+        memlock(&clients_map)?,
+        walk,
+        5,
+    )?;
     let idle_start = sample(options.agent_pid)?;
     thread::sleep(options.idle);
     let idle_end = sample(options.agent_pid)?;
@@ -190,6 +199,7 @@ pub(crate) fn run(options: &Options) -> Result<Value> {
         "memlock_bytes": memlock(&clients_map)?,
         "cost_at_10": at_base,
         "cost_at_scale": at_scale,
+        "floor": floor,
         "agent": {
             "rss_kb_before": before.rss_kb,
             "rss_kb_after": settled.rss_kb,

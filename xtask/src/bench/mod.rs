@@ -12,9 +12,14 @@
 
 mod balance;
 mod failover;
+mod layout;
 mod net;
+mod paired;
+mod quiet;
+mod rawprog;
 mod report;
 mod scale;
+mod stats;
 
 use std::{
     path::{Path, PathBuf},
@@ -35,11 +40,19 @@ pub(crate) struct Sizes {
     /// Test-run repetitions per sample, and samples per case.
     pub(crate) repeat: u32,
     pub(crate) runs: u32,
-    /// iperf3 seconds per throughput test, and baseline/alb rounds.
+    /// iperf3 seconds per throughput run, and seconds of TCP warm-up
+    /// before them (`--omit`).
     pub(crate) iperf_secs: u32,
+    pub(crate) omit_secs: u32,
+    /// Paired rounds to keep per throughput test, and most to take (a
+    /// round in which another process was busy is discarded).
     pub(crate) rounds: usize,
-    /// iperf3 seconds per aggregation test.
+    pub(crate) max_rounds: usize,
+    /// Paired rounds per test of the layout experiment.
+    pub(crate) layout_rounds: usize,
+    /// iperf3 seconds per aggregation test, and its rounds.
     pub(crate) agg_secs: u32,
+    pub(crate) agg_rounds: usize,
     /// Failover: repetitions per scenario, and seconds before the failure,
     /// with the slave down, and after it is back.
     pub(crate) failover_reps: usize,
@@ -58,9 +71,13 @@ impl Sizes {
             quick: false,
             repeat: 1_000_000,
             runs: 5,
-            iperf_secs: 3,
-            rounds: 2,
+            iperf_secs: 1,
+            omit_secs: 1,
+            rounds: 20,
+            max_rounds: 30,
+            layout_rounds: 12,
             agg_secs: 4,
+            agg_rounds: 2,
             failover_reps: 3,
             failover_phases: [1.0, 2.0, 1.5],
             scale: vec![100_000, 1_000_000],
@@ -76,8 +93,12 @@ impl Sizes {
             repeat: 10_000,
             runs: 2,
             iperf_secs: 1,
-            rounds: 1,
+            omit_secs: 0,
+            rounds: 3,
+            max_rounds: 4,
+            layout_rounds: 3,
             agg_secs: 1,
+            agg_rounds: 1,
             failover_reps: 1,
             failover_phases: [0.5, 1.0, 0.7],
             scale: vec![1_000, 10_000],
@@ -95,11 +116,14 @@ pub(crate) struct Ctx {
     pub(crate) albbench: String,
     pub(crate) sizes: Sizes,
     pub(crate) only: Vec<String>,
+    /// Paired rounds during which others used more than this share of one
+    /// CPU are discarded.
+    pub(crate) busy_share: f64,
 }
 
 /// The sections, in the order they run.
-pub(crate) const SECTIONS: [&str; 6] =
-    ["cost", "throughput", "aggregation", "failover", "scale", "balance"];
+pub(crate) const SECTIONS: [&str; 7] =
+    ["cost", "throughput", "layout", "aggregation", "failover", "scale", "balance"];
 
 /// `cargo xtask bench [--quick] [--out DIR] [--only SECTION,...] [--render]`.
 pub(crate) fn run(
@@ -107,6 +131,7 @@ pub(crate) fn run(
     out: Option<PathBuf>,
     only: Vec<String>,
     render: bool,
+    busy_share: f64,
 ) -> Result<()> {
     if render {
         let dir = out.unwrap_or_else(|| cargo::root().join("docs"));
@@ -141,6 +166,7 @@ pub(crate) fn run(
         albbench: path_str(&build_albbench()?)?,
         sizes,
         only,
+        busy_share,
     };
     signals::catch()?;
     let started = Instant::now();
@@ -157,15 +183,16 @@ pub(crate) fn run(
         master: format!("ab{pid}{suffix}"),
     };
     eprintln!("bench: labs albb{pid}a (alb) and albb{pid}p (plain veth): 2 slaves, 4 clients");
-    if SECTIONS[..5].iter().any(|s| ctx.wants(s)) {
+    if SECTIONS[..6].iter().any(|s| ctx.wants(s)) {
         let lab = Lab::up(config("a", 4, 2))?;
         section(&ctx, &mut doc, &mut errors, "cost", || cost(&ctx, &lab));
-        if ctx.wants("throughput") || ctx.wants("aggregation") {
+        if ["throughput", "layout", "aggregation"].iter().any(|s| ctx.wants(s)) {
             let plain = Lab::up(config("p", 4, 2))?;
             baseline_up(&plain)?;
             section(&ctx, &mut doc, &mut errors, "throughput", || {
                 net::throughput(&ctx, &lab, &plain)
             });
+            section(&ctx, &mut doc, &mut errors, "layout", || layout::run(&ctx, &config, &plain));
             section(&ctx, &mut doc, &mut errors, "aggregation", || {
                 net::aggregation(&ctx, &lab, &plain)
             });

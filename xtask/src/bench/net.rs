@@ -7,18 +7,25 @@ use alb_tests::{Lab, Proc, SERVER_IP4};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use super::{Ctx, learn_clients, median, start_agent, stop_agent};
+use super::{Ctx, learn_clients, median, paired, start_agent, stop_agent};
 
 /// One iperf3 test: `up` is client -> server (the server receives through
 /// alb_rx), down is server -> client (alb_tx, `-R`).
-struct Test {
-    id: &'static str,
-    what: &'static str,
-    unit: &'static str,
-    args: &'static [&'static str],
+pub(crate) struct Test {
+    pub(crate) id: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) unit: &'static str,
+    pub(crate) args: &'static [&'static str],
 }
 
-const TESTS: &[Test] = &[
+impl Test {
+    /// Seconds of warm-up: TCP's slow start; UDP at `-b 0` has none.
+    pub(crate) fn omit(&self, omit: u32) -> u32 {
+        if self.unit == "kpps" { 0 } else { omit }
+    }
+}
+
+pub(crate) const TESTS: &[Test] = &[
     Test { id: "tcp1_up", what: "TCP, 1 stream, client -> server", unit: "Gbit/s", args: &[] },
     Test {
         id: "tcp1_down",
@@ -52,14 +59,30 @@ const TESTS: &[Test] = &[
     },
 ];
 
-const PORT: u16 = 5201;
+pub(crate) const PORT: u16 = 5201;
 
-/// iperf3 servers on `PORT..PORT+n` in the server namespace.
-fn servers(lab: &Lab, n: usize) -> Result<Vec<Proc>> {
+/// Both iperf3 ends are pinned alike in every arm: clients on CPU 0,
+/// servers on the last CPU (the same CPU with one vCPU).
+fn client_cpu() -> String {
+    "0".to_owned()
+}
+
+fn server_cpu() -> String {
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1);
+    (cpus - 1).to_string()
+}
+
+/// iperf3 servers on `PORT..PORT+n` in the server namespace, pinned.
+pub(crate) fn servers(lab: &Lab, n: usize) -> Result<Vec<Proc>> {
+    let cpu = server_cpu();
     let procs = (0..n)
         .map(|i| {
             let port = (PORT + i as u16).to_string();
-            lab.spawn(lab.srv(), &["iperf3", "-s", "-p", &port, "--forceflush"])
+            lab.spawn(
+                lab.srv(),
+                &["taskset", "-c", &cpu, "iperf3", "-s", "-p", &port, "--forceflush"],
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     // iperf3 prints "Server listening" once its socket is bound.
@@ -69,13 +92,24 @@ fn servers(lab: &Lab, n: usize) -> Result<Vec<Proc>> {
     Ok(procs)
 }
 
-/// Runs `iperf3 -c` in client `n`'s namespace; the figure in the test's
-/// unit, taken on the receiving side.
-fn client(lab: &Lab, n: usize, port: u16, secs: u32, test: &Test) -> Result<f64> {
+/// Runs `iperf3 -c` (pinned) in client `n`'s namespace; the figure in the
+/// test's unit, taken on the receiving side. TCP runs warm up for
+/// `omit` seconds first, not counted.
+pub(crate) fn client(
+    lab: &Lab,
+    n: usize,
+    port: u16,
+    secs: u32,
+    omit: u32,
+    test: &Test,
+) -> Result<f64> {
     let c = lab.client(n);
-    let port = port.to_string();
-    let secs = secs.to_string();
-    let mut argv = vec!["iperf3", "-c", SERVER_IP4, "-p", &port, "-t", &secs, "-J"];
+    let (port, secs, cpu) = (port.to_string(), secs.to_string(), client_cpu());
+    let omit = test.omit(omit).to_string();
+    let mut argv = vec![
+        "taskset", "-c", &cpu, "iperf3", "-c", SERVER_IP4, "-p", &port, "-t", &secs, "-O", &omit,
+        "-J",
+    ];
     argv.extend_from_slice(test.args);
     let out = lab.exec(&c.ns, &argv)?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -100,10 +134,10 @@ fn client(lab: &Lab, n: usize, port: u16, secs: u32, test: &Test) -> Result<f64>
 }
 
 /// Figure 2. Two labs built alike: `plain` has the server address
-/// directly on veth17 (no agent, no BPF), `lab` runs alb. Tests alternate
-/// between them one by one (plain, alb from client 1 on slave 0, alb from
-/// client 2 on slave 1, next test...), so drift on a shared machine hits
-/// both sides alike.
+/// directly on veth17 (no agent, no BPF), `lab` runs alb. Each test takes
+/// paired rounds of three arms (plain c1, alb c1 on slave 0, alb c2 on
+/// slave 1; [`paired`]), and each alb path gets its ratio to the plain
+/// veth of the same round.
 pub(crate) fn throughput(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
     let s = &ctx.sizes;
     let _servers = (servers(lab, 1)?, servers(plain, 1)?);
@@ -111,39 +145,34 @@ pub(crate) fn throughput(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
     learn_clients(lab, &[1, 2])?;
     learn_clients(plain, &[1])?;
     let placement = agent.status()?.client_slaves();
-    let n = TESTS.len();
-    let (mut base, mut s0, mut s1) =
-        (vec![Vec::new(); n], vec![Vec::new(); n], vec![Vec::new(); n]);
-    for round in 0..s.rounds {
-        eprintln!("bench: throughput round {}/{}", round + 1, s.rounds);
-        for (i, test) in TESTS.iter().enumerate() {
-            super::signals_check()?;
-            base[i].push(client(plain, 1, PORT, s.iperf_secs, test)?);
-            s0[i].push(client(lab, 1, PORT, s.iperf_secs, test)?);
-            s1[i].push(client(lab, 2, PORT, s.iperf_secs, test)?);
-        }
+    let mut tests = Vec::new();
+    for test in TESTS {
+        eprintln!("bench: throughput {} ({} rounds)", test.id, s.rounds);
+        let arm = |name, lab, n| paired::Arm {
+            name,
+            run: Box::new(move || client(lab, n, PORT, s.iperf_secs, s.omit_secs, test)),
+        };
+        let arms = [arm("plain", plain, 1), arm("alb_slave0", lab, 1), arm("alb_slave1", lab, 2)];
+        let budget =
+            paired::budget(s.rounds, arms.len(), f64::from(s.iperf_secs + test.omit(s.omit_secs)));
+        let rounds = paired::run(test.id, &arms, s.rounds, s.max_rounds, budget, ctx.busy_share)?;
+        let mut row = rounds.json();
+        row["id"] = json!(test.id);
+        row["what"] = json!(test.what);
+        row["unit"] = json!(test.unit);
+        row["ratio_slave0"] = rounds.compare(test.id, 1, 0);
+        row["ratio_slave1"] = rounds.compare(test.id, 2, 0);
+        row["target"] = json!(test.unit != "kpps");
+        tests.push(row);
     }
     stop_agent(agent)?;
-    let tests: Vec<Value> = TESTS
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let (b, a0, a1) = (median(&base[i]), median(&s0[i]), median(&s1[i]));
-            json!({
-                "id": t.id,
-                "what": t.what,
-                "unit": t.unit,
-                "baseline": { "median": b, "values": base[i] },
-                "alb_slave0": { "median": a0, "values": s0[i] },
-                "alb_slave1": { "median": a1, "values": s1[i] },
-                "ratio_slave0": a0 / b,
-                "ratio_slave1": a1 / b,
-            })
-        })
-        .collect();
     Ok(json!({
         "secs": s.iperf_secs,
+        "omit_secs": s.omit_secs,
         "rounds": s.rounds,
+        "max_rounds": s.max_rounds,
+        "busy_share": ctx.busy_share,
+        "pinning": format!("iperf3 clients on CPU {}, servers on CPU {} (taskset), in every arm", client_cpu(), server_cpu()),
         "baseline": "a twin lab with 198.18.0.1/24 directly on veth17 (veth19 down), no agent, no BPF; client c1",
         "alb": "alb over veth17 + veth19; c1 is on slave 0 (veth17, the master's MAC), c2 on slave 1 (veth19)",
         "placement": placement,
@@ -176,7 +205,7 @@ fn unshape(lab: &Lab, ns: &str, dev: &str) {
 fn together(lab: &Lab, secs: u32, test: &Test) -> Result<(f64, Vec<f64>)> {
     let results: Vec<Result<f64>> = thread::scope(|scope| {
         let handles: Vec<_> = (1..=4)
-            .map(|n| scope.spawn(move || client(lab, n, PORT + (n as u16 - 1), secs, test)))
+            .map(|n| scope.spawn(move || client(lab, n, PORT + (n as u16 - 1), secs, 0, test)))
             .collect();
         handles
             .into_iter()
@@ -208,7 +237,7 @@ pub(crate) fn aggregation(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
         let mut rows = Vec::new();
         for test in tests {
             let (mut base, mut alb) = (Vec::new(), Vec::new());
-            for _ in 0..s.rounds {
+            for _ in 0..s.agg_rounds {
                 super::signals_check()?;
                 base.push(together(plain, s.agg_secs, test)?);
                 alb.push(together(lab, s.agg_secs, test)?);
@@ -227,7 +256,7 @@ pub(crate) fn aggregation(ctx: &Ctx, lab: &Lab, plain: &Lab) -> Result<Value> {
         stop_agent(agent)?;
         Ok(json!({
             "secs": s.agg_secs,
-            "rounds": s.rounds,
+            "rounds": s.agg_rounds,
             "shaping": "tbf rate 1gbit burst 256kb latency 20ms on every slave and on its switch port (both directions)",
             "baseline": "one link: a twin lab with 198.18.0.1/24 on veth17 (veth19 down), no BPF",
             "alb": "alb over veth17 + veth19",

@@ -5,7 +5,7 @@
 use plotters::style::RGBColor;
 use serde_json::Value;
 
-use super::{RX_TARGET_NS, TX_TARGET_NS, arr, costs, f, floor_ns, num};
+use super::{RX_TARGET_NS, TX_TARGET_NS, arr, costs, f, floor_ns, num, ratio};
 
 /// Series colours (Tableau 10).
 pub(super) const COLORS: [RGBColor; 4] = [
@@ -72,23 +72,18 @@ pub(super) fn throughput_chart(doc: &Value) -> Chart {
         .iter()
         .map(|t| Row {
             label: t["id"].as_str().unwrap_or("").to_owned(),
-            bars: vec![
-                Bar {
-                    value: f(&t["ratio_slave0"]),
-                    color: COLORS[0],
-                    label: num(f(&t["ratio_slave0"]), 3),
-                },
-                Bar {
-                    value: f(&t["ratio_slave1"]),
-                    color: COLORS[2],
-                    label: num(f(&t["ratio_slave1"]), 3),
-                },
-            ],
+            bars: [(&t["ratio_slave0"], COLORS[0]), (&t["ratio_slave1"], COLORS[2])]
+                .into_iter()
+                .map(|(r, color)| {
+                    let r = ratio(r);
+                    Bar { value: r.median, color, label: r.text() }
+                })
+                .collect(),
         })
         .collect();
     Chart {
         title: "2. Throughput, alb ÷ plain veth".into(),
-        unit: "ratio to the baseline of the same run".into(),
+        unit: "median ratio to the plain veth of the same round [95% interval]".into(),
         log: false,
         rows,
         lines: vec![(0.98, "target 0.98".into(), RED), (1.0, "baseline".into(), GREY)],

@@ -110,10 +110,41 @@ fn floor_ns(doc: &Value) -> f64 {
     f(&doc["cost"]["floor"]["hot"]["median_ns"])
 }
 
+/// A paired comparison: the median ratio and its interval (a run before
+/// the paired protocol recorded a bare ratio: no interval).
+#[derive(Clone, Copy)]
+struct Ratio {
+    median: f64,
+    lo: f64,
+    hi: f64,
+}
+
+fn ratio(v: &Value) -> Ratio {
+    if v.is_number() {
+        return Ratio { median: f(v), lo: f64::NAN, hi: f64::NAN };
+    }
+    Ratio { median: f(&v["median"]), lo: f(&v["lo"]), hi: f(&v["hi"]) }
+}
+
+impl Ratio {
+    /// `0.993 [0.981, 1.004]`.
+    fn text(self) -> String {
+        if self.lo.is_finite() {
+            format!("{} [{}, {}]", num(self.median, 3), num(self.lo, 3), num(self.hi, 3))
+        } else {
+            num(self.median, 3)
+        }
+    }
+}
+
+/// The worst lower bound of the throughput tests under the target (TCP),
+/// or of every test in a run without intervals.
 fn min_throughput_ratio(doc: &Value) -> f64 {
     arr(&doc["throughput"]["tests"])
         .iter()
-        .flat_map(|t| [f(&t["ratio_slave0"]), f(&t["ratio_slave1"])])
+        .filter(|t| t["target"] != false)
+        .flat_map(|t| [ratio(&t["ratio_slave0"]), ratio(&t["ratio_slave1"])])
+        .map(|r| if r.lo.is_finite() { r.lo } else { r.median })
         .fold(f64::NAN, f64::min)
 }
 

@@ -68,3 +68,20 @@ fn figure_1_names_each_rows_method_and_the_program_sizes() {
     assert!(!md.contains('≈'), "no estimated rows: {md}");
     assert!(md.contains("| `alb_tx` | 2000 |"), "program sizes: {md}");
 }
+
+#[test]
+fn throughput_is_judged_by_the_lower_bound_of_its_interval() {
+    let ratio = |median: f64, lo: f64, hi: f64| json!({ "median": median, "lo": lo, "hi": hi });
+    let doc = json!({ "throughput": { "tests": [
+        { "id": "tcp1_up", "what": "TCP up", "unit": "Gbit/s", "target": true, "kept": 20, "discarded": 2,
+          "arms": { "plain": { "median": 10.0 }, "alb_slave0": { "median": 9.9 }, "alb_slave1": { "median": 9.8 } },
+          "ratio_slave0": ratio(0.99, 0.985, 1.0), "ratio_slave1": ratio(0.99, 0.97, 1.01) },
+        { "id": "udp64_up", "what": "UDP up", "unit": "kpps", "target": false, "kept": 20, "discarded": 0,
+          "arms": {}, "ratio_slave0": ratio(0.5, 0.4, 0.6), "ratio_slave1": ratio(0.5, 0.4, 0.6) },
+    ] } });
+    let md = markdown(&doc);
+    assert!(md.contains("0.990 [0.970, 1.010]"), "the interval is printed:\n{md}");
+    assert!(md.contains("| 20 / 2 | **no** |"), "c2's lower bound 0.97 misses 0.98:\n{md}");
+    assert!(md.contains("| 20 / 0 | (no) |"), "UDP is reported, not judged:\n{md}");
+    assert!(md.contains("worst lower bound of the 95% interval | ≥ 0.98x | 0.970x"), "{md}");
+}
