@@ -115,3 +115,13 @@ pub(crate) fn fix_nd_checksum(frame: &mut [u8]) {
     }
     frame[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 2].copy_from_slice(&checksum::finish(sum));
 }
+
+/// `frame` with an 802.1Q tag for VLAN `vid` after its Ethernet addresses.
+pub(crate) fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frame.len() + 4);
+    out.extend_from_slice(&frame[..12]);
+    out.extend_from_slice(&0x8100u16.to_be_bytes());
+    out.extend_from_slice(&vid.to_be_bytes());
+    out.extend_from_slice(&frame[12..]);
+    out
+}

@@ -71,8 +71,8 @@ impl Object {
         let state = state(s0_ifindex, s1_ifindex);
         ebpf.publish(&state, alb_common::assign::Slots::new(&state.usable()).slaves())?;
         let mut object = Self::from_loaded(ebpf)?;
-        object.add_client(ClientKey { server_ip: SERVER, client_ip: C1 }, C1_MAC, 0)?;
-        object.add_client(ClientKey { server_ip: SERVER, client_ip: C2 }, C2_MAC, 1)?;
+        object.add_client(ClientKey::new(SERVER, C1, 0), C1_MAC, 0)?;
+        object.add_client(ClientKey::new(SERVER, C2, 0), C2_MAC, 1)?;
         Ok(object)
     }
 
