@@ -202,3 +202,29 @@ fn link_address(ifindex: u32) -> Result<libc::sockaddr_ll> {
     address.sll_halen = 6;
     Ok(address)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SLAVE: Mac = [2, 0xa1, 0xb0, 0, 0, 0x19];
+    const CLIENT: Mac = [2, 0xa1, 0xc0, 0, 0, 1];
+
+    #[test]
+    fn a_client_of_a_vlan_is_told_in_a_frame_tagged_with_it() {
+        let key = ClientKey::new([198, 18, 0, 1], [198, 18, 0, 11], 200);
+        let tagged = client_update(UpdateForm::Gratuitous, &SLAVE, &key, &CLIENT);
+        let frame = tagged.as_ref();
+        assert_eq!(frame.len(), 64);
+        assert_eq!(frame[12..18], [0x81, 0x00, 0x00, 200, 0x08, 0x06]);
+        assert_eq!(frame[26..32], SLAVE, "the ARP sender, behind the tag");
+        let untagged =
+            client_update(UpdateForm::Gratuitous, &SLAVE, &ClientKey { vlan: 0, ..key }, &CLIENT);
+        assert_eq!(untagged.as_ref().len(), 60);
+        assert_eq!(untagged.as_ref()[12..14], [0x08, 0x06]);
+        let key6 = ClientKey6::new([0x20; 16], [0xfe; 16], 7);
+        let advert = client_advert(&SLAVE, &key6, &CLIENT);
+        assert_eq!(advert.as_ref().len(), ADVERT_FRAME_LEN + TAG_LEN);
+        assert_eq!(advert.as_ref()[12..18], [0x81, 0x00, 0x00, 7, 0x86, 0xdd]);
+    }
+}
