@@ -68,7 +68,8 @@ fn wait_status(agent: &Agent, what: &str, want: impl Fn(&Status) -> bool) -> Sta
 /// then answers from another MAC, tagged: the tag reaches `alb_rx` on
 /// veth19 offloaded, the VLAN 200 client takes the new MAC (the VLAN 100
 /// one keeps its own), and the agent tells it its slave's MAC again in an
-/// ARP update tagged with VLAN 200, which the switch port of veth19 sees.
+/// ARP update tagged with VLAN 200, which the switch port of veth19 sees,
+/// as it sees veth19's learning frames in VLAN 200 (a VLAN a client is in).
 #[test]
 fn offloaded_tags_received_update_the_client_of_their_vlan_only() {
     let lab: Lab = common::lab(1, 2);
@@ -97,7 +98,8 @@ fn offloaded_tags_received_update_the_client_of_their_vlan_only() {
     });
     assert_eq!(status.clients.len(), 2, "{:?}", clients(&status));
 
-    let capture = Capture::start(&lab, lab.sw(), &s1.port, "vlan 200 and arp");
+    let capture =
+        Capture::start(&lab, lab.sw(), &s1.port, "vlan 200 and (arp or ether proto 0x9000)");
     let moved = mac(MOVED_MAC);
     let answer = arp(mac(&s1.mac), moved, REPLY, moved, client_ip, mac(&s1.mac), server_ip);
     RawSocket::open(&client.ns, &client.dev)
@@ -113,10 +115,8 @@ fn offloaded_tags_received_update_the_client_of_their_vlan_only() {
                 Some(s0.name.clone()),
             ))
     });
-    let deadline = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
+    // Learning frames go every second (lp_interval): one round at least.
+    thread::sleep(Duration::from_millis(1300));
     let frames = capture.finish();
     // From veth19, to the new MAC, VLAN 200, ARP: server IP at veth19's MAC.
     let update = frames.iter().find(|f| {
@@ -137,6 +137,14 @@ fn offloaded_tags_received_update_the_client_of_their_vlan_only() {
         frames.len(),
         frames.iter().map(|f| &f.data[..f.data.len().min(42)]).collect::<Vec<_>>()
     );
+    let learning = frames.iter().any(|f| {
+        let d = &f.data;
+        d.len() >= 18
+            && d[0..6] == mac(&s1.mac)
+            && d[6..12] == mac(&s1.mac)
+            && d[12..18] == [0x81, 0x00, 0x00, 200, 0x90, 0x00]
+    });
+    assert!(learning, "no learning frame of {} tagged with VLAN 200 on its port", s1.name);
     let counters = agent.status();
     assert!(counters.counter("rx_client_mac_changed") >= 1, "{:?}", counters.counters);
 }
