@@ -66,13 +66,21 @@ pub struct HostArp {
 /// and its clients are the clients of its VLAN.
 #[inline(always)]
 pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac, tag: Tag) -> TxPlan {
-    let frame = &Untagged::new(frame, tag);
-    let (Some([dst, src]), Some(ether_type)) =
-        (frame.read::<[Mac; 2]>(0), frame.read::<[u8; 2]>(EthHdr::LEN - 2))
-    else {
+    // One read of the Ethernet header, as for an untagged frame; behind an
+    // in-frame tag, the inner ethertype replaces the TPID. (Reading the
+    // addresses and the ethertype as two reads checked together made LLVM
+    // merge the two failures, and Linux 6.1's verifier then followed a path
+    // where the ethertype was never loaded.)
+    let Some(mut eth) = frame.read::<EthHdr>(0) else {
         return TxPlan::Malformed;
     };
-    let eth = EthHdr { dst, src, ether_type };
+    if tag.in_frame {
+        match frame.read::<[u8; 2]>(EthHdr::LEN + 2) {
+            Some(inner) => eth.ether_type = inner,
+            None => return TxPlan::Malformed,
+        }
+    }
+    let frame = &Untagged::new(frame, tag);
     let from_master = mac_eq(&eth.src, master_mac);
     // The host's own frames pay this one test of a comparison made anyway.
     if !from_master && is_valid_unicast(&eth.src) {
