@@ -13,6 +13,7 @@ use crate::{
         rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
         tx::{TxPlan, tx_plan},
     },
+    vlan::Tag,
     wire::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Mac, is_multicast, is_valid_unicast},
 };
 
@@ -34,7 +35,7 @@ pub fn check(data: &[u8]) {
     let ether_type = frame.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]]));
 
     let vm_bits = control[5];
-    match tx_plan(frame, &master) {
+    match tx_plan(frame, &master, Tag::default()) {
         TxPlan::Malformed => assert!(frame.len() < 14),
         TxPlan::Vm { mac } => {
             assert_eq!(&frame[6..12], &mac, "pinned by its own source MAC");
@@ -47,7 +48,7 @@ pub fn check(data: &[u8]) {
             assert_eq!(&frame[22..28], &master);
             assert_ne!(arp.key.server_ip, arp.key.client_ip, "gratuitous ARP is not a client");
         }
-        TxPlan::Announce { server_ip } => {
+        TxPlan::Announce { server_ip, .. } => {
             assert_eq!(ether_type, Some(ETH_P_ARP));
             assert_eq!(&frame[28..32], &server_ip);
         }
@@ -112,7 +113,7 @@ pub fn check(data: &[u8]) {
         }
     }
 
-    match rx_watch(frame) {
+    match rx_watch(frame, Tag::default()) {
         Watch::Ipv4(key) => {
             assert_eq!(ether_type, Some(ETH_P_IP));
             assert_eq!(&frame[26..30], &key.client_ip);
@@ -191,6 +192,7 @@ mod tests {
             nd::{OPT_SOURCE_LLA, OPT_TARGET_LLA},
             testing::{fix_nd_checksum, lla_option, nd_frame},
             verdict::ipv6::{Tx6Plan, Watch6, rx6_watch, tx6_plan},
+            vlan::Tag,
         };
         let mut rng = Rng(0x0000_0bad_c0de_0006);
         let server = [0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
@@ -241,10 +243,10 @@ mod tests {
             super::check(&data);
             let frame = &data[8..];
             let from_master = frame.get(6..12) == Some(&master[..]);
-            if let Tx6Plan::HostNd(host) = tx6_plan(frame, &master, from_master) {
+            if let Tx6Plan::HostNd(host) = tx6_plan(frame, &master, from_master, Tag::default()) {
                 rewritten += usize::from(host.lla_at != 0);
             }
-            if let Watch6::Nd { about: Some((_, mac)) } = rx6_watch(frame) {
+            if let Watch6::Nd { about: Some((_, mac)) } = rx6_watch(frame, Tag::default()) {
                 learned += usize::from(mac != [0; 6]);
             }
         }

@@ -25,5 +25,6 @@ pub mod reports;
 #[cfg(test)]
 mod testing;
 pub mod verdict;
+pub mod vlan;
 pub mod vms;
 pub mod wire;

@@ -24,7 +24,9 @@ pub const CLIENT_SLOTS: u32 = 1024;
 ///    Discovery counters, `ALB_PROGS` for the IPv6 programs).
 /// 4: source MACs pinned to slots (`ALB_VMS`, a second cursor in
 ///    `ALB_RR_CURSOR`, their event and counters).
-pub const PIN_FORMAT: u32 = 4;
+/// 5: VLANs: the client keys (`ClientKey`, `ClientKey6`, `HostKey6`) and
+///    so the events carry the VLAN ID.
+pub const PIN_FORMAT: u32 = 5;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
 /// Most source MACs other than the master's (bridged VMs, macvlans) the
@@ -159,27 +161,48 @@ impl Slave {
     }
 }
 
-/// Key of the client table: one server address and one client address.
-/// The kernel keys on the client only, so a client of two server
-/// addresses fights with itself there (spec §1.2, test 11).
+/// Key of the client table: one server address and one client address
+/// in one VLAN. The kernel keys on the client only, so a client of two
+/// server addresses fights with itself there (spec §1.2, test 11); two
+/// VLANs are two networks, whose clients may reuse the same addresses.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientKey {
     pub server_ip: Ipv4,
     pub client_ip: Ipv4,
+    /// The VLAN ID (0: untagged).
+    pub vlan: u16,
+    pub _pad: [u8; 2],
+}
+
+impl ClientKey {
+    #[inline(always)]
+    pub const fn new(server_ip: Ipv4, client_ip: Ipv4, vlan: u16) -> Self {
+        Self { server_ip, client_ip, vlan, _pad: [0; 2] }
+    }
 }
 
 /// Key of the IPv6 client table (`ALB_CLIENTS6`): one server address and
 /// one client address, link-local or global. A table of its own, so the
 /// IPv4 table keeps its 8-byte key (hashing and memory per client); both
 /// tables' clients hold slots of the one `ALB_SLOTS`, so a failover moves
-/// both families in one batch. Aligned to 8 (its size, 32, has no padding
+/// both families in one batch. Aligned to 8 (its size, 40, has no padding
 /// either way) so the BPF programs build it with 8-byte stores.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientKey6 {
     pub server_ip: Ipv6,
     pub client_ip: Ipv6,
+    /// The VLAN ID (0: untagged).
+    pub vlan: u16,
+    pub _pad: [u8; 6],
+}
+
+impl ClientKey6 {
+    #[inline(always)]
+    pub const fn new(server_ip: Ipv6, client_ip: Ipv6, vlan: u16) -> Self {
+        Self { server_ip, client_ip, vlan, _pad: [0; 6] }
+    }
 }
 
 /// Key of `ALB_HOSTS6`: one IPv6 client host, by its MAC.
@@ -192,12 +215,14 @@ pub struct ClientKey6 {
 /// address, whatever address it probes). So all IPv6 clients of one host
 /// share one slot: the first is dealt one in turn, the others take it from
 /// `ALB_HOSTS6`; hosts, not addresses, are spread over the slaves, and a
-/// host's neighbour entries never disagree.
+/// host's neighbour entries never disagree. A host on two VLANs (one MAC,
+/// two VLAN devices) has a neighbour table per VLAN: two hosts here.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HostKey6 {
     pub mac: Mac,
-    pub _pad: [u8; 2],
+    /// The VLAN ID (0: untagged).
+    pub vlan: u16,
 }
 
 /// Key of the VM table (`ALB_VMS`): a source MAC other than the master's
@@ -354,7 +379,6 @@ pub struct Event {
     pub op: u16,
     /// The client's slot ([`EventKind::NewClient`], [`EventKind::ClientMacChanged`]).
     pub slot: u32,
-    pub _pad: u32,
 }
 
 /// An entry of the event ring buffer about an IPv6 client: the layout of
@@ -381,11 +405,11 @@ impl EventKind {
 
 const _: () = {
     assert!(size_of::<Config>() == 40);
-    assert!(size_of::<ClientKey6>() == 32);
+    assert!(size_of::<ClientKey6>() == 40);
     assert!(size_of::<HostKey6>() == 8);
-    assert!(size_of::<Event6>() == 56);
+    assert!(size_of::<Event6>() == 64);
     assert!(size_of::<Slave>() == 16);
-    assert!(size_of::<ClientKey>() == 8);
+    assert!(size_of::<ClientKey>() == 12);
     assert!(size_of::<ClientEntry>() == 56);
     assert!(size_of::<TxBucket>() == 8);
     assert!(size_of::<SlaveStats>() == 32);

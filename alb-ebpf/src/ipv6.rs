@@ -17,6 +17,7 @@ use alb_common::{
     nd::{self, Kind, checksum},
     reason::Reason,
     verdict::ipv6::{HostNd, Tx6Plan, Watch6, rx6_watch, tx6_plan},
+    vlan::Tag,
     wire::{EthHdr, Frame as _, Mac, is_valid_unicast, mac_eq},
 };
 use aya_ebpf::{
@@ -30,6 +31,7 @@ use crate::{
     rx::from_client,
     stats::{self, Direction, count, event6},
     tx::{by_bucket, deal, fresh_entry, send, slave_of_slot, to_client, usable_slave},
+    vlan,
 };
 
 /// `op` of a [`EventKind::NewClient6`] whose message carried no link-layer
@@ -67,7 +69,8 @@ pub(crate) fn run_tx(ctx: &TcContext) -> i32 {
         count(Reason::TxMalformed);
         return TC_ACT_SHOT;
     };
-    tx(&packet, config, mac_eq(&src, &config.master_mac))
+    let tag = vlan::tag(ctx, &packet);
+    tx(&packet, config, mac_eq(&src, &config.master_mac), tag)
 }
 
 /// `alb_rx6`: what `alb_rx` delivers of IPv6 (destination already
@@ -79,14 +82,15 @@ pub(crate) fn run_rx(ctx: &TcContext) -> i32 {
     };
     // SAFETY: the context pointer the kernel passed in.
     let this = unsafe { (*ctx.skb.skb).cb[0] };
-    watch(&Packet::new(ctx), this);
+    let packet = Packet::new(ctx);
+    watch(&packet, this, vlan::tag(ctx, &packet));
     redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
 }
 
 /// IPv6 leaving the master.
 #[inline(always)]
-fn tx(packet: &Packet<'_>, config: &Config, from_master: bool) -> i32 {
-    match tx6_plan(packet, &config.master_mac, from_master) {
+fn tx(packet: &Packet<'_>, config: &Config, from_master: bool, tag: Tag) -> i32 {
+    match tx6_plan(packet, &config.master_mac, from_master, tag) {
         Tx6Plan::Active { reason } => {
             count(reason);
             send(packet, config, config.active_slave, from_master)
@@ -99,15 +103,15 @@ fn tx(packet: &Packet<'_>, config: &Config, from_master: bool) -> i32 {
             }
             by_bucket(packet, config, bucket, from_master)
         }
-        Tx6Plan::HostNd(nd) => host_nd(packet, config, &nd),
+        Tx6Plan::HostNd(nd) => host_nd(packet, config, &nd, tag),
     }
 }
 
 /// A host solicitation or advertisement leaves by the client's slave with
 /// that slave's MAC, so the client learns the MAC of the slave that will
-/// carry its traffic.
+/// carry its traffic. `tag`: where the message is (after an in-frame tag).
 #[inline(always)]
-fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd) -> i32 {
+fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd, tag: Tag) -> i32 {
     let key = nd.client.key();
     let slave = match ALB_CLIENTS6.get_ptr_mut(key) {
         Some(entry) => {
@@ -118,7 +122,7 @@ fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd) -> i32 {
                 entry.mac = nd.client_mac;
                 entry.flags |= CLIENT_MAC_KNOWN;
                 let (mac, slot) = (nd.client_mac, entry.slot);
-                remember_host(&mac, slot);
+                remember_host(&mac, key.vlan, slot);
                 event6(EventKind::ClientMacChanged6, slave, key, mac, 0, slot);
             }
             slave
@@ -135,8 +139,8 @@ fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd) -> i32 {
             // The option held the master's MAC (the verdict checked it).
             let sum = checksum::replace_mac(nd.checksum, &config.master_mac, &target.mac);
             rewritten = rewritten
-                && packet.store_mac(nd.lla_at as usize, &target.mac)
-                && packet.store2(nd::CHECKSUM_OFFSET, sum);
+                && packet.store_mac(tag.at(nd.lla_at as usize), &target.mac)
+                && packet.store2(tag.at(nd::CHECKSUM_OFFSET), sum);
         }
         if !rewritten {
             count(Reason::TxMalformed);
@@ -159,7 +163,7 @@ fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd) -> i32 {
 fn new_client(key: &ClientKey6, mac: &Mac, told: bool) -> u32 {
     let joined = if is_valid_unicast(mac) {
         // SAFETY: a live map value, copied at once.
-        unsafe { ALB_HOSTS6.get(HostKey6 { mac: *mac, _pad: [0; 2] }) }.copied()
+        unsafe { ALB_HOSTS6.get(HostKey6 { mac: *mac, vlan: key.vlan }) }.copied()
     } else {
         None
     };
@@ -177,7 +181,7 @@ fn new_client(key: &ClientKey6, mac: &Mac, told: bool) -> u32 {
         return ALB_CLIENTS6.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
     }
     if joined.is_none() {
-        remember_host(mac, slot);
+        remember_host(mac, key.vlan, slot);
     }
     count(Reason::TxNewClient);
     let op = if told { 0 } else { UNTOLD };
@@ -185,12 +189,12 @@ fn new_client(key: &ClientKey6, mac: &Mac, told: bool) -> u32 {
     slave
 }
 
-/// Records `slot` as the slot of host `mac`'s clients, unless it has one
-/// already (its first client's).
+/// Records `slot` as the slot of host `mac`'s clients in VLAN `vlan`,
+/// unless it has one already (its first client's).
 #[inline(always)]
-fn remember_host(mac: &Mac, slot: u32) {
+fn remember_host(mac: &Mac, vlan: u16, slot: u32) {
     if is_valid_unicast(mac) {
-        let host = HostKey6 { mac: *mac, _pad: [0; 2] };
+        let host = HostKey6 { mac: *mac, vlan };
         // Already there: the host's first client keeps its slot.
         let _kept = ALB_HOSTS6.insert(host, slot, u64::from(BPF_NOEXIST));
     }
@@ -199,8 +203,8 @@ fn remember_host(mac: &Mac, slot: u32) {
 /// A delivered IPv6 frame: per-client counters for data, MAC learning
 /// from valid solicitations and advertisements.
 #[inline(always)]
-fn watch(packet: &Packet<'_>, this: u32) {
-    match rx6_watch(packet) {
+fn watch(packet: &Packet<'_>, this: u32, tag: Tag) {
+    match rx6_watch(packet, tag) {
         Watch6::Data(client) => {
             if let Some(entry) = ALB_CLIENTS6.get_ptr_mut(client.key()) {
                 from_client(packet, entry, this);
@@ -232,7 +236,7 @@ fn learn(key: &ClientKey6, mac: &Mac) {
             entry.flags |= CLIENT_MAC_KNOWN;
             count(Reason::RxClientMacChanged);
             let slot = entry.slot;
-            remember_host(mac, slot);
+            remember_host(mac, key.vlan, slot);
             event6(EventKind::ClientMacChanged6, slave_of_slot(slot), *key, *mac, 0, slot);
         }
     }

@@ -24,6 +24,7 @@ mod packet;
 mod rx;
 mod stats;
 mod tx;
+mod vlan;
 
 use aya_ebpf::{macros::classifier, programs::TcContext};
 

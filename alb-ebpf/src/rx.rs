@@ -4,6 +4,7 @@ use alb_common::{
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, EventKind, MAX_SLAVES, VmKey},
     reason::Reason,
     verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
+    vlan::Tag,
     wire::{ArpHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
 };
 use aya_ebpf::{
@@ -17,6 +18,7 @@ use crate::{
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
     tx::{add_atomic, slave_of_slot},
+    vlan,
 };
 
 #[inline(always)]
@@ -86,7 +88,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
                 to_vm(&packet);
                 false
             } else {
-                watch(&packet, this)
+                watch(&packet, this, vlan::tag(ctx, &packet))
             };
             if rewrite_dst && !packet.store_mac(0, &config.master_mac) {
                 count(Reason::RxMalformed);
@@ -123,14 +125,14 @@ fn to_vm(packet: &Packet<'_>) {
 /// undefined register on the ARP path (a short ARP), which the verifier
 /// refuses.
 #[inline(never)]
-fn watch(packet: &Packet<'_>, this: u32) -> bool {
-    match rx_watch(packet) {
+fn watch(packet: &Packet<'_>, this: u32, tag: Tag) -> bool {
+    match rx_watch(packet, tag) {
         Watch::Ipv4(key) => {
             if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
                 from_client(packet, entry, this);
             }
         }
-        Watch::Arp(arp) => client_arp(&arp, this),
+        Watch::Arp(arp) => client_arp(&arp, tag.vid, this),
         Watch::Ipv6 => return true,
         Watch::Nothing => {}
     }
@@ -154,9 +156,9 @@ pub(crate) fn from_client(packet: &Packet<'_>, entry: *mut ClientEntry, this: u3
 /// agent then tells it its slave again); every client ARP is reported so
 /// the agent can purge entries whose server address another host claims.
 #[inline(always)]
-fn client_arp(arp: &ArpHdr, this: u32) {
+fn client_arp(arp: &ArpHdr, vlan: u16, this: u32) {
     count(Reason::RxArp);
-    let key = ClientKey { server_ip: arp.tpa, client_ip: arp.spa };
+    let key = ClientKey::new(arp.tpa, arp.spa, vlan);
     if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
         // SAFETY: a live map value.
         let entry = unsafe { &mut *entry };

@@ -42,7 +42,7 @@ pub(crate) fn slave_traffic(slave: u32, direction: Direction, bytes: u32) {
 
 #[inline(always)]
 pub(crate) fn event(kind: EventKind, slave: u32, key: ClientKey, mac: Mac, op: u16, slot: u32) {
-    let event = Event { kind: kind as u32, slave, key, mac, op, slot, _pad: 0 };
+    let event = Event { kind: kind as u32, slave, key, mac, op, slot };
     if ALB_EVENTS.output(event, 0).is_err() {
         count(Reason::EventLost);
     }

@@ -10,6 +10,7 @@ use alb_common::{
         source_rewrite,
         tx::{HostArp, TxPlan, tx_plan},
     },
+    vlan::Tag,
     wire::{ARP_OP_REPLY, ArpHdr, EthHdr, Mac, ipv4_eq, is_valid_unicast, mac_eq},
 };
 use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
@@ -22,6 +23,7 @@ use crate::{
     },
     packet::{Packet, redirect},
     stats::{self, Direction, count, event},
+    vlan,
 };
 
 #[inline(always)]
@@ -30,7 +32,8 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         return TC_ACT_SHOT;
     };
     let packet = Packet::new(ctx);
-    match tx_plan(&packet, &config.master_mac) {
+    let tag = vlan::tag(ctx, &packet);
+    match tx_plan(&packet, &config.master_mac, tag) {
         TxPlan::Malformed => {
             count(Reason::TxMalformed);
             TC_ACT_SHOT
@@ -47,7 +50,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             }
             by_bucket(&packet, config, bucket, from_master)
         }
-        TxPlan::HostArp(arp) => host_arp(&packet, config, &arp),
+        TxPlan::HostArp(arp) => host_arp(&packet, config, &arp, tag),
         TxPlan::Vm { mac } => to_vm_slave(&packet, config, &mac),
         TxPlan::Ipv6 { from_master } => {
             ipv6::hand_over_tx(ctx);
@@ -55,10 +58,10 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             count(Reason::TxActive);
             send(&packet, config, config.active_slave, from_master)
         }
-        TxPlan::Announce { server_ip } => {
+        TxPlan::Announce { server_ip, vlan } => {
             count(Reason::TxArpAnnounce);
             if !ipv4_eq(&server_ip, &[0; 4]) {
-                let key = ClientKey { server_ip, client_ip: server_ip };
+                let key = ClientKey::new(server_ip, server_ip, vlan);
                 event(
                     EventKind::HostArpBroadcast,
                     config.active_slave,
@@ -155,8 +158,9 @@ pub(crate) fn by_bucket(
 
 /// A host ARP leaves by the client's slave with that slave's MAC as sender,
 /// so the client learns the MAC of the slave that will carry its traffic.
+/// `tag`: where the ARP header is (after an in-frame VLAN tag).
 #[inline(always)]
-fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
+fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp, tag: Tag) -> i32 {
     let slave = match ALB_CLIENTS.get_ptr_mut(arp.key) {
         Some(entry) => {
             // SAFETY: a live map value.
@@ -179,7 +183,7 @@ fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp) -> i32 {
     };
     if !mac_eq(&target.mac, &config.master_mac) {
         let rewritten = packet.store_mac(EthHdr::SRC_OFFSET, &target.mac)
-            && packet.store_mac(EthHdr::LEN + ArpHdr::SHA_OFFSET, &target.mac);
+            && packet.store_mac(tag.at(EthHdr::LEN + ArpHdr::SHA_OFFSET), &target.mac);
         if !rewritten {
             count(Reason::TxMalformed);
             return TC_ACT_SHOT;

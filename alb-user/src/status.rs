@@ -123,6 +123,9 @@ pub struct SlaveStatus {
 pub struct ClientStatus {
     pub server_ip: IpAddr,
     pub client_ip: IpAddr,
+    /// The VLAN ID (0: untagged): the same addresses in two VLANs are two
+    /// clients.
+    pub vlan: u16,
     pub mac: Option<String>,
     pub slave: Option<String>,
     pub rx_packets: u64,
@@ -167,13 +170,15 @@ pub async fn collect(master: &str) -> Result<Status> {
     let slaves_in_map = maps.slaves()?;
     let clients_in_map = maps.clients()?;
     let clients6_in_map = maps.clients6()?;
-    let entries: Vec<(IpAddr, IpAddr, &ClientEntry)> = clients_in_map
+    let entries: Vec<(IpAddr, IpAddr, u16, &ClientEntry)> = clients_in_map
         .iter()
         .map(|(key, entry)| {
-            (Ipv4Addr::from(key.server_ip).into(), Ipv4Addr::from(key.client_ip).into(), entry)
+            let (server, client) = (Ipv4Addr::from(key.server_ip), Ipv4Addr::from(key.client_ip));
+            (server.into(), client.into(), key.vlan, entry)
         })
         .chain(clients6_in_map.iter().map(|(key, entry)| {
-            (Ipv6Addr::from(key.server_ip).into(), Ipv6Addr::from(key.client_ip).into(), entry)
+            let (server, client) = (Ipv6Addr::from(key.server_ip), Ipv6Addr::from(key.client_ip));
+            (server.into(), client.into(), key.vlan, entry)
         }))
         .collect();
 
@@ -206,7 +211,7 @@ pub async fn collect(master: &str) -> Result<Status> {
             perm_mac: format_mac(&perm_mac),
             usable: slave.is_up(),
             active: *index == config.active_slave,
-            clients: entries.iter().filter(|(_, _, e)| maps.slave_of(e) == *index).count(),
+            clients: entries.iter().filter(|(_, _, _, e)| maps.slave_of(e) == *index).count(),
             rx_packets: stats.rx.packets,
             rx_bytes: stats.rx.bytes,
             tx_packets: stats.tx.packets,
@@ -226,9 +231,10 @@ pub async fn collect(master: &str) -> Result<Status> {
     }
     let clients = entries
         .iter()
-        .map(|&(server_ip, client_ip, entry)| ClientStatus {
+        .map(|&(server_ip, client_ip, vlan, entry)| ClientStatus {
             server_ip,
             client_ip,
+            vlan,
             mac: (entry.flags & CLIENT_MAC_KNOWN != 0).then(|| format_mac(&entry.mac)),
             slave: names_by_index.get(&maps.slave_of(entry)).cloned(),
             rx_packets: entry.rx_packets,
@@ -374,15 +380,25 @@ pub fn to_text(status: &Status) -> String {
             .unwrap_or(0)
             .max(15)
             + 1;
+        // A VLAN column only where some client is in a VLAN.
+        let vlans = status.clients.iter().any(|c| c.vlan != 0);
+        let vlan = |text: String| if vlans { format!("{text:<5} ") } else { String::new() };
         let _ = writeln!(
             out,
-            "{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
-            "server", "client", "client MAC", "slave", "rx pkts", "tx pkts"
+            "{}{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
+            vlan("vlan".to_owned()),
+            "server",
+            "client",
+            "client MAC",
+            "slave",
+            "rx pkts",
+            "tx pkts"
         );
         for client in &status.clients {
             let _ = writeln!(
                 out,
-                "{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
+                "{}{:<width$} {:<width$} {:<18} {:<10} {:>10} {:>10}",
+                vlan(client.vlan.to_string()),
                 client.server_ip.to_string(),
                 client.client_ip.to_string(),
                 client.mac.as_deref().unwrap_or("(unknown)"),
@@ -429,6 +445,7 @@ mod tests {
         ClientStatus {
             server_ip: server.parse().expect("address"),
             client_ip: client.parse().expect("address"),
+            vlan: 0,
             mac: Some("02:a1:c0:00:00:01".to_owned()),
             slave: Some(slave.to_owned()),
             rx_packets: 1,

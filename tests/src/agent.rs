@@ -567,6 +567,9 @@ pub struct SlaveStatus {
 pub struct ClientStatus {
     pub server_ip: String,
     pub client_ip: String,
+    /// The VLAN ID (0: untagged).
+    #[serde(default)]
+    pub vlan: u16,
     pub mac: Option<String>,
     pub slave: Option<String>,
     pub rx_packets: u64,

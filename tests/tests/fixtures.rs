@@ -53,6 +53,10 @@ suites!(
     tx_vm_of_a_failed_slave,
     rx_vm_on_non_active_slave,
     rx_vm_on_active_slave,
+    tx_tagged_host_arp_deals_one_client_per_vlan,
+    tx_tagged_ipv4_to_known_clients,
+    rx_tagged_arp_and_ipv4_count_for_the_client_of_their_vlan,
+    tx_tagged_host_advertisement_is_rewritten_behind_the_tag,
 );
 
 /// A suite added to the table but not to the list above would never run.

@@ -352,8 +352,11 @@ fn a_client_the_table_lost_is_told_its_new_slave() {
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>();
     let mut key = hex(&ipv6(SERVER_IP6));
     key.extend(hex(&ipv6(&c1.ip6)));
+    // VLAN 0 and the padding of the 40-byte key.
+    key.extend(std::iter::repeat_n("00".to_owned(), 8));
     let mac: Vec<u8> = c1.mac.split(':').map(|b| u8::from_str_radix(b, 16).expect("MAC")).collect();
     let mut host = hex(&mac);
+    // VLAN 0.
     host.extend(["00".to_owned(), "00".to_owned()]);
     let pins = alb_tests::agent::pin_dir(agent.master());
     for (map, key) in [("ALB_CLIENTS6", key), ("ALB_HOSTS6", host)] {

@@ -6,6 +6,7 @@ use crate::{
     nd::{self, Kind, checksum},
     reason::Reason,
     verdict::ipv6::{Tx6Plan, Watch6, rx6_watch, tx6_plan},
+    vlan::Tag,
     wire::{EthHdr, Frame as _, Ipv6Hdr, Mac, is_multicast},
 };
 
@@ -14,7 +15,7 @@ use crate::{
 pub(super) fn check_tx(frame: &[u8], master: &Mac, slave: &Mac, from_master: bool) {
     let ip: Option<Ipv6Hdr> = frame.read(EthHdr::LEN);
     let parsed = ip.map(|ip| nd::parse(frame, &ip));
-    match tx6_plan(frame, master, from_master) {
+    match tx6_plan(frame, master, from_master, Tag::default()) {
         Tx6Plan::HostNd(host) => {
             let ip = ip.expect("host ND has an IPv6 header");
             let nd = match parsed {
@@ -71,7 +72,7 @@ fn rewritten_still_valid(frame: &[u8], at: usize, checksum: [u8; 2], old: &Mac, 
 pub(super) fn check_rx(frame: &[u8]) {
     let ip: Option<Ipv6Hdr> = frame.read(EthHdr::LEN);
     let parsed = ip.map(|ip| nd::parse(frame, &ip));
-    match rx6_watch(frame) {
+    match rx6_watch(frame, Tag::default()) {
         Watch6::Nd { about } => {
             let nd = match parsed {
                 Some(Ok(nd)) => nd,
@@ -104,7 +105,7 @@ mod tests {
     const MASTER: Mac = [2, 0xa1, 0xb0, 0, 0, 0x17];
 
     fn tx(frame: &[u8]) -> Tx6Plan {
-        tx6_plan(frame, &MASTER, frame[6..12] == MASTER)
+        tx6_plan(frame, &MASTER, frame[6..12] == MASTER, Tag::default())
     }
 
     fn parsed(frame: &[u8]) -> Result<nd::Nd, Invalid> {
@@ -119,10 +120,10 @@ mod tests {
         let probe = seed!("ipv6_host_probe_link_local");
         assert!(matches!(tx(probe), Tx6Plan::HostNd(h) if h.client_mac != [0; 6]));
         for client in [seed!("ipv6_client_ns"), seed!("ipv6_client_na_no_option")] {
-            assert!(matches!(rx6_watch(client), Watch6::Nd { about: Some(_) }));
+            assert!(matches!(rx6_watch(client, Tag::default()), Watch6::Nd { about: Some(_) }));
         }
         assert_eq!(parsed(seed!("ipv6_ns_zero_length_option")), Err(Invalid::ZeroLengthOption));
-        assert_eq!(rx6_watch(seed!("ipv6_ns_zero_length_option")), Watch6::Invalid);
+        assert_eq!(rx6_watch(seed!("ipv6_ns_zero_length_option"), Tag::default()), Watch6::Invalid);
         assert_eq!(parsed(seed!("ipv6_na_bad_checksum")), Err(Invalid::Checksum));
         assert_eq!(
             tx(seed!("ipv6_na_bad_checksum")),

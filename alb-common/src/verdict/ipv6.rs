@@ -11,6 +11,7 @@ use crate::{
     maps::ClientKey6,
     nd::{self, Kind, NEIGHBOUR_ADVERT, NEIGHBOUR_SOLICIT, Nd},
     reason::Reason,
+    vlan::{Tag, Untagged},
     wire::{
         Addr6, Aligned, BROADCAST_MAC, EthHdr, Frame, IPPROTO_HOPOPTS, IPPROTO_ICMPV6, Ipv6Hdr,
         Mac, is_multicast, mac_eq,
@@ -20,19 +21,20 @@ use crate::{
 /// The Ethernet address of all-nodes, ff02::1.
 const ALL_NODES: Mac = [0x33, 0x33, 0, 0, 0, 1];
 
-/// A server address and a client address: a client of the IPv6 table,
-/// in the word form the decisions pass around ([`Client6::key`] is its
-/// map key).
+/// A server address and a client address in one VLAN: a client of the
+/// IPv6 table, in the word form the decisions pass around
+/// ([`Client6::key`] is its map key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Client6 {
     pub server: Addr6,
     pub client: Addr6,
+    pub vlan: u16,
 }
 
 impl Client6 {
     #[inline(always)]
     pub fn key(&self) -> ClientKey6 {
-        ClientKey6 { server_ip: self.server.octets(), client_ip: self.client.octets() }
+        ClientKey6::new(self.server.octets(), self.client.octets(), self.vlan)
     }
 }
 
@@ -58,17 +60,24 @@ pub struct HostNd {
     /// or a reachability probe); zero for a solicitation to the client's
     /// solicited-node group.
     pub client_mac: Mac,
-    /// Frame offset of the MAC in the link-layer address option; 0 when
-    /// the message has none (an answer to a reachability probe).
+    /// Offset of the MAC in the link-layer address option, as an untagged
+    /// frame has it (write at [`Tag::at`]); 0 when the message has none
+    /// (an answer to a reachability probe).
     pub lla_at: u32,
     /// The ICMPv6 checksum as sent, for the incremental update.
     pub checksum: [u8; 2],
 }
 
 /// Decides how an IPv6 frame leaving the master is sent; `from_master`:
-/// its source is the master's MAC.
+/// its source is the master's MAC; `tag`: its VLAN tag ([`Tag::of`]).
 #[inline(always)]
-pub fn tx6_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac, from_master: bool) -> Tx6Plan {
+pub fn tx6_plan<F: Frame + ?Sized>(
+    frame: &F,
+    master_mac: &Mac,
+    from_master: bool,
+    tag: Tag,
+) -> Tx6Plan {
+    let frame = &Untagged::new(frame, tag);
     let active = Tx6Plan::Active { reason: Reason::TxActive };
     let (Some(dst), Some(Aligned(ip))) =
         (frame.read::<Mac>(0), frame.read::<Aligned<Ipv6Hdr>>(EthHdr::LEN))
@@ -87,13 +96,14 @@ pub fn tx6_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac, from_master: boo
     if ip.next_header == IPPROTO_ICMPV6 {
         match frame.read::<u8>(nd::ICMP_OFFSET) {
             Some(NEIGHBOUR_SOLICIT | NEIGHBOUR_ADVERT) => {
-                return host_nd(frame, &ip, &dst, master_mac, from_master);
+                return host_nd(frame, &ip, &dst, master_mac, from_master, tag.vid);
             }
             Some(nd::ROUTER_SOLICIT | nd::ROUTER_ADVERT | nd::REDIRECT) => return active,
             _ => {}
         }
     }
-    let client = (!is_multicast(&dst)).then_some(Client6 { server: saddr, client: daddr });
+    let client =
+        (!is_multicast(&dst)).then_some(Client6 { server: saddr, client: daddr, vlan: tag.vid });
     Tx6Plan::Balance { client, bucket: bucket_of_v6(&ip.daddr) }
 }
 
@@ -109,6 +119,7 @@ fn host_nd<F: Frame + ?Sized>(
     dst: &Mac,
     master_mac: &Mac,
     from_master: bool,
+    vlan: u16,
 ) -> Tx6Plan {
     let active = Tx6Plan::Active { reason: Reason::TxActive };
     if !from_master {
@@ -124,10 +135,10 @@ fn host_nd<F: Frame + ?Sized>(
     let (saddr, daddr) = (Addr6::new(&ip.saddr), Addr6::new(&ip.daddr));
     let unicast = !is_multicast(dst) && !daddr.is_multicast();
     let client = match nd.kind {
-        Kind::Advert if unicast => Client6 { server: nd.target, client: daddr },
+        Kind::Advert if unicast => Client6 { server: nd.target, client: daddr, vlan },
         Kind::Advert => return active,
         Kind::Solicit if nd.target == saddr => return active,
-        Kind::Solicit => Client6 { server: saddr, client: nd.target },
+        Kind::Solicit => Client6 { server: saddr, client: nd.target, vlan },
     };
     Tx6Plan::HostNd(HostNd {
         client,
@@ -154,9 +165,11 @@ pub enum Watch6 {
     Nothing,
 }
 
-/// Reads what the receive path learns from an IPv6 frame it delivers.
+/// Reads what the receive path learns from an IPv6 frame it delivers;
+/// `tag`: its VLAN tag ([`Tag::of`]).
 #[inline(always)]
-pub fn rx6_watch<F: Frame + ?Sized>(frame: &F) -> Watch6 {
+pub fn rx6_watch<F: Frame + ?Sized>(frame: &F, tag: Tag) -> Watch6 {
+    let frame = &Untagged::new(frame, tag);
     let Some(Aligned(ip)) = frame.read::<Aligned<Ipv6Hdr>>(EthHdr::LEN) else {
         return Watch6::Nothing;
     };
@@ -166,12 +179,16 @@ pub fn rx6_watch<F: Frame + ?Sized>(frame: &F) -> Watch6 {
     if ip.next_header == IPPROTO_ICMPV6 {
         if let Some(NEIGHBOUR_SOLICIT | NEIGHBOUR_ADVERT) = frame.read::<u8>(nd::ICMP_OFFSET) {
             return match nd::parse(frame, &ip) {
-                Ok(nd) => Watch6::Nd { about: client_of(&ip, &nd) },
+                Ok(nd) => Watch6::Nd { about: client_of(&ip, &nd, tag.vid) },
                 Err(_) => Watch6::Invalid,
             };
         }
     }
-    Watch6::Data(Client6 { server: Addr6::new(&ip.daddr), client: Addr6::new(&ip.saddr) })
+    Watch6::Data(Client6 {
+        server: Addr6::new(&ip.daddr),
+        client: Addr6::new(&ip.saddr),
+        vlan: tag.vid,
+    })
 }
 
 /// The client a received solicitation or advertisement speaks for: a
@@ -179,13 +196,13 @@ pub fn rx6_watch<F: Frame + ?Sized>(frame: &F) -> Watch6 {
 /// source); an advertisement answers the server (its destination) about
 /// the client (its target).
 #[inline(always)]
-fn client_of(ip: &Ipv6Hdr, nd: &Nd) -> Option<(Client6, Mac)> {
+fn client_of(ip: &Ipv6Hdr, nd: &Nd, vlan: u16) -> Option<(Client6, Mac)> {
     let (saddr, daddr) = (Addr6::new(&ip.saddr), Addr6::new(&ip.daddr));
     let client = match nd.kind {
         Kind::Solicit if saddr.is_unspecified() => return None,
-        Kind::Solicit => Client6 { server: nd.target, client: saddr },
+        Kind::Solicit => Client6 { server: nd.target, client: saddr, vlan },
         Kind::Advert if daddr.is_multicast() => return None,
-        Kind::Advert => Client6 { server: daddr, client: nd.target },
+        Kind::Advert => Client6 { server: daddr, client: nd.target, vlan },
     };
     Some((client, nd.lla))
 }

@@ -8,6 +8,7 @@
 use crate::{
     maps::ClientKey,
     reason::Reason,
+    vlan::{Tag, Untagged},
     wire::{
         ArpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr, Frame, Ipv4Hdr, Mac, is_multicast, mac_eq,
     },
@@ -106,21 +107,26 @@ pub fn rx_plan(
 pub enum Watch {
     /// IPv4 from `key.client_ip` to `key.server_ip`: count it for the client.
     Ipv4(ClientKey),
-    /// An Ethernet/IPv4 ARP: learn from it.
+    /// An Ethernet/IPv4 ARP: learn from it, for the client of the frame's
+    /// VLAN (`Tag::vid`). The VLAN is not carried here: an enum with it
+    /// made LLVM copy the undefined payload of `Nothing` through a register
+    /// after a failed read, which the verifier refuses.
     Arp(ArpHdr),
     /// IPv6: [`super::ipv6::rx6_watch`] reads the rest.
     Ipv6,
     Nothing,
 }
 
-/// Reads what the receive path learns from a frame it delivers.
+/// Reads what the receive path learns from a frame it delivers; `tag`: its
+/// VLAN tag ([`Tag::of`]), whose VLAN its client is in.
 #[inline(always)]
-pub fn rx_watch<F: Frame + ?Sized>(frame: &F) -> Watch {
+pub fn rx_watch<F: Frame + ?Sized>(frame: &F, tag: Tag) -> Watch {
+    let frame = &Untagged::new(frame, tag);
     let Some(ether_type) = frame.read::<[u8; 2]>(12) else { return Watch::Nothing };
     match u16::from_be_bytes(ether_type) {
         ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
             Some(ip) if ip.version_ihl >> 4 == 4 => {
-                Watch::Ipv4(ClientKey { server_ip: ip.daddr, client_ip: ip.saddr })
+                Watch::Ipv4(ClientKey::new(ip.daddr, ip.saddr, tag.vid))
             }
             _ => Watch::Nothing,
         },
@@ -264,14 +270,34 @@ mod tests {
         let server = [198, 18, 0, 1];
         let client = [198, 18, 0, 11];
         let ping = ipv4_frame(S0, [2, 0, 0, 0, 1, 1], client, server, 1);
-        assert_eq!(
-            rx_watch(&ping[..]),
-            Watch::Ipv4(ClientKey { server_ip: server, client_ip: client })
-        );
+        let none = Tag::default();
+        assert_eq!(rx_watch(&ping[..], none), Watch::Ipv4(ClientKey::new(server, client, 0)));
         let arp = arp_frame(S0, [2, 0, 0, 0, 1, 1], 2, [2, 0, 0, 0, 1, 1], client, S0, server);
-        assert!(matches!(rx_watch(&arp[..]), Watch::Arp(a) if a.spa == client));
-        assert_eq!(rx_watch(&arp[..20]), Watch::Nothing);
-        assert_eq!(rx_watch(&ping[..30]), Watch::Nothing);
+        assert!(matches!(rx_watch(&arp[..], none), Watch::Arp(a) if a.spa == client));
+        assert_eq!(rx_watch(&arp[..20], none), Watch::Nothing);
+        assert_eq!(rx_watch(&ping[..30], none), Watch::Nothing);
+    }
+
+    #[test]
+    fn watch_puts_clients_in_their_vlan_whichever_form_the_tag_takes() {
+        use crate::testing::{arp_frame, ipv4_frame, tagged};
+        let server = [198, 18, 0, 1];
+        let client = [198, 18, 0, 11];
+        let ping = ipv4_frame(S0, PEER, client, server, 1);
+        let in_frame = tagged(&ping, 100);
+        let tag = Tag::of(&in_frame[..], None);
+        assert_eq!(rx_watch(&in_frame[..], tag), Watch::Ipv4(ClientKey::new(server, client, 100)));
+        let offloaded = Tag::of(&ping[..], Some(100));
+        assert_eq!(
+            rx_watch(&ping[..], offloaded),
+            Watch::Ipv4(ClientKey::new(server, client, 100))
+        );
+        let arp = tagged(&arp_frame(S0, PEER, 2, PEER, client, S0, server), 200);
+        assert!(matches!(
+            rx_watch(&arp[..], Tag::of(&arp[..], None)),
+            Watch::Arp(a) if a.spa == client && a.sha == PEER
+        ));
+        assert_eq!(rx_watch(&in_frame[..30], tag), Watch::Nothing, "cut inside the IPv4 header");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::{
     assign::bucket_of_v4,
     maps::ClientKey,
     reason::Reason,
+    vlan::{Tag, Untagged},
     wire::{
         ARP_OP_REPLY, ARP_OP_REQUEST, ArpHdr, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
         EthHdr, Frame, IPPROTO_IGMP, Ipv4Hdr, Mac, ipv4_eq, is_multicast, is_valid_unicast, mac_eq,
@@ -29,9 +30,10 @@ pub enum TxPlan {
     /// Ethernet source and ARP sender.
     HostArp(HostArp),
     /// A gratuitous ARP or probe from the master: out of the active slave
-    /// unchanged; for a real address (not 0.0.0.0), every client of it
-    /// that is not on the active slave must be told its slave again.
-    Announce { server_ip: [u8; 4] },
+    /// unchanged; for a real address (not 0.0.0.0), every client of it (in
+    /// VLAN `vlan`) that is not on the active slave must be told its slave
+    /// again.
+    Announce { server_ip: [u8; 4], vlan: u16 },
     /// A frame from another source MAC (a VM behind a bridge on the
     /// master, a macvlan on it), whatever it carries (ARP, Neighbor
     /// Discovery, broadcast included): out of the slave that MAC is pinned
@@ -47,7 +49,7 @@ pub enum TxPlan {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostArp {
-    /// Sender IP (server) and target IP (client).
+    /// Sender IP (server) and target IP (client), in the frame's VLAN.
     pub key: ClientKey,
     pub op: u16,
     /// The client's MAC as the ARP names it: the destination of a reply or
@@ -59,12 +61,26 @@ pub struct HostArp {
     pub broadcast: bool,
 }
 
-/// Decides how a frame leaving the master is sent.
+/// Decides how a frame leaving the master is sent; `tag`: its VLAN tag
+/// ([`Tag::of`]). A tagged frame is decided as the frame inside the tag,
+/// and its clients are the clients of its VLAN.
 #[inline(always)]
-pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
-    let Some(eth) = frame.read::<EthHdr>(0) else {
+pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac, tag: Tag) -> TxPlan {
+    // One read of the Ethernet header, as for an untagged frame; behind an
+    // in-frame tag, the inner ethertype replaces the TPID. (Reading the
+    // addresses and the ethertype as two reads checked together made LLVM
+    // merge the two failures, and Linux 6.1's verifier then followed a path
+    // where the ethertype was never loaded.)
+    let Some(mut eth) = frame.read::<EthHdr>(0) else {
         return TxPlan::Malformed;
     };
+    if tag.in_frame {
+        match frame.read::<[u8; 2]>(EthHdr::LEN + 2) {
+            Some(inner) => eth.ether_type = inner,
+            None => return TxPlan::Malformed,
+        }
+    }
+    let frame = &Untagged::new(frame, tag);
     let from_master = mac_eq(&eth.src, master_mac);
     // The host's own frames pay this one test of a comparison made anyway.
     if !from_master && is_valid_unicast(&eth.src) {
@@ -73,11 +89,11 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
     let active = TxPlan::Active { reason: Reason::TxActive, from_master };
     match eth.ether_type() {
         ETH_P_ARP => match frame.read::<ArpHdr>(EthHdr::LEN) {
-            Some(arp) if arp.is_ethernet_ipv4() => arp_plan(&eth, &arp, master_mac),
+            Some(arp) if arp.is_ethernet_ipv4() => arp_plan(&eth, &arp, master_mac, tag.vid),
             _ => active,
         },
         ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
-            Some(ip) if ip.version_ihl >> 4 == 4 => ipv4_plan(&eth, &ip, from_master),
+            Some(ip) if ip.version_ihl >> 4 == 4 => ipv4_plan(&eth, &ip, from_master, tag.vid),
             _ => active,
         },
         ETH_P_IPV6 => TxPlan::Ipv6 { from_master },
@@ -89,7 +105,7 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
 /// other ARP from the master's MAC (another sender, RARP) leaves unchanged
 /// by the active slave (spec §1.4 filters). A VM's ARP never gets here.
 #[inline(always)]
-fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
+fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac, vlan: u16) -> TxPlan {
     let op = arp.oper();
     let ours = mac_eq(&arp.sha, master_mac) && mac_eq(&eth.src, master_mac);
     if !ours || (op != ARP_OP_REQUEST && op != ARP_OP_REPLY) {
@@ -101,11 +117,11 @@ fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
     // clients of other slaves that heard the announcement are told their
     // own slave again (`Announce`).
     if ipv4_eq(&arp.spa, &arp.tpa) || ipv4_eq(&arp.spa, &[0; 4]) {
-        return TxPlan::Announce { server_ip: arp.spa };
+        return TxPlan::Announce { server_ip: arp.spa, vlan };
     }
     let broadcast = is_multicast(&eth.dst);
     TxPlan::HostArp(HostArp {
-        key: ClientKey { server_ip: arp.spa, client_ip: arp.tpa },
+        key: ClientKey::new(arp.spa, arp.tpa, vlan),
         op,
         client_mac: if broadcast { [0; 6] } else { eth.dst },
         broadcast,
@@ -115,15 +131,14 @@ fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
 /// Broadcast, limited broadcast and IGMP by the active slave; the rest,
 /// multicast data included, balanced (spec §2.2).
 #[inline(always)]
-fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Hdr, from_master: bool) -> TxPlan {
+fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Hdr, from_master: bool, vlan: u16) -> TxPlan {
     if mac_eq(&eth.dst, &BROADCAST_MAC)
         || ipv4_eq(&ip.daddr, &[255; 4])
         || ip.protocol == IPPROTO_IGMP
     {
         return TxPlan::Active { reason: Reason::TxActive, from_master };
     }
-    let client =
-        (!is_multicast(&eth.dst)).then_some(ClientKey { server_ip: ip.saddr, client_ip: ip.daddr });
+    let client = (!is_multicast(&eth.dst)).then_some(ClientKey::new(ip.saddr, ip.daddr, vlan));
     TxPlan::Balance { client, bucket: bucket_of_v4(&ip.daddr), from_master }
 }
 
@@ -144,8 +159,10 @@ mod tests {
     #[test]
     fn host_arp_reply_goes_by_client() {
         let frame = arp_frame(CLIENT, MASTER, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
-        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER) else { panic!("not host ARP") };
-        assert_eq!(host.key, ClientKey { server_ip: SERVER_IP, client_ip: CLIENT_IP });
+        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER, Tag::default()) else {
+            panic!("not host ARP")
+        };
+        assert_eq!(host.key, ClientKey::new(SERVER_IP, CLIENT_IP, 0));
         assert_eq!(host.client_mac, CLIENT);
         assert!(!host.broadcast);
     }
@@ -153,7 +170,9 @@ mod tests {
     #[test]
     fn host_broadcast_request_is_flagged() {
         let frame = arp_frame(BROADCAST_MAC, MASTER, 1, MASTER, SERVER_IP, [0; 6], CLIENT_IP);
-        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER) else { panic!("not host ARP") };
+        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER, Tag::default()) else {
+            panic!("not host ARP")
+        };
         assert!(host.broadcast);
         assert_eq!(host.client_mac, [0; 6]);
     }
@@ -161,17 +180,28 @@ mod tests {
     #[test]
     fn gratuitous_arp_and_probes_are_announcements() {
         let garp = arp_frame(BROADCAST_MAC, MASTER, 1, MASTER, SERVER_IP, [0; 6], SERVER_IP);
-        assert_eq!(tx_plan(&garp[..], &MASTER), TxPlan::Announce { server_ip: SERVER_IP });
+        assert_eq!(
+            tx_plan(&garp[..], &MASTER, Tag::default()),
+            TxPlan::Announce { server_ip: SERVER_IP, vlan: 0 }
+        );
         let garp_reply = arp_frame(BROADCAST_MAC, MASTER, 2, MASTER, SERVER_IP, MASTER, SERVER_IP);
-        assert_eq!(tx_plan(&garp_reply[..], &MASTER), TxPlan::Announce { server_ip: SERVER_IP });
+        assert_eq!(
+            tx_plan(&garp_reply[..], &MASTER, Tag::default()),
+            TxPlan::Announce { server_ip: SERVER_IP, vlan: 0 }
+        );
         let probe = arp_frame(BROADCAST_MAC, MASTER, 1, MASTER, [0; 4], [0; 6], SERVER_IP);
-        assert_eq!(tx_plan(&probe[..], &MASTER), TxPlan::Announce { server_ip: [0; 4] });
+        assert_eq!(
+            tx_plan(&probe[..], &MASTER, Tag::default()),
+            TxPlan::Announce { server_ip: [0; 4], vlan: 0 }
+        );
     }
 
     #[test]
     fn a_broadcast_reply_is_flagged_too() {
         let frame = arp_frame(BROADCAST_MAC, MASTER, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
-        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER) else { panic!("not host ARP") };
+        let TxPlan::HostArp(host) = tx_plan(&frame[..], &MASTER, Tag::default()) else {
+            panic!("not host ARP")
+        };
         assert!(host.broadcast);
     }
 
@@ -181,12 +211,12 @@ mod tests {
         // Another sender in an ARP from the master's MAC.
         let foreign = arp_frame(CLIENT, MASTER, 2, other, SERVER_IP, CLIENT, CLIENT_IP);
         assert_eq!(
-            tx_plan(&foreign[..], &MASTER),
+            tx_plan(&foreign[..], &MASTER, Tag::default()),
             TxPlan::Active { reason: Reason::TxArpForeign, from_master: false }
         );
         let rarp = arp_frame(CLIENT, MASTER, 3, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
         assert_eq!(
-            tx_plan(&rarp[..], &MASTER),
+            tx_plan(&rarp[..], &MASTER, Tag::default()),
             TxPlan::Active { reason: Reason::TxArpForeign, from_master: true }
         );
     }
@@ -195,9 +225,9 @@ mod tests {
     fn ipv4_rules_of_spec_2_2() {
         let unicast = ipv4_frame(CLIENT, MASTER, SERVER_IP, CLIENT_IP, 6);
         assert_eq!(
-            tx_plan(&unicast[..], &MASTER),
+            tx_plan(&unicast[..], &MASTER, Tag::default()),
             TxPlan::Balance {
-                client: Some(ClientKey { server_ip: SERVER_IP, client_ip: CLIENT_IP }),
+                client: Some(ClientKey::new(SERVER_IP, CLIENT_IP, 0)),
                 bucket: bucket_of_v4(&CLIENT_IP),
                 from_master: true,
             }
@@ -207,12 +237,12 @@ mod tests {
             ipv4_frame(CLIENT, MASTER, SERVER_IP, [255; 4], 17),
             ipv4_frame([1, 0, 0x5e, 0, 0, 22], MASTER, SERVER_IP, [224, 0, 0, 22], IPPROTO_IGMP),
         ] {
-            assert_eq!(tx_plan(&frame[..], &MASTER), active());
+            assert_eq!(tx_plan(&frame[..], &MASTER, Tag::default()), active());
         }
         let multicast_data =
             ipv4_frame([1, 0, 0x5e, 1, 1, 1], MASTER, SERVER_IP, [239, 1, 1, 1], 17);
         assert!(matches!(
-            tx_plan(&multicast_data[..], &MASTER),
+            tx_plan(&multicast_data[..], &MASTER, Tag::default()),
             TxPlan::Balance { client: None, .. }
         ));
     }
@@ -229,29 +259,88 @@ mod tests {
             // The VM claims the master's MAC in its ARP: still the VM's frame.
             arp_frame(CLIENT, vm, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP),
         ] {
-            assert_eq!(tx_plan(&frame[..], &MASTER), TxPlan::Vm { mac: vm });
+            assert_eq!(tx_plan(&frame[..], &MASTER, Tag::default()), TxPlan::Vm { mac: vm });
         }
         assert_eq!(
-            tx_plan(&ipv6_frame(CLIENT, vm, src6, 58, None)[..], &MASTER),
+            tx_plan(&ipv6_frame(CLIENT, vm, src6, 58, None)[..], &MASTER, Tag::default()),
             TxPlan::Vm { mac: vm }
         );
         // No valid source MAC: not a VM; the frame goes as before.
         let zero = ipv4_frame(CLIENT, [0; 6], SERVER_IP, CLIENT_IP, 6);
-        assert!(matches!(tx_plan(&zero[..], &MASTER), TxPlan::Balance { from_master: false, .. }));
+        assert!(matches!(
+            tx_plan(&zero[..], &MASTER, Tag::default()),
+            TxPlan::Balance { from_master: false, .. }
+        ));
         let group = ipv4_frame(CLIENT, [3, 0, 0, 0, 0, 1], SERVER_IP, CLIENT_IP, 6);
-        assert!(matches!(tx_plan(&group[..], &MASTER), TxPlan::Balance { from_master: false, .. }));
+        assert!(matches!(
+            tx_plan(&group[..], &MASTER, Tag::default()),
+            TxPlan::Balance { from_master: false, .. }
+        ));
         // A frame of the VM's too short for its ethertype is still pinned.
         let short = ipv4_frame(CLIENT, vm, SERVER_IP, CLIENT_IP, 6);
-        assert_eq!(tx_plan(&short[..14], &MASTER), TxPlan::Vm { mac: vm });
+        assert_eq!(tx_plan(&short[..14], &MASTER, Tag::default()), TxPlan::Vm { mac: vm });
     }
 
     #[test]
     fn ipv6_is_left_to_its_own_plan() {
         let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         let tcp = ipv6_frame(CLIENT, MASTER, src, 6, None);
-        assert_eq!(tx_plan(&tcp[..], &MASTER), TxPlan::Ipv6 { from_master: true });
+        assert_eq!(tx_plan(&tcp[..], &MASTER, Tag::default()), TxPlan::Ipv6 { from_master: true });
         let unknown = ipv6_frame(CLIENT, [0; 6], src, 6, None);
-        assert_eq!(tx_plan(&unknown[..], &MASTER), TxPlan::Ipv6 { from_master: false });
+        assert_eq!(
+            tx_plan(&unknown[..], &MASTER, Tag::default()),
+            TxPlan::Ipv6 { from_master: false }
+        );
+    }
+
+    #[test]
+    fn tagged_frames_are_decided_inside_their_vlan() {
+        use crate::testing::tagged;
+        let reply = arp_frame(CLIENT, MASTER, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
+        let in_frame = tagged(&reply, 100);
+        let tag = Tag::of(&in_frame[..], None);
+        let TxPlan::HostArp(host) = tx_plan(&in_frame[..], &MASTER, tag) else {
+            panic!("a tagged host ARP reply is host ARP")
+        };
+        assert_eq!(host.key, ClientKey::new(SERVER_IP, CLIENT_IP, 100));
+        // The same frame with its tag offloaded: the same client.
+        let offloaded = Tag::of(&reply[..], Some(100));
+        assert_eq!(tx_plan(&reply[..], &MASTER, offloaded), TxPlan::HostArp(host));
+        // Another VLAN reusing the addresses: another client.
+        let TxPlan::HostArp(other) = tx_plan(&reply[..], &MASTER, Tag::of(&reply[..], Some(200)))
+        else {
+            panic!("host ARP")
+        };
+        assert_ne!(other.key, host.key);
+        let tcp = tagged(&ipv4_frame(CLIENT, MASTER, SERVER_IP, CLIENT_IP, 6), 100);
+        assert_eq!(
+            tx_plan(&tcp[..], &MASTER, Tag::of(&tcp[..], None)),
+            TxPlan::Balance {
+                client: Some(ClientKey::new(SERVER_IP, CLIENT_IP, 100)),
+                bucket: bucket_of_v4(&CLIENT_IP),
+                from_master: true,
+            }
+        );
+        let garp =
+            tagged(&arp_frame(BROADCAST_MAC, MASTER, 1, MASTER, SERVER_IP, [0; 6], SERVER_IP), 7);
+        assert_eq!(
+            tx_plan(&garp[..], &MASTER, Tag::of(&garp[..], None)),
+            TxPlan::Announce { server_ip: SERVER_IP, vlan: 7 }
+        );
+        let igmp =
+            ipv4_frame([1, 0, 0x5e, 0, 0, 22], MASTER, SERVER_IP, [224, 0, 0, 22], IPPROTO_IGMP);
+        let igmp = tagged(&igmp, 7);
+        assert_eq!(tx_plan(&igmp[..], &MASTER, Tag::of(&igmp[..], None)), active());
+        let src6 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let v6 = tagged(&ipv6_frame(CLIENT, MASTER, src6, 6, None), 7);
+        assert_eq!(
+            tx_plan(&v6[..], &MASTER, Tag::of(&v6[..], None)),
+            TxPlan::Ipv6 { from_master: true }
+        );
+        // QinQ: a tag inside the offloaded one is not IP to alb.
+        assert_eq!(tx_plan(&tcp[..], &MASTER, Tag::of(&tcp[..], Some(5))), active());
+        // A tag and nothing after it.
+        assert_eq!(tx_plan(&tcp[..16], &MASTER, Tag::of(&tcp[..], None)), TxPlan::Malformed);
     }
 
     #[test]
@@ -260,9 +349,9 @@ mod tests {
         lldp[0..6].copy_from_slice(&[1, 0x80, 0xc2, 0, 0, 0xe]);
         lldp[6..12].copy_from_slice(&MASTER);
         lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
-        assert_eq!(tx_plan(&lldp[..], &MASTER), active());
-        assert_eq!(tx_plan(&lldp[..13], &MASTER), TxPlan::Malformed);
+        assert_eq!(tx_plan(&lldp[..], &MASTER, Tag::default()), active());
+        assert_eq!(tx_plan(&lldp[..13], &MASTER, Tag::default()), TxPlan::Malformed);
         let arp = arp_frame(CLIENT, MASTER, 2, MASTER, SERVER_IP, CLIENT, CLIENT_IP);
-        assert_eq!(tx_plan(&arp[..30], &MASTER), active());
+        assert_eq!(tx_plan(&arp[..30], &MASTER, Tag::default()), active());
     }
 }

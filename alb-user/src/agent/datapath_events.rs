@@ -11,6 +11,7 @@ use log::{debug, info, warn};
 
 use super::{Agent, Walk};
 use crate::{
+    clients::collapse::Server,
     datapath::{ClientCursor, Event},
     format_mac,
 };
@@ -66,19 +67,22 @@ impl Agent {
                     self.tell(slot, Vec::new(), vec![(key, mac)]);
                 }
             }
-            Event::HostArpBroadcast { server, target, slave } => {
-                if self.collapses.note(server, Instant::now()) {
+            Event::HostArpBroadcast { server, target, slave, vlan } => {
+                if self.collapses.note((server, vlan), Instant::now()) {
                     // An announcement of the server address itself reached
-                    // every client; a request for one client came from that
-                    // client's slave, whose clients heard their own MAC.
+                    // every client (of its VLAN); a request for one client
+                    // came from that client's slave, whose clients heard
+                    // their own MAC.
                     let skip = (target != server).then_some((target, slave));
-                    self.correct_collapse(server, skip);
+                    self.correct_collapse((server, vlan), skip);
                 }
             }
-            // Only an ARP from a server address can claim it: any other
-            // client ARP costs a set lookup, nothing more.
-            Event::ArpSeen { sender, sender_mac, .. } if self.clients.is_server(&sender) => {
-                self.purge_foreign_claim(sender, sender_mac);
+            // Only an ARP from a server address (in the VLAN it came in) can
+            // claim it: any other client ARP costs a set lookup, nothing more.
+            Event::ArpSeen { sender, sender_mac, vlan, .. }
+                if self.clients.is_server(&(sender, vlan)) =>
+            {
+                self.purge_foreign_claim((sender, vlan), sender_mac);
             }
             Event::ArpSeen { .. } => {}
             Event::NewVm { mac, slot, slave } => self.on_new_vm(&mac, slot, slave),
@@ -90,7 +94,7 @@ impl Agent {
     /// (gratuitous form, so Linux clients apply it inside their ARP
     /// locktime); the kernel waits ~2 s. `skip`: the target of the request
     /// and the slave whose MAC it carried, which need no correction.
-    pub(super) fn correct_collapse(&self, server: Ipv4, skip: Option<(Ipv4, u32)>) {
+    pub(super) fn correct_collapse(&self, server: Server, skip: Option<(Ipv4, u32)>) {
         let slots = &self.slots;
         let groups = self.clients.of_server(&server, |key, slot| {
             skip.is_some_and(|(target, slave)| {
@@ -106,7 +110,9 @@ impl Agent {
                 Some((target, _)) => {
                     info!("host ARP request for {}: re-told {told} clients", ip(&target));
                 }
-                None => info!("host ARP broadcasts for {}: re-told {told} clients", ip(&server)),
+                None => {
+                    info!("host ARP broadcasts for {}: re-told {told} clients", ip(&server.0));
+                }
             }
         }
     }
@@ -114,18 +120,19 @@ impl Agent {
     /// Another host claims a server address (an ARP from it with a MAC that
     /// is none of ours): forget every client of that address, so no update
     /// ever claims it for us again (spec §1.6).
-    fn purge_foreign_claim(&mut self, sender: Ipv4, sender_mac: Mac) {
+    fn purge_foreign_claim(&mut self, sender: Server, sender_mac: Mac) {
         let state = &self.set.state;
         let ours =
             state.slaves.iter().any(|s| s.mac == sender_mac) || sender_mac == state.master_mac;
-        if ours || sender == [0; 4] {
+        if ours || sender.0 == [0; 4] {
             return;
         }
         let keys = self.clients.forget_server(&sender);
         match self.datapath.forget_clients(&keys) {
             Ok(forgotten) => warn!(
-                "{} claimed by {}: forgot {forgotten} clients of that address",
-                ip(&sender),
+                "{}{} claimed by {}: forgot {forgotten} clients of that address",
+                ip(&sender.0),
+                in_vlan(sender.1),
                 format_mac(&sender_mac),
             ),
             Err(error) => warn!("{error:#}"),
@@ -220,6 +227,11 @@ impl Agent {
 
 fn ip(addr: &Ipv4) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(*addr)
+}
+
+/// " in VLAN N", or nothing for untagged.
+fn in_vlan(vlan: u16) -> String {
+    if vlan == 0 { String::new() } else { format!(" in VLAN {vlan}") }
 }
 
 fn ip6(addr: &Ipv6) -> std::net::Ipv6Addr {

@@ -15,7 +15,10 @@ use anyhow::Result;
 use log::{debug, info, warn};
 
 use super::Agent;
-use crate::{announce::worker::Job, slaves::Transition};
+use crate::{
+    announce::{rejoin::vlan_devices, worker::Job},
+    slaves::Transition,
+};
 
 impl Agent {
     pub(super) async fn transition(&mut self, transition: &Transition) -> Result<()> {
@@ -126,23 +129,36 @@ impl Agent {
     /// active slave (bonding's resend_igmp; whatever made it active: a
     /// failover, `alb set active`, a reload): snooping switches then send
     /// the streams to its port.
+    /// The groups of each VLAN device on the master go tagged with its VLAN.
     pub(super) async fn rejoin_groups(&self, active: usize) {
-        let master = self.master.link.index;
-        let source = match self.netlink.first_ipv4(master).await {
-            Ok(source) => source,
-            Err(error) => {
-                warn!("{error:#}");
-                None
+        let mut devices = vec![(self.master.link.index, 0)];
+        // Absent until the 8021q module is loaded: no VLAN devices then.
+        if let Ok(text) = std::fs::read_to_string("/proc/net/vlan/config") {
+            for (name, vlan) in vlan_devices(&text, &self.options.master) {
+                match nix::net::if_::if_nametoindex(name.as_str()) {
+                    Ok(index) => devices.push((index, vlan)),
+                    Err(error) => debug!("VLAN device {name}: {error}"),
+                }
             }
-        };
+        }
         let slave = self.set.state.slaves[active].ifindex;
-        match self.announcer.rejoin(slave, master, &self.set.state.master_mac, source) {
-            Ok(sent) if sent.ipv4_groups + sent.ipv6_groups > 0 => debug!(
-                "reported {} IPv4 and {} IPv6 groups through {}",
-                sent.ipv4_groups, sent.ipv6_groups, self.set.names[active]
-            ),
-            Ok(_) => {}
-            Err(error) => warn!("cannot report the master's groups again: {error:#}"),
+        for (device, vlan) in devices {
+            let source = match self.netlink.first_ipv4(device).await {
+                Ok(source) => source,
+                Err(error) => {
+                    warn!("{error:#}");
+                    None
+                }
+            };
+            let mac = &self.set.state.master_mac;
+            match self.announcer.rejoin(slave, (device, vlan), mac, source) {
+                Ok(sent) if sent.ipv4_groups + sent.ipv6_groups > 0 => debug!(
+                    "reported {} IPv4 and {} IPv6 groups (VLAN {vlan}) through {}",
+                    sent.ipv4_groups, sent.ipv6_groups, self.set.names[active]
+                ),
+                Ok(_) => {}
+                Err(error) => warn!("cannot report the master's groups again: {error:#}"),
+            }
         }
     }
 
@@ -197,10 +213,18 @@ impl Agent {
         }
     }
 
-    /// One learning frame: the switch learns `mac` on the port of `ifindex`.
+    /// Learning frames: the switch learns `mac` on the port of `ifindex`,
+    /// untagged and in every VLAN a client is in (a switch learns per
+    /// VLAN), as bonding sends one per VLAN on the bond.
     pub(super) fn learn(&self, ifindex: u32, mac: &Mac) {
-        if let Err(error) = self.announcer.send(ifindex, &learning_frame(mac)) {
-            warn!("{error:#}");
+        let frame = learning_frame(mac);
+        let mut vlans = self.clients.vlans();
+        vlans.extend(self.clients6.vlans());
+        vlans.insert(0);
+        for vlan in vlans {
+            if let Err(error) = self.announcer.send_tagged(ifindex, &frame, vlan) {
+                warn!("{error:#}");
+            }
         }
     }
 }

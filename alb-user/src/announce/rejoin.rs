@@ -2,7 +2,9 @@
 //! (bonding's resend_igmp), so snooping switches move the streams to its
 //! port. The groups and the IGMP version in use come from the kernel's own
 //! tables (`/proc/net/igmp`, `/proc/net/igmp6`), the source addresses from
-//! the master's addresses; the frames from [`alb_common::reports`].
+//! the master's addresses; the frames from [`alb_common::reports`]. The
+//! groups of each VLAN device on the master (`/proc/net/vlan/config`) are
+//! reported the same way, tagged with its VLAN.
 
 use std::net::Ipv4Addr;
 
@@ -79,6 +81,21 @@ pub fn link_local(text: &str, ifindex: u32) -> Option<Ipv6> {
     })
 }
 
+/// The VLAN devices whose lower device is `master`, as
+/// `/proc/net/vlan/config` lists them (`alb0.100       | 100  | alb0`, after
+/// two header lines): their names and VLAN IDs. The file exists once the
+/// 8021q module is loaded.
+pub fn vlan_devices(text: &str, master: &str) -> Vec<(String, u16)> {
+    text.lines()
+        .skip(2)
+        .filter_map(|line| {
+            let mut fields = line.split('|').map(str::trim);
+            let (name, vid, lower) = (fields.next()?, fields.next()?, fields.next()?);
+            (lower == master).then(|| Some((name.to_owned(), vid.parse().ok()?))).flatten()
+        })
+        .collect()
+}
+
 /// 32 hex digits, no colons.
 fn parse_ipv6_hex(text: &str) -> Option<Ipv6> {
     if text.len() != 32 {
@@ -99,12 +116,14 @@ pub struct Rejoined {
 }
 
 impl Announcer {
-    /// Sends reports for every group master `master_ifindex` has joined out
-    /// of `slave_ifindex`, from `master_mac` and the master's addresses.
+    /// Sends reports for every group device `master_ifindex` (the master,
+    /// or a VLAN device on it: `vlan` is its VLAN, 0 for the master) has
+    /// joined out of `slave_ifindex`, from `master_mac` and the device's
+    /// addresses, tagged for `vlan`.
     pub fn rejoin(
         &self,
         slave_ifindex: u32,
-        master_ifindex: u32,
+        (master_ifindex, vlan): (u32, u16),
         master_mac: &Mac,
         master_ipv4: Option<Ipv4Addr>,
     ) -> Result<Rejoined> {
@@ -117,13 +136,13 @@ impl Announcer {
         if old_querier {
             for group in &groups4 {
                 if let Some(len) = igmpv2_report(master_mac, &source4, group, &mut frame) {
-                    self.send(slave_ifindex, &frame[..len])?;
+                    self.send_tagged(slave_ifindex, &frame[..len], vlan)?;
                 }
             }
         } else {
             for chunk in groups4.chunks(IGMPV3_MAX_GROUPS) {
                 if let Some(len) = igmpv3_report(master_mac, &source4, chunk, &mut frame) {
-                    self.send(slave_ifindex, &frame[..len])?;
+                    self.send_tagged(slave_ifindex, &frame[..len], vlan)?;
                 }
             }
         }
@@ -136,7 +155,7 @@ impl Announcer {
             .unwrap_or([0; 16]);
         for chunk in groups6.chunks(MLDV2_MAX_GROUPS) {
             if let Some(len) = mldv2_report(master_mac, &source6, chunk, &mut frame) {
-                self.send(slave_ifindex, &frame[..len])?;
+                self.send_tagged(slave_ifindex, &frame[..len], vlan)?;
             }
         }
         Ok(Rejoined { ipv4_groups: groups4.len(), ipv6_groups: groups6.len() })
@@ -176,6 +195,20 @@ mod tests {
         assert_eq!(groups.len(), 2, "{groups:?}");
         assert_eq!(groups[0][11..], [1, 0xff, 0, 0, 1]);
         assert_eq!(groups[1][..2], [0xff, 0x0e]);
+    }
+
+    #[test]
+    fn vlan_devices_of_the_master() {
+        let text = "VLAN Dev name\t | VLAN ID\n\
+                    Name-Type: VLAN_NAME_TYPE_RAW_PLUS_VID_NO_PAD\n\
+                    alb0.100       | 100  | alb0\n\
+                    eth0.7         | 7  | eth0\n\
+                    alb0.200       | 200  | alb0\n";
+        assert_eq!(
+            vlan_devices(text, "alb0"),
+            [("alb0.100".to_owned(), 100), ("alb0.200".to_owned(), 200)]
+        );
+        assert!(vlan_devices(text, "alb1").is_empty());
     }
 
     #[test]

@@ -27,14 +27,14 @@ use std::{
 };
 
 use alb_common::{
-    frames::{ADVERT_FRAME_LEN, FRAME_LEN, UpdateForm},
+    frames::UpdateForm,
     maps::{ClientKey, ClientKey6},
     wire::Mac,
 };
 use anyhow::{Context as _, Result};
 use log::{debug, info, warn};
 
-use super::{Announcer, client_advert, client_update};
+use super::{Announcer, Outgoing, client_advert, client_update};
 
 /// Clients told per second at most (one frame each in the first pass, two
 /// in the repeat): 500,000 moved clients are told within 1.25 s when the
@@ -301,7 +301,7 @@ impl Worker {
         } else {
             &[UpdateForm::Gratuitous, UpdateForm::Rlb]
         };
-        let frames: Vec<[u8; FRAME_LEN]> = job.clients[from..to]
+        let frames: Vec<Outgoing> = job.clients[from..to]
             .iter()
             .flat_map(|(key, mac)| {
                 forms.iter().map(|&form| client_update(form, &job.slave_mac, key, mac))
@@ -313,7 +313,7 @@ impl Worker {
     /// IPv6 clients `from..to`: one unsolicited advertisement each, in
     /// both passes.
     fn send_v6(&self, job: &Job, from: usize, to: usize) -> u64 {
-        let frames: Vec<[u8; ADVERT_FRAME_LEN]> = job.clients6[from..to]
+        let frames: Vec<Outgoing> = job.clients6[from..to]
             .iter()
             .map(|(key, mac)| client_advert(&job.slave_mac, key, mac))
             .collect();
@@ -322,12 +322,7 @@ impl Worker {
 
     /// Sends `frames`, `per_client` of them per client; returns how many
     /// clients were told.
-    fn send_frames<const N: usize>(
-        &self,
-        ifindex: u32,
-        frames: &[[u8; N]],
-        per_client: usize,
-    ) -> u64 {
+    fn send_frames(&self, ifindex: u32, frames: &[Outgoing], per_client: usize) -> u64 {
         match self.announcer.send_many(ifindex, frames) {
             Ok(sent) => {
                 let told = (sent / per_client) as u64;

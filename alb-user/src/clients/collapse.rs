@@ -14,17 +14,20 @@ use std::{
 
 use alb_common::wire::Ipv4;
 
+/// A server address in its VLAN: a host broadcast reaches that VLAN only.
+pub type Server = (Ipv4, u16);
+
 const SPACING: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Default)]
 pub struct Collapses {
-    last: HashMap<Ipv4, Instant>,
-    pending: HashMap<Ipv4, Instant>,
+    last: HashMap<Server, Instant>,
+    pending: HashMap<Server, Instant>,
 }
 
 impl Collapses {
     /// A broadcast for `server`: true to correct now, else it is pending.
-    pub fn note(&mut self, server: Ipv4, now: Instant) -> bool {
+    pub fn note(&mut self, server: Server, now: Instant) -> bool {
         match self.last.get(&server) {
             Some(&last) if now.duration_since(last) < SPACING => {
                 self.pending.entry(server).or_insert(last + SPACING);
@@ -38,8 +41,8 @@ impl Collapses {
     }
 
     /// Server addresses whose merged correction is due.
-    pub fn due(&mut self, now: Instant) -> Vec<Ipv4> {
-        let due: Vec<Ipv4> =
+    pub fn due(&mut self, now: Instant) -> Vec<Server> {
+        let due: Vec<Server> =
             self.pending.iter().filter(|(_, at)| **at <= now).map(|(ip, _)| *ip).collect();
         for server in &due {
             self.pending.remove(server);
@@ -59,7 +62,7 @@ mod tests {
 
     #[test]
     fn broadcasts_within_the_spacing_merge_into_one_later_correction() {
-        let server = [198, 18, 0, 1];
+        let server = ([198, 18, 0, 1], 0);
         let mut collapses = Collapses::default();
         let start = Instant::now();
         assert!(collapses.note(server, start), "the first is corrected at once");

@@ -10,35 +10,41 @@
 //!
 //! One model per family ([`Clients`] of [`ClientKey`] for IPv4, of
 //! [`ClientKey6`] for IPv6), as the data path has one table per family;
-//! both families' clients hold slots of the one slot array.
+//! both families' clients hold slots of the one slot array. A client is a
+//! client of one VLAN (the VLAN ID is in its key), and a server address is
+//! an address in one VLAN: the same address in two VLANs is two servers.
 
 pub mod collapse;
 
-use std::{collections::HashMap, hash::Hash};
+use std::{
+    collections::{BTreeSet, HashMap},
+    hash::Hash,
+};
 
 use alb_common::{
     maps::{CLIENT_MAC_KNOWN, CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6},
     wire::{Ipv4, Ipv6, Mac},
 };
 
-/// A client table key: a server address and a client address.
+/// A client table key: a server address and a client address in a VLAN.
 pub trait ClientAddress: Copy + Eq + Hash + std::fmt::Debug {
     /// An address of the family.
     type Addr: Copy + Eq + Hash + std::fmt::Debug;
-    fn server(&self) -> Self::Addr;
+    /// The server address and its VLAN.
+    fn server(&self) -> (Self::Addr, u16);
 }
 
 impl ClientAddress for ClientKey {
     type Addr = Ipv4;
-    fn server(&self) -> Ipv4 {
-        self.server_ip
+    fn server(&self) -> (Ipv4, u16) {
+        (self.server_ip, self.vlan)
     }
 }
 
 impl ClientAddress for ClientKey6 {
     type Addr = Ipv6;
-    fn server(&self) -> Ipv6 {
-        self.server_ip
+    fn server(&self) -> (Ipv6, u16) {
+        (self.server_ip, self.vlan)
     }
 }
 
@@ -73,8 +79,9 @@ pub struct Clients<K: ClientAddress = ClientKey> {
     /// event meanwhile) were evicted from the kernel table.
     mark: u8,
     by_slot: Vec<Vec<Member<K>>>,
-    /// Clients per server address (a foreign claim can concern only these).
-    servers: HashMap<K::Addr, u32>,
+    /// Clients per server address in its VLAN (a foreign claim can concern
+    /// only these).
+    servers: HashMap<(K::Addr, u16), u32>,
 }
 
 impl<K: ClientAddress> Default for Clients<K> {
@@ -149,9 +156,15 @@ impl<K: ClientAddress> Clients<K> {
         Some((u32::from(slot), mac))
     }
 
-    /// Whether some client talks to `ip` as its server address.
-    pub fn is_server(&self, ip: &K::Addr) -> bool {
+    /// Whether some client talks to `ip` (in a VLAN) as its server address.
+    pub fn is_server(&self, ip: &(K::Addr, u16)) -> bool {
         self.servers.contains_key(ip)
+    }
+
+    /// The VLANs some client is in (0: untagged), from the server
+    /// addresses (a handful), not from the clients (a million).
+    pub fn vlans(&self) -> BTreeSet<u16> {
+        self.servers.keys().map(|&(_, vlan)| vlan).collect()
     }
 
     /// Clients per slot: the weights slot moves are balanced by.
@@ -170,7 +183,7 @@ impl<K: ClientAddress> Clients<K> {
     /// except those `skip` says no.
     pub fn of_server(
         &self,
-        server: &K::Addr,
+        server: &(K::Addr, u16),
         skip: impl Fn(&K, usize) -> bool,
     ) -> Vec<(usize, Vec<Known<K>>)> {
         if !self.is_server(server) {
@@ -191,8 +204,9 @@ impl<K: ClientAddress> Clients<K> {
             .collect()
     }
 
-    /// Forgets every client of server address `server`; returns them.
-    pub fn forget_server(&mut self, server: &K::Addr) -> Vec<K> {
+    /// Forgets every client of server address `server` (in its VLAN);
+    /// returns them.
+    pub fn forget_server(&mut self, server: &(K::Addr, u16)) -> Vec<K> {
         if self.servers.remove(server).is_none() {
             return Vec::new();
         }
@@ -275,7 +289,7 @@ mod tests {
     const OTHER: Ipv4 = [198, 18, 0, 2];
 
     fn key(server: Ipv4, last: u8) -> ClientKey {
-        ClientKey { server_ip: server, client_ip: [198, 18, 0, last] }
+        ClientKey::new(server, [198, 18, 0, last], 0)
     }
 
     fn mac(last: u8) -> Mac {
@@ -314,14 +328,14 @@ mod tests {
         clients.learn(key(SERVER, 11), 0, Some(mac(11)));
         clients.learn(key(OTHER, 11), 1, Some(mac(11)));
         clients.learn(key(OTHER, 12), 1, Some(mac(12)));
-        assert!(clients.is_server(&OTHER));
-        let mut gone = clients.forget_server(&OTHER);
+        assert!(clients.is_server(&(OTHER, 0)));
+        let mut gone = clients.forget_server(&(OTHER, 0));
         gone.sort();
         assert_eq!(gone, [key(OTHER, 11), key(OTHER, 12)]);
-        assert!(!clients.is_server(&OTHER));
+        assert!(!clients.is_server(&(OTHER, 0)));
         assert_eq!(clients.len(), 1);
         assert_eq!(clients.weights()[1], 0);
-        assert!(clients.forget_server(&OTHER).is_empty());
+        assert!(clients.forget_server(&(OTHER, 0)).is_empty());
     }
 
     #[test]
@@ -331,12 +345,30 @@ mod tests {
         clients.learn(key(SERVER, 12), 1, Some(mac(12)));
         clients.learn(key(SERVER, 13), 1, Some(mac(13)));
         clients.learn(key(OTHER, 14), 1, Some(mac(14)));
-        let groups = clients.of_server(&SERVER, |key, _| key.client_ip[3] == 12);
+        let groups = clients.of_server(&(SERVER, 0), |key, _| key.client_ip[3] == 12);
         assert_eq!(
             groups,
             [(0, vec![(key(SERVER, 11), mac(11))]), (1, vec![(key(SERVER, 13), mac(13))])]
         );
-        assert!(clients.of_server(&[9, 9, 9, 9], |_, _| false).is_empty());
+        assert!(clients.of_server(&([9, 9, 9, 9], 0), |_, _| false).is_empty());
+    }
+
+    #[test]
+    fn the_same_addresses_in_two_vlans_are_two_clients_of_two_servers() {
+        let mut clients = Clients::default();
+        let in_vlan = |vlan| ClientKey::new(SERVER, [198, 18, 0, 11], vlan);
+        assert!(clients.learn(in_vlan(100), 0, Some(mac(11))));
+        assert!(clients.learn(in_vlan(200), 1, Some(mac(12))), "another VLAN: another client");
+        assert_eq!(clients.len(), 2);
+        assert_eq!(clients.vlans(), BTreeSet::from([100, 200]));
+        assert_eq!(
+            clients.of_server(&(SERVER, 100), |_, _| false),
+            [(0, vec![(in_vlan(100), mac(11))])]
+        );
+        // A foreign claim in VLAN 200 leaves VLAN 100's clients alone.
+        assert_eq!(clients.forget_server(&(SERVER, 200)), [in_vlan(200)]);
+        assert_eq!(clients.get(&in_vlan(100)), Some((0, Some(mac(11)))));
+        assert_eq!(clients.vlans(), BTreeSet::from([100]));
     }
 
     #[test]
@@ -345,14 +377,14 @@ mod tests {
         let key6 = |last: u8| {
             let mut client = server;
             client[15] = last;
-            ClientKey6 { server_ip: server, client_ip: client }
+            ClientKey6::new(server, client, 0)
         };
         let mut clients: Clients<ClientKey6> = Clients::default();
         assert!(clients.learn(key6(11), 5, Some(mac(11))));
         assert!(clients.learn(key6(12), 5, None));
         assert_eq!(clients.of_slot(5), [(key6(11), mac(11))]);
-        assert!(clients.is_server(&server));
-        assert_eq!(clients.forget_server(&server).len(), 2);
+        assert!(clients.is_server(&(server, 0)));
+        assert_eq!(clients.forget_server(&(server, 0)).len(), 2);
         assert!(clients.is_empty());
     }
 
@@ -376,8 +408,8 @@ mod tests {
         assert_eq!(clients.len(), 2);
         assert_eq!(clients.get(&key(SERVER, 12)), None);
         assert_eq!(clients.weights()[2], 0);
-        assert!(!clients.is_server(&OTHER), "its last client is gone");
-        assert!(clients.is_server(&SERVER));
+        assert!(!clients.is_server(&(OTHER, 0)), "its last client is gone");
+        assert!(clients.is_server(&(SERVER, 0)));
         clients.begin_walk();
         clients.learn_entry(&key(SERVER, 11), &entry);
         clients.learn(key(SERVER, 14), 4, None);

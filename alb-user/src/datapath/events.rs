@@ -16,13 +16,14 @@ pub enum Event {
     NewClient { key: ClientKey, slot: u32, slave: u32, mac: Option<Mac> },
     /// A known client (in `slot`) has a new MAC.
     ClientMacChanged { key: ClientKey, slot: u32, mac: Mac },
-    /// The host broadcast an ARP request for `target` from `server`: every
-    /// client of `server` that heard it now points at the MAC of `slave`.
-    /// `target` is `server` itself for a gratuitous announcement.
-    HostArpBroadcast { server: Ipv4, target: Ipv4, slave: u32 },
-    /// A client ARP reached the master: `sender` (IP and MAC) asked for or
-    /// answered about `target`.
-    ArpSeen { sender: Ipv4, sender_mac: Mac, target: Ipv4 },
+    /// The host broadcast an ARP request for `target` from `server` in
+    /// VLAN `vlan`: every client of `server` in that VLAN that heard it now
+    /// points at the MAC of `slave`. `target` is `server` itself for a
+    /// gratuitous announcement.
+    HostArpBroadcast { server: Ipv4, target: Ipv4, slave: u32, vlan: u16 },
+    /// A client ARP reached the master in VLAN `vlan`: `sender` (IP and
+    /// MAC) asked for or answered about `target`.
+    ArpSeen { sender: Ipv4, sender_mac: Mac, target: Ipv4, vlan: u16 },
     /// The transmit path dealt `slot` (on slave `slave`) to a new IPv6
     /// client; `mac` is its MAC if the frame named it; `told`: the host's
     /// message carried the slave's MAC to it (an answer to a reachability
@@ -88,11 +89,13 @@ impl Event {
                 server: raw.key.server_ip,
                 target: raw.key.client_ip,
                 slave: raw.slave,
+                vlan: raw.key.vlan,
             },
             EventKind::ArpSeen => Self::ArpSeen {
                 sender: raw.key.client_ip,
                 sender_mac: raw.mac,
                 target: raw.key.server_ip,
+                vlan: raw.key.vlan,
             },
             EventKind::NewVm => Self::NewVm { mac: raw.mac, slot: raw.slot, slave: raw.slave },
             EventKind::NewClient6 | EventKind::ClientMacChanged6 => return None,
@@ -144,11 +147,10 @@ mod tests {
         maps::Event {
             kind: kind as u32,
             slave: 1,
-            key: ClientKey { server_ip: [198, 18, 0, 1], client_ip: [198, 18, 0, 11] },
+            key: ClientKey::new([198, 18, 0, 1], [198, 18, 0, 11], 100),
             mac: [2, 0, 0, 0, 0, 11],
             op: 2,
             slot: 7,
-            _pad: 0,
         }
     }
 
@@ -159,7 +161,7 @@ mod tests {
         let unknown_mac = maps::Event { mac: [0; 6], ..raw(EventKind::NewClient) };
         assert!(matches!(Event::decode(&unknown_mac), Some(Event::NewClient { mac: None, .. })));
         let arp = Event::decode(&raw(EventKind::ArpSeen));
-        assert!(matches!(arp, Some(Event::ArpSeen { sender: [198, 18, 0, 11], .. })));
+        assert!(matches!(arp, Some(Event::ArpSeen { sender: [198, 18, 0, 11], vlan: 100, .. })));
         let broadcast = Event::decode(&raw(EventKind::HostArpBroadcast));
         assert!(matches!(broadcast, Some(Event::HostArpBroadcast { server: [198, 18, 0, 1], .. })));
         assert_eq!(Event::decode(&maps::Event { kind: 99, ..raw(EventKind::ArpSeen) }), None);
@@ -167,7 +169,7 @@ mod tests {
 
     #[test]
     fn ring_entries_decode_by_family() {
-        let key = ClientKey6 { server_ip: [0x20; 16], client_ip: [0xfe; 16] };
+        let key = ClientKey6::new([0x20; 16], [0xfe; 16], 4094);
         let raw6 = maps::Event6 {
             kind: EventKind::NewClient6 as u32,
             slave: 1,
@@ -185,7 +187,7 @@ mod tests {
             Event::from_ring(bytes),
             Some(Event::NewClient6 { key, slot: 9, slave: 1, mac: Some(raw6.mac), told: false })
         );
-        assert_eq!(Event::from_ring(&bytes[..40]), None, "too short for an Event6");
+        assert_eq!(Event::from_ring(&bytes[..56]), None, "too short for an Event6");
         let raw4 = raw(EventKind::NewClient);
         // SAFETY: as above.
         let bytes = unsafe {

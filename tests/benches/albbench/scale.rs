@@ -116,7 +116,7 @@ fn cost(
         object
             .maps
             .clients
-            .get(&ClientKey { server_ip, client_ip }, 0)
+            .get(&ClientKey::new(server_ip, client_ip, 0), 0)
             .is_ok_and(|e| object.maps.slave_of(&e) == active)
     };
     let hot_client = (known / 2..known)

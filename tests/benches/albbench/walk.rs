@@ -166,12 +166,13 @@ fn run(prog: &OwnedFd, repeat: u32) -> Result<u32> {
     Ok(u32::from_ne_bytes(attr[36..40].try_into().expect("4 bytes")))
 }
 
-fn key_bytes(i: u32) -> [u8; 8] {
+fn key_bytes(i: u32) -> [u8; KEY] {
     let (server_ip, client_ip, _) = learned(i);
-    let key = ClientKey { server_ip, client_ip };
-    const { assert!(size_of::<ClientKey>() == 8) };
-    // SAFETY: ClientKey is repr(C), 8 bytes of plain integers, no padding.
-    unsafe { std::mem::transmute::<ClientKey, [u8; 8]>(key) }
+    let key = ClientKey::new(server_ip, client_ip, 0);
+    const { assert!(size_of::<ClientKey>() == KEY) };
+    // SAFETY: ClientKey is repr(C), 12 bytes of plain integers (its padding
+    // an explicit field, zeroed by new).
+    unsafe { std::mem::transmute::<ClientKey, [u8; KEY]>(key) }
 }
 
 /// xorshift64: the fixed pseudo-random sequences of the walk.
@@ -211,17 +212,21 @@ struct Keys {
     mask: u32,
 }
 
-fn keys(values: &[[u8; 8]]) -> Result<Keys> {
+/// The size of every entry of a key array: an `ALB_CLIENTS` key; an array
+/// index takes its first 4 bytes.
+const KEY: usize = size_of::<ClientKey>();
+
+fn keys(values: &[[u8; KEY]]) -> Result<Keys> {
     ensure!(values.len().is_power_of_two(), "the walk's length must be a power of two");
-    let fd = array(8, values.len() as u32)?;
+    let fd = array(KEY, values.len() as u32)?;
     for (i, v) in values.iter().enumerate() {
         set(&fd, i as u32, v)?;
     }
     Ok(Keys { fd, mask: values.len() as u32 - 1 })
 }
 
-fn index_bytes(i: u32) -> [u8; 8] {
-    let mut b = [0u8; 8];
+fn index_bytes(i: u32) -> [u8; KEY] {
+    let mut b = [0u8; KEY];
     b[..4].copy_from_slice(&i.to_ne_bytes());
     b
 }

@@ -223,6 +223,99 @@ foreign_qdisc() {
     tc -n srv qdisc del dev veth17 clsact
 }
 
+# VLANs on the master: alb0.100 in srv and alb0.200 (moved to srv2), both
+# 198.18.0.1; clients c1, c2 on eth0.100 and c3, c4 on eth0.200 reuse the
+# same two addresses (.11, .12), behind a switch that carries both tags.
+# Each VLAN's two clients are spread over the slaves, every client reaches
+# its own VLAN's server both ways, and when veth19 fails its clients (one
+# per VLAN) are told veth17's MAC by tagged ARP updates.
+VNS="srv srv2 sw c1 c2 c3 c4"
+vlan_of() { if [ "$1" -le 2 ]; then echo 100; else echo 200; fi; }
+vlan_ip() { if [ $(($1 % 2)) = 1 ]; then echo 198.18.0.11; else echo 198.18.0.12; fi; }
+vlan_lab_up() {
+    for ns in $VNS; do ip netns add $ns; ip -n $ns link set lo up; done
+    in_ns sw sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
+    in_ns sw sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
+    ip -n sw link add br0 type bridge ageing_time 30000 stp_state 0 mcast_snooping 0
+    ip -n sw link set br0 up
+    for i in 17 19; do
+        p=$((i + 1))
+        ip -n srv link add veth$i address 02:a1:b0:00:00:$i type veth peer name veth$p \
+            address 02:a1:b1:00:00:$p netns sw
+        ip -n sw link set veth$p master br0 up
+        ip -n srv link set veth$i up
+    done
+    for c in 1 2 3 4; do
+        in_ns c$c sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
+        in_ns c$c sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
+        ip -n c$c link add eth0 address 02:a1:c0:00:00:0$c type veth peer name c$c \
+            address 02:a1:c1:00:00:0$c netns sw
+        ip -n sw link set c$c master br0 up
+        ip -n c$c link set eth0 up
+        v=$(vlan_of $c)
+        ip -n c$c link add link eth0 name eth0.$v type vlan id $v
+        ip -n c$c addr add "$(vlan_ip $c)"/24 dev eth0.$v
+        ip -n c$c link set eth0.$v up
+    done
+}
+vlan_lab_down() { for ns in $VNS; do ip netns del $ns 2>/dev/null; done; }
+vneigh_mac() {
+    ip -n c$1 neigh show 198.18.0.1 dev eth0.$(vlan_of $1) |
+        awk '{for (i=1;i<NF;i++) if ($i=="lladdr") print $(i+1)}'
+}
+vlan_servers() {
+    ip -n srv link add link alb0 name alb0.100 type vlan id 100 &&
+        ip -n srv link add link alb0 name alb0.200 type vlan id 200 &&
+        ip -n srv link set alb0.200 netns srv2 &&
+        ip -n srv addr add 198.18.0.1/24 dev alb0.100 &&
+        ip -n srv2 addr add 198.18.0.1/24 dev alb0.200 &&
+        ip -n srv link set alb0.100 up && ip -n srv2 link set alb0.200 up
+}
+vlan_scenario() {
+    vlan_lab_up
+    if ! agent_start; then result FAIL vlan.agent-ready; vlan_lab_down; return; fi
+    ip -n srv addr del 198.18.0.1/24 dev alb0 2>/dev/null
+    check vlan.devices-on-alb0 vlan_servers
+    # In turn: c1, c2 (VLAN 100), c3, c4 (VLAN 200): dealt veth17, veth19, ...
+    for c in 1 2 3 4; do
+        in_ns c$c /usr/bin/ping -n -c 3 -i 0.2 -W 2 198.18.0.1 >/tmp/p
+        got=$(awk '/transmitted/ {print $4}' /tmp/p)
+        say "METRIC vlan.c$c vlan=$(vlan_of $c) ip=$(vlan_ip $c) replies=$got/3 server-mac=$(vneigh_mac $c)"
+        check vlan.c$c-reaches-its-server test "$got" = 3
+    done
+    check vlan.100-spread test -n "$(vneigh_mac 1)" -a "$(vneigh_mac 1)" != "$(vneigh_mac 2)"
+    check vlan.200-spread test -n "$(vneigh_mac 3)" -a "$(vneigh_mac 3)" != "$(vneigh_mac 4)"
+    in_ns srv /usr/bin/alb status >/tmp/vstatus 2>&1
+    sed 's/^/@@ALB-LOG /' /tmp/vstatus
+    n11=$(grep -c " 198.18.0.11 " /tmp/vstatus)
+    check vlan.same-ip-two-clients test "$n11" = 2 -a "$(grep -c '^100 ' /tmp/vstatus)" = 2 \
+        -a "$(grep -c '^200 ' /tmp/vstatus)" = 2
+    for ns in srv srv2; do
+        for ip4 in 198.18.0.11 198.18.0.12; do
+            in_ns $ns /usr/bin/ping -n -c 2 -i 0.2 -W 2 $ip4 >/tmp/p
+            check vlan.$ns-reaches-$ip4 test "$(awk '/transmitted/ {print $4}' /tmp/p)" = 2
+        done
+    done
+    # Failover of veth19 under pings from all four clients.
+    for c in 1 2 3 4; do
+        in_ns c$c /usr/bin/ping -n -i 0.02 -c 250 -W 1 198.18.0.1 >/tmp/ping$c 2>&1 &
+    done
+    sleep 2
+    ip -n srv link set veth19 down
+    wait_pings
+    for c in 1 2 3 4; do
+        say "METRIC vlan.failover.c$c vlan=$(vlan_of $c) lost=$(lost $c)/$(sent $c) interval=20ms server-mac=$(vneigh_mac $c)"
+        check vlan.failover.c$c-recovers test "$(lost $c)" -lt 50
+    done
+    # Within 3 s of the failure the entries are still REACHABLE: only the
+    # tagged ARP updates can have changed them.
+    check vlan.failover.c2-told-veth17 test "$(vneigh_mac 2)" = 02:a1:b0:00:00:17
+    check vlan.failover.c4-told-veth17 test "$(vneigh_mac 4)" = 02:a1:b0:00:00:17
+    ip -n srv link set veth19 up
+    check vlan.stop agent_stop
+    vlan_lab_down
+}
+
 run_tests() {
     : >/tmp/alb.log
     lab_up
@@ -251,6 +344,7 @@ run_tests() {
     [ -n "$APID" ] && agent_stop
     probe_refusal
     lab_down
+    vlan_scenario
 }
 
 # Without TCX, and with cls_bpf unloaded: a refusal in one line.
