@@ -31,19 +31,6 @@ pub const IPPROTO_ICMPV6: u8 = 58;
 pub trait Frame {
     /// Copies the `T` found at `offset`, or `None` when the frame is shorter.
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
-
-    /// The MAC at `offset`. The data path reads it as a word and a
-    /// half-word, so comparing it (`mac_eq`) needs no byte shuffling.
-    #[inline(always)]
-    fn mac(&self, offset: usize) -> Option<Mac> {
-        self.read(offset)
-    }
-
-    /// The four bytes at `offset` (an IPv4 address), one word in the data path.
-    #[inline(always)]
-    fn word(&self, offset: usize) -> Option<[u8; 4]> {
-        self.read(offset)
-    }
 }
 
 impl Frame for [u8] {
@@ -160,16 +147,6 @@ impl EthHdr {
     pub const fn ether_type(&self) -> u16 {
         u16::from_be_bytes(self.ether_type)
     }
-
-    /// The Ethernet header at the start of `frame`, read field by field.
-    #[inline(always)]
-    pub fn read<F: Frame + ?Sized>(frame: &F) -> Option<Self> {
-        Some(Self {
-            dst: frame.mac(0)?,
-            src: frame.mac(Self::SRC_OFFSET)?,
-            ether_type: frame.read(12)?,
-        })
-    }
 }
 
 /// An ARP header for Ethernet and IPv4 (RFC 826 with hlen 6, plen 4).
@@ -227,35 +204,6 @@ impl Ipv4Hdr {
     pub const LEN: usize = 20;
 }
 
-/// The fields of an IPv4 header the verdicts decide on, read one by one
-/// (words in the data path) rather than as a 20-byte copy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv4Fields {
-    pub version_ihl: u8,
-    pub protocol: u8,
-    pub saddr: Ipv4,
-    pub daddr: Ipv4,
-}
-
-impl Ipv4Fields {
-    /// The fields of the IPv4 header at `offset`; `None` unless the whole
-    /// fixed header is in the frame.
-    #[inline(always)]
-    pub fn read<F: Frame + ?Sized>(frame: &F, offset: usize) -> Option<Self> {
-        Some(Self {
-            version_ihl: frame.read(offset)?,
-            protocol: frame.read(offset + 9)?,
-            saddr: frame.word(offset + 12)?,
-            daddr: frame.word(offset + 16)?,
-        })
-    }
-
-    #[inline(always)]
-    pub const fn version(&self) -> u8 {
-        self.version_ihl >> 4
-    }
-}
-
 /// The fixed IPv6 header.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,29 +231,6 @@ mod tests {
         assert_eq!(size_of::<Ipv4Hdr>(), Ipv4Hdr::LEN);
         assert_eq!(size_of::<Ipv6Hdr>(), Ipv6Hdr::LEN);
         assert_eq!(core::mem::offset_of!(ArpHdr, sha), ArpHdr::SHA_OFFSET);
-    }
-
-    #[test]
-    fn field_reads_match_the_header() {
-        let mut frame = [0u8; 34];
-        for (i, byte) in frame.iter_mut().enumerate() {
-            *byte = i as u8;
-        }
-        let eth: EthHdr = frame[..].read(0).expect("14 bytes");
-        assert_eq!(EthHdr::read(&frame[..]), Some(eth));
-        let ip: Ipv4Hdr = frame[..].read(EthHdr::LEN).expect("20 bytes");
-        let fields = Ipv4Fields::read(&frame[..], EthHdr::LEN).expect("20 bytes");
-        assert_eq!(
-            fields,
-            Ipv4Fields {
-                version_ihl: ip.version_ihl,
-                protocol: ip.protocol,
-                saddr: ip.saddr,
-                daddr: ip.daddr
-            }
-        );
-        assert_eq!(Ipv4Fields::read(&frame[..33], EthHdr::LEN), None);
-        assert_eq!(EthHdr::read(&frame[..13]), None);
     }
 
     #[test]

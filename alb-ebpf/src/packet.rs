@@ -60,35 +60,6 @@ impl Frame for Packet<'_> {
         }
         load_bytes(self.ctx, offset)
     }
-
-    #[inline(always)]
-    fn mac(&self, offset: usize) -> Option<Mac> {
-        let start = self.ctx.data() + offset;
-        if start + 6 <= self.ctx.data_end() {
-            // SAFETY: inside the linear part (checked just above). Word
-            // loads at any offset: the verifier allows unaligned packet
-            // access wherever the CPU has efficient unaligned loads
-            // (x86-64, arm64), and the JIT emits plain loads.
-            let (high, low) = unsafe {
-                (
-                    (start as *const u32).read().to_ne_bytes(),
-                    ((start + 4) as *const u16).read().to_ne_bytes(),
-                )
-            };
-            return Some([high[0], high[1], high[2], high[3], low[0], low[1]]);
-        }
-        load_bytes(self.ctx, offset)
-    }
-
-    #[inline(always)]
-    fn word(&self, offset: usize) -> Option<[u8; 4]> {
-        let start = self.ctx.data() + offset;
-        if start + 4 <= self.ctx.data_end() {
-            // SAFETY: as in `mac`.
-            return Some(unsafe { (start as *const u32).read() }.to_ne_bytes());
-        }
-        load_bytes(self.ctx, offset)
-    }
 }
 
 /// Copies the `T` at `offset` with `bpf_skb_load_bytes`. The copy is

@@ -4,7 +4,7 @@ use alb_common::{
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, EventKind, MAX_SLAVES, Slave, VmKey},
     reason::Reason,
     verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
-    wire::{ArpHdr, EthHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
+    wire::{ArpHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
 };
 use aya_ebpf::{
     bindings::{BPF_F_INGRESS, TC_ACT_OK, TC_ACT_SHOT},
@@ -28,10 +28,11 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         return TC_ACT_OK;
     };
     let packet = Packet::new(ctx);
-    let (Some(dst), Some(src)) = (packet.mac(0), packet.mac(EthHdr::SRC_OFFSET)) else {
+    let Some(addresses) = packet.read::<[Mac; 2]>(0) else {
         count(Reason::RxMalformed);
         return TC_ACT_OK;
     };
+    let [dst, src] = addresses;
     // The owner lookups rx_plan may ask for, made here where `owner_of` is
     // a direct call that is always inlined (passed as a function, LLVM kept
     // the 16-slot scan out of line; see `owner_of`).

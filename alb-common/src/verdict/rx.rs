@@ -9,8 +9,7 @@ use crate::{
     maps::ClientKey,
     reason::Reason,
     wire::{
-        ArpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr, Frame, Ipv4Fields, Mac, is_multicast,
-        mac_eq,
+        ArpHdr, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr, Frame, Ipv4Hdr, Mac, is_multicast, mac_eq,
     },
 };
 
@@ -119,8 +118,8 @@ pub enum Watch {
 pub fn rx_watch<F: Frame + ?Sized>(frame: &F) -> Watch {
     let Some(ether_type) = frame.read::<[u8; 2]>(12) else { return Watch::Nothing };
     match u16::from_be_bytes(ether_type) {
-        ETH_P_IP => match Ipv4Fields::read(frame, EthHdr::LEN) {
-            Some(ip) if ip.version() == 4 => {
+        ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
+            Some(ip) if ip.version_ihl >> 4 == 4 => {
                 Watch::Ipv4(ClientKey { server_ip: ip.daddr, client_ip: ip.saddr })
             }
             _ => Watch::Nothing,

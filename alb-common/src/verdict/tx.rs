@@ -10,8 +10,7 @@ use crate::{
     reason::Reason,
     wire::{
         ARP_OP_REPLY, ARP_OP_REQUEST, ArpHdr, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6,
-        EthHdr, Frame, IPPROTO_IGMP, Ipv4Fields, Mac, ipv4_eq, is_multicast, is_valid_unicast,
-        mac_eq,
+        EthHdr, Frame, IPPROTO_IGMP, Ipv4Hdr, Mac, ipv4_eq, is_multicast, is_valid_unicast, mac_eq,
     },
 };
 
@@ -63,7 +62,7 @@ pub struct HostArp {
 /// Decides how a frame leaving the master is sent.
 #[inline(always)]
 pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
-    let Some(eth) = EthHdr::read(frame) else {
+    let Some(eth) = frame.read::<EthHdr>(0) else {
         return TxPlan::Malformed;
     };
     let from_master = mac_eq(&eth.src, master_mac);
@@ -77,8 +76,8 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac) -> TxPlan {
             Some(arp) if arp.is_ethernet_ipv4() => arp_plan(&eth, &arp, master_mac),
             _ => active,
         },
-        ETH_P_IP => match Ipv4Fields::read(frame, EthHdr::LEN) {
-            Some(ip) if ip.version() == 4 => ipv4_plan(&eth, &ip, from_master),
+        ETH_P_IP => match frame.read::<Ipv4Hdr>(EthHdr::LEN) {
+            Some(ip) if ip.version_ihl >> 4 == 4 => ipv4_plan(&eth, &ip, from_master),
             _ => active,
         },
         ETH_P_IPV6 => TxPlan::Ipv6 { from_master },
@@ -116,7 +115,7 @@ fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac) -> TxPlan {
 /// Broadcast, limited broadcast and IGMP by the active slave; the rest,
 /// multicast data included, balanced (spec §2.2).
 #[inline(always)]
-fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Fields, from_master: bool) -> TxPlan {
+fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Hdr, from_master: bool) -> TxPlan {
     if mac_eq(&eth.dst, &BROADCAST_MAC)
         || ipv4_eq(&ip.daddr, &[255; 4])
         || ip.protocol == IPPROTO_IGMP
