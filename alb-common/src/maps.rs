@@ -25,7 +25,8 @@ pub const CLIENT_SLOTS: u32 = 1024;
 /// 4: source MACs pinned to slots (`ALB_VMS`, a second cursor in
 ///    `ALB_RR_CURSOR`, their event and counters).
 /// 5: VLANs: the client keys (`ClientKey`, `ClientKey6`, `HostKey6`) and
-///    so the events carry the VLAN ID.
+///    so the events carry the VLAN ID; no `ALB_SLAVE_IDX` (`alb_rx` finds
+///    its slave in `ALB_SLAVES`).
 pub const PIN_FORMAT: u32 = 5;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
@@ -51,7 +52,6 @@ pub const EVENT_RING_BYTES: u32 = 1024 * 1024;
 pub mod names {
     pub const CONFIG: &str = "ALB_CONFIG";
     pub const SLAVES: &str = "ALB_SLAVES";
-    pub const SLAVE_INDEX: &str = "ALB_SLAVE_IDX";
     pub const CLIENTS: &str = "ALB_CLIENTS";
     pub const CLIENTS6: &str = "ALB_CLIENTS6";
     pub const HOSTS6: &str = "ALB_HOSTS6";
@@ -64,10 +64,9 @@ pub mod names {
     pub const EVENTS: &str = "ALB_EVENTS";
     pub const PROGS: &str = "ALB_PROGS";
     pub const VMS: &str = "ALB_VMS";
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 14] = [
         CONFIG,
         SLAVES,
-        SLAVE_INDEX,
         CLIENTS,
         CLIENTS6,
         HOSTS6,

@@ -10,7 +10,7 @@ use alb_common::{
     reason::Reason,
 };
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    btf_maps::{Array, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     macros::btf_map,
 };
 
@@ -29,10 +29,6 @@ pub(crate) static ALB_CONFIG: Array<Config, 1> = Array::new();
 
 #[btf_map]
 pub(crate) static ALB_SLAVES: Array<Slave, MAX_SLAVES_U> = Array::new();
-
-/// Slave index by ifindex, so `alb_rx` knows which slave it runs on.
-#[btf_map]
-pub(crate) static ALB_SLAVE_IDX: HashMap<u32, u32, MAX_SLAVES_U> = HashMap::new();
 
 /// The client table. LRU, so a flood of invented clients evicts idle
 /// entries instead of filling the table; its size is set at load time.

@@ -185,7 +185,6 @@ impl Agent {
         // A removed slave is nobody's home any more.
         self.slots.forget_home(u32::try_from(index)?);
         self.datapath.publish_slaves(&self.set.state)?;
-        self.datapath.forget_slave(removed.ifindex)?;
         // A deleted device took its link with it; the pin may remain.
         if let Err(error) = self.datapath.detach_slave(&name) {
             warn!("{error:#}");

@@ -25,7 +25,7 @@ use alb_common::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, Map, MapData, PerCpuArray, ProgramArray, RingBuf},
     programs::SchedClassifier,
 };
 
@@ -149,7 +149,7 @@ impl Datapath {
         self.write_config(state)
     }
 
-    /// Writes the slave table and the ifindex index.
+    /// Writes the slave table (`alb_rx` finds its slave by ifindex in it).
     fn write_slaves(&mut self, state: &State) -> Result<()> {
         if state.slaves.len() > MAX_SLAVES {
             bail!("at most {MAX_SLAVES} slaves");
@@ -165,11 +165,6 @@ impl Datapath {
                 slaves.set(u32::try_from(index)?, entry, 0)?;
             }
         }
-        let mut index: HashMap<&mut MapData, u32, u32> =
-            HashMap::try_from(self.map_mut(names::SLAVE_INDEX)?)?;
-        for (slot, slave) in state.slaves.iter().enumerate().filter(|(_, s)| s.ifindex != 0) {
-            index.insert(slave.ifindex, u32::try_from(slot)?, 0)?;
-        }
         Ok(())
     }
 
@@ -178,17 +173,6 @@ impl Datapath {
         let mut config: Array<&mut MapData, _> = Array::try_from(self.map_mut(names::CONFIG)?)?;
         config.set(0, state.config(), 0)?;
         Ok(())
-    }
-
-    /// Forgets a removed slave's ifindex, so its frames are no longer taken.
-    pub fn forget_slave(&mut self, ifindex: u32) -> Result<()> {
-        let mut index: HashMap<&mut MapData, u32, u32> =
-            HashMap::try_from(self.map_mut(names::SLAVE_INDEX)?)?;
-        match index.remove(&ifindex) {
-            // Never published (a slave added while down) or already gone.
-            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
     }
 
     /// The device of each slave slot as the maps hold it (0: empty), read

@@ -27,7 +27,7 @@ pub fn pin_dir(master: &str) -> PathBuf {
 
 /// The shape each pinned map must have to be adopted by this agent:
 /// (name, key size, value size, entries).
-fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 15] {
+fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 14] {
     fn size<T>() -> u32 {
         u32::try_from(size_of::<T>()).unwrap_or(u32::MAX)
     }
@@ -35,7 +35,6 @@ fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 15] {
     [
         (names::CONFIG, 4, size::<Config>(), 1),
         (names::SLAVES, 4, size::<Slave>(), slaves),
-        (names::SLAVE_INDEX, 4, 4, slaves),
         (names::CLIENTS, size::<ClientKey>(), size::<ClientEntry>(), max_clients),
         (names::CLIENTS6, size::<ClientKey6>(), size::<ClientEntry>(), max_clients),
         (names::HOSTS6, size::<HostKey6>(), 4, max_clients),
