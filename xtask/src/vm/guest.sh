@@ -312,8 +312,34 @@ vlan_scenario() {
     check vlan.failover.c2-told-veth17 test "$(vneigh_mac 2)" = 02:a1:b0:00:00:17
     check vlan.failover.c4-told-veth17 test "$(vneigh_mac 4)" = 02:a1:b0:00:00:17
     ip -n srv link set veth19 up
+    vlan_rejoin
     check vlan.stop agent_stop
     vlan_lab_down
+}
+
+# A group joined on alb0.100: when the active slave (veth17) fails, the
+# agent re-sends the membership report through veth19, tagged with VLAN
+# 100 (bonding's resend_igmp, per VLAN device), which the switch sees
+# coming in on veth19's port (veth20). The stack's own reports went out
+# by veth17 at the join, seconds before.
+# tcpdump -v prints a report over several lines: its tag, then the group.
+rejoin_seen() { tr '\n' ' ' </tmp/rejoin | grep -q 'vlan 100.*239\.1\.2\.3'; }
+vlan_rejoin() {
+    # tcpdump -Z root looks root up; the initramfs has no passwd.
+    [ -e /etc/passwd ] || echo 'root:x:0:0:root:/:/bin/sh' >/etc/passwd
+    sleep 1.5 # veth19 usable again (no updelay)
+    ip -n srv addr add 239.1.2.3/32 dev alb0.100 autojoin
+    sleep 1
+    in_ns sw timeout 5 /usr/bin/tcpdump -Z root -Q in -i veth20 -nn -e -v -c 1 \
+        'vlan 100 and igmp' >/tmp/rejoin 2>/tmp/rejoin.err &
+    dump=$!
+    sleep 1 # tcpdump listening
+    ip -n srv link set veth17 down
+    wait $dump
+    say "METRIC vlan.rejoin $(head -c 300 /tmp/rejoin /tmp/rejoin.err | tr '\n' ' ')"
+    check vlan.rejoin.tagged-report-on-new-active rejoin_seen
+    ip -n srv link set veth17 up
+    sleep 1.5
 }
 
 run_tests() {

@@ -1,4 +1,4 @@
-//! The guest's initramfs: busybox-static, the host's `ip`, `tc`, `ping`, `ethtool`,
+//! The guest's initramfs: busybox-static, the host's `ip`, `tc`, `ping`, `ethtool`, `tcpdump`,
 //! `bpftool` and the `alb` binary with the shared libraries `ldd` lists,
 //! the kernel modules the scenarios need, and `/init` (guest.sh), written
 //! as a cpio "newc" archive and gzipped.
@@ -39,7 +39,7 @@ const MODULES: &[&str] = &[
 ];
 
 /// Host programs copied in, with the libraries they link.
-const HOST_PROGRAMS: &[&str] = &["ip", "tc", "ping", "bpftool", "ethtool"];
+const HOST_PROGRAMS: &[&str] = &["ip", "tc", "ping", "bpftool", "ethtool", "tcpdump"];
 
 /// The archive's contents: path in the guest -> (mode, contents).
 #[derive(Default)]
