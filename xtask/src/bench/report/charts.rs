@@ -60,8 +60,16 @@ pub(super) fn cost_chart(doc: &Value) -> Chart {
         rows,
         lines: vec![
             (floor_ns(doc), format!("test-run floor {} ns", num(floor_ns(doc), 0)), GREY),
-            (RX_TARGET_NS, format!("RX target {RX_TARGET_NS} ns"), COLORS[1]),
-            (TX_TARGET_NS, format!("TX target {TX_TARGET_NS} ns"), COLORS[0]),
+            (
+                floor_ns(doc) + RX_TARGET_NS,
+                format!("RX target, known client: floor + {RX_TARGET_NS} ns"),
+                COLORS[1],
+            ),
+            (
+                floor_ns(doc) + TX_TARGET_NS,
+                format!("TX target, known client: floor + {TX_TARGET_NS} ns"),
+                COLORS[0],
+            ),
         ],
         legend: vec![(COLORS[0], "alb_tx".into()), (COLORS[1], "alb_rx".into())],
     }

@@ -85,3 +85,37 @@ fn throughput_is_judged_by_the_lower_bound_of_its_interval() {
     assert!(md.contains("| 20 / 0 | (no) |"), "UDP is reported, not judged:\n{md}");
     assert!(md.contains("worst lower bound of the 95% interval | ≥ 0.98x | 0.970x"), "{md}");
 }
+
+#[test]
+fn per_packet_targets_are_net_of_the_floor_and_twice_as_loose_off_the_known_client() {
+    let row = |id: &str, program: &str, ns: u32| {
+        json!({
+            "id": id, "program": program, "what": "a row", "path": ["x+1"],
+            "hot": { "median_ns": ns, "min_ns": ns, "stable": true },
+        })
+    };
+    let doc = json!({
+        "cost": {
+            "repeat": 1000, "runs": 2,
+            "floor": { "hot": { "median_ns": 30 } },
+            "cases": [
+                row("tx_tcp_client", "alb_tx", 60),
+                row("tx_broadcast", "alb_tx", 75),
+                row("rx_tcp_client", "alb_rx", 44),
+                row("rx_broadcast", "alb_rx", 61),
+            ],
+        },
+    });
+    let md = markdown(&doc);
+    let line = |figure: &str| {
+        md.lines().find(|l| l.starts_with(&format!("| {figure}"))).unwrap_or_default().to_owned()
+    };
+    let tx = line("TX to a known client");
+    assert!(tx.contains("≤ 25 ns | 30 ns") && tx.ends_with("**no** |"), "net 30 > 25: {tx}");
+    let tx_other = line("every other `alb_tx` case");
+    assert!(tx_other.contains("≤ 50 ns | 45 ns") && tx_other.ends_with("**yes** |"), "{tx_other}");
+    let rx = line("RX from a known client");
+    assert!(rx.contains("≤ 15 ns | 14 ns") && rx.ends_with("**yes** |"), "net 14 <= 15: {rx}");
+    let rx_other = line("every other `alb_rx` case");
+    assert!(rx_other.contains("≤ 30 ns | 31 ns") && rx_other.ends_with("**no** |"), "{rx_other}");
+}
