@@ -24,8 +24,9 @@ result() { say "RESULT $1 $2 ${3:-}"; }
 check() { name=$1; shift; if "$@"; then result PASS "$name"; else result FAIL "$name"; fi; }
 in_ns() { ns=$1; shift; nsenter --net=$N/"$ns" "$@"; }
 
-lab_up() {
-    for ns in srv sw c1 c2; do ip netns add $ns; ip -n $ns link set lo up; done
+# The switch (a bridge in sw, no IPv6 of its own) and the slaves veth17,
+# veth19 in srv, each with its port (veth18, veth20) on the bridge.
+switch_and_slaves() {
     in_ns sw sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
     in_ns sw sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
     ip -n sw link add br0 type bridge ageing_time 30000 stp_state 0 mcast_snooping 0
@@ -37,6 +38,11 @@ lab_up() {
         ip -n sw link set veth$p master br0 up
         ip -n srv link set veth$i up
     done
+}
+
+lab_up() {
+    for ns in srv sw c1 c2; do ip netns add $ns; ip -n $ns link set lo up; done
+    switch_and_slaves
     for c in 1 2; do
         in_ns c$c sysctl -q -w net.ipv6.conf.default.router_solicitations=0
         ip -n c$c link add eth0 address 02:a1:c0:00:00:0$c type veth peer name c$c \
@@ -234,17 +240,7 @@ vlan_of() { if [ "$1" -le 2 ]; then echo 100; else echo 200; fi; }
 vlan_ip() { if [ $(($1 % 2)) = 1 ]; then echo 198.18.0.11; else echo 198.18.0.12; fi; }
 vlan_lab_up() {
     for ns in $VNS; do ip netns add $ns; ip -n $ns link set lo up; done
-    in_ns sw sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
-    in_ns sw sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
-    ip -n sw link add br0 type bridge ageing_time 30000 stp_state 0 mcast_snooping 0
-    ip -n sw link set br0 up
-    for i in 17 19; do
-        p=$((i + 1))
-        ip -n srv link add veth$i address 02:a1:b0:00:00:$i type veth peer name veth$p \
-            address 02:a1:b1:00:00:$p netns sw
-        ip -n sw link set veth$p master br0 up
-        ip -n srv link set veth$i up
-    done
+    switch_and_slaves
     for c in 1 2 3 4; do
         in_ns c$c sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
         in_ns c$c sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
