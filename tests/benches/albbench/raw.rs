@@ -31,7 +31,7 @@ const BPF_FUNC_TAIL_CALL: i32 = 12;
 pub(crate) const TAIL_CALL_FAILED: u32 = 255;
 
 /// One instruction: opcode, registers, offset, immediate.
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+pub(crate) fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     let off = off.to_le_bytes();
     let imm = imm.to_le_bytes();
     u64::from_le_bytes([code, dst | (src << 4), off[0], off[1], imm[0], imm[1], imm[2], imm[3]])
@@ -47,7 +47,7 @@ const EXIT: u8 = 0x95;
 /// `src_reg` of an `ld_imm64` whose immediate is a map's fd.
 const PSEUDO_MAP_FD: u8 = 1;
 
-fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<libc::c_long> {
+pub(crate) fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a zero-initialised `union bpf_attr` prefix of the
     // size passed; the kernel reads (and for test-run writes) only within it.
     let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
@@ -66,20 +66,32 @@ fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
     u32::try_from(fd.as_raw_fd()).expect("a descriptor is not negative")
 }
 
-/// A SCHED_CLS program of `insns`, named `name` (at most 15 bytes).
-fn load(insns: &[u64], name: &str) -> Result<OwnedFd> {
+/// A SCHED_CLS program of `insns`, named `name` (at most 15 bytes); a
+/// refusal carries the verifier's log.
+pub(crate) fn load(insns: &[u64], name: &str) -> Result<OwnedFd> {
     let license = c"GPL";
+    let mut log = vec![0u8; 64 * 1024];
     let mut attr = [0u8; 128];
     put_u32(&mut attr, 0, BPF_PROG_TYPE_SCHED_CLS);
     put_u32(&mut attr, 4, u32::try_from(insns.len())?);
     put_u64(&mut attr, 8, insns.as_ptr() as u64);
     put_u64(&mut attr, 16, license.as_ptr() as u64);
-    // prog_name at offset 48 (after log_level, log_size, log_buf,
-    // kern_version, prog_flags).
+    put_u32(&mut attr, 24, 1); // log_level
+    put_u32(&mut attr, 28, u32::try_from(log.len())?);
+    put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
+    // prog_name at offset 48 (after kern_version, prog_flags).
     attr[48..48 + name.len()].copy_from_slice(name.as_bytes());
-    let fd = bpf(BPF_PROG_LOAD, &mut attr).with_context(|| format!("cannot load {name}"))?;
-    // SAFETY: a new descriptor the kernel just gave us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    match bpf(BPF_PROG_LOAD, &mut attr) {
+        // SAFETY: a new descriptor the kernel just gave us.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+        Err(e) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            Err(e).context(format!(
+                "the verifier refused {name}: {}",
+                String::from_utf8_lossy(&log[..end])
+            ))
+        }
+    }
 }
 
 /// One test-run of program `fd`: the return code, the kernel's mean ns
@@ -98,8 +110,12 @@ pub(crate) fn test_run(
     put_u64(&mut attr, 16, frame.as_ptr() as u64);
     put_u64(&mut attr, 24, out.as_mut_ptr() as u64);
     put_u32(&mut attr, 32, repeat);
-    put_u32(&mut attr, 40, u32::try_from(ctx.len())?);
-    put_u64(&mut attr, 48, ctx.as_ptr() as u64);
+    // No context at all when none is given: the kernel refuses a context
+    // pointer with size 0.
+    if !ctx.is_empty() {
+        put_u32(&mut attr, 40, u32::try_from(ctx.len())?);
+        put_u64(&mut attr, 48, ctx.as_ptr() as u64);
+    }
     bpf(BPF_PROG_TEST_RUN, &mut attr).context("test-run")?;
     let retval = u32::from_ne_bytes(attr[4..8].try_into().expect("4 bytes"));
     let ns = u32::from_ne_bytes(attr[36..40].try_into().expect("4 bytes"));

@@ -18,30 +18,20 @@
 //! traffic does). The walker's own work (cursor, key read, test-run's
 //! loop) is the hot array case, and is subtracted for the net figures.
 
-use std::{
-    io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
-};
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 
 use alb_common::maps::{ClientEntry, ClientKey};
 use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 
-use crate::frames::learned;
+use crate::{
+    frames::learned,
+    raw::{self, bpf, insn},
+};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
-
-fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a zero-initialised `union bpf_attr` prefix of the
-    // size passed; the kernel reads (and for test-run writes) only within it.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
-}
 
 fn put(attr: &mut [u8], at: usize, bytes: &[u8]) {
     attr[at..at + bytes.len()].copy_from_slice(bytes);
@@ -70,16 +60,6 @@ fn set(map: &OwnedFd, index: u32, value: &[u8]) -> Result<()> {
     put(&mut attr, 16, &(value.as_ptr() as u64).to_ne_bytes());
     bpf(BPF_MAP_UPDATE_ELEM, &mut attr).context("cannot fill the key array")?;
     Ok(())
-}
-
-/// One instruction: opcode, registers, offset, immediate.
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    let mut b = [0u8; 8];
-    b[0] = code;
-    b[1] = (src << 4) | dst;
-    b[2..4].copy_from_slice(&off.to_le_bytes());
-    b[4..].copy_from_slice(&imm.to_le_bytes());
-    u64::from_le_bytes(b)
 }
 
 /// `r1 = map` (ld_imm64 with BPF_PSEUDO_MAP_FD): two instructions.
@@ -127,43 +107,10 @@ fn walker(cursor: RawFd, keys: RawFd, target: RawFd, mask: u32) -> Vec<u64> {
     p
 }
 
-fn load(insns: &[u64]) -> Result<OwnedFd> {
-    let license = c"GPL";
-    let mut log = vec![0u8; 64 * 1024];
-    let mut attr = [0u8; 128];
-    put(&mut attr, 0, &BPF_PROG_TYPE_SCHED_CLS.to_ne_bytes());
-    put(&mut attr, 4, &(insns.len() as u32).to_ne_bytes());
-    put(&mut attr, 8, &(insns.as_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 16, &(license.as_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 24, &1u32.to_ne_bytes()); // log_level
-    put(&mut attr, 28, &(log.len() as u32).to_ne_bytes());
-    put(&mut attr, 32, &(log.as_mut_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 48, b"alb_walk\0");
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        Ok(fd) => Ok(owned(fd)),
-        Err(e) => {
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            Err(e).context(format!(
-                "the verifier refused the walker: {}",
-                String::from_utf8_lossy(&log[..end])
-            ))
-        }
-    }
-}
-
 /// Runs `prog` `repeat` times on a 64-byte frame; the kernel's mean ns.
 fn run(prog: &OwnedFd, repeat: u32) -> Result<u32> {
     let frame = [0u8; 64];
-    let mut out = [0u8; 64 + 256];
-    let mut attr = [0u8; 80];
-    put(&mut attr, 0, &(prog.as_raw_fd() as u32).to_ne_bytes());
-    put(&mut attr, 8, &(frame.len() as u32).to_ne_bytes());
-    put(&mut attr, 12, &(out.len() as u32).to_ne_bytes());
-    put(&mut attr, 16, &(frame.as_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 24, &(out.as_mut_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 32, &repeat.to_ne_bytes());
-    bpf(BPF_PROG_TEST_RUN, &mut attr).context("test-run of the walker")?;
-    Ok(u32::from_ne_bytes(attr[36..40].try_into().expect("4 bytes")))
+    Ok(raw::test_run(prog.as_fd(), &frame, &[], repeat).context("test-run of the walker")?.1)
 }
 
 fn key_bytes(i: u32) -> [u8; KEY] {
@@ -289,7 +236,7 @@ pub(crate) fn measure(
         .iter()
         .zip(&cursors)
         .map(|((_, _, k, target), cursor)| {
-            load(&walker(cursor.as_raw_fd(), k.fd.as_raw_fd(), *target, k.mask))
+            raw::load(&walker(cursor.as_raw_fd(), k.fd.as_raw_fd(), *target, k.mask), "alb_walk")
         })
         .collect::<Result<Vec<_>>>()?;
     // Calls of every case in turn, so drift hits them alike.
