@@ -1,13 +1,11 @@
 //! docs/benchmarks.{json,md,svg} from the collected figures: the figures
-//! pulled out of the document (here), the markdown report
-//! ([`markdown`]), and six horizontal bar charts described in [`charts`]
-//! and drawn with plotters ([`plot`]).
+//! pulled out of the document (here), the markdown report ([`markdown`],
+//! a file per section), and six horizontal bar charts described in
+//! [`charts`] and drawn with plotters ([`plot`]).
 
 mod charts;
-mod cost;
 mod markdown;
 mod plot;
-mod sizes;
 
 use std::path::Path;
 

@@ -3,19 +3,14 @@
 //! instructions of a freshly loaded object, as `albbench cost` read them
 //! with `BPF_OBJ_GET_INFO_BY_FD`, and the gate's baseline.
 
-#![expect(
-    clippy::let_underscore_must_use,
-    reason = "fmt::Write into a String cannot fail: its writes are not checked"
-)]
-
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{arr, f, num};
+use crate::bench::report::{arr, f, num};
 
 /// tests/insn-baseline.json, the gate's baseline (tests/tests/insns.rs).
-const BASELINE: &str = include_str!("../../../../tests/insn-baseline.json");
+const BASELINE: &str = include_str!("../../../../../tests/insn-baseline.json");
 
 pub(super) fn sizes_md(md: &mut String, doc: &Value) {
     let programs = arr(&doc["cost"]["programs"]);

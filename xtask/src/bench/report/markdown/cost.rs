@@ -1,16 +1,11 @@
 //! Figure 1 of the markdown report: the per-packet cost of the fixture
 //! table's benchmark rows, the method, its check, and the program sizes.
 
-#![expect(
-    clippy::let_underscore_must_use,
-    reason = "fmt::Write into a String cannot fail: its writes are not checked"
-)]
-
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{arr, costs, f, floor_ns, is_traffic, num, target_ns, yes};
+use crate::bench::report::{arr, costs, f, floor_ns, is_traffic, num, target_ns, yes};
 
 pub(super) fn cost_md(md: &mut String, doc: &Value) {
     let cost = &doc["cost"];
