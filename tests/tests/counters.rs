@@ -88,8 +88,7 @@ fn every_frame_is_counted_when_asked_and_sighup_changes_it() {
     let path: PathBuf = lab.log_dir().join("counters.toml");
     fs::create_dir_all(lab.log_dir()).expect("log dir");
     fs::write(&path, "client_sampling = 1\n").expect("write config");
-    let mut agent =
-        Agent::start_with(&lab, &["--config", path.to_str().expect("UTF-8 path")]);
+    let mut agent = Agent::start_with(&lab, &["--config", path.to_str().expect("UTF-8 path")]);
     resolve_all(&lab);
     let status = agent.status();
     assert_eq!(status.raw["client_sampling"], 1, "from the file:\n{status}");

@@ -37,7 +37,8 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         problems.push(Problem::new("master", format!("{error:#}")));
     }
     slaves(settings, master, &mut problems);
-    if let Some(every) = settings.client_sampling.filter(|n| !(1..=MAX_CLIENT_SAMPLING).contains(n)) {
+    if let Some(every) = settings.client_sampling.filter(|n| !(1..=MAX_CLIENT_SAMPLING).contains(n))
+    {
         problems.push(Problem::new(
             "client_sampling",
             format!(
