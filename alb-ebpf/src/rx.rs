@@ -3,7 +3,7 @@
 use alb_common::{
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, EventKind, MAX_SLAVES, Slave, VmKey},
     reason::Reason,
-    verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
+    verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_unwatched, rx_watch},
     vlan::Tag,
     wire::{ArpHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
 };
@@ -81,6 +81,8 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             // macvlan on the master takes them by their destination.
             let ipv6 = if reason == Reason::RxVm {
                 to_vm(&packet);
+                false
+            } else if rx_unwatched(&packet, weight) {
                 false
             } else {
                 watch(&packet, this, vlan::tag(ctx, &packet), weight)
