@@ -27,7 +27,9 @@ pub const CLIENT_SLOTS: u32 = 1024;
 /// 5: VLANs: the client keys (`ClientKey`, `ClientKey6`, `HostKey6`) and
 ///    so the events carry the VLAN ID; no `ALB_SLAVE_IDX` (`alb_rx` finds
 ///    its slave in `ALB_SLAVES`).
-pub const PIN_FORMAT: u32 = 5;
+/// 6: client counters sampled (`Config::client_sampling`, a generator per
+///    slave and CPU in `SlaveStats::sampler`).
+pub const PIN_FORMAT: u32 = 6;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
 /// Most source MACs other than the master's (bridged VMs, macvlans) the
@@ -122,6 +124,10 @@ pub struct Config {
     /// The usable slaves, in enslave order (for bpftool readers; the data
     /// path deals clients by slot and destinations by bucket).
     pub usable: [u8; MAX_SLAVES],
+    /// Client counters count 1 frame in this many, weighted by it
+    /// (`alb_common::sampling`); 0 and 1 count every frame.
+    pub client_sampling: u32,
+    pub _pad2: u32,
 }
 
 impl Default for Config {
@@ -134,6 +140,8 @@ impl Default for Config {
             master_mac: [0; 6],
             _pad1: [0; 2],
             usable: [0; MAX_SLAVES],
+            client_sampling: 0,
+            _pad2: 0,
         }
     }
 }
@@ -276,6 +284,8 @@ pub struct ClientEntry {
     pub flags: u32,
     /// `bpf_ktime_get_ns()` when the entry was created.
     pub created_ns: u64,
+    /// Frames and bytes from and to the client: estimates from 1 frame in
+    /// `Config::client_sampling` (exact when it is 0 or 1).
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -321,6 +331,9 @@ pub struct Traffic {
 pub struct SlaveStats {
     pub rx: Traffic,
     pub tx: Traffic,
+    /// This CPU's generator for the client-counter draws of frames on this
+    /// slave (`alb_common::sampling::draw`); not a counter, never summed.
+    pub sampler: u64,
 }
 
 /// What an [`Event`] reports.
@@ -403,7 +416,7 @@ impl EventKind {
 }
 
 const _: () = {
-    assert!(size_of::<Config>() == 40);
+    assert!(size_of::<Config>() == 48);
     assert!(size_of::<ClientKey6>() == 40);
     assert!(size_of::<HostKey6>() == 8);
     assert!(size_of::<Event6>() == 64);
@@ -411,7 +424,7 @@ const _: () = {
     assert!(size_of::<ClientKey>() == 12);
     assert!(size_of::<ClientEntry>() == 56);
     assert!(size_of::<TxBucket>() == 8);
-    assert!(size_of::<SlaveStats>() == 32);
+    assert!(size_of::<SlaveStats>() == 40);
     assert!(size_of::<Event>() == 32);
     assert!(size_of::<ClientSlot>() == 8);
     assert!(size_of::<VmKey>() == 8);

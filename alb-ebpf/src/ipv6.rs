@@ -29,7 +29,7 @@ use crate::{
     maps::{ALB_CLIENTS6, ALB_CONFIG, ALB_HOSTS6, ALB_PROGS},
     packet::{Packet, redirect},
     rx::from_client,
-    stats::{self, Direction, count, event6},
+    stats::{self, count, event6},
     tx::{by_bucket, deal, fresh_entry, send, slave_of_slot, to_client, usable_slave},
     vlan,
 };
@@ -48,12 +48,18 @@ pub(crate) fn hand_over_tx(ctx: &TcContext) {
 }
 
 /// `alb_rx` hands an IPv6 frame it delivers to `alb_rx6`, with the
-/// receiving slave's index in `cb[0]`; returns only if it is missing.
+/// receiving slave's index in `cb[0]` and the frame's weight in its
+/// client's counters (drawn by `alb_rx`) in `cb[1]`; returns only if it is
+/// missing.
 #[inline(always)]
-pub(crate) fn hand_over_rx(ctx: &TcContext, this: u32) {
+pub(crate) fn hand_over_rx(ctx: &TcContext, this: u32, weight: u64) {
     // SAFETY: the context pointer the kernel passed in; TC programs may
     // write `cb`, which a tail call keeps.
-    unsafe { (*ctx.skb.skb).cb[0] = this };
+    unsafe {
+        (*ctx.skb.skb).cb[0] = this;
+        // A weight is at most MAX_CLIENT_SAMPLING (2^20).
+        (*ctx.skb.skb).cb[1] = weight as u32;
+    }
     // SAFETY: as in `hand_over_tx`.
     unsafe { ALB_PROGS.tail_call(ctx, TAIL_RX6) };
 }
@@ -81,9 +87,9 @@ pub(crate) fn run_rx(ctx: &TcContext) -> i32 {
         return TC_ACT_OK;
     };
     // SAFETY: the context pointer the kernel passed in.
-    let this = unsafe { (*ctx.skb.skb).cb[0] };
+    let (this, weight) = unsafe { ((*ctx.skb.skb).cb[0], (*ctx.skb.skb).cb[1]) };
     let packet = Packet::new(ctx);
-    watch(&packet, this, vlan::tag(ctx, &packet));
+    watch(&packet, this, vlan::tag(ctx, &packet), u64::from(weight));
     redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
 }
 
@@ -151,7 +157,7 @@ fn host_nd(packet: &Packet<'_>, config: &Config, nd: &HostNd, tag: Tag) -> i32 {
         Kind::Advert => Reason::TxNdAdvert,
         Kind::Solicit => Reason::TxNdSolicit,
     });
-    stats::slave_traffic(slave, Direction::Tx, packet.len());
+    stats::slave_tx(slave, packet.len());
     redirect(target.ifindex, 0)
 }
 
@@ -200,14 +206,17 @@ fn remember_host(mac: &Mac, vlan: u16, slot: u32) {
     }
 }
 
-/// A delivered IPv6 frame: per-client counters for data, MAC learning
-/// from valid solicitations and advertisements.
+/// A delivered IPv6 frame: per-client counters for data (when drawn:
+/// `weight` non-zero), MAC learning from valid solicitations and
+/// advertisements.
 #[inline(always)]
-fn watch(packet: &Packet<'_>, this: u32, tag: Tag) {
+fn watch(packet: &Packet<'_>, this: u32, tag: Tag, weight: u64) {
     match rx6_watch(packet, tag) {
         Watch6::Data(client) => {
-            if let Some(entry) = ALB_CLIENTS6.get_ptr_mut(client.key()) {
-                from_client(packet, entry, this);
+            if weight != 0 {
+                if let Some(entry) = ALB_CLIENTS6.get_ptr_mut(client.key()) {
+                    from_client(packet, entry, this, weight);
+                }
             }
         }
         Watch6::Nd { about } => {

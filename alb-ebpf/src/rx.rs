@@ -3,7 +3,7 @@
 use alb_common::{
     maps::{CLIENT_MAC_KNOWN, ClientEntry, ClientKey, EventKind, MAX_SLAVES, Slave, VmKey},
     reason::Reason,
-    verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_watch},
+    verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_unwatched, rx_watch},
     vlan::Tag,
     wire::{ArpHdr, Frame as _, Mac, is_multicast, is_valid_unicast, mac_eq},
 };
@@ -16,8 +16,8 @@ use crate::{
     ipv6,
     maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SLAVES, ALB_VMS},
     packet::{Packet, redirect},
-    stats::{self, Direction, count, event},
-    tx::{add_atomic, slave_of_slot},
+    stats::{self, add_atomic, count, event},
+    tx::slave_of_slot,
     vlan,
 };
 
@@ -76,14 +76,16 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         }
         RxPlan::Deliver { rewrite_dst, reason } => {
             count(reason);
-            stats::slave_traffic(this, Direction::Rx, packet.len());
+            let weight = stats::slave_rx(this, packet.len(), config.client_sampling);
             // A VM's frames are counted for it, not watched: the bridge or
             // macvlan on the master takes them by their destination.
             let ipv6 = if reason == Reason::RxVm {
                 to_vm(&packet);
                 false
+            } else if rx_unwatched(&packet, weight) {
+                false
             } else {
-                watch(&packet, this, vlan::tag(ctx, &packet))
+                watch(&packet, this, vlan::tag(ctx, &packet), weight)
             };
             if rewrite_dst && !packet.store_mac(0, &config.master_mac) {
                 count(Reason::RxMalformed);
@@ -92,7 +94,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             if ipv6 {
                 // alb_rx6 watches it and redirects it; if it is missing,
                 // the frame is delivered unwatched.
-                ipv6::hand_over_rx(ctx, this);
+                ipv6::hand_over_rx(ctx, this, weight);
             }
             redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
         }
@@ -114,17 +116,20 @@ fn to_vm(packet: &Packet<'_>) {
     }
 }
 
-/// Client bookkeeping on delivered frames: per-client counters for IPv4,
+/// Client bookkeeping on delivered frames: per-client counters for IPv4
+/// (when the frame is drawn: `weight` non-zero; see `alb_common::sampling`),
 /// MAC learning and events for ARP. True for IPv6, which `alb_rx6` watches.
 /// Out of line: inlined into `run` with the VM look-ups, LLVM copied an
 /// undefined register on the ARP path (a short ARP), which the verifier
 /// refuses.
 #[inline(never)]
-fn watch(packet: &Packet<'_>, this: u32, tag: Tag) -> bool {
+fn watch(packet: &Packet<'_>, this: u32, tag: Tag, weight: u64) -> bool {
     match rx_watch(packet, tag) {
         Watch::Ipv4(key) => {
-            if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
-                from_client(packet, entry, this);
+            if weight != 0 {
+                if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
+                    from_client(packet, entry, this, weight);
+                }
             }
         }
         Watch::Arp(arp) => client_arp(&arp, tag.vid, this),
@@ -134,14 +139,14 @@ fn watch(packet: &Packet<'_>, this: u32, tag: Tag) -> bool {
     false
 }
 
-/// Counts a frame from a known client (`entry`, of either table) received
-/// on slave `this`.
+/// Counts a drawn frame (weighted `weight`) from a known client (`entry`,
+/// of either table) received on slave `this`; a client heard on another
+/// slave than its own is counted too (from the drawn frames).
 #[inline(always)]
-pub(crate) fn from_client(packet: &Packet<'_>, entry: *mut ClientEntry, this: u32) {
+pub(crate) fn from_client(packet: &Packet<'_>, entry: *mut ClientEntry, this: u32, weight: u64) {
     // SAFETY: a live map value; counters are only updated atomically.
     let entry = unsafe { &mut *entry };
-    add_atomic(&mut entry.rx_packets, 1);
-    add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
+    stats::add_client(&mut entry.rx_packets, &mut entry.rx_bytes, packet.len(), weight);
     if slave_of_slot(entry.slot) != this {
         count(Reason::RxClientOffSlave);
     }

@@ -1,8 +1,9 @@
 //! Per-CPU counters and events.
 
 use alb_common::{
-    maps::{ClientKey, ClientKey6, Event, Event6, EventKind, SlaveStats, Traffic},
+    maps::{ClientKey, ClientKey6, Event, Event6, EventKind, MAX_SLAVES, SlaveStats, Traffic},
     reason::Reason,
+    sampling,
     wire::Mac,
 };
 
@@ -22,22 +23,54 @@ pub(crate) fn add(traffic: &mut Traffic, bytes: u32) {
     traffic.bytes += u64::from(bytes);
 }
 
-#[derive(Clone, Copy)]
-pub(crate) enum Direction {
-    Rx,
-    Tx,
-}
-
+/// Counts a frame sent by slave `slave`.
 #[inline(always)]
-pub(crate) fn slave_traffic(slave: u32, direction: Direction, bytes: u32) {
+pub(crate) fn slave_tx(slave: u32, bytes: u32) {
     if let Some(stats) = ALB_SLAVE_STATS.get_ptr_mut(slave) {
         // SAFETY: a per-CPU slot, written only by this CPU.
-        let stats: &mut SlaveStats = unsafe { &mut *stats };
-        match direction {
-            Direction::Rx => add(&mut stats.rx, bytes),
-            Direction::Tx => add(&mut stats.tx, bytes),
-        }
+        add(unsafe { &mut (*stats).tx }, bytes);
     }
+}
+
+/// Counts a frame received on slave `slave` and draws its weight in its
+/// client's counters (`sampling::draw`, 1 frame in `every`): one per-CPU
+/// slot for both.
+#[inline(always)]
+pub(crate) fn slave_rx(slave: u32, bytes: u32, every: u32) -> u64 {
+    let Some(stats) = ALB_SLAVE_STATS.get_ptr_mut(slave) else { return 0 };
+    // SAFETY: a per-CPU slot, written only by this CPU.
+    let stats: &mut SlaveStats = unsafe { &mut *stats };
+    add(&mut stats.rx, bytes);
+    sampling::draw(&mut stats.sampler, every)
+}
+
+/// The weight of a frame sent by slave `slave` in its client's counters:
+/// drawn from that slave's generator on this CPU (any valid slot serves).
+#[inline(always)]
+pub(crate) fn client_weight(slave: u32, every: u32) -> u64 {
+    match ALB_SLAVE_STATS.get_ptr_mut(slave & (MAX_SLAVES as u32 - 1)) {
+        // SAFETY: a per-CPU slot, written only by this CPU.
+        Some(stats) => sampling::draw(unsafe { &mut (*stats).sampler }, every),
+        None => 0,
+    }
+}
+
+/// Adds a frame of `bytes` bytes, weighted `weight`, to a client's
+/// `packets` and `bytes` (atomically: other CPUs count the same client).
+#[inline(always)]
+pub(crate) fn add_client(packets: &mut u64, bytes_total: &mut u64, bytes: u32, weight: u64) {
+    add_atomic(packets, weight);
+    add_atomic(bytes_total, u64::from(bytes) * weight);
+}
+
+/// Adds to a counter other CPUs update too (BPF_ATOMIC add, result
+/// unused). The BPF target has no compare-and-swap, so core offers no
+/// `AtomicU64::fetch_add` there; the intrinsic it is built on works.
+#[inline(always)]
+pub(crate) fn add_atomic(counter: &mut u64, value: u64) {
+    use core::intrinsics::{AtomicOrdering, atomic_xadd};
+    // SAFETY: `counter` is a live, aligned map field.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
 }
 
 #[inline(always)]

@@ -22,7 +22,7 @@ use crate::{
         ALB_TX_BUCKETS, ALB_VMS,
     },
     packet::{Packet, redirect},
-    stats::{self, Direction, count, event},
+    stats::{self, add_atomic, count, event},
     vlan,
 };
 
@@ -86,10 +86,13 @@ pub(crate) fn to_client(
 ) -> i32 {
     // SAFETY: a live map value; counters are only updated atomically.
     let entry = unsafe { &mut *entry };
-    add_atomic(&mut entry.tx_packets, 1);
-    add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
+    let slave = slave_of_slot(entry.slot);
+    let weight = stats::client_weight(slave, config.client_sampling);
+    if weight != 0 {
+        stats::add_client(&mut entry.tx_packets, &mut entry.tx_bytes, packet.len(), weight);
+    }
     count(Reason::TxClient);
-    send(packet, config, slave_of_slot(entry.slot), from_master)
+    send(packet, config, slave, from_master)
 }
 
 /// A frame from VM MAC `mac` leaves, unchanged, by the slave of its slot
@@ -193,7 +196,7 @@ fn host_arp(packet: &Packet<'_>, config: &Config, arp: &HostArp, tag: Tag) -> i3
         event(EventKind::HostArpBroadcast, slave, arp.key, target.mac, arp.op, 0);
     }
     count(if arp.op == ARP_OP_REPLY { Reason::TxArpReply } else { Reason::TxArpRequest });
-    stats::slave_traffic(slave, Direction::Tx, packet.len());
+    stats::slave_tx(slave, packet.len());
     redirect(target.ifindex, 0)
 }
 
@@ -285,16 +288,6 @@ pub(crate) fn send(packet: &Packet<'_>, config: &Config, wanted: u32, from_maste
             return TC_ACT_SHOT;
         }
     }
-    stats::slave_traffic(slave, Direction::Tx, packet.len());
+    stats::slave_tx(slave, packet.len());
     redirect(target.ifindex, 0)
-}
-
-/// Adds to a counter other CPUs update too (BPF_ATOMIC add, result
-/// unused). The BPF target has no compare-and-swap, so core offers no
-/// `AtomicU64::fetch_add` there; the intrinsic it is built on works.
-#[inline(always)]
-pub(crate) fn add_atomic(counter: &mut u64, value: u64) {
-    use core::intrinsics::{AtomicOrdering, atomic_xadd};
-    // SAFETY: `counter` is a live, aligned map field.
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
 }

@@ -19,6 +19,8 @@ pub struct State {
     /// In enslave order; the index is the slave index in the maps.
     pub slaves: Vec<SlaveState>,
     pub active: Option<usize>,
+    /// Client counters count 1 frame in this many (`client_sampling`).
+    pub client_sampling: u32,
 }
 
 impl State {
@@ -39,6 +41,7 @@ impl State {
             active_slave: self.active.and_then(|a| u32::try_from(a).ok()).unwrap_or(u32::MAX),
             usable_count: u32::try_from(usable.len()).unwrap_or(0),
             master_mac: self.master_mac,
+            client_sampling: self.client_sampling,
             ..Config::default()
         };
         config.usable[..usable.len()].copy_from_slice(&usable);

@@ -50,6 +50,9 @@ pub struct Status {
     pub rebalance_interval_s: Option<u64>,
     /// Seconds a VM MAC is kept without a frame from it.
     pub vm_ageing_s: Option<u64>,
+    /// Clients' counters count 1 frame in this many, weighted by it: for
+    /// more than 1 they are estimates (`client_sampling`).
+    pub client_sampling: u32,
     /// The config file the agent re-reads on SIGHUP.
     pub config_file: Option<String>,
     pub slaves: Vec<SlaveStatus>,
@@ -291,6 +294,7 @@ pub async fn collect(master: &str) -> Result<Status> {
         lp_interval_s: info.map(|a| a.lp_interval_s),
         rebalance_interval_s: info.map(|a| a.rebalance_interval_s),
         vm_ageing_s: info.and_then(|a| a.vm_ageing_s),
+        client_sampling: config.client_sampling.max(1),
         config_file: info.and_then(|a| a.config_file.clone()),
         slaves,
         clients,
@@ -368,7 +372,11 @@ pub fn to_text(status: &Status) -> String {
             slave.rx_packets, slave.rx_bytes, slave.tx_packets, slave.tx_bytes
         );
     }
-    let _ = writeln!(out, "\nClients: {}", status.clients.len());
+    let sampled = match status.client_sampling {
+        0 | 1 => String::new(),
+        every => format!(" (counters estimated from 1 frame in {every})"),
+    };
+    let _ = writeln!(out, "\nClients: {}{sampled}", status.clients.len());
     if !status.clients.is_empty() {
         // IPv6 addresses (a link-local one is up to 39 characters) widen
         // the address columns.
@@ -471,6 +479,7 @@ mod tests {
             lp_interval_s: None,
             rebalance_interval_s: None,
             vm_ageing_s: None,
+            client_sampling: 1,
             config_file: None,
             slaves: Vec::new(),
             clients: Vec::new(),
@@ -500,6 +509,19 @@ mod tests {
             serde_json::from_str(&to_json(&status).expect("JSON")).expect("parses");
         assert_eq!(json["vms"][0]["slave"], "veth19");
         assert_eq!(json["vm_ageing_s"], 300);
+    }
+
+    #[test]
+    fn sampled_client_counters_say_so() {
+        let row = || vec![client("198.18.0.1", "198.18.0.11", "veth17")];
+        let exact = to_text(&Status { clients: row(), ..status() });
+        assert!(exact.contains("\nClients: 1\n"), "{exact}");
+        let sampled = Status { clients: row(), client_sampling: 16, ..status() };
+        let text = to_text(&sampled);
+        assert!(text.contains("Clients: 1 (counters estimated from 1 frame in 16)"), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&sampled).expect("JSON")).expect("parses");
+        assert_eq!(json["client_sampling"], 16);
     }
 
     #[test]

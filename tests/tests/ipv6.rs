@@ -46,8 +46,13 @@ struct Rig {
 }
 
 fn rig(clients: usize, slaves: usize) -> Rig {
+    rig_with(clients, slaves, &[])
+}
+
+/// [`rig`] with `extra` options for the agent.
+fn rig_with(clients: usize, slaves: usize, extra: &[&str]) -> Rig {
     let lab = common::lab(clients, slaves);
-    let agent = Agent::start(&lab);
+    let agent = Agent::start_with(&lab, extra);
     lab.add_server_addrs().unwrap_or_else(|e| panic!("server addresses: {e:#}"));
     Rig { agent, lab }
 }
@@ -174,7 +179,8 @@ fn hosts_per_slave(status: &Status) -> Vec<usize> {
 /// slaves with their MACs.
 #[test]
 fn ipv6_clients_spread_over_two_slaves_and_cross_only_their_own() {
-    let Rig { agent, lab } = rig(4, 2);
+    // Every frame counted: the clients' counters are checked below.
+    let Rig { agent, lab } = rig_with(4, 2, &["--client-sampling", "1"]);
     resolve_in_order(&lab, 4, SERVER_IP6);
     for number in 1..=4 {
         assert_pings_cross_only(&lab, number, SERVER_IP6, 200, dealt(number, 2));

@@ -117,6 +117,19 @@ pub enum Watch {
     Nothing,
 }
 
+/// Whether a delivered frame can skip [`rx_watch`]: plain IPv4 (its
+/// EtherType, untagged or with the tag offloaded) not drawn for its
+/// client's counters (`weight` 0). Nothing else on receive learns from
+/// IPv4 data, so most frames then skip the parse, the client look-up and
+/// the call `alb_rx` makes to watch.
+#[inline(always)]
+pub fn rx_unwatched<F: Frame + ?Sized>(frame: &F, weight: u64) -> bool {
+    weight == 0
+        && frame
+            .read::<[u8; 2]>(12)
+            .is_some_and(|ether_type| u16::from_be_bytes(ether_type) == ETH_P_IP)
+}
+
 /// Reads what the receive path learns from a frame it delivers; `tag`: its
 /// VLAN tag ([`Tag::of`]), whose VLAN its client is in.
 #[inline(always)]
@@ -313,6 +326,23 @@ mod tests {
             rx_plan(&new_master, &PEER, 0, &S0, 1, &new_master, owners, vms),
             RxPlan::Pass(Reason::RxNotForUs)
         );
+    }
+
+    #[test]
+    fn only_undrawn_ipv4_skips_the_watch() {
+        use crate::testing::{ipv4_frame, tagged};
+        let ipv4 = ipv4_frame(S0, PEER, [198, 18, 0, 11], [198, 18, 0, 1], 1);
+        assert!(rx_unwatched(&ipv4[..], 0), "IPv4 not drawn");
+        assert!(!rx_unwatched(&ipv4[..], 16), "IPv4 drawn: counted for its client");
+        let mut arp = ipv4.clone();
+        arp[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+        assert!(!rx_unwatched(&arp[..], 0), "ARP is always watched (learning)");
+        let mut ipv6 = ipv4.clone();
+        ipv6[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+        assert!(!rx_unwatched(&ipv6[..], 0), "IPv6 is always watched (Neighbor Discovery)");
+        let in_frame = tagged(&ipv4, 100);
+        assert!(!rx_unwatched(&in_frame[..], 0), "an in-frame tag: watch finds what is behind it");
+        assert!(!rx_unwatched(&ipv4[..12], 0), "too short to tell");
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Options {
     pub rebalance_interval_s: u64,
     /// Seconds a VM MAC is kept without a frame from it.
     pub vm_ageing_s: u64,
+    /// Client counters count 1 frame in this many, weighted by it.
+    pub client_sampling: u32,
     /// The config file the options came from, re-read on SIGHUP.
     pub config: Option<crate::config::Source>,
     /// On SIGINT/SIGTERM after ready, leave the data path forwarding (programs,

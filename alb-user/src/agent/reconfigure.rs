@@ -88,6 +88,13 @@ impl Agent {
         if new.vm_ageing_s != old.vm_ageing_s {
             changed.push(format!("vm_ageing {} s", new.vm_ageing_s));
         }
+        if new.client_sampling != old.client_sampling {
+            self.set.state.client_sampling = new.client_sampling;
+            match self.datapath.write_config(&self.set.state) {
+                Ok(()) => changed.push(format!("client_sampling {}", new.client_sampling)),
+                Err(error) => warn!("{path}: client_sampling not applied: {error:#}"),
+            }
+        }
         // Checked before it is used, as at start: a remote address without
         // metrics_allow_remote keeps the running endpoint.
         let (mut listen, mut allow_remote) = (new.metrics_listen, new.metrics_allow_remote);

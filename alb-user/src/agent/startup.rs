@@ -183,7 +183,12 @@ pub(super) async fn prepare_devices(
     }
 
     // The slave set chooses the active slave.
-    let state =
-        State { master_ifindex: master.link.index, master_mac, slaves: states, active: None };
+    let state = State {
+        master_ifindex: master.link.index,
+        master_mac,
+        slaves: states,
+        active: None,
+        client_sampling: alb_common::sampling::DEFAULT_CLIENT_SAMPLING,
+    };
     Ok((state, owner))
 }

@@ -19,6 +19,7 @@ use alb_common::{
     active::Reselect,
     link::Delays,
     maps::{DEFAULT_MAX_CLIENTS, DEFAULT_VM_AGEING_S},
+    sampling::DEFAULT_CLIENT_SAMPLING,
 };
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +74,11 @@ pub struct Settings {
     /// [default: 300].
     #[arg(long, value_name = "S")]
     pub vm_ageing: Option<u64>,
+    /// Count 1 frame in N in each client's counters, weighted N (unbiased
+    /// estimates at a fraction of the cost); 1 counts every frame
+    /// [default: 16].
+    #[arg(long, value_name = "N")]
+    pub client_sampling: Option<u32>,
     /// On SIGINT/SIGTERM, leave the data path forwarding for the next agent
     /// to adopt (a restart or an upgrade loses nothing); `alb down` removes
     /// it [default: false; the systemd unit sets it].
@@ -160,6 +166,7 @@ impl Settings {
             lp_interval_s: self.lp_interval.unwrap_or(1),
             rebalance_interval_s: self.rebalance_interval.unwrap_or(10),
             vm_ageing_s: self.vm_ageing.unwrap_or(DEFAULT_VM_AGEING_S),
+            client_sampling: self.client_sampling.unwrap_or(DEFAULT_CLIENT_SAMPLING),
             keep_datapath: self.keep_datapath.unwrap_or(false),
             metrics_listen: self.metrics_listen,
             metrics_allow_remote: self.metrics_allow_remote.unwrap_or(false),

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use alb_common::maps::MAX_SLAVES;
+use alb_common::{maps::MAX_SLAVES, sampling::MAX_CLIENT_SAMPLING};
 
 use super::{DEFAULT_MASTER, Settings};
 use crate::master;
@@ -37,6 +37,16 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         problems.push(Problem::new("master", format!("{error:#}")));
     }
     slaves(settings, master, &mut problems);
+    if let Some(every) = settings.client_sampling.filter(|n| !(1..=MAX_CLIENT_SAMPLING).contains(n))
+    {
+        problems.push(Problem::new(
+            "client_sampling",
+            format!(
+                "client_sampling {every} is out of range: allowed values 1 - {MAX_CLIENT_SAMPLING} \
+                 (1 counts every frame)"
+            ),
+        ));
+    }
     if settings.max_clients == Some(0) {
         problems.push(Problem::new("max_clients", "max_clients must be at least 1".to_owned()));
     }

@@ -13,7 +13,13 @@ fn set_with(up: &[bool], delays: Delays, primary: Option<&str>, reselect: Resele
             up,
         })
         .collect();
-    let state = State { master_ifindex: 1, master_mac: [2, 0, 0, 0, 0, 0], slaves, active: None };
+    let state = State {
+        master_ifindex: 1,
+        master_mac: [2, 0, 0, 0, 0, 0],
+        slaves,
+        active: None,
+        client_sampling: 1,
+    };
     let names = (0..up.len()).map(|i| format!("s{i}")).collect();
     SlaveSet::new(state, names, delays, (primary.map(str::to_owned), reselect), 0)
 }

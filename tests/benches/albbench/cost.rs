@@ -20,7 +20,7 @@
 
 use std::os::fd::{AsFd as _, BorrowedFd};
 
-use alb_common::reason::Reason;
+use alb_common::{reason::Reason, sampling::DEFAULT_CLIENT_SAMPLING};
 use alb_tests::fixtures::{
     Case, Lab, Out, Program, Suite,
     lab::{LINEAR_MAX, ctx as row_ctx},
@@ -34,18 +34,32 @@ use serde_json::{Value, json};
 pub(crate) use crate::object::{Object, TC_ACT_REDIRECT, ctx};
 use crate::raw::{Empty, Restore};
 
-/// The rows of the table that are benchmark cases: (id, suite, row index).
-fn cases(only: Option<&str>) -> Vec<(&'static str, Suite, usize)> {
+/// Known-client rows measured a second time with every frame counted in
+/// the client's counters (`client_sampling` 1), under their own id: what
+/// the default sampling saves.
+const EXACT: [(&str, &str); 2] =
+    [("tx_tcp_client", "exact_tx_tcp_client"), ("rx_tcp_client", "exact_rx_tcp_client")];
+
+/// The rows of the table that are benchmark cases: (id, suite, row index,
+/// `client_sampling`). Every row runs hot with the agent's default
+/// sampling; [`EXACT`]'s rows once more with every frame counted.
+fn cases(only: Option<&str>) -> Vec<(&'static str, Suite, usize, u32)> {
     let mut cases = Vec::new();
     for suite in table::all() {
         for (i, (_, case)) in suite.rows.iter().enumerate() {
-            if let Some(id) = case.bench.filter(|id| only.is_none_or(|only| only == *id)) {
-                cases.push((id, suite.clone(), i));
+            let Some(id) = case.bench else { continue };
+            if only.is_none_or(|only| only == id) {
+                cases.push((id, suite.clone(), i, DEFAULT_CLIENT_SAMPLING));
+            }
+            for (_, exact) in EXACT.iter().filter(|(of, _)| *of == id) {
+                if only.is_none_or(|only| only == *exact) {
+                    cases.push((exact, suite.clone(), i, 1));
+                }
             }
         }
     }
     // alb_tx's rows first, then alb_rx's, each in table order.
-    cases.sort_by_key(|(_, suite, i)| suite.rows[*i].0 != Program::Tx);
+    cases.sort_by_key(|(_, suite, i, _)| suite.rows[*i].0 != Program::Tx);
     cases
 }
 
@@ -83,6 +97,8 @@ struct Prepared {
     /// For a row of [`CHECKED`]: a restore of bytes it leaves alone, to
     /// compare the two methods on one path.
     check: Option<Restore>,
+    /// Its `client_sampling` when hot.
+    sampling: u32,
 }
 
 /// Unchanged rows also measured through a restore (of their Ethernet
@@ -91,11 +107,14 @@ struct Prepared {
 const CHECKED: [&str; 2] = ["tx_tcp_client", "rx_tcp_client"];
 
 impl Prepared {
-    fn new(id: &'static str, suite: &Suite, row: usize) -> Result<Self> {
+    fn new(id: &'static str, suite: &Suite, row: usize, sampling: u32) -> Result<Self> {
         let (program, case) = suite.rows[row].clone();
-        // Replays the rows before it, then checks the row itself once.
+        // Replays the rows before it, then checks the row itself once
+        // (every frame counted, as the fixture tests check them); it runs
+        // hot with `sampling`.
         let mut lab = Lab::replay(suite, row);
         lab.check(program, &case);
+        lab.set_client_sampling(sampling);
         let frame = if case.jumbo { case.frame[..LINEAR_MAX].to_vec() } else { case.frame.clone() };
         let restore = match &case.out {
             Out::Unchanged => None,
@@ -113,6 +132,7 @@ impl Prepared {
         };
         lab.drain_events();
         Ok(Self {
+            sampling,
             check,
             id,
             suite: suite.name,
@@ -189,7 +209,7 @@ pub(crate) fn run(repeat: u32, runs: usize, only: Option<&str>) -> Result<Value>
     let empty = Empty::load()?;
     let mut prepared = cases(only)
         .iter()
-        .map(|(id, suite, row)| Prepared::new(id, suite, *row))
+        .map(|(id, suite, row, sampling)| Prepared::new(id, suite, *row, *sampling))
         .collect::<Result<Vec<_>>>()?;
     ensure!(!prepared.is_empty(), "no case {only:?}");
     let programs = program_sizes(&mut prepared[0].lab.ebpf)?;
@@ -246,6 +266,7 @@ pub(crate) fn run(repeat: u32, runs: usize, only: Option<&str>) -> Result<Value>
                 "program": c.program.name(),
                 "what": c.case.name,
                 "frame_bytes": c.frame.len(),
+                "client_sampling": c.sampling,
                 "path": path(&c.case, 1),
                 "rewrites_frame": c.restore.is_some(),
                 "events": !c.case.events.is_empty(),

@@ -13,6 +13,12 @@ pub(super) fn cost_md(md: &mut String, doc: &Value) {
         return;
     }
     let floor = floor_ns(doc);
+    // The default sampling: the largest any row ran with (exact rows: 1).
+    let sampling = arr(&cost["cases"])
+        .iter()
+        .filter_map(|c| c["client_sampling"].as_u64())
+        .max()
+        .map_or_else(|| "?".to_owned(), |n| n.to_string());
     let _ = writeln!(md, "## 1. Per-packet cost (BPF_PROG_TEST_RUN)\n");
     let _ = writeln!(
         md,
@@ -31,11 +37,13 @@ pub(super) fn cost_md(md: &mut String, doc: &Value) {
          round, and *hot* = through the restore − into the empty program + the floor. \
          **Floor**, same run: an empty TC program (`r0 = 0; exit`, loaded with bpf(2)) costs \
          **{} ns** hot: that is test-run itself (loop, timer, skb), included in every figure; \
-         *net* = hot − floor.\n",
+         *net* = hot − floor. Hot runs count 1 frame in {} in the client's counters (the \
+         agent's default `client_sampling`); the `exact_` rows count every frame.\n",
         cost["repeat"],
         cost["runs"],
         cost["repeat"],
         num(floor, 0),
+        sampling,
     );
     let _ = writeln!(
         md,
