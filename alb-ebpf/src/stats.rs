@@ -3,8 +3,10 @@
 use alb_common::{
     maps::{ClientKey, ClientKey6, Event, Event6, EventKind, SlaveStats, Traffic},
     reason::Reason,
+    ring::{RB_FORCE_WAKEUP, RB_NO_WAKEUP, ring_flags},
     wire::Mac,
 };
+use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 
 use crate::maps::{ALB_COUNTERS, ALB_EVENTS, ALB_SLAVE_STATS};
 
@@ -40,10 +42,18 @@ pub(crate) fn slave_traffic(slave: u32, direction: Direction, bytes: u32) {
     }
 }
 
+const _: () = assert!(
+    RB_NO_WAKEUP == BPF_RB_NO_WAKEUP as u64 && RB_FORCE_WAKEUP == BPF_RB_FORCE_WAKEUP as u64,
+    "alb_common::ring's flags are the kernel's"
+);
+
+/// An event in the ring; it wakes the agent only if `ring::wakes_agent`
+/// says it must act at once (the kind is a constant at every call site, so
+/// the flags are too).
 #[inline(always)]
 pub(crate) fn event(kind: EventKind, slave: u32, key: ClientKey, mac: Mac, op: u16, slot: u32) {
     let event = Event { kind: kind as u32, slave, key, mac, op, slot };
-    if ALB_EVENTS.output(event, 0).is_err() {
+    if ALB_EVENTS.output(event, ring_flags(kind, op)).is_err() {
         count(Reason::EventLost);
     }
 }
@@ -52,7 +62,7 @@ pub(crate) fn event(kind: EventKind, slave: u32, key: ClientKey, mac: Mac, op: u
 #[inline(always)]
 pub(crate) fn event6(kind: EventKind, slave: u32, key: ClientKey6, mac: Mac, op: u16, slot: u32) {
     let event = Event6 { kind: kind as u32, slave, key, mac, op, slot, _pad: 0 };
-    if ALB_EVENTS.output_untyped::<Event6>(event, 0).is_err() {
+    if ALB_EVENTS.output_untyped::<Event6>(event, ring_flags(kind, op)).is_err() {
         count(Reason::EventLost);
     }
 }
