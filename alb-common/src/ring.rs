@@ -1,9 +1,10 @@
 //! Which events wake the agent. Every event goes into the one ring
-//! (`ALB_EVENTS`); a wake-up costs the writing program ~6 µs (an irq_work
-//! that wakes the agent's epoll, see docs/profile-2026-11-25.md and 2026-11-30.md), a write
-//! without one ~0.5 µs. So only the events the agent must act on at once
-//! wake it; the others wait in the ring until the agent drains it on its
-//! timer (alb-user's `Events`) or on the next wake-up, in order.
+//! (`ALB_EVENTS`); a wake-up costs the writing program ~4-7 µs (an
+//! irq_work that wakes the agent's epoll; docs/profile-2026-11-25.md and
+//! step 4 of docs/profile-2026-11-30.md), a write without one ~0.5 µs. So
+//! only the events the agent must act on at once wake it; the others wait
+//! in the ring until the agent drains it on its timer (alb-user's
+//! `Events`) or on the next wake-up, in order.
 
 use crate::maps::EventKind;
 
