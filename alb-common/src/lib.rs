@@ -22,6 +22,7 @@ pub mod maps;
 pub mod nd;
 pub mod reason;
 pub mod reports;
+pub mod ring;
 pub mod sampling;
 #[cfg(test)]
 mod testing;

@@ -28,13 +28,21 @@ pub const CLIENT_SLOTS: u32 = 1024;
 ///    so the events carry the VLAN ID; no `ALB_SLAVE_IDX` (`alb_rx` finds
 ///    its slave in `ALB_SLAVES`).
 /// 6: client counters sampled (`Config::client_sampling`, a generator per
-///    slave and CPU in `SlaveStats::sampler`).
+///    slave and CPU in `SlaveStats::sampler`); `ALB_SERVERS`, the server
+///    addresses the transmit path dealt clients of: `alb_rx` reports a
+///    client ARP (`ArpSeen`) only from one of them; events are written with
+///    `BPF_RB_NO_WAKEUP` unless the agent must act at once
+///    (`ring::wakes_agent`).
 pub const PIN_FORMAT: u32 = 6;
 /// Default size of the client table; `alb --max-clients` changes it at load.
 pub const DEFAULT_MAX_CLIENTS: u32 = 65_536;
 /// Most source MACs other than the master's (bridged VMs, macvlans) the
 /// VM table holds; LRU, so a flood of invented MACs evicts idle ones.
 pub const MAX_VMS: u32 = 4096;
+/// Most server addresses (per VLAN) `ALB_SERVERS` holds; LRU, so it
+/// cannot fill. A host has a few addresses; an evicted one is put back by
+/// its next new client.
+pub const MAX_SERVERS: u32 = 4096;
 /// Seconds a learned VM MAC is kept without a frame from it, as a
 /// bridge's default ageing time; `alb run --vm-ageing` changes it.
 pub const DEFAULT_VM_AGEING_S: u64 = 300;
@@ -66,7 +74,8 @@ pub mod names {
     pub const EVENTS: &str = "ALB_EVENTS";
     pub const PROGS: &str = "ALB_PROGS";
     pub const VMS: &str = "ALB_VMS";
-    pub const ALL: [&str; 14] = [
+    pub const SERVERS: &str = "ALB_SERVERS";
+    pub const ALL: [&str; 15] = [
         CONFIG,
         SLAVES,
         CLIENTS,
@@ -81,6 +90,7 @@ pub mod names {
         EVENTS,
         PROGS,
         VMS,
+        SERVERS,
     ];
 }
 
@@ -186,6 +196,26 @@ impl ClientKey {
     #[inline(always)]
     pub const fn new(server_ip: Ipv4, client_ip: Ipv4, vlan: u16) -> Self {
         Self { server_ip, client_ip, vlan, _pad: [0; 2] }
+    }
+}
+
+/// Key of the server table (`ALB_SERVERS`): a server address (the host's
+/// address in a host ARP that dealt a client) in one VLAN. Its value is a
+/// `u32`, unused (0): the table is a set. Only an ARP from one of these can
+/// claim an address alb has clients for, so `alb_rx` reports no other.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerKey {
+    pub ip: Ipv4,
+    /// The VLAN ID (0: untagged).
+    pub vlan: u16,
+    pub _pad: [u8; 2],
+}
+
+impl ServerKey {
+    #[inline(always)]
+    pub const fn new(ip: Ipv4, vlan: u16) -> Self {
+        Self { ip, vlan, _pad: [0; 2] }
     }
 }
 
@@ -428,6 +458,7 @@ const _: () = {
     assert!(size_of::<Event>() == 32);
     assert!(size_of::<ClientSlot>() == 8);
     assert!(size_of::<VmKey>() == 8);
+    assert!(size_of::<ServerKey>() == 8);
     assert!(size_of::<VmEntry>() == 56);
     assert!(CLIENT_SLOTS.is_power_of_two());
     assert!(TX_BUCKETS.is_power_of_two());
@@ -437,8 +468,8 @@ const _: () = {
 #[cfg(feature = "user")]
 mod pod {
     use super::{
-        ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, Event, Event6, HostKey6, Slave,
-        SlaveStats, Traffic, TxBucket, VmEntry, VmKey,
+        ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, Event, Event6, HostKey6, ServerKey,
+        Slave, SlaveStats, Traffic, TxBucket, VmEntry, VmKey,
     };
 
     // SAFETY: each type is `repr(C)`, `Copy`, has explicit padding fields
@@ -471,6 +502,8 @@ mod pod {
     unsafe impl aya::Pod for VmKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for VmEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ServerKey {}
 }
 
 #[cfg(test)]

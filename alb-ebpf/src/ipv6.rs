@@ -16,6 +16,7 @@ use alb_common::{
     },
     nd::{self, Kind, checksum},
     reason::Reason,
+    ring::NEW_CLIENT6_UNTOLD,
     verdict::ipv6::{HostNd, Tx6Plan, Watch6, rx6_watch, tx6_plan},
     vlan::Tag,
     wire::{EthHdr, Frame as _, Mac, is_valid_unicast, mac_eq},
@@ -33,10 +34,6 @@ use crate::{
     tx::{by_bucket, deal, fresh_entry, send, slave_of_slot, to_client, usable_slave},
     vlan,
 };
-
-/// `op` of a [`EventKind::NewClient6`] whose message carried no link-layer
-/// address: the client was not told its slave by it.
-const UNTOLD: u16 = 1;
 
 /// `alb_tx` hands an IPv6 frame to `alb_tx6`; returns only if it is
 /// missing.
@@ -190,7 +187,7 @@ fn new_client(key: &ClientKey6, mac: &Mac, told: bool) -> u32 {
         remember_host(mac, key.vlan, slot);
     }
     count(Reason::TxNewClient);
-    let op = if told { 0 } else { UNTOLD };
+    let op = if told { 0 } else { NEW_CLIENT6_UNTOLD };
     event6(EventKind::NewClient6, slave, *key, entry.mac, op, slot);
     slave
 }

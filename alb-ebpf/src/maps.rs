@@ -4,8 +4,8 @@
 use alb_common::{
     maps::{
         CLIENT_SLOTS, CURSORS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config,
-        DEFAULT_MAX_CLIENTS, EVENT_RING_BYTES, Event, HostKey6, MAX_SLAVES, MAX_VMS, Slave,
-        SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic, TxBucket, VmEntry, VmKey,
+        DEFAULT_MAX_CLIENTS, EVENT_RING_BYTES, Event, HostKey6, MAX_SERVERS, MAX_SLAVES, MAX_VMS,
+        ServerKey, Slave, SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic, TxBucket, VmEntry, VmKey,
     },
     reason::Reason,
 };
@@ -23,6 +23,7 @@ const RING: usize = EVENT_RING_BYTES as usize;
 const TAILS: usize = TAIL_CALLS as usize;
 const VMS: usize = MAX_VMS as usize;
 const CURSOR_COUNT: usize = CURSORS as usize;
+const SERVERS: usize = MAX_SERVERS as usize;
 
 #[btf_map]
 pub(crate) static ALB_CONFIG: Array<Config, 1> = Array::new();
@@ -70,6 +71,13 @@ pub(crate) static ALB_RR_CURSOR: Array<u64, CURSOR_COUNT> = Array::new();
 /// pinned to a slot. LRU, so a flood of invented MACs evicts idle ones.
 #[btf_map]
 pub(crate) static ALB_VMS: LruHashMap<VmKey, VmEntry, VMS> = LruHashMap::new();
+
+/// The server addresses (per VLAN) the transmit path dealt clients of: a
+/// set (values unused). `alb_rx` reports a client ARP only from one of
+/// them, the only ARPs that can claim an address alb has clients for.
+/// LRU, so it cannot fill; the agent never writes it.
+#[btf_map]
+pub(crate) static ALB_SERVERS: LruHashMap<ServerKey, u32, SERVERS> = LruHashMap::new();
 
 #[btf_map]
 pub(crate) static ALB_EVENTS: RingBuf<Event, RING> = RingBuf::new();

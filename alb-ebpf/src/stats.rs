@@ -3,9 +3,11 @@
 use alb_common::{
     maps::{ClientKey, ClientKey6, Event, Event6, EventKind, MAX_SLAVES, SlaveStats, Traffic},
     reason::Reason,
+    ring::{RB_FORCE_WAKEUP, RB_NO_WAKEUP, ring_flags},
     sampling,
     wire::Mac,
 };
+use aya_ebpf::bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 
 use crate::maps::{ALB_COUNTERS, ALB_EVENTS, ALB_SLAVE_STATS};
 
@@ -73,10 +75,18 @@ pub(crate) fn add_atomic(counter: &mut u64, value: u64) {
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
 }
 
+const _: () = assert!(
+    RB_NO_WAKEUP == BPF_RB_NO_WAKEUP as u64 && RB_FORCE_WAKEUP == BPF_RB_FORCE_WAKEUP as u64,
+    "alb_common::ring's flags are the kernel's"
+);
+
+/// An event in the ring; it wakes the agent only if `ring::wakes_agent`
+/// says it must act at once (the kind is a constant at every call site, so
+/// the flags are too).
 #[inline(always)]
 pub(crate) fn event(kind: EventKind, slave: u32, key: ClientKey, mac: Mac, op: u16, slot: u32) {
     let event = Event { kind: kind as u32, slave, key, mac, op, slot };
-    if ALB_EVENTS.output(event, 0).is_err() {
+    if ALB_EVENTS.output(event, ring_flags(kind, op)).is_err() {
         count(Reason::EventLost);
     }
 }
@@ -85,7 +95,7 @@ pub(crate) fn event(kind: EventKind, slave: u32, key: ClientKey, mac: Mac, op: u
 #[inline(always)]
 pub(crate) fn event6(kind: EventKind, slave: u32, key: ClientKey6, mac: Mac, op: u16, slot: u32) {
     let event = Event6 { kind: kind as u32, slave, key, mac, op, slot, _pad: 0 };
-    if ALB_EVENTS.output_untyped::<Event6>(event, 0).is_err() {
+    if ALB_EVENTS.output_untyped::<Event6>(event, ring_flags(kind, op)).is_err() {
         count(Reason::EventLost);
     }
 }

@@ -3,7 +3,7 @@
 use alb_common::{
     maps::{
         CLIENT_MAC_KNOWN, CURSOR_CLIENTS, CURSOR_VMS, ClientEntry, ClientKey, Config, EventKind,
-        NO_SLAVE, Slave, VmEntry, VmKey, deal_slot,
+        NO_SLAVE, ServerKey, Slave, VmEntry, VmKey, deal_slot,
     },
     reason::Reason,
     verdict::{
@@ -18,8 +18,8 @@ use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcCon
 use crate::{
     ipv6,
     maps::{
-        ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SLAVES, ALB_SLOTS,
-        ALB_TX_BUCKETS, ALB_VMS,
+        ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SERVERS, ALB_SLAVES,
+        ALB_SLOTS, ALB_TX_BUCKETS, ALB_VMS,
     },
     packet::{Packet, redirect},
     stats::{self, add_atomic, count, event},
@@ -212,8 +212,21 @@ fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
         return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
     }
     count(Reason::TxNewClient);
+    remember_server(key);
     event(EventKind::NewClient, slave, *key, entry.mac, 0, slot);
     slave
+}
+
+/// Records the server address of `key` in `ALB_SERVERS`, so `alb_rx`
+/// reports ARPs from it (a claim). Looked up first: an LRU update takes a
+/// free node (evicting one if none) before it checks the key, and the
+/// look-up marks the entry used. BPF_NOEXIST: another CPU's entry stays.
+#[inline(always)]
+fn remember_server(key: &ClientKey) {
+    let server = ServerKey::new(key.server_ip, key.vlan);
+    if ALB_SERVERS.get_ptr(server).is_none() {
+        let _raced = ALB_SERVERS.insert(server, 0, u64::from(aya_ebpf::bindings::BPF_NOEXIST));
+    }
 }
 
 /// The next slot in turn from cursor `cursor` (`CURSOR_CLIENTS` for a

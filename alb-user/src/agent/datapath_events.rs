@@ -78,13 +78,15 @@ impl Agent {
                 }
             }
             // Only an ARP from a server address (in the VLAN it came in) can
-            // claim it: any other client ARP costs a set lookup, nothing more.
-            Event::ArpSeen { sender, sender_mac, vlan, .. }
-                if self.clients.is_server(&(sender, vlan)) =>
-            {
-                self.purge_foreign_claim((sender, vlan), sender_mac);
+            // claim it. The data path reports no other (ALB_SERVERS), but
+            // its set may hold an address whose clients are gone: the model
+            // decides.
+            Event::ArpSeen { sender, sender_mac, vlan, .. } => {
+                debug!("ARP from {}{} reported", ip(&sender), in_vlan(vlan));
+                if self.clients.is_server(&(sender, vlan)) {
+                    self.purge_foreign_claim((sender, vlan), sender_mac);
+                }
             }
-            Event::ArpSeen { .. } => {}
             Event::NewVm { mac, slot, slave } => self.on_new_vm(&mac, slot, slave),
         }
     }

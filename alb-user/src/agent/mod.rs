@@ -39,7 +39,7 @@ use crate::{
     announce::{Announcer, worker::Teller},
     clients::{Clients, collapse::Collapses},
     control::{self, Request},
-    datapath::Datapath,
+    datapath::{Datapath, Events},
     filters::Filters,
     links::{LinkReport, Netlink},
     master::Master,
@@ -328,6 +328,7 @@ async fn event_loop(
                 }
             }
             Some((request, reply)) = requests.recv() => {
+                agent.catch_up(&mut events);
                 // A query changes nothing: not worth a log line.
                 let query = matches!(request, Request::Info);
                 let result = match request {
@@ -362,6 +363,7 @@ async fn event_loop(
                 }
             }
             Some(report) = link_events.next() => {
+                agent.catch_up(&mut events);
                 if agent.master_deleted(&report) {
                     anyhow::bail!("master {} was deleted by someone else; stopping", agent.options.master);
                 }
@@ -376,6 +378,7 @@ async fn event_loop(
                 }
             }
             () = tokio::time::sleep_until(wake.into()) => {
+                agent.catch_up(&mut events);
                 // One failed step is logged and the agent goes on: tearing
                 // the bond down would hurt every client, not just one.
                 for transition in agent.set.tick() {
@@ -410,6 +413,16 @@ async fn event_loop(
 }
 
 impl Agent {
+    /// Applies the events waiting in the ring before acting on the model:
+    /// those written without a wake-up (new clients) wait for the drain
+    /// timer, and a failover, a rebalance or a status answer must not
+    /// miss a client dealt meanwhile.
+    fn catch_up(&mut self, events: &mut Events) {
+        for event in events.ready(EVENT_BATCH) {
+            self.on_datapath_event(&event);
+        }
+    }
+
     /// Between two rounds of learning frames (and summaries).
     fn learning(&self) -> Duration {
         Duration::from_secs(self.options.lp_interval_s.max(1))

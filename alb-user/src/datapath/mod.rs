@@ -32,7 +32,7 @@ use aya::{
 pub use self::{
     attach::used_by_alb,
     batch::Cursor as ClientCursor,
-    events::{Event, Events},
+    events::{DRAIN_PERIOD, Event, Events},
     pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
     probe::{Features, check as check_kernel, probe as probe_kernel},
     read::Maps,

@@ -9,8 +9,8 @@ use std::{
 use alb_common::{
     maps::{
         CLIENT_SLOTS, CURSORS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config,
-        EVENT_RING_BYTES, HostKey6, MAX_SLAVES, MAX_VMS, PIN_FORMAT, Slave, SlaveStats, TAIL_CALLS,
-        TX_BUCKETS, Traffic, TxBucket, VmEntry, VmKey, names,
+        EVENT_RING_BYTES, HostKey6, MAX_SERVERS, MAX_SLAVES, MAX_VMS, PIN_FORMAT, ServerKey, Slave,
+        SlaveStats, TAIL_CALLS, TX_BUCKETS, Traffic, TxBucket, VmEntry, VmKey, names,
     },
     reason::Reason,
 };
@@ -27,7 +27,7 @@ pub fn pin_dir(master: &str) -> PathBuf {
 
 /// The shape each pinned map must have to be adopted by this agent:
 /// (name, key size, value size, entries).
-fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 14] {
+fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 15] {
     fn size<T>() -> u32 {
         u32::try_from(size_of::<T>()).unwrap_or(u32::MAX)
     }
@@ -47,6 +47,7 @@ fn expected_layout(max_clients: u32) -> [(&'static str, u32, u32, u32); 14] {
         (names::EVENTS, 0, 0, EVENT_RING_BYTES),
         (names::PROGS, 4, 4, TAIL_CALLS),
         (names::VMS, size::<VmKey>(), size::<VmEntry>(), MAX_VMS),
+        (names::SERVERS, size::<ServerKey>(), 4, MAX_SERVERS),
     ]
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use alb_common::{
     maps::{
         ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, MAX_SLAVES, NO_SLAVE,
-        SLAVE_PRESENT, Slave, SlaveStats, VmEntry, VmKey, names,
+        SLAVE_PRESENT, ServerKey, Slave, SlaveStats, VmEntry, VmKey, names,
     },
     reason::Reason,
 };
@@ -28,6 +28,8 @@ pub struct Maps {
     pub slave_stats: PerCpuArray<MapData, SlaveStats>,
     pub counters: PerCpuArray<MapData, u64>,
     pub vms: Map,
+    /// The server addresses the transmit path dealt clients of (a set).
+    pub servers: HashMap<MapData, ServerKey, u32>,
     /// The client tables' own handles, for batched reads.
     clients_data: MapData,
     clients6_data: MapData,
@@ -55,6 +57,7 @@ impl Maps {
             slave_stats: PerCpuArray::try_from(open(names::SLAVE_STATS)?)?,
             counters: PerCpuArray::try_from(open(names::COUNTERS)?)?,
             vms: open(names::VMS)?,
+            servers: HashMap::try_from(open(names::SERVERS)?)?,
             clients_data: data(names::CLIENTS)?,
             clients6_data: data(names::CLIENTS6)?,
         })
@@ -80,6 +83,7 @@ impl Maps {
             slave_stats: PerCpuArray::try_from(take(names::SLAVE_STATS)?)?,
             counters: PerCpuArray::try_from(take(names::COUNTERS)?)?,
             vms: take(names::VMS)?,
+            servers: HashMap::try_from(take(names::SERVERS)?)?,
             clients_data,
             clients6_data,
         })
