@@ -18,7 +18,7 @@ use crate::{
     ipv6,
     maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SERVERS, ALB_SLAVES, ALB_VMS},
     packet::{Packet, redirect},
-    stats::{self, add_atomic, count, event},
+    stats::{self, count, event},
     tx::slave_of_slot,
     vlan,
 };
@@ -113,8 +113,7 @@ fn to_vm(packet: &Packet<'_>) {
     if let Some(entry) = ALB_VMS.get_ptr_mut(VmKey::new(dst)) {
         // SAFETY: a live map value; counters are only updated atomically.
         let entry = unsafe { &mut *entry };
-        add_atomic(&mut entry.rx_packets, 1);
-        add_atomic(&mut entry.rx_bytes, u64::from(packet.len()));
+        stats::add_shared(&mut entry.rx_packets, &mut entry.rx_bytes, packet.len(), 1);
     }
 }
 
@@ -148,7 +147,7 @@ fn watch(packet: &Packet<'_>, this: u32, tag: Tag, weight: u64) -> bool {
 pub(crate) fn from_client(packet: &Packet<'_>, entry: *mut ClientEntry, this: u32, weight: u64) {
     // SAFETY: a live map value; counters are only updated atomically.
     let entry = unsafe { &mut *entry };
-    stats::add_client(&mut entry.rx_packets, &mut entry.rx_bytes, packet.len(), weight);
+    stats::add_shared(&mut entry.rx_packets, &mut entry.rx_bytes, packet.len(), weight);
     if slave_of_slot(entry.slot) != this {
         count(Reason::RxClientOffSlave);
     }

@@ -57,10 +57,11 @@ pub(crate) fn client_weight(slave: u32, every: u32) -> u64 {
     }
 }
 
-/// Adds a frame of `bytes` bytes, weighted `weight`, to a client's
-/// `packets` and `bytes` (atomically: other CPUs count the same client).
+/// Adds a frame of `bytes` bytes, weighted `weight`, to the `packets` and
+/// `bytes` of a client or a VM MAC (atomically: other CPUs count the same
+/// one).
 #[inline(always)]
-pub(crate) fn add_client(packets: &mut u64, bytes_total: &mut u64, bytes: u32, weight: u64) {
+pub(crate) fn add_shared(packets: &mut u64, bytes_total: &mut u64, bytes: u32, weight: u64) {
     add_atomic(packets, weight);
     add_atomic(bytes_total, u64::from(bytes) * weight);
 }

@@ -89,7 +89,7 @@ pub(crate) fn to_client(
     let slave = slave_of_slot(entry.slot);
     let weight = stats::client_weight(slave, config.client_sampling);
     if weight != 0 {
-        stats::add_client(&mut entry.tx_packets, &mut entry.tx_bytes, packet.len(), weight);
+        stats::add_shared(&mut entry.tx_packets, &mut entry.tx_bytes, packet.len(), weight);
     }
     count(Reason::TxClient);
     send(packet, config, slave, from_master)
@@ -107,8 +107,7 @@ fn to_vm_slave(packet: &Packet<'_>, config: &Config, mac: &Mac) -> i32 {
             // SAFETY: a live map value; counters are only updated atomically.
             let entry = unsafe { &mut *entry };
             entry.last_seen_ns = now;
-            add_atomic(&mut entry.tx_packets, 1);
-            add_atomic(&mut entry.tx_bytes, u64::from(packet.len()));
+            stats::add_shared(&mut entry.tx_packets, &mut entry.tx_bytes, packet.len(), 1);
             entry.slot
         }
         None => new_vm(&key, now, packet.len()),
