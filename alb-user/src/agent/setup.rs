@@ -64,9 +64,9 @@ pub(super) async fn setup(
         undo.save(&options.master)?;
     }
     let link_events = netlink.watch_links()?;
-    let (mut state, mac_owner) =
-        prepare_devices(netlink, &mut master, slaves, primary, undo).await?;
-    state.client_sampling = options.client_sampling;
+    let (state, mac_owner) =
+        prepare_devices(netlink, &mut master, slaves, primary, options.client_sampling, undo)
+            .await?;
     let policy = (options.primary.clone(), options.primary_reselect);
     let mut set = SlaveSet::new(state, options.slaves.clone(), options.delays, policy, mac_owner);
     for (index, slave) in options.slaves.iter().enumerate() {

@@ -121,12 +121,13 @@ pub fn ensure_bpffs() -> Result<()> {
 /// primary (or else the first slave with carrier), and an MTU: its own if it
 /// existed, else the smallest slave MTU; the peer and every slave take it, as
 /// a bond's slaves take the bond's. That slave becomes active and owns the
-/// master's MAC.
+/// master's MAC. The state it returns carries `client_sampling` for the data path.
 pub(super) async fn prepare_devices(
     netlink: &Netlink,
     master: &mut Master,
     slaves: &[Link],
     primary: Option<usize>,
+    client_sampling: u32,
     undo: &mut Undo,
 ) -> Result<(State, usize)> {
     let name = &master.link.name;
@@ -188,7 +189,7 @@ pub(super) async fn prepare_devices(
         master_mac,
         slaves: states,
         active: None,
-        client_sampling: alb_common::sampling::DEFAULT_CLIENT_SAMPLING,
+        client_sampling,
     };
     Ok((state, owner))
 }

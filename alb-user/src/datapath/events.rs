@@ -166,9 +166,7 @@ impl Events {
             }
         }
     }
-}
 
-impl Events {
     /// The events in the ring now, at most `max`, without waiting.
     pub fn ready(&mut self, max: usize) -> Vec<Event> {
         drain(self.ring.get_mut(), max)
