@@ -23,7 +23,11 @@ use crate::RUN_DIR;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     SlaveAdd(String),
-    SlaveDel(String),
+    /// `force`: even the last slave, or the last usable one.
+    SlaveDel {
+        name: String,
+        force: bool,
+    },
     /// Bonding's `active_slave`.
     SetActive(String),
     /// What only the agent knows, as one line of JSON ([`crate::status::AgentInfo`]).
@@ -35,7 +39,10 @@ impl Request {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["slave", "add", name] => Ok(Self::SlaveAdd((*name).to_owned())),
-            ["slave", "del", name] => Ok(Self::SlaveDel((*name).to_owned())),
+            ["slave", "del", name] => Ok(Self::SlaveDel { name: (*name).to_owned(), force: false }),
+            ["slave", "del", name, "force"] => {
+                Ok(Self::SlaveDel { name: (*name).to_owned(), force: true })
+            }
             ["set", "active", name] => Ok(Self::SetActive((*name).to_owned())),
             ["info"] => Ok(Self::Info),
             _ => bail!("unknown request {line:?}"),
@@ -45,7 +52,8 @@ impl Request {
     pub fn to_line(&self) -> String {
         match self {
             Self::SlaveAdd(name) => format!("slave add {name}"),
-            Self::SlaveDel(name) => format!("slave del {name}"),
+            Self::SlaveDel { name, force: false } => format!("slave del {name}"),
+            Self::SlaveDel { name, force: true } => format!("slave del {name} force"),
             Self::SetActive(name) => format!("set active {name}"),
             Self::Info => "info".to_owned(),
         }
@@ -147,7 +155,8 @@ mod tests {
     fn requests_round_trip() {
         for request in [
             Request::SlaveAdd("veth21".into()),
-            Request::SlaveDel("veth19".into()),
+            Request::SlaveDel { name: "veth19".into(), force: false },
+            Request::SlaveDel { name: "veth19".into(), force: true },
             Request::SetActive("veth17".into()),
             Request::Info,
         ] {

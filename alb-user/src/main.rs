@@ -71,7 +71,17 @@ enum SlaveCommand {
     /// Add IF as a slave, while the agent runs.
     Add(SlaveArgs),
     /// Remove slave IF, while the agent runs.
-    Del(SlaveArgs),
+    Del(DelArgs),
+}
+
+#[derive(Args)]
+struct DelArgs {
+    #[command(flatten)]
+    slave: SlaveArgs,
+    /// Remove IF even if it is the last slave, or the last usable one (the
+    /// master is then off the network).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -96,6 +106,10 @@ struct RunArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
+    /// Test switch, never a file key: leave the slaves' receive filters
+    /// alone (a test shows what then breaks on NICs that filter).
+    #[arg(long, hide = true)]
+    no_filter_sync: bool,
 }
 
 #[derive(Subcommand)]
@@ -124,7 +138,7 @@ struct StatusArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| usage_error(&error));
     alb::service::journal::init_logger();
     if let Err(error) = run(cli) {
         // The journal files it as an error (sd-daemon(3)); a terminal sees no prefix.
@@ -132,6 +146,30 @@ fn main() {
         eprintln!("{priority}alb: {error:#}");
         std::process::exit(1);
     }
+}
+
+/// clap's refusals read as alb's other errors: one line `alb: ...`, with
+/// clap's exit status 2 for a usage error (1 is a refused or failed
+/// command). Help and the version print as clap prints them.
+fn usage_error(error: &clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    // clap's message is its first paragraph (the possible values, a
+    // missing argument's name and tips are on lines of their own).
+    let text = error.render().to_string();
+    let message: Vec<&str> =
+        text.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("alb: {message} (alb --help lists the options)");
+    std::process::exit(2);
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -148,7 +186,10 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Slave(command)) => runtime.block_on(async {
             let (request, master) = match command {
                 SlaveCommand::Add(args) => (Request::SlaveAdd(args.iface), args.master),
-                SlaveCommand::Del(args) => (Request::SlaveDel(args.iface), args.master),
+                SlaveCommand::Del(args) => (
+                    Request::SlaveDel { name: args.slave.iface, force: args.force },
+                    args.slave.master,
+                ),
             };
             println!("alb: {}", control::send(&master, &request).await?);
             Ok(())
@@ -196,5 +237,8 @@ fn check_config(path: &std::path::Path) -> Result<()> {
 /// The agent's options: the command line over the config file. Several
 /// problems are several lines, each after `alb: `.
 fn options(args: RunArgs) -> Result<agent::Options> {
-    config::resolve(args.settings, args.config).map_err(|errors| anyhow!(errors.join("\nalb: ")))
+    let mut options = config::resolve(args.settings, args.config)
+        .map_err(|errors| anyhow!(errors.join("\nalb: ")))?;
+    options.no_filter_sync = args.no_filter_sync;
+    Ok(options)
 }

@@ -241,6 +241,39 @@ impl SlaveSet {
         transitions
     }
 
+    /// Why removing the slaves `removed` would take the master off the
+    /// network, while `joining` slaves join (of which `joining_usable`
+    /// have carrier): no slave would be left, or none usable where one is
+    /// usable now. `None` when the removal is safe. Bonding lets the last
+    /// slave go; alb asks for `--force` first.
+    pub fn removal_problem(
+        &self,
+        removed: &[usize],
+        joining: usize,
+        joining_usable: bool,
+    ) -> Option<String> {
+        let left: Vec<usize> = (0..self.state.slaves.len())
+            .filter(|&i| self.state.slaves[i].ifindex != 0 && !removed.contains(&i))
+            .collect();
+        let names = |indices: &[usize]| {
+            indices.iter().map(|&i| self.names[i].as_str()).collect::<Vec<_>>().join(", ")
+        };
+        if left.is_empty() && joining == 0 {
+            return Some(format!("removing {} would leave no slave", names(removed)));
+        }
+        let usable_after = joining_usable || left.iter().any(|&i| self.state.slaves[i].up);
+        let usable_removed: Vec<usize> =
+            removed.iter().copied().filter(|&i| self.state.slaves[i].up).collect();
+        if !usable_after && !usable_removed.is_empty() {
+            return Some(format!(
+                "removing {} would leave no usable slave (the last with carrier is {})",
+                names(removed),
+                names(&usable_removed)
+            ));
+        }
+        None
+    }
+
     /// Empties the slot of a removed slave, for a later `add` to reuse.
     pub fn forget(&mut self, index: usize) {
         self.state.slaves[index] = SlaveState { ifindex: 0, mac: [0; 6], up: false };

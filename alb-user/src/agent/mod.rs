@@ -18,6 +18,7 @@ mod metrics;
 mod mtu;
 mod rebalance;
 mod reconfigure;
+mod reload;
 mod setup;
 mod startup;
 mod vms;
@@ -97,6 +98,7 @@ pub async fn run(options: Options) -> Result<()> {
     setup::refuse_foreign_pins(&options)?;
     // An agent that died left its record: its old values are the ones to restore.
     let mut undo = Undo::load(&options.master)?.unwrap_or_default();
+    undo.claim_netns(&options.master)?;
     // Signals are caught from here on, so one during setup stops the agent
     // through the same undo instead of killing it half set up.
     let mut signals = Signals {
@@ -333,7 +335,7 @@ async fn event_loop(
                 let query = matches!(request, Request::Info);
                 let result = match request {
                     Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,
-                    Request::SlaveDel(name) => agent.del_slave(undo, &name).await,
+                    Request::SlaveDel { name, force } => agent.del_slave(undo, &name, force).await,
                     Request::SetActive(name) => agent.set_active(&name),
                     Request::Info => agent.info(),
                 };
@@ -348,13 +350,18 @@ async fn event_loop(
             }
             _ = hangup.recv() => {
                 let intervals = (agent.options.lp_interval_s, agent.options.rebalance_interval_s);
-                let listen = agent.options.metrics_listen;
-                agent.reload(undo).await;
-                if agent.options.metrics_listen != listen {
-                    match agent.rebind_metrics(listen, &scrapes_tx) {
+                match agent.reload(undo).await {
+                    reload::Endpoint::Unchanged => {}
+                    reload::Endpoint::Closed => {
+                        info!("metrics endpoint closed");
                         // The old server stops when it is dropped.
-                        Ok(server) => drop(std::mem::replace(&mut metrics_server, server)),
-                        Err(error) => warn!("{error:#}"),
+                        drop(metrics_server.take());
+                    }
+                    reload::Endpoint::Moved(listener) => {
+                        match crate::metrics::Server::start(listener, scrapes_tx.clone()) {
+                            Ok(server) => drop(metrics_server.replace(server)),
+                            Err(error) => warn!("the metrics endpoint stays as it was: {error:#}"),
+                        }
                     }
                 }
                 if intervals != (agent.options.lp_interval_s, agent.options.rebalance_interval_s) {

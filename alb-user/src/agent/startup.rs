@@ -65,6 +65,9 @@ pub(super) async fn check_slave(netlink: &Netlink, name: &str) -> Result<Link> {
     if matches!(link.kind.as_deref(), Some("bridge" | "bond" | "team")) {
         bail!("interface {name} is a {} and cannot be a slave", link.kind.unwrap_or_default());
     }
+    if !link.ethernet {
+        bail!("interface {name} is not an Ethernet device and cannot be a slave");
+    }
     if link.mac.is_none_or(|mac| !alb_common::wire::is_valid_unicast(&mac)) {
         bail!("interface {name} has no Ethernet address and cannot be a slave");
     }

@@ -91,9 +91,6 @@ pub struct Settings {
     /// Allow metrics_listen on an address other hosts can reach.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub metrics_allow_remote: Option<bool>,
-    /// Test switch: leave the slaves' receive filters alone.
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub no_filter_sync: Option<bool>,
 }
 
 /// Bonding's `primary_reselect` as the command line and the file spell it.
@@ -170,7 +167,8 @@ impl Settings {
             keep_datapath: self.keep_datapath.unwrap_or(false),
             metrics_listen: self.metrics_listen,
             metrics_allow_remote: self.metrics_allow_remote.unwrap_or(false),
-            no_filter_sync: self.no_filter_sync.unwrap_or(false),
+            // A test switch of the command line only (`alb run --no-filter-sync`).
+            no_filter_sync: false,
             config: None,
         })
     }
