@@ -8,7 +8,7 @@ use alb::{
     control::{self, Request},
     status,
 };
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -216,6 +216,8 @@ fn run(cli: Cli) -> Result<()> {
 /// `alb config check PATH`: every error on a line of its own, or one line
 /// saying what the file runs.
 fn check_config(path: &std::path::Path) -> Result<()> {
+    // A path that is no readable file is one error, not a file's lines.
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let errors = config::check(path);
     if errors.is_empty() {
         let source = config::Source { path: path.to_owned(), cli: Settings::default() };
