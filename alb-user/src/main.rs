@@ -238,7 +238,7 @@ fn check_config(path: &std::path::Path) -> Result<()> {
 
 /// The agent's options: the command line over the config file. Several
 /// problems are several lines, each after `alb: `.
-fn options(args: RunArgs) -> Result<agent::Options> {
+fn options(args: RunArgs) -> Result<config::Options> {
     let mut options = config::resolve(args.settings, args.config)
         .map_err(|errors| anyhow!(errors.join("\nalb: ")))?;
     options.no_filter_sync = args.no_filter_sync;

@@ -7,8 +7,8 @@ use log::{info, warn};
 
 use super::Agent;
 use crate::{
+    control::{AgentInfo, AgentSlave},
     slaves::ActiveChange,
-    status::{AgentInfo, AgentSlave},
 };
 
 impl Agent {

@@ -10,8 +10,12 @@ use std::net::TcpListener;
 
 use log::{info, warn};
 
-use super::{Agent, Options};
-use crate::{config, links::Link, undo::Undo};
+use super::Agent;
+use crate::{
+    config::{self, Options},
+    links::Link,
+    undo::Undo,
+};
 
 /// What a reload did to the metrics endpoint.
 pub(super) enum Endpoint {

@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use log::info;
 
-use super::Options;
+use crate::config::Options;
 use crate::{
     RUN_DIR, datapath,
     links::{Link, Netlink},

@@ -4,13 +4,14 @@
 //!
 //! [`Settings`] is the one list of options: each field is a command-line
 //! flag (clap) and a file key (serde) at once, `None` when not given, so a
-//! new option is one field here (and its use in [`agent::Options`]).
+//! new option is one field here (and its use in [`Options`]).
 //! [`file`] reads a file and says where each key is, [`validate`] says
 //! what is wrong with a set of options, key by key; this module puts the
 //! two sources together and words each problem after its source
 //! (`--lp-interval: ...` or `PATH:LINE: ...`).
 
 pub mod file;
+mod options;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +24,7 @@ use alb_common::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use self::validate::Problem;
-use crate::agent::Options;
+pub use self::{options::Options, validate::Problem};
 
 /// Where `alb run` looks for `<master>.toml` when no `--config` is given.
 pub const DEFAULT_DIR: &str = "/etc/alb";
