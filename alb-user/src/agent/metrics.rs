@@ -32,6 +32,7 @@ impl Agent {
                 SlaveSample {
                     name: self.set.names[index].clone(),
                     link: self.set.has_carrier(index),
+                    mii_up: self.set.link_state(index) == "up",
                     usable: slave.up,
                     active: state.active == Some(index),
                     clients: clients[index],

@@ -40,6 +40,9 @@ pub struct SlaveSample {
     pub name: String,
     /// Carrier as the agent last heard it (whatever the delays).
     pub link: bool,
+    /// Bonding's MII Status is `up` (not `going down`, `down` or `going
+    /// back`): what node_exporter's `node_bonding_active` counts.
+    pub mii_up: bool,
     /// Whether the data path may use it.
     pub usable: bool,
     pub active: bool,
