@@ -46,7 +46,7 @@ enum Command {
     Status(StatusArgs),
     /// Remove the data path and master an agent left behind (stopped with
     /// --keep-datapath, or killed): programs, maps, master, sysctls.
-    Down(DownArgs),
+    Down(MasterArgs),
     /// Add or remove a slave of a running master.
     #[command(subcommand)]
     Slave(SlaveCommand),
@@ -56,6 +56,9 @@ enum Command {
     /// Config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Make a running agent read its config file again (as SIGHUP does);
+    /// exits 1, with the reasons, when the file is not applied.
+    Reload(MasterArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
@@ -92,8 +95,9 @@ struct SlaveArgs {
     master: String,
 }
 
+/// A command that names only the master.
 #[derive(Args)]
-struct DownArgs {
+struct MasterArgs {
     #[arg(long, default_value = "alb0")]
     master: String,
 }
@@ -197,6 +201,10 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Set(SetCommand::Active(args))) => runtime.block_on(async {
             let request = Request::SetActive(args.iface);
             println!("alb: {}", control::send(&args.master, &request).await?);
+            Ok(())
+        }),
+        Some(Command::Reload(args)) => runtime.block_on(async {
+            println!("alb: {}", control::send(&args.master, &Request::Reload).await?);
             Ok(())
         }),
         Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),

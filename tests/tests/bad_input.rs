@@ -96,6 +96,7 @@ fn a_command_line_clap_cannot_parse_is_one_line_with_status_2() {
             case(&["config", "check"], 2, "<PATH>"),
             case(&["status", "--master"], 2, "--master"),
             case(&["completions", "tcsh"], 2, "tcsh"),
+            case(&["reload", "now"], 2, "unexpected argument 'now'"),
         ],
     );
 }
@@ -189,6 +190,8 @@ fn a_bad_control_request_is_refused_and_changes_nothing() {
         case(&["slave", "del", "veth17", "--master", M], 1, "would leave no slave"),
         case(&["set", "active", "nosuch0", "--master", M], 1, "nosuch0 is not a slave"),
         case(&["slave", "add", "veth19", "--master", "nosuch9"], 1, "no alb agent runs master"),
+        case(&["reload", "--master", M], 1, "started without a config file"),
+        case(&["reload", "--master", "nosuch9"], 1, "no alb agent runs master"),
         case(&["--master", M, "--iface", "veth19"], 1, "another alb agent already runs master"),
     ];
     for case in &cases {

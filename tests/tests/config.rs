@@ -304,6 +304,24 @@ fn a_reload_naming_a_missing_slave_changes_nothing() {
     for run in &runs {
         pings::assert_none_lost("a client of a refused reload", run, &agent.log());
     }
+
+    // `alb reload` (the unit's ExecReload) answers with the outcome: the
+    // same refusal fails it, with the reason, in one line.
+    let master = lab.master().to_owned();
+    let out = run_alb(lab.srv(), &["reload", "--master", &master]);
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(out.status.code(), Some(1), "a refused reload fails alb reload: {said}");
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(said.starts_with("alb: ") && said.contains("not reloaded"), "{said}");
+    assert!(said.contains(&reason), "the reason {reason:?}: {said}");
+    assert_eq!(names(&agent.status()), names(&before), "slaves kept");
+    fs::write(&path, "slaves = [\"veth17\", \"veth19\", \"veth21\"]\nupdelay = 30\n")
+        .expect("rewrite");
+    let out = run_alb(lab.srv(), &["reload", "--master", &master]);
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert!(out.status.success(), "a good file: {said}");
+    assert!(said.contains("reloaded: updelay 30 ms"), "{said}");
+    assert_eq!(agent.status().updelay_ms, Some(30));
 }
 
 /// A reload that drops one of three slaves: its clients move to the

@@ -248,8 +248,7 @@ async fn event_loop(
     let mut metrics_server =
         metrics.map(|l| crate::metrics::Server::start(l, scrapes_tx.clone())).transpose()?;
     let mut events = agent.datapath.events()?;
-    let mut learn_at = Instant::now();
-    let mut rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
+    let mut timers = Timers::new(agent);
     let mut last_loads = agent.read_loads()?;
     let mut notifier = Notifier::from_env();
     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
@@ -267,8 +266,8 @@ async fn event_loop(
         let walking = agent.walk.is_some().then(Instant::now);
         let wake = [
             agent.set.next_due(),
-            Some(learn_at),
-            rebalance_at,
+            Some(timers.learn_at),
+            timers.rebalance_at,
             agent.collapses.next_due(),
             walking,
             notifier.next_feed(),
@@ -298,15 +297,28 @@ async fn event_loop(
                 agent.catch_up(&mut events);
                 // A query changes nothing: not worth a log line.
                 let query = matches!(request, Request::Info);
+                let reload = matches!(request, Request::Reload);
                 let result = match request {
                     Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,
                     Request::SlaveDel { name, force } => agent.del_slave(undo, &name, force).await,
                     Request::SetActive(name) => agent.set_active(&name),
                     Request::Info => agent.info(),
+                    Request::Reload => match agent.reload(undo).await {
+                        Ok(reloaded) => {
+                            let summary = reloaded.summary.clone();
+                            let timers = &mut timers;
+                            follow_reload(agent, Some(reloaded), &mut metrics_server, &scrapes_tx, timers);
+                            Ok(summary)
+                        }
+                        // One reply line: the reasons, each logged on its own.
+                        Err(reasons) => Err(anyhow::anyhow!("{}", reasons.join("; "))),
+                    },
                 };
                 match &result {
                     Ok(_) if query => {}
                     Ok(text) => info!("{text}"),
+                    // A refused reload logged its reasons already.
+                    Err(_) if reload => {}
                     Err(error) => warn!("{error:#}"),
                 }
                 if reply.send(result).is_err() {
@@ -314,25 +326,8 @@ async fn event_loop(
                 }
             }
             _ = hangup.recv() => {
-                let intervals = (agent.options.lp_interval_s, agent.options.rebalance_interval_s);
-                match agent.reload(undo).await {
-                    reload::Endpoint::Unchanged => {}
-                    reload::Endpoint::Closed => {
-                        info!("metrics endpoint closed");
-                        // The old server stops when it is dropped.
-                        drop(metrics_server.take());
-                    }
-                    reload::Endpoint::Moved(listener) => {
-                        match crate::metrics::Server::start(listener, scrapes_tx.clone()) {
-                            Ok(server) => drop(metrics_server.replace(server)),
-                            Err(error) => warn!("the metrics endpoint stays as it was: {error:#}"),
-                        }
-                    }
-                }
-                if intervals != (agent.options.lp_interval_s, agent.options.rebalance_interval_s) {
-                    learn_at = Instant::now();
-                    rebalance_at = agent.rebalancing().map(|every| Instant::now() + every);
-                }
+                let reloaded = agent.reload(undo).await;
+                follow_reload(agent, reloaded.ok(), &mut metrics_server, &scrapes_tx, &mut timers);
             }
             Some(report) = link_events.next() => {
                 agent.catch_up(&mut events);
@@ -362,25 +357,72 @@ async fn event_loop(
                     agent.correct_collapse(server, None);
                 }
                 agent.continue_walk();
-                if Instant::now() >= learn_at {
+                if Instant::now() >= timers.learn_at {
                     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();
                     agent.age_vms();
                     agent.check_model();
                     agent.summarize();
-                    learn_at = Instant::now() + agent.learning();
+                    timers.learn_at = Instant::now() + agent.learning();
                 }
-                if let (Some(at), Some(every)) = (rebalance_at, agent.rebalancing()) {
+                if let (Some(at), Some(every)) = (timers.rebalance_at, agent.rebalancing()) {
                     if Instant::now() >= at {
                         match agent.rebalance(&last_loads) {
                             Ok(loads) => last_loads = loads,
                             Err(error) => warn!("{error:#}"),
                         }
-                        rebalance_at = Some(Instant::now() + every);
+                        timers.rebalance_at = Some(Instant::now() + every);
                     }
                 }
             }
         }
+    }
+}
+
+/// When the loop next sends learning frames and rebalances, and the
+/// intervals those were set by.
+struct Timers {
+    learn_at: Instant,
+    rebalance_at: Option<Instant>,
+    intervals: (u64, u64),
+}
+
+impl Timers {
+    fn new(agent: &Agent) -> Self {
+        Self {
+            learn_at: Instant::now(),
+            rebalance_at: agent.rebalancing().map(|every| Instant::now() + every),
+            intervals: (agent.options.lp_interval_s, agent.options.rebalance_interval_s),
+        }
+    }
+}
+
+/// After a reload that took: the metrics endpoint where it now says, and
+/// the timers restarted if their intervals changed.
+fn follow_reload(
+    agent: &Agent,
+    reloaded: Option<reload::Reloaded>,
+    metrics_server: &mut Option<crate::metrics::Server>,
+    scrapes: &tokio::sync::mpsc::Sender<Scrape>,
+    timers: &mut Timers,
+) {
+    let Some(reloaded) = reloaded else { return };
+    match reloaded.endpoint {
+        reload::Endpoint::Unchanged => {}
+        reload::Endpoint::Closed => {
+            info!("metrics endpoint closed");
+            // The old server stops when it is dropped.
+            drop(metrics_server.take());
+        }
+        reload::Endpoint::Moved(listener) => {
+            match crate::metrics::Server::start(listener, scrapes.clone()) {
+                Ok(server) => drop(metrics_server.replace(server)),
+                Err(error) => warn!("the metrics endpoint stays as it was: {error:#}"),
+            }
+        }
+    }
+    if timers.intervals != (agent.options.lp_interval_s, agent.options.rebalance_interval_s) {
+        *timers = Timers::new(agent);
     }
 }
 

@@ -25,6 +25,12 @@ pub(super) enum Endpoint {
     Moved(TcpListener),
 }
 
+/// A reload that took: what it changed, in one line, and the endpoint.
+pub(super) struct Reloaded {
+    pub summary: String,
+    pub endpoint: Endpoint,
+}
+
 /// The slave set a checked file asks for.
 struct SlavePlan {
     /// New slaves, checked, in the file's order.
@@ -33,14 +39,16 @@ struct SlavePlan {
 }
 
 impl Agent {
-    /// SIGHUP: re-reads the config file the agent was started with. A file
-    /// with errors, or one the live system cannot take, changes nothing
-    /// (each reason logged on a line of its own); options that need a
-    /// restart are logged and keep their value.
-    pub(super) async fn reload(&mut self, undo: &mut Undo) -> Endpoint {
+    /// SIGHUP or `alb reload`: re-reads the config file the agent was
+    /// started with. A file with errors, or one the live system cannot
+    /// take, changes nothing (each reason logged on a line of its own, and
+    /// returned); options that need a restart are logged and keep their
+    /// value.
+    pub(super) async fn reload(&mut self, undo: &mut Undo) -> Result<Reloaded, Vec<String>> {
         let Some(source) = self.options.config.clone() else {
-            warn!("SIGHUP: the agent was started without a config file; nothing to re-read");
-            return Endpoint::Unchanged;
+            let why = "the agent was started without a config file; nothing to re-read";
+            warn!("{why}");
+            return Err(vec![why.to_owned()]);
         };
         let path = source.path.display().to_string();
         let new = match config::load(&source) {
@@ -78,12 +86,13 @@ impl Agent {
             slaves,
             ..new
         };
-        if changed.is_empty() {
-            info!("{path} reloaded: nothing changed");
+        let summary = if changed.is_empty() {
+            format!("{path} reloaded: nothing changed")
         } else {
-            info!("{path} reloaded: {}", changed.join("; "));
-        }
-        endpoint
+            format!("{path} reloaded: {}", changed.join("; "))
+        };
+        info!("{summary}");
+        Ok(Reloaded { summary, endpoint })
     }
 
     /// Checks `new` against the live system, changing nothing: every
@@ -217,11 +226,14 @@ impl Agent {
     }
 }
 
-/// Logs why the file was not applied, one reason a line.
-fn not_reloaded(path: &str, reasons: &[String]) -> Endpoint {
+/// Logs why the file was not applied, one reason a line, and returns the
+/// reasons.
+fn not_reloaded(path: &str, reasons: &[String]) -> Result<Reloaded, Vec<String>> {
     warn!("{path} not reloaded, the running configuration stays:");
     for reason in reasons {
         warn!("{reason}");
     }
-    Endpoint::Unchanged
+    let mut said = vec![format!("{path} not reloaded, the running configuration stays")];
+    said.extend(reasons.iter().cloned());
+    Err(said)
 }

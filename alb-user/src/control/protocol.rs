@@ -18,6 +18,9 @@ pub enum Request {
     SetActive(String),
     /// What only the agent knows, as one line of JSON ([`AgentInfo`]).
     Info,
+    /// Read the config file again (as SIGHUP does) and answer with what
+    /// changed, or why nothing did.
+    Reload,
 }
 
 impl Request {
@@ -31,6 +34,7 @@ impl Request {
             }
             ["set", "active", name] => Ok(Self::SetActive((*name).to_owned())),
             ["info"] => Ok(Self::Info),
+            ["reload"] => Ok(Self::Reload),
             _ => bail!("unknown request {line:?}"),
         }
     }
@@ -42,6 +46,7 @@ impl Request {
             Self::SlaveDel { name, force: true } => format!("slave del {name} force"),
             Self::SetActive(name) => format!("set active {name}"),
             Self::Info => "info".to_owned(),
+            Self::Reload => "reload".to_owned(),
         }
     }
 }
@@ -83,6 +88,7 @@ mod tests {
             Request::SlaveDel { name: "veth19".into(), force: true },
             Request::SetActive("veth17".into()),
             Request::Info,
+            Request::Reload,
         ] {
             assert_eq!(Request::parse(&request.to_line()).unwrap(), request);
         }
