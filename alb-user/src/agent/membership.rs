@@ -220,7 +220,7 @@ impl Agent {
         }
         self.set.forget(index);
         // A removed slave is nobody's home any more.
-        self.slots.forget_home(u32::try_from(index)?);
+        self.model.slots.forget_home(u32::try_from(index)?);
         self.datapath.publish_slaves(&self.set.state)?;
         // A deleted device took its link with it; the pin may remain.
         if let Err(error) = self.datapath.detach_slave(&name) {

@@ -12,6 +12,7 @@
 
 mod datapath_events;
 mod down;
+mod event_loop;
 mod failover;
 mod membership;
 mod metrics;
@@ -21,34 +22,22 @@ mod reconfigure;
 mod reload;
 mod setup;
 mod startup;
+mod state;
 mod vms;
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use alb_common::{assign::Slots, maps::ClientKey6};
 use anyhow::Result;
-use futures::StreamExt as _;
-use log::{debug, info, warn};
+use log::{info, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use self::{down::down, startup::ensure_bpffs};
+use self::{
+    event_loop::EVENT_BATCH,
+    state::{Agent, Summary},
+};
 use crate::{
-    announce::{Announcer, worker::Teller},
-    clients::{Clients, collapse::Collapses},
-    config::Options,
-    control::{self, Request},
-    datapath::{Datapath, Events},
-    filters::Filters,
-    links::{LinkReport, Netlink},
-    master::Master,
-    metrics::{Scrape, Transitions},
-    privileges,
-    service::Notifier,
-    slaves::SlaveSet,
-    undo::Undo,
+    config::Options, control, datapath::Events, links::Netlink, service::Notifier, undo::Undo,
 };
 
 /// Runs the agent in the current network namespace until a signal.
@@ -75,7 +64,7 @@ pub async fn run(options: Options) -> Result<()> {
     let hangup = signal(SignalKind::hangup())?;
     let ready = std::cell::Cell::new(false);
     let result = tokio::select! {
-        result = serve(&netlink, &options, &slaves, &mut undo, hangup, &ready, metrics) => result,
+        result = event_loop::serve(&netlink, &options, &slaves, &mut undo, hangup, &ready, metrics) => result,
         () = signals.next() => Ok(()),
     };
     Notifier::from_env().stopping();
@@ -151,281 +140,6 @@ impl Signals {
     }
 }
 
-/// What the event loop acts on: the agent's whole state.
-struct Agent {
-    options: Options,
-    netlink: Netlink,
-    master: Master,
-    set: SlaveSet,
-    datapath: Datapath,
-    /// The agent's model of the client table.
-    clients: Clients,
-    /// The agent's model of the IPv6 client table.
-    clients6: Clients<ClientKey6>,
-    /// The client slot array as published, with each slot's home.
-    slots: Slots,
-    /// The transmit buckets as published.
-    buckets: Vec<u32>,
-    /// Sends learning frames (the teller sends client updates).
-    announcer: Announcer,
-    teller: Teller,
-    collapses: Collapses,
-    /// The slaves' receive filters (the master's MAC and multicast list on
-    /// the active slave, failed slaves' MACs).
-    filters: Filters,
-    /// The active slave the master's groups were last reported through.
-    groups_reported_on: Option<usize>,
-    link_dir: PathBuf,
-    /// The data path's lost-event count at the last look.
-    events_lost: u64,
-    /// When the model was last read from the kernel.
-    resynced: Instant,
-    /// A walk of the kernel table under way, a batch per loop turn.
-    walk: Option<Walk>,
-    /// Whether the data path was adopted from an earlier agent.
-    adopted: bool,
-    /// Whether a walk of the kernel table has completed.
-    resynced_once: bool,
-    summary: Summary,
-    /// Failovers and failbacks, for the metrics.
-    transitions: Transitions,
-}
-
-/// A walk of the kernel's client tables (IPv4, then IPv6), spread over the
-/// loop's turns.
-struct Walk {
-    cursor: crate::datapath::ClientCursor,
-    cursor6: crate::datapath::ClientCursor,
-    started: Instant,
-    /// Events lost before it started.
-    lost: u64,
-    /// Slot moves whose clients are told once the walk has read them (an
-    /// adoption's).
-    then_tell: Vec<(usize, u32)>,
-}
-
-/// What happened since the last summary line.
-#[derive(Default)]
-struct Summary {
-    learned: u64,
-    told: u64,
-    /// Updates the teller could not send, in all.
-    failed: u64,
-}
-
-/// Most data-path events handled per wake-up, so a flood of them cannot
-/// keep signals and link events waiting.
-const EVENT_BATCH: usize = 4096;
-
-/// Sets up, then serves until an error (a signal ends it from `run`).
-async fn serve(
-    netlink: &Netlink,
-    options: &Options,
-    slaves: &[crate::links::Link],
-    undo: &mut Undo,
-    hangup: tokio::signal::unix::Signal,
-    ready: &std::cell::Cell<bool>,
-    metrics: Option<std::net::TcpListener>,
-) -> Result<()> {
-    let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
-    let result = event_loop(&mut agent, undo, link_events, hangup, ready, metrics).await;
-    agent.teller.stop();
-    result
-}
-
-async fn event_loop(
-    agent: &mut Agent,
-    undo: &mut Undo,
-    link_events: impl futures::Stream<Item = LinkReport>,
-    mut hangup: tokio::signal::unix::Signal,
-    ready: &std::cell::Cell<bool>,
-    metrics: Option<std::net::TcpListener>,
-) -> Result<()> {
-    let mut link_events = std::pin::pin!(link_events);
-    let control = control::listen(&agent.options.master)?;
-    let (requests_tx, mut requests) = tokio::sync::mpsc::channel::<control::Pending>(8);
-    let (scrapes_tx, mut scrapes) = tokio::sync::mpsc::channel::<Scrape>(4);
-    let mut metrics_server =
-        metrics.map(|l| crate::metrics::Server::start(l, scrapes_tx.clone())).transpose()?;
-    let mut events = agent.datapath.events()?;
-    let mut timers = Timers::new(agent);
-    let mut last_loads = agent.read_loads()?;
-    let mut notifier = Notifier::from_env();
-    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
-    agent.sync_filters(undo).await;
-    // Everything that needs more than the kept capabilities is done.
-    privileges::restrict(privileges::KEPT)?;
-    notifier.ready(&agent.ready());
-    ready.set(true);
-    loop {
-        // Here, not in a timer branch: a loop kept busy by events still feeds it.
-        notifier.feed_if_due(Instant::now());
-        // After whatever the last turn changed (the active slave, a failed
-        // slave, the master's multicast list); nothing to do most turns.
-        agent.follow_active(undo).await;
-        let walking = agent.walk.is_some().then(Instant::now);
-        let wake = [
-            agent.set.next_due(),
-            Some(timers.learn_at),
-            timers.rebalance_at,
-            agent.collapses.next_due(),
-            walking,
-            notifier.next_feed(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-        tokio::select! {
-            batch = events.next_batch(EVENT_BATCH) => {
-                for event in batch? {
-                    agent.on_datapath_event(&event);
-                }
-            }
-            accepted = control.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(control::serve_connection(stream, requests_tx.clone()));
-                }
-                Err(error) => warn!("control socket: {error}"),
-            },
-            Some(scrape) = scrapes.recv() => {
-                if scrape.send(agent.snapshot()).is_err() {
-                    debug!("the metrics client left before its snapshot");
-                }
-            }
-            Some((request, reply)) = requests.recv() => {
-                agent.catch_up(&mut events);
-                // A query changes nothing: not worth a log line.
-                let query = matches!(request, Request::Info);
-                let reload = matches!(request, Request::Reload);
-                let result = match request {
-                    Request::SlaveAdd(name) => agent.add_slave(undo, &name).await,
-                    Request::SlaveDel { name, force } => agent.del_slave(undo, &name, force).await,
-                    Request::SetActive(name) => agent.set_active(&name),
-                    Request::Info => agent.info(),
-                    Request::Reload => match agent.reload(undo).await {
-                        Ok(reloaded) => {
-                            let summary = reloaded.summary.clone();
-                            let timers = &mut timers;
-                            follow_reload(agent, Some(reloaded), &mut metrics_server, &scrapes_tx, timers);
-                            Ok(summary)
-                        }
-                        // One reply line: the reasons, each logged on its own.
-                        Err(reasons) => Err(anyhow::anyhow!("{}", reasons.join("; "))),
-                    },
-                };
-                match &result {
-                    Ok(_) if query => {}
-                    Ok(text) => info!("{text}"),
-                    // A refused reload logged its reasons already.
-                    Err(_) if reload => {}
-                    Err(error) => warn!("{error:#}"),
-                }
-                if reply.send(result).is_err() {
-                    debug!("the control client left before its answer");
-                }
-            }
-            _ = hangup.recv() => {
-                let reloaded = agent.reload(undo).await;
-                follow_reload(agent, reloaded.ok(), &mut metrics_server, &scrapes_tx, &mut timers);
-            }
-            Some(report) = link_events.next() => {
-                agent.catch_up(&mut events);
-                if agent.master_deleted(&report) {
-                    anyhow::bail!("master {} was deleted by someone else; stopping", agent.options.master);
-                }
-                let reports = if report.overrun {
-                    warn!("link events were lost (netlink overrun): reading every slave again");
-                    agent.reread_links().await
-                } else {
-                    vec![report]
-                };
-                for report in reports {
-                    agent.on_link(undo, &report).await;
-                }
-            }
-            () = tokio::time::sleep_until(wake.into()) => {
-                agent.catch_up(&mut events);
-                // One failed step is logged and the agent goes on: tearing
-                // the bond down would hurt every client, not just one.
-                for transition in agent.set.tick() {
-                    if let Err(error) = agent.transition(&transition).await {
-                        warn!("{error:#}");
-                    }
-                }
-                for server in agent.collapses.due(Instant::now()) {
-                    agent.correct_collapse(server, None);
-                }
-                agent.continue_walk();
-                if Instant::now() >= timers.learn_at {
-                    agent.filters.read_master_multicast(agent.set.state.master_ifindex);
-                    agent.learning_frames();
-                    agent.age_vms();
-                    agent.check_model();
-                    agent.summarize();
-                    timers.learn_at = Instant::now() + agent.learning();
-                }
-                if let (Some(at), Some(every)) = (timers.rebalance_at, agent.rebalancing()) {
-                    if Instant::now() >= at {
-                        match agent.rebalance(&last_loads) {
-                            Ok(loads) => last_loads = loads,
-                            Err(error) => warn!("{error:#}"),
-                        }
-                        timers.rebalance_at = Some(Instant::now() + every);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// When the loop next sends learning frames and rebalances, and the
-/// intervals those were set by.
-struct Timers {
-    learn_at: Instant,
-    rebalance_at: Option<Instant>,
-    intervals: (u64, u64),
-}
-
-impl Timers {
-    fn new(agent: &Agent) -> Self {
-        Self {
-            learn_at: Instant::now(),
-            rebalance_at: agent.rebalancing().map(|every| Instant::now() + every),
-            intervals: (agent.options.lp_interval_s, agent.options.rebalance_interval_s),
-        }
-    }
-}
-
-/// After a reload that took: the metrics endpoint where it now says, and
-/// the timers restarted if their intervals changed.
-fn follow_reload(
-    agent: &Agent,
-    reloaded: Option<reload::Reloaded>,
-    metrics_server: &mut Option<crate::metrics::Server>,
-    scrapes: &tokio::sync::mpsc::Sender<Scrape>,
-    timers: &mut Timers,
-) {
-    let Some(reloaded) = reloaded else { return };
-    match reloaded.endpoint {
-        reload::Endpoint::Unchanged => {}
-        reload::Endpoint::Closed => {
-            info!("metrics endpoint closed");
-            // The old server stops when it is dropped.
-            drop(metrics_server.take());
-        }
-        reload::Endpoint::Moved(listener) => {
-            match crate::metrics::Server::start(listener, scrapes.clone()) {
-                Ok(server) => drop(metrics_server.replace(server)),
-                Err(error) => warn!("the metrics endpoint stays as it was: {error:#}"),
-            }
-        }
-    }
-    if timers.intervals != (agent.options.lp_interval_s, agent.options.rebalance_interval_s) {
-        *timers = Timers::new(agent);
-    }
-}
-
 impl Agent {
     /// Applies the events waiting in the ring before acting on the model:
     /// those written without a wake-up (new clients) wait for the drain
@@ -458,11 +172,11 @@ impl Agent {
     async fn follow_active(&mut self, undo: &mut Undo) {
         self.sync_filters(undo).await;
         let active = self.set.state.active;
-        if active != self.groups_reported_on {
+        if active != self.announce.groups_reported_on {
             if let Some(active) = active {
                 self.rejoin_groups(active).await;
             }
-            self.groups_reported_on = active;
+            self.announce.groups_reported_on = active;
         }
     }
 
@@ -477,7 +191,7 @@ impl Agent {
             options.master,
             crate::format_mac(&state.master_mac),
             options.slaves.join(", "),
-            self.clients.len() + self.clients6.len(),
+            self.model.clients.len() + self.model.clients6.len(),
             self.link_dir.parent().unwrap_or(&self.link_dir).display()
         );
         format!("serving {} over {} (active {active})", options.master, options.slaves.join(", "))
@@ -486,25 +200,25 @@ impl Agent {
     /// One line a second at most about clients learned and told.
     fn summarize(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
-        let counts = &self.teller.counts;
+        let counts = &self.announce.teller.counts;
         let (told, failed) = (counts.told.load(Relaxed), counts.failed.load(Relaxed));
-        let newly_told = told - self.summary.told;
-        if self.summary.learned > 0 || newly_told > 0 {
+        let newly_told = told - self.report.summary.told;
+        if self.report.summary.learned > 0 || newly_told > 0 {
             info!(
                 "clients: {} learned, {newly_told} told in the last {}s; {} in the table",
-                self.summary.learned,
+                self.report.summary.learned,
                 self.options.lp_interval_s.max(1),
-                self.clients.len() + self.clients6.len()
+                self.model.clients.len() + self.model.clients6.len()
             );
         }
-        if failed > self.summary.failed {
+        if failed > self.report.summary.failed {
             warn!(
                 "{} client updates could not be sent in the last {}s (the repeat may still \
                  reach them)",
-                failed - self.summary.failed,
+                failed - self.report.summary.failed,
                 self.options.lp_interval_s.max(1)
             );
         }
-        self.summary = Summary { learned: 0, told, failed };
+        self.report.summary = Summary { learned: 0, told, failed };
     }
 }
