@@ -153,7 +153,7 @@ fn a_refused_start_is_one_line_with_status_1_and_leaves_nothing() {
             case(
                 &["--master", M, "--iface", "veth17", "--metrics-allow-remote"],
                 1,
-                "needs --metrics-listen",
+                "needs metrics_listen (--metrics-listen)",
             ),
             case(
                 &["--master", M, "--config", "/nonexistent/alb.toml", "--iface", "veth17"],

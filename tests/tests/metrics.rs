@@ -258,7 +258,7 @@ fn a_non_loopback_metrics_address_is_refused_unless_allowed() {
     assert_refused(
         &lab,
         &["--iface", "veth17", "--metrics-allow-remote"],
-        "--metrics-allow-remote needs --metrics-listen",
+        "needs metrics_listen (--metrics-listen)",
     );
 }
 

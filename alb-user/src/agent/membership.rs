@@ -5,9 +5,12 @@ use alb_common::{maps::MAX_SLAVES, wire::Mac};
 use anyhow::{Result, bail};
 use log::{info, warn};
 
-use super::{Agent, startup::check_slave};
+use super::{
+    Agent,
+    startup::{check_slave, used_by_alb_here},
+};
 use crate::{
-    datapath, ethtool, format_mac,
+    ethtool, format_mac,
     links::{Link, LinkReport},
     master,
     state::SlaveState,
@@ -115,7 +118,7 @@ impl Agent {
             bail!("{master} would have more than {MAX_SLAVES} slaves");
         }
         let link = check_slave(&self.netlink, name).await?;
-        if datapath::used_by_alb(name) {
+        if used_by_alb_here(name)? {
             bail!("interface {name} is already a slave of another alb master");
         }
         let mtu = self.master.link.mtu;

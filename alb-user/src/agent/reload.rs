@@ -121,12 +121,10 @@ impl Agent {
                 self.options.master
             ));
         }
+        // The address was checked with the file (config::validate); here it
+        // is bound, so a taken port refuses the reload.
         let mut endpoint = Endpoint::Unchanged;
-        if let Err(error) =
-            crate::metrics::check_listen(new.metrics_listen, new.metrics_allow_remote)
-        {
-            problems.push(format!("{path}: {error:#}"));
-        } else if new.metrics_listen != self.options.metrics_listen {
+        if new.metrics_listen != self.options.metrics_listen {
             endpoint = match new.metrics_listen {
                 None => Endpoint::Closed,
                 Some(addr) => match crate::metrics::bind(addr) {

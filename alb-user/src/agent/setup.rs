@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use futures::Stream;
 
 use super::{
-    startup::{prepare_devices, primary_index},
+    startup::{prepare_devices, primary_index, used_by_alb_here},
     state::{Agent, Announce, Model, Report, Resync},
 };
 use crate::{
@@ -37,7 +37,7 @@ pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
     }
     for slave in &options.slaves {
         let ours = adopting && pins.join("links").join(format!("rx-{slave}")).exists();
-        if !ours && datapath::used_by_alb(slave) {
+        if !ours && used_by_alb_here(slave)? {
             bail!("interface {slave} is already a slave of another alb master");
         }
     }

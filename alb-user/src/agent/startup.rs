@@ -74,6 +74,25 @@ pub(super) async fn check_slave(netlink: &Netlink, name: &str) -> Result<Link> {
     Ok(link)
 }
 
+/// Whether an alb receive program already runs on `device` in this
+/// network namespace. TCX answers for this namespace's device itself; a
+/// clsact record names only a device name, so it counts when its master's
+/// undo record was made in this namespace (or names none: an older agent's).
+pub(super) fn used_by_alb_here(device: &str) -> Result<bool> {
+    let (tcx, clsact) = datapath::alb_users(device);
+    if tcx || clsact.is_empty() {
+        return Ok(tcx);
+    }
+    let here = crate::undo::current_netns()?;
+    for master in clsact {
+        let there = Undo::load(&master).ok().flatten().and_then(|record| record.netns);
+        if there.is_none_or(|there| there == here) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// One agent per master: an exclusive lock on /run/alb/<master>.lock, held
 /// while the value lives; the file goes when it is dropped.
 pub(super) struct MasterLock {

@@ -184,14 +184,21 @@ fn delete_filter(device: &str, direction: TcAttachType) -> Result<()> {
     }
 }
 
-/// Whether an alb receive program is already attached to `device` (by
-/// another master): one device cannot be the slave of two masters. TCX is
-/// asked which programs run there ([`query`], as the agent may after it
-/// dropped its capabilities); clsact filters are known by the records of
-/// every master.
-pub fn used_by_alb(device: &str) -> bool {
+/// The alb receive programs attached to `device` (by another master): one
+/// device cannot be the slave of two masters. TCX is asked which programs
+/// run there ([`query`], as the agent may after it dropped its
+/// capabilities): whether one does. clsact filters are known by the
+/// records of every master, whatever network namespace it runs in: the
+/// masters that have a record for a device of that name (the caller tells
+/// which of them live in its namespace).
+pub fn alb_users(device: &str) -> (bool, Vec<String>) {
     let tcx = nix::net::if_::if_nametoindex(device).is_ok_and(query::tcx_runs_alb_rx);
-    tcx || clsact_records(device).iter().any(|record| record.is_dir())
+    let clsact = clsact_records(device)
+        .iter()
+        .filter(|record| record.is_dir())
+        .filter_map(|record| Some(record.parent()?.parent()?.file_name()?.to_str()?.to_owned()))
+        .collect();
+    (tcx, clsact)
 }
 
 /// `<bpffs>/alb/*/links/rx-<device>` of every master.

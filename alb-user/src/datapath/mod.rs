@@ -30,7 +30,7 @@ use aya::{
 };
 
 pub use self::{
-    attach::used_by_alb,
+    attach::alb_users,
     batch::Cursor as ClientCursor,
     events::{DRAIN_PERIOD, Event, Events},
     pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},

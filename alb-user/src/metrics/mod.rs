@@ -26,10 +26,14 @@ pub use self::{
 pub fn check_listen(listen: Option<SocketAddr>, allow_remote: bool) -> Result<()> {
     match listen {
         Some(addr) if !addr.ip().to_canonical().is_loopback() && !allow_remote => bail!(
-            "--metrics-listen {addr} is not a loopback address: other hosts could read the \
-             metrics; add --metrics-allow-remote to serve them there"
+            "metrics_listen {addr} is not a loopback address: other hosts could read the \
+             metrics; add metrics_allow_remote (--metrics-allow-remote) to serve them there"
         ),
-        None if allow_remote => bail!("--metrics-allow-remote needs --metrics-listen"),
+        None if allow_remote => {
+            bail!(
+                "metrics_allow_remote (--metrics-allow-remote) needs metrics_listen (--metrics-listen)"
+            )
+        }
         _ => Ok(()),
     }
 }
