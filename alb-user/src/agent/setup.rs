@@ -17,7 +17,7 @@ use super::{
 use crate::{
     announce::{Announcer, worker::Teller},
     clients::{Clients, collapse::Collapses},
-    datapath::{self, Datapath},
+    datapath::{self, Datapath, layout},
     filters::Filters,
     links::{Link, LinkReport, Netlink},
     master,
@@ -36,7 +36,7 @@ pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
         datapath::check_pins(&pins, options.max_clients)?;
     }
     for slave in &options.slaves {
-        let ours = adopting && pins.join("links").join(format!("rx-{slave}")).exists();
+        let ours = adopting && layout::link_dir(&pins).join(layout::rx_record(slave)).exists();
         if !ours && datapath::used_by_alb(slave) {
             bail!("interface {slave} is already a slave of another alb master");
         }
@@ -99,7 +99,7 @@ pub(super) async fn setup(
         collapses: Collapses::default(),
         filters: Filters::new(!options.no_filter_sync),
         groups_reported_on: None,
-        link_dir: pins.join("links"),
+        link_dir: layout::link_dir(&pins),
         events_lost: 0,
         resynced: Instant::now(),
         walk: None,
