@@ -1,5 +1,5 @@
 //! Link monitoring with bonding's `updelay` and `downdelay`: a carrier change
-//! is committed only once it has lasted the delay (spec §3.1), so a link
+//! is committed only once it has lasted the delay (docs/bonding.md §4.1), so a link
 //! that flaps inside the delay never changes the slave's state.
 //!
 //! Pure: the agent feeds carrier events and the clock, and applies what

@@ -197,7 +197,7 @@ impl Slave {
 
 /// Key of the client table: one server address and one client address
 /// in one VLAN. The kernel keys on the client only, so a client of two
-/// server addresses fights with itself there (spec §1.2, test 11); two
+/// server addresses fights with itself there (docs/bonding.md §2.1, §5 case 11); two
 /// VLANs are two networks, whose clients may reuse the same addresses.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -364,7 +364,7 @@ pub struct TxBucket {
 }
 
 /// Bytes and packets sent through one bucket (per CPU; u64, so no wrap at
-/// the rates where the kernel's u32 accounting overflows, spec §2.3).
+/// the rates where the kernel's u32 accounting overflows, docs/bonding.md §3.3).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {
