@@ -13,6 +13,10 @@
 //! 0, whose MAC the master carries, keep it) and in the per-slave counters.
 //!
 //! Needs root and BPF: `cargo test -p alb-tests --test fixtures -- --test-threads=1`.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 use alb_tests::fixtures::{Lab, table};
 

@@ -10,6 +10,10 @@
 //! Each test builds its own lab and runs its own agent under a master name
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`),
 //! ping and tcpdump; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

@@ -11,6 +11,10 @@
 //! master 2001:2::1, all without DAD) and runs its own agent under a master
 //! name of its own. Needs root, the `alb` binary, ping and tcpdump; run one
 //! test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

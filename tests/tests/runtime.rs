@@ -14,6 +14,10 @@
 //! of its own (pins, locks, undo records and control sockets are global).
 //! Needs root, the `alb` binary (`cargo build -p alb-user`), tc, ping
 //! and setpriv; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

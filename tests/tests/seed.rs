@@ -7,6 +7,10 @@
 //! Needs root, the `alb` binary (`cargo build -p alb-user`), iperf3 and
 //! tcpdump; run one test at a time (`--test-threads=1`), as
 //! `cargo xtask test` does.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
