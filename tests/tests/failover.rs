@@ -9,9 +9,10 @@
 //! interval) and the longest silence between two replies (from `ping -D`
 //! timestamps) less one interval. Every test prints what it measured
 //! (`failover: ...` lines; run with `--nocapture` to see them). The
-//! kernel's mode 6, for comparison, loses 0.7-2.3 s for the clients of a
-//! failed slave and 0.6-2.1 s for the clients of the surviving slave when
-//! the active one fails (dataplane-experiments §4).
+//! kernel's mode 6, for comparison, loses about 2.4 s for the clients of a
+//! failed slave and about 1.8 s for the clients of the surviving slave when
+//! the active one fails (docs/kernels.md, "The kernel's balance-alb against
+//! alb, same guest").
 //!
 //! Each test builds its own lab and runs its own agent under a master name
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`),
