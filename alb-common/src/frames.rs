@@ -17,7 +17,7 @@ pub const FRAME_LEN: usize = 60;
 /// Which form of ARP update to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpdateForm {
-    /// The kernel's RLB update (spec §1.7): THA = client MAC, TPA = client
+    /// The kernel's RLB update (docs/bonding.md §2.5): THA = client MAC, TPA = client
     /// IP. A Linux client applies it only if its entry is older than
     /// `locktime` (1 s).
     Rlb,
@@ -102,7 +102,7 @@ pub fn neighbour_advert(
     frame
 }
 
-/// A bonding learning frame (spec §2.7): source = destination = `mac`,
+/// A bonding learning frame (docs/bonding.md §3.5): source = destination = `mac`,
 /// ethertype 0x9000, zero padded. It teaches switches where `mac` lives.
 pub fn learning_frame(mac: &Mac) -> [u8; FRAME_LEN] {
     let mut frame = [0u8; FRAME_LEN];

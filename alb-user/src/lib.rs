@@ -25,6 +25,10 @@ pub mod status;
 pub mod sysctl;
 pub mod undo;
 
+// The man page and the shell completions are the binary's (main.rs).
+use clap_complete as _;
+use clap_mangen as _;
+
 use std::fmt::Write as _;
 
 /// Where agents keep their locks, undo records and control sockets.

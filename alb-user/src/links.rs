@@ -1,4 +1,5 @@
-//! Network devices through rtnetlink: the only module that speaks netlink.
+//! Network devices through rtnetlink: the agent's one netlink handle (aya
+//! speaks netlink of its own for the clsact filters, inside datapath/).
 
 use alb_common::wire::Mac;
 use anyhow::{Context as _, Result, bail};

@@ -1,4 +1,8 @@
 //! `alb`: Linux bonding mode 6 (balance-alb) on eBPF.
+#![expect(
+    unused_crate_dependencies,
+    reason = "the command line over the library, which uses the rest"
+)]
 
 use std::path::PathBuf;
 

@@ -21,6 +21,10 @@
 //! assert_eq!(stats.lost(), 0);
 //! assert_eq!(agent.status().expect("status").clients.len(), 1);
 //! ```
+#![cfg_attr(
+    test,
+    expect(unused_crate_dependencies, reason = "the integration tests' dev-dependencies")
+)]
 
 pub mod agent;
 pub mod cmd;

@@ -1,5 +1,5 @@
-//! Failover and recovery in the lab (issue 3; spec §3 and test cases
-//! 31-39 of linux-balance-alb-spec.md §5.4, in alb's improved form): a
+//! Failover and recovery in the lab (issue 3; docs/bonding.md §4 and §5
+//! cases 16-23, in alb's improved form): a
 //! slave fails when its switch port goes down, which drops the slave's
 //! carrier at once.
 //!
@@ -9,13 +9,18 @@
 //! interval) and the longest silence between two replies (from `ping -D`
 //! timestamps) less one interval. Every test prints what it measured
 //! (`failover: ...` lines; run with `--nocapture` to see them). The
-//! kernel's mode 6, for comparison, loses 0.7-2.3 s for the clients of a
-//! failed slave and 0.6-2.1 s for the clients of the surviving slave when
-//! the active one fails (dataplane-experiments §4).
+//! kernel's mode 6, for comparison, loses about 2.4 s for the clients of a
+//! failed slave and about 1.8 s for the clients of the surviving slave when
+//! the active one fails (docs/kernels.md, "The kernel's balance-alb against
+//! alb, same guest").
 //!
 //! Each test builds its own lab and runs its own agent under a master name
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`),
 //! ping and tcpdump; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 #[path = "failover/delays.rs"]
@@ -55,14 +60,14 @@ const FAIL_THRESHOLD: Duration = Duration::from_secs(1);
 /// under 300 ms").
 const NEIGH_DEADLINE: Duration = Duration::from_millis(300);
 
-/// Learning frames (spec §2.7): ETH_P_LOOPBACK.
+/// Learning frames (docs/bonding.md §3.5): ETH_P_LOOPBACK.
 const LEARNING_ETHERTYPE: u16 = 0x9000;
 
 // ---------------------------------------------------------------------
 // The tests.
 // ---------------------------------------------------------------------
 
-/// Spec 31 ([gap] form) and 32: a non-active slave (veth19, with c2 and
+/// docs/bonding.md §5 cases 16 (improved) and 17: a non-active slave (veth19, with c2 and
 /// c4) fails. Its clients recover in under a second and point at veth17
 /// within 300 ms; c1 and c3 lose nothing; veth19's MAC is taught to the
 /// switch through veth17; the status shows veth19 down and empty.
@@ -105,7 +110,7 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     assert_eq!(client_count(&status, &veth19.name), 0, "veth19 empty:\n{status}");
     assert_eq!(client_count(&status, &veth17.name), 4, "all on veth17:\n{status}");
     assert_eq!(status.active_slave.as_deref(), Some("veth17"), "active unchanged");
-    // Spec 32 in alb's form: the failed MAC is taught through the active
+    // docs/bonding.md §5 case 17 in alb's form: the failed MAC is taught through the active
     // slave (which accepts frames for it), without promiscuous mode.
     let taught = learning_frames_of(&frames, &veth19.mac);
     assert!(
@@ -116,7 +121,7 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     );
 }
 
-/// Spec 33 and 38: the active slave (veth17) fails. veth19 becomes active
+/// docs/bonding.md §5 cases 18 and 22: the active slave (veth17) fails. veth19 becomes active
 /// and announces the master's MAC (which stays the master's, veth17's);
 /// every client, including c2 and c4 that were on veth19 all along (the
 /// kernel loses them for 0.6-2.1 s), recovers in under a second.
@@ -190,7 +195,7 @@ fn active_slave_failure_keeps_every_client() {
     );
 }
 
-/// Spec 34: after a failure and recovery the clients are re-dealt so the
+/// docs/bonding.md §5 case 19: after a failure and recovery the clients are re-dealt so the
 /// counts differ by at most one, moved clients are told, and the primary
 /// is active again once it returns. The primary is veth19, not the first
 /// slave (which would be active without `--primary`), so the master starts
@@ -252,7 +257,7 @@ fn recovery_rebalances_and_the_primary_returns() {
     );
 }
 
-/// Spec 39: all slaves down takes the master's carrier down (its hidden
+/// docs/bonding.md §5 case 23: all slaves down takes the master's carrier down (its hidden
 /// peer goes down) and there is no active slave; the first slave back is
 /// active and every client works again within a second.
 #[test]
@@ -323,7 +328,7 @@ fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
     assert_all_clients_work(&lab, 20);
 }
 
-/// Spec 37 ([gap]): the server ARPs a new unused address every 200 ms
+/// docs/bonding.md §5 case 21 (improved): the server ARPs a new unused address every 200 ms
 /// while veth19 fails (the kernel may then never update the clients);
 /// c2 and c4 still recover in under a second and point at veth17.
 #[test]

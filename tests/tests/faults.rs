@@ -11,6 +11,10 @@
 //! Each test builds its own lab and runs its own agent under a master name
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`) and
 //! ping; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

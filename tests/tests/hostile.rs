@@ -1,5 +1,5 @@
 //! Hostile neighbours in the lab (issue 5, item 2): an ARP flood with
-//! random sender IPs, a client claiming the server's address (spec §1.6),
+//! random sender IPs, a client claiming the server's address (docs/bonding.md §2.4),
 //! a gratuitous ARP storm and a client changing its MAC. The hostile
 //! frames are made by hand and sent from a client namespace through a raw
 //! socket ([`common::raw`]), bounded in count and time; legitimate clients
@@ -10,6 +10,10 @@
 //! Each test builds its own lab and runs its own agent under a master name
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`),
 //! ping and tcpdump; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -194,7 +198,7 @@ fn an_arp_flood_keeps_the_table_bounded_and_clients_on_their_slaves() {
     assert!(cpu < took * 2, "agent CPU {cpu:?} over a {took:?} flood: more than two cores' worth");
 }
 
-/// Spec §1.6: c3 claims the server address with a gratuitous ARP (sender IP
+/// docs/bonding.md §2.4: c3 claims the server address with a gratuitous ARP (sender IP
 /// 198.18.0.1, its own MAC). The agent forgets every client of 198.18.0.1
 /// and sends no update claiming it afterwards, not even when a slave fails
 /// (before the claim, the same failover tells veth19's client at once). The

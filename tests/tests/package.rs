@@ -3,6 +3,10 @@
 //! with dpkg into a root of its own, its files are checked where the unit
 //! expects them, the unit is verified, the installed binary runs a lab,
 //! and a purge removes it all. Needs root, dpkg, systemd-analyze and man.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

@@ -270,9 +270,10 @@ fn print_lab(lab: &Lab) {
          nsenter --net=/var/run/netns/{c1} ping {SERVER_IP4}\n  \
          ip -n {c1} neigh                                  # the MAC the client learned\n  \
          nsenter --net=/var/run/netns/{srv} target/debug/alb status\n  \
-         bpftool map dump pinned /sys/fs/bpf/alb/{master}/ALB_CLIENTS\n  \
+         bpftool map dump pinned {pins}/ALB_CLIENTS\n  \
          cargo xtask lab down{}",
-        if default_ns { String::new() } else { format!(" --prefix {}", lab.prefix()) }
+        if default_ns { String::new() } else { format!(" --prefix {}", lab.prefix()) },
+        pins = alb_tests::agent::pin_dir(master).display(),
     );
 }
 

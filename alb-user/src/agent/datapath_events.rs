@@ -121,7 +121,7 @@ impl Agent {
 
     /// Another host claims a server address (an ARP from it with a MAC that
     /// is none of ours): forget every client of that address, so no update
-    /// ever claims it for us again (spec §1.6).
+    /// ever claims it for us again (docs/bonding.md §2.4).
     fn purge_foreign_claim(&mut self, sender: Server, sender_mac: Mac) {
         let state = &self.set.state;
         let ours =

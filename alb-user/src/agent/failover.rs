@@ -210,7 +210,7 @@ impl Agent {
         count
     }
 
-    /// Bonding's periodic learning frames (spec §2.7): every usable slave
+    /// Bonding's periodic learning frames (docs/bonding.md §3.5): every usable slave
     /// with its own MAC, and the active slave with the master's MAC when
     /// that MAC's owner is down.
     pub(super) fn learning_frames(&self) {

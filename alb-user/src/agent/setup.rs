@@ -18,7 +18,7 @@ use crate::{
     announce::{Announcer, worker::Teller},
     clients::{Clients, collapse::Collapses},
     config::Options,
-    datapath::{self, Datapath},
+    datapath::{self, Datapath, layout},
     filters::Filters,
     links::{Link, LinkReport, Netlink},
     master,
@@ -36,7 +36,7 @@ pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
         datapath::check_pins(&pins, options.max_clients)?;
     }
     for slave in &options.slaves {
-        let ours = adopting && pins.join("links").join(format!("rx-{slave}")).exists();
+        let ours = adopting && layout::link_dir(&pins).join(layout::rx_record(slave)).exists();
         if !ours && used_by_alb_here(slave)? {
             bail!("interface {slave} is already a slave of another alb master");
         }
@@ -111,7 +111,7 @@ pub(super) async fn setup(
         },
         filters: Filters::new(!options.no_filter_sync),
         report: Report::default(),
-        link_dir: pins.join("links"),
+        link_dir: layout::link_dir(&pins),
     };
     // The kernel reported the groups through the first active slave itself.
     agent.announce.groups_reported_on = agent.set.state.active;

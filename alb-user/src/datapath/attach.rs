@@ -32,7 +32,10 @@ use aya::{
 };
 use log::info;
 
-use super::{pins::BPFFS, probe, program, query};
+use super::{
+    layout::{self, Record},
+    probe, program, query,
+};
 
 /// The tc priority of alb's filters on kernels without TCX (lower runs
 /// first; `tc` numbers its own filters from 49152 down).
@@ -63,9 +66,9 @@ pub(super) fn attach(
     for slave in slaves {
         attach_slave(ebpf, slave, dir, &mut links)?;
     }
-    let tx = attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, "tx")?;
+    let tx = attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, layout::TX_RECORD)?;
     if dir.is_some() {
-        links.held.insert("tx".to_owned(), tx);
+        links.held.insert(layout::TX_RECORD.to_owned(), tx);
     }
     info!(
         "programs attached through {}",
@@ -92,7 +95,7 @@ pub(super) fn attach_slave(
     dir: Option<&Path>,
     links: &mut Links,
 ) -> Result<()> {
-    let pin = format!("rx-{slave}");
+    let pin = layout::rx_record(slave);
     let link = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)?;
     if dir.is_some() {
         links.held.insert(pin, link);
@@ -103,7 +106,7 @@ pub(super) fn attach_slave(
 /// Detaches the receive program from a removed slave: its record goes,
 /// then the agent's handle.
 pub(super) fn detach_slave(slave: &str, dir: &Path, links: &mut Links) -> Result<()> {
-    let pin = format!("rx-{slave}");
+    let pin = layout::rx_record(slave);
     let removed = remove_record(&dir.join(&pin));
     drop(links.held.remove(&pin));
     removed
@@ -130,8 +133,10 @@ pub(super) fn remove_records(dir: &Path) -> Result<()> {
 /// left), or a clsact record with its filter.
 fn remove_record(path: &Path) -> Result<()> {
     if path.is_dir() {
-        if let Some((device, direction)) = record_target(path) {
-            delete_filter(&device, direction)?;
+        match layout::record(path) {
+            Some(Record::Rx { slave }) => delete_filter(&slave, TcAttachType::Ingress)?,
+            Some(Record::Tx { master }) => delete_filter(&master, TcAttachType::Egress)?,
+            None => {}
         }
         return match fs::remove_dir(path) {
             Err(error) if error.kind() != ErrorKind::NotFound => {
@@ -146,21 +151,6 @@ fn remove_record(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// The device and direction a record stands for: `rx-<slave>` is that
-/// slave's ingress, `tx` the egress of the master (the name of the pin
-/// directory that holds `links/`).
-fn record_target(path: &Path) -> Option<(String, TcAttachType)> {
-    let name = path.file_name()?.to_str()?;
-    if let Some(slave) = name.strip_prefix("rx-") {
-        return Some((slave.to_owned(), TcAttachType::Ingress));
-    }
-    if name == "tx" {
-        let master = path.parent()?.parent()?.file_name()?.to_str()?;
-        return Some((master.to_owned(), TcAttachType::Egress));
-    }
-    None
 }
 
 /// Deletes alb's filter (fixed priority and handle) from a device; a
@@ -196,17 +186,17 @@ pub fn alb_users(device: &str) -> (bool, Vec<String>) {
     let clsact = clsact_records(device)
         .iter()
         .filter(|record| record.is_dir())
-        .filter_map(|record| Some(record.parent()?.parent()?.file_name()?.to_str()?.to_owned()))
+        .filter_map(|record| layout::master_of(record))
         .collect();
     (tcx, clsact)
 }
 
-/// `<bpffs>/alb/*/links/rx-<device>` of every master.
+/// The receive record of `device` in every master's links directory.
 fn clsact_records(device: &str) -> Vec<PathBuf> {
-    let Ok(masters) = fs::read_dir(Path::new(BPFFS).join("alb")) else { return Vec::new() };
-    masters
-        .filter_map(Result::ok)
-        .map(|m| m.path().join("links").join(format!("rx-{device}")))
+    let record = layout::rx_record(device);
+    layout::every_link_dir()
+        .into_iter()
+        .map(|links| links.join(&record))
         .filter(|p| p.exists())
         .collect()
 }

@@ -11,7 +11,7 @@ use super::rig::{
 };
 use crate::common::{assert_all_clients_work, counts, mac_of, neigh, set_port, slave_of};
 
-/// Spec 36: with `--updelay 500`, a port that comes back and goes down
+/// docs/bonding.md §5 case 20: with `--updelay 500`, a port that comes back and goes down
 /// again within 200 ms never makes its slave usable and gets no clients;
 /// one that stays up is used after the updelay, not before.
 #[test]
