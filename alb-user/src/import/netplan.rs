@@ -152,8 +152,9 @@ fn address_config(path: &Path, source: &str, name: &str) -> Result<AddressConfig
         .unwrap_or_default();
     master.remove(&key("interfaces"));
     master.remove(&key("parameters"));
+    let master = yaml11_booleans(Yaml::Mapping(master));
     let mut ethernets = saphyr::Mapping::new();
-    ethernets.insert(key(name), Yaml::Mapping(master));
+    ethernets.insert(key(name), master);
     let mut out = saphyr::Mapping::new();
     out.insert(key("version"), Yaml::Value(Scalar::Integer(2)));
     if let Some(renderer) = network.and_then(|network| network.as_mapping_get("renderer")) {
@@ -176,4 +177,49 @@ fn address_config(path: &Path, source: &str, name: &str) -> Result<AddressConfig
             path.display()
         ),
     })
+}
+
+/// netplan's boolean keys.
+const BOOLEANS: &[&str] = &[
+    "dhcp4",
+    "dhcp6",
+    "accept-ra",
+    "critical",
+    "optional",
+    "ipv6-privacy",
+    "wakeonlan",
+    "emit-lldp",
+    "ignore-carrier",
+    "on-link",
+    "use-dns",
+    "use-ntp",
+    "use-routes",
+    "use-mtu",
+    "use-hostname",
+    "send-hostname",
+    "use-domains",
+];
+
+/// netplan reads YAML 1.1 booleans (`dhcp4: no`), which saphyr (YAML 1.2)
+/// reads as strings and would write back quoted: they go back as
+/// booleans.
+fn yaml11_booleans(node: Yaml<'_>) -> Yaml<'_> {
+    match node {
+        Yaml::Mapping(mapping) => Yaml::Mapping(
+            mapping
+                .into_iter()
+                .map(|(key, value)| {
+                    let boolean = key.as_str().is_some_and(|k| BOOLEANS.contains(&k));
+                    let value = match value.as_str().map(str::to_ascii_lowercase).as_deref() {
+                        Some("yes" | "on" | "y") if boolean => Yaml::Value(Scalar::Boolean(true)),
+                        Some("no" | "off" | "n") if boolean => Yaml::Value(Scalar::Boolean(false)),
+                        _ => yaml11_booleans(value),
+                    };
+                    (key, value)
+                })
+                .collect(),
+        ),
+        Yaml::Sequence(items) => Yaml::Sequence(items.into_iter().map(yaml11_booleans).collect()),
+        other => other,
+    }
 }

@@ -332,3 +332,149 @@ pub fn time_span(text: &str, bare: Unit, unit: Unit) -> Result<u64, String> {
     };
     Ok((total_us / per_unit).floor() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn option(kernel: &str, value: &str, line: usize) -> BondOption {
+        BondOption {
+            kernel: kernel.to_owned(),
+            written: kernel.to_owned(),
+            value: Ok(value.to_owned()),
+            at: Place::new(Path::new("f"), line),
+        }
+    }
+
+    fn bond(options: &[(&str, &str)]) -> Bond {
+        Bond {
+            name: "bond0".to_owned(),
+            at: Some(Place::new(Path::new("f"), 1)),
+            slaves: vec!["eth0".to_owned(), "eth1".to_owned()],
+            options: options.iter().enumerate().map(|(i, (k, v))| option(k, v, i + 2)).collect(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn notes(translation: &Translation) -> Vec<String> {
+        translation.notes.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn delays_are_rounded_down_to_miimon_as_bonding_does() {
+        let t = translate(&bond(&[
+            ("mode", "balance-alb"),
+            ("miimon", "100"),
+            ("updelay", "250"),
+            ("downdelay", "300"),
+        ]))
+        .expect("translates");
+        assert_eq!((t.settings.updelay, t.settings.downdelay), (Some(200), Some(300)));
+        assert_eq!(
+            notes(&t),
+            [
+                "f:3: miimon: alb follows each slave's carrier by netlink events instead of polling every 100 ms",
+                "f:4: updelay: 250 ms is not a multiple of miimon (100 ms): bonding rounds it down to 200 ms, imported as 200",
+            ]
+        );
+    }
+
+    #[test]
+    fn without_miimon_delays_are_not_imported_and_monitoring_is_noted() {
+        let t = translate(&bond(&[("mode", "6"), ("updelay", "200")])).expect("translates");
+        assert_eq!(t.settings.updelay, None);
+        let notes = notes(&t);
+        assert!(
+            notes[0].starts_with("f:1: miimon: 0 or not given: bonding does no link monitoring"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].starts_with("f:3: updelay: bonding refuses a delay without miimon"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn what_maps_is_set_and_the_rest_noted() {
+        let t = translate(&bond(&[
+            ("mode", "balance-alb 6"),
+            ("miimon", "100"),
+            ("primary", "eth1"),
+            ("primary_reselect", "failure 2"),
+            ("lp_interval", "4"),
+            ("tlb_dynamic_lb", "0"),
+            ("arp_interval", "100"),
+            ("lacp_rate", "fast"),
+            ("frobnicate", "1"),
+        ]))
+        .expect("translates");
+        let s = &t.settings;
+        assert_eq!(s.master.as_deref(), Some("bond0"));
+        assert_eq!(s.slaves.as_deref(), Some(&["eth0".to_owned(), "eth1".to_owned()][..]));
+        assert_eq!(s.primary.as_deref(), Some("eth1"));
+        assert_eq!(s.primary_reselect, Some(PrimaryReselect::Failure));
+        assert_eq!((s.lp_interval, s.rebalance_interval), (Some(4), Some(0)));
+        let notes = notes(&t);
+        assert_eq!(notes.len(), 4, "{notes:?}");
+        assert!(
+            notes[1].starts_with("f:8: arp_interval: ARP monitoring, which bonding itself refuses"),
+            "{notes:?}"
+        );
+        assert_eq!(notes[2], "f:9: lacp_rate: 802.3ad (LACP) only");
+        assert_eq!(notes[3], "f:10: frobnicate: not a bonding option alb knows");
+    }
+
+    #[test]
+    fn a_primary_that_is_no_slave_is_noted_not_imported() {
+        let t =
+            translate(&bond(&[("mode", "balance-alb"), ("miimon", "100"), ("primary", "eth9")]))
+                .expect("translates");
+        assert_eq!(t.settings.primary, None);
+        assert_eq!(notes(&t)[1], "f:4: primary: eth9 is not one of the slaves: not imported");
+    }
+
+    #[test]
+    fn another_mode_or_none_is_refused() {
+        let error = translate(&bond(&[("mode", "802.3ad")])).expect_err("refused");
+        assert_eq!(
+            error,
+            "f:2: bond bond0 is in mode 802.3ad (4): alb runs balance-alb (mode 6) only"
+        );
+        let error = translate(&bond(&[("mode", "1")])).expect_err("refused");
+        assert!(error.contains("mode active-backup (1)"), "{error}");
+        let error = translate(&bond(&[("miimon", "100")])).expect_err("refused");
+        assert!(
+            error.starts_with("f:1: bond bond0 gives no mode: bonding's default is balance-rr"),
+            "{error}"
+        );
+        let error = translate(&bond(&[("mode", "fast")])).expect_err("refused");
+        assert_eq!(error, "f:2: bond bond0: \"fast\" is no bonding mode");
+    }
+
+    #[test]
+    fn balance_tlb_is_taken_with_a_note() {
+        let t =
+            translate(&bond(&[("mode", "balance-tlb"), ("miimon", "100")])).expect("translates");
+        assert!(
+            notes(&t)[0].starts_with("f:2: mode: balance-tlb: alb runs balance-alb"),
+            "{:?}",
+            notes(&t)
+        );
+    }
+
+    #[test]
+    fn time_spans_read_as_systemd_and_netplan_write_them() {
+        use Unit::{Milliseconds as Ms, Seconds as S};
+        assert_eq!(time_span("100", Ms, Ms), Ok(100));
+        assert_eq!(time_span("100ms", S, Ms), Ok(100));
+        assert_eq!(time_span("1s", S, Ms), Ok(1000));
+        assert_eq!(time_span("0.2s", S, Ms), Ok(200));
+        assert_eq!(time_span("1min 30s", S, S), Ok(90));
+        assert_eq!(time_span("2", S, S), Ok(2));
+        assert_eq!(time_span("1500ms", S, S), Ok(1));
+        assert_eq!(time_span("fast", S, Ms), Err("\"fast\" is not a time span".to_owned()));
+        assert_eq!(time_span("", S, Ms), Err("\"\" is not a time span".to_owned()));
+    }
+}
