@@ -81,6 +81,7 @@ pub fn read(dir: &Path, request: &Request) -> Result<Found, String> {
             }
         }
     }
+    translate::mode(&bond)?;
     let mut master_network = None;
     for network in &networks {
         let links = match_names(network)?;

@@ -122,42 +122,47 @@ pub fn mode_number(value: &str) -> Option<usize> {
         .or_else(|| MODES.iter().position(|m| *m == word))
 }
 
+/// The refusal of a bond in another mode than balance-alb, or none given
+/// (bonding's default is balance-rr); balance-tlb is taken, with a note.
+/// Readers call it before they look further (a refused bond's slaves do
+/// not matter).
+pub fn mode(bond: &Bond) -> Result<Option<Note>, String> {
+    let Some(mode) = bond.option("mode") else {
+        let origin =
+            bond.at.clone().unwrap_or_else(|| Place::new(std::path::Path::new(&bond.name), 1));
+        return Err(format!(
+            "{origin}: bond {} gives no mode: bonding's default is balance-rr; alb runs balance-alb (mode 6)",
+            bond.name
+        ));
+    };
+    let text = mode.value.clone().unwrap_or_default();
+    match mode_number(&text) {
+        Some(6) => Ok(None),
+        Some(5) => Ok(Some(Note {
+            at: mode.at.clone(),
+            option: mode.written.clone(),
+            why: "balance-tlb: alb runs balance-alb, which also spreads receive traffic (by ARP)"
+                .to_owned(),
+        })),
+        Some(n) => Err(format!(
+            "{}: bond {} is in mode {} ({n}): alb runs balance-alb (mode 6) only",
+            mode.at, bond.name, MODES[n]
+        )),
+        None => Err(format!("{}: bond {}: {:?} is no bonding mode", mode.at, bond.name, text)),
+    }
+}
+
 /// The translation of `bond`, or the one line refusing it: another mode
 /// than balance-alb (or balance-tlb, which alb runs as balance-alb).
 pub fn translate(bond: &Bond) -> Result<Translation, String> {
     let origin = bond.at.clone().unwrap_or_else(|| Place::new(std::path::Path::new(&bond.name), 1));
     let mut notes = bond.notes.clone();
+    if let Some(tlb) = mode(bond)? {
+        notes.push(tlb);
+    }
     let mut note = |at: &Place, option: &str, why: String| {
         notes.push(Note { at: at.clone(), option: option.to_owned(), why });
     };
-    match bond.option("mode") {
-        None => {
-            return Err(format!(
-                "{origin}: bond {} gives no mode: bonding's default is balance-rr; alb runs balance-alb (mode 6)",
-                bond.name
-            ));
-        }
-        Some(mode) => {
-            let text = mode.value.clone().unwrap_or_default();
-            match mode_number(&text) {
-                Some(6) => {}
-                Some(5) => note(
-                    &mode.at,
-                    &mode.written,
-                    "balance-tlb: alb runs balance-alb, which also spreads receive traffic (by ARP)".to_owned(),
-                ),
-                Some(n) => {
-                    return Err(format!(
-                        "{}: bond {} is in mode {} ({n}): alb runs balance-alb (mode 6) only",
-                        mode.at, bond.name, MODES[n]
-                    ));
-                }
-                None => {
-                    return Err(format!("{}: bond {}: {:?} is no bonding mode", mode.at, bond.name, text));
-                }
-            }
-        }
-    }
     if bond.slaves.is_empty() {
         return Err(format!("{origin}: bond {} has no slaves", bond.name));
     }
