@@ -55,7 +55,7 @@ impl Interfaces {
             return Ok(());
         }
         let text = super::read_text(path)?;
-        let dir = path.parent().unwrap_or(Path::new("/"));
+        let dir = path.parent().unwrap_or_else(|| Path::new("/"));
         let mut in_iface = false;
         let mut pending = String::new();
         let mut first = 0;

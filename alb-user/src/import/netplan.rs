@@ -10,12 +10,12 @@ use saphyr::{LoadableYamlNode as _, MarkedYaml, Scalar, Yaml, YamlData, YamlEmit
 
 use super::{
     AddressConfig, Bond, BondOption, Found, Note, Place, Request, choose,
-    translate::{self, Unit},
+    translate::{self, Key, Unit},
 };
 
 /// netplan's `parameters`: the kernel's name, and the units of a time span
 /// (bare, and the kernel's).
-const PARAMETERS: &[(&str, &str, Option<(Unit, Unit)>)] = &[
+const PARAMETERS: &[Key] = &[
     ("mode", "mode", None),
     ("lacp-rate", "lacp_rate", None),
     ("mii-monitor-interval", "miimon", Some((Unit::Milliseconds, Unit::Milliseconds))),

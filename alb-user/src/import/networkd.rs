@@ -10,11 +10,11 @@ use std::path::Path;
 use super::{
     AddressConfig, Bond, BondOption, Found, Note, Place, Request, choose,
     keyfile::{self, KeyFile},
-    translate::{self, Unit},
+    translate::{self, Key, Unit},
 };
 
 /// `[Bond]` keys: the kernel's name, and the units of a time span.
-const BOND_KEYS: &[(&str, &str, Option<(Unit, Unit)>)] = &[
+const BOND_KEYS: &[Key] = &[
     ("Mode", "mode", None),
     ("TransmitHashPolicy", "xmit_hash_policy", None),
     ("LACPTransmitRate", "lacp_rate", None),

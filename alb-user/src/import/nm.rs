@@ -15,7 +15,7 @@ use super::{
 /// Reads the bond keyfile `path`, or the only (or `--bond`) bond of the
 /// directory `path`; the ports come from the same directory.
 pub fn read(path: &Path, request: &Request) -> Result<Found, String> {
-    let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+    let dir = if path.is_dir() { path } else { path.parent().unwrap_or_else(|| Path::new(".")) };
     let files = keyfile::files_in(dir, &[".nmconnection"])?;
     let mut keyfiles =
         files.iter().map(|file| KeyFile::read(file)).collect::<Result<Vec<_>, _>>()?;

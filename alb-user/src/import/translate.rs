@@ -291,8 +291,12 @@ const NO_MIIMON: &str = "0 or not given: bonding does no link monitoring; alb al
 /// An option's value as a whole number (of its kernel unit).
 fn number(option: &BondOption) -> Result<u64, String> {
     let text = option.value.as_ref()?;
-    text.trim().parse().map_err(|_| format!("{text:?} is not a whole number"))
+    text.trim().parse().map_err(|_not_a_number| format!("{text:?} is not a whole number"))
 }
+
+/// A source's key of a bonding option: its name there, the kernel's name,
+/// and for a time span the unit of a bare number and the kernel's unit.
+pub type Key = (&'static str, &'static str, Option<(Unit, Unit)>);
 
 /// A unit a bare number of a time span is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,7 +317,7 @@ pub fn time_span(text: &str, bare: Unit, unit: Unit) -> Result<u64, String> {
     }
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        let value: f64 = rest[..digits].parse().map_err(|_not_a_number| bad())?;
         rest = rest[digits..].trim_start();
         let letters = rest.find(|c: char| !c.is_alphabetic()).unwrap_or(rest.len());
         let scale_us = match &rest[..letters] {
