@@ -169,6 +169,28 @@ fn netplan_refuses_another_mode_and_a_file_with_no_bond() {
 }
 
 #[test]
+fn bond_picks_one_of_several_and_alb_checks_refuse_what_cannot_run() {
+    let path = format!("{FIXTURES}/netplan/two-bonds.yaml");
+    assert_eq!(
+        refused(&["import", "netplan", &path]),
+        format!(
+            "alb: {path}: several bonds (bond0, bond-with-a-long-name): choose one with --bond NAME"
+        )
+    );
+    let imported = import("netplan", "netplan/two-bonds.yaml", &["--bond", "bond0"]);
+    assert_eq!(imported.settings, settings("bond0", &["enp3s0", "enp4s0"]));
+    assert_eq!(
+        refused(&["import", "netplan", &path, "--bond", "bond9"]),
+        format!("alb: {path}: no bond bond9 (bonds: bond0, bond-with-a-long-name)")
+    );
+    let error = refused(&["import", "netplan", &path, "--bond", "bond-with-a-long-name"]);
+    assert!(
+        error.starts_with(&format!("alb: {path}:11: bond bond-with-a-long-name: master name")),
+        "{error}"
+    );
+}
+
+#[test]
 fn ifupdown_follows_source_and_reads_ifupdown2_names() {
     let imported = import("ifupdown", "ifupdown/debian/interfaces", &[]);
     assert_eq!(
@@ -211,7 +233,9 @@ fn ifupdown_takes_ifenslave_bond_master_slaves_from_a_source_directory() {
         imported.notes,
         [
             "ifupdown/ifenslave/interfaces.d/bond0:13: bond_miimon",
-            "ifupdown/ifenslave/interfaces.d/bond0:15: bond-lacp-rate"
+            // Continued on the next line: the note is at its first.
+            "ifupdown/ifenslave/interfaces.d/bond0:15: bond-lacp-rate",
+            "ifupdown/ifenslave/interfaces.d/bond0:17: bond-arp-ip-target",
         ]
     );
 }

@@ -158,6 +158,14 @@ pub fn import(format: Format, path: &Path, request: &Request) -> Result<Imported
         Format::Sysfs => sysfs::read(path, request)?,
     };
     let translation = translate::translate(&found.bond)?;
+    // What alb's own checks refuse (a name too long for a master, a slave
+    // named twice) is refused here, not printed for `alb config check`.
+    if let Err(problems) = translation.settings.options() {
+        let at =
+            found.bond.at.as_ref().map_or_else(|| path.display().to_string(), ToString::to_string);
+        let problems: Vec<String> = problems.into_iter().map(|problem| problem.message).collect();
+        return Err(format!("{at}: bond {}: {}", found.bond.name, problems.join("; ")));
+    }
     let config = format!(
         "# alb config of master {}, imported from {} by alb import\n{}",
         found.bond.name,
