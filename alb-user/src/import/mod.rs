@@ -5,7 +5,7 @@
 //! Each format has its own reader (one file each) that finds the bond and
 //! gives a [`Bond`]: its name, slaves in order and options under the
 //! kernel's names, each with the place it was written. [`translate`] (pure)
-//! turns that into alb's [`Settings`] and a note for each option that does
+//! turns that into alb's [`Settings`](crate::config::Settings) and a note for each option that does
 //! not map. A reader also gives the master's addressing in its own tool's
 //! format, for `--address-config DIR`.
 
@@ -21,8 +21,6 @@ use std::{
     fmt,
     path::{Path, PathBuf},
 };
-
-use crate::config::Settings;
 
 /// The configuration tools `alb import` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -173,11 +171,6 @@ pub fn import(format: Format, path: &Path, request: &Request) -> Result<Imported
         toml::to_string(&translation.settings).map_err(|error| error.to_string())?
     );
     Ok(Imported { config, notes: translation.notes, address_config: found.address_config })
-}
-
-/// The settings as TOML, for tests that read them back.
-pub fn settings_of(config: &str) -> Result<Settings, String> {
-    toml::from_str(config).map_err(|error| error.to_string())
 }
 
 /// Picks the bond named `wanted`, or the only one; `names` in source order.

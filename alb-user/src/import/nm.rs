@@ -66,6 +66,8 @@ pub fn read(path: &Path, request: &Request) -> Result<Found, String> {
             _ => {}
         }
     }
+    // A bond of another mode is refused before its ports are looked at.
+    super::translate::mode(&bond)?;
     let mut ports = Vec::new();
     for file in &keyfiles {
         let controller =
