@@ -191,6 +191,24 @@ fn bond_picks_one_of_several_and_alb_checks_refuse_what_cannot_run() {
 }
 
 #[test]
+fn a_syntax_error_is_one_line_with_its_line() {
+    let scratch = Scratch::new("syntax");
+    let yaml = scratch.0.join("broken.yaml");
+    fs::write(
+        &yaml,
+        "network:\n  bonds:\n    bond0:\n      interfaces: [a, b\n      parameters:\n",
+    )
+    .expect("write");
+    let error = refused(&["import", "netplan", yaml.to_str().expect("UTF-8 path")]);
+    assert_eq!(error, format!("alb: {}:5: illegal placement of ':' indicator", yaml.display()));
+    let netdev = scratch.0.join("25-bond0.netdev");
+    fs::write(&netdev, "[NetDev]\nName=bond0\nKind=bond\n\n[Bond\nMode=balance-alb\n")
+        .expect("write");
+    let error = refused(&["import", "networkd", scratch.0.to_str().expect("UTF-8 path")]);
+    assert_eq!(error, format!("alb: {}:5: \"[Bond\" is not a section header", netdev.display()));
+}
+
+#[test]
 fn ifupdown_follows_source_and_reads_ifupdown2_names() {
     let imported = import("ifupdown", "ifupdown/debian/interfaces", &[]);
     assert_eq!(
