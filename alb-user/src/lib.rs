@@ -14,6 +14,7 @@ pub mod control;
 pub mod datapath;
 pub mod ethtool;
 pub mod filters;
+pub mod import;
 pub mod links;
 pub mod master;
 pub mod metrics;

@@ -10,7 +10,7 @@ use alb::{
     agent,
     config::{self, Settings},
     control::{self, Request},
-    status,
+    import, status,
 };
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
@@ -63,6 +63,10 @@ enum Command {
     /// Make a running agent read its config file again (as SIGHUP does);
     /// exits 1, with the reasons, when the file is not applied.
     Reload(MasterArgs),
+    /// Translate a kernel bond's definition (balance-alb) into an alb config
+    /// (TOML, on stdout); every option that does not map is a line
+    /// PATH:LINE: option: why on stderr.
+    Import(ImportArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
@@ -134,6 +138,28 @@ enum ConfigCommand {
         #[arg(value_name = "PATH")]
         path: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The tool whose configuration PATH is.
+    #[arg(value_name = "FORMAT")]
+    format: import::Format,
+    /// netplan: a YAML file; ifupdown: an interfaces file; networkd: a
+    /// directory of .netdev/.network files; nm: a keyfile or a directory of
+    /// them; sysfs: the name of a running bond.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Which bond, when PATH defines several.
+    #[arg(long, value_name = "NAME")]
+    bond: Option<String>,
+    /// Also write the master's addresses, routes and DHCP setting into DIR,
+    /// in the source tool's own format.
+    #[arg(long, value_name = "DIR")]
+    address_config: Option<PathBuf>,
+    /// Where sysfs is mounted (tests give a directory tree).
+    #[arg(long, hide = true, value_name = "DIR", default_value = "/sys")]
+    sysfs_root: PathBuf,
 }
 
 #[derive(Args)]
@@ -212,6 +238,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }),
         Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),
+        Some(Command::Import(args)) => import_bond(&args),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "alb", &mut std::io::stdout());
             Ok(())
@@ -246,6 +273,46 @@ fn check_config(path: &std::path::Path) -> Result<()> {
         eprintln!("{error}");
     }
     std::process::exit(1);
+}
+
+/// `alb import`: the config on stdout, a note per option that does not map
+/// on stderr, the master's addressing into `--address-config DIR`.
+fn import_bond(args: &ImportArgs) -> Result<()> {
+    if args.address_config.is_some() && args.format == import::Format::Sysfs {
+        return Err(anyhow!(
+            "--address-config: sysfs holds no addresses; give the file of the tool that configures the bond"
+        ));
+    }
+    let request =
+        import::Request { bond: args.bond.clone(), sysfs_root: Some(args.sysfs_root.clone()) };
+    let imported =
+        import::import(args.format, &args.path, &request).map_err(|error| anyhow!(error))?;
+    if let Some(dir) = &args.address_config {
+        let written = match &imported.address_config {
+            Some(address_config) => write_address_config(dir, address_config)?,
+            None => "nothing written: the bond's source gives the master no addressing".to_owned(),
+        };
+        eprintln!("alb: {written}");
+    }
+    print!("{}", imported.config);
+    for note in &imported.notes {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// Writes the master's addressing into `dir`; what it wrote, as a line.
+fn write_address_config(dir: &std::path::Path, config: &import::AddressConfig) -> Result<String> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let path = dir.join(&config.file_name);
+    let mode = if config.private { 0o600 } else { 0o644 };
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&path).map_err(
+            |error| anyhow!("--address-config: cannot create {}: {error}", path.display()),
+        )?;
+    file.write_all(config.text.as_bytes())
+        .map_err(|error| anyhow!("--address-config: cannot write {}: {error}", path.display()))?;
+    Ok(format!("wrote the master's addressing to {}: {}", path.display(), config.advice))
 }
 
 /// The agent's options: the command line over the config file. Several
