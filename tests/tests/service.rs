@@ -223,12 +223,15 @@ fn readiness_watchdog_and_stopping_reach_the_service_manager() {
     let feeds: Vec<Instant> =
         running.iter().filter(|(_, t, _)| t.contains("WATCHDOG=1")).map(|(at, _, _)| *at).collect();
     assert!(feeds.iter().all(|at| at >= ready_at), "no WATCHDOG=1 before READY=1: {texts:?}");
-    // Fed every 200 ms: about 10 in the 2 s. No gap reaches the 400 ms
+    // Fed every 200 ms: 16-18 before the stop. No gap reaches the 400 ms
     // timeout but by a stall of the whole machine, which the client saw.
     assert!(feeds.len() >= 2, "the watchdog is fed again and again: {texts:?}");
     let allowed = Duration::from_millis(400) + pings::machine_stall(&[&runs[0]]);
     let longest = feeds.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
-    println!("service: {} watchdog feeds in 2 s, the longest gap {longest:?}", feeds.len());
+    println!(
+        "service: {} watchdog feeds before the stop, the longest gap {longest:?}",
+        feeds.len()
+    );
     assert!(longest < allowed, "a feed gap of {longest:?} would trip the watchdog: {texts:?}");
     let stopping = all.iter().position(|(_, t, _)| t.contains("STOPPING=1"));
     let last_feed = all.iter().rposition(|(_, t, _)| t.contains("WATCHDOG=1"));
