@@ -90,10 +90,11 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     let runs = pings.finish();
     let frames = learned.finish();
 
+    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
         assert!(
-            *took < NEIGH_DEADLINE,
-            "c{number} pointed at veth17 only after {took:?} (want < {NEIGH_DEADLINE:?})"
+            *took < deadline,
+            "c{number} pointed at veth17 only after {took:?} (want < {deadline:?})"
         );
     }
     assert_outages_below_threshold(
@@ -123,8 +124,8 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
 
 /// docs/bonding.md §5 cases 18 and 22: the active slave (veth17) fails. veth19 becomes active
 /// and announces the master's MAC (which stays the master's, veth17's);
-/// every client, including c2 and c4 that were on veth19 all along (the
-/// kernel loses them for 0.6-2.1 s), recovers in under a second.
+/// c1 and c3 recover in under a second, and c2 and c4, on veth19 all along
+/// (the kernel loses them for 0.6-2.1 s), lose nothing.
 #[test]
 fn active_slave_failure_keeps_every_client() {
     let Rig { agent, lab } = rig(4, 2, &[]);
@@ -163,15 +164,11 @@ fn active_slave_failure_keeps_every_client() {
         [&runs[1], &runs[3]],
         &agent,
     );
-    // c2 and c4 never needed to move: they should not have noticed (the
-    // kernel loses them for 0.6-2.1 s). Counted in lost requests: a
-    // silence with nothing lost is the machine's stall, not alb's.
-    for run in [&runs[1], &runs[3]] {
-        assert!(
-            run.longest_loss() < Duration::from_millis(100),
-            "active failure: the survivor's client {run} should barely notice"
-        );
-    }
+    // c2 and c4 never needed to move: they lose nothing (the kernel loses
+    // them for 0.6-2.1 s). Counted in lost requests: a silence with nothing
+    // lost is the machine's stall, not alb's.
+    assert_undisturbed("active failure, c2 on the surviving slave", &runs[1]);
+    assert_undisturbed("active failure, c4 on the surviving slave", &runs[3]);
 
     assert!(!usable(&status, &veth17.name), "veth17 not usable:\n{status}");
     assert_eq!(client_count(&status, &veth19.name), 4, "all on veth19:\n{status}");
@@ -339,7 +336,11 @@ fn host_arp_requests_do_not_starve_updates() {
     let script = "i=100; while :; do ping -n -q -c1 -W0.2 198.18.0.$i >/dev/null 2>&1; \
                   echo $i; i=$((i+1)); [ $i -gt 199 ] && i=100; done";
     let mut arping = lab.spawn(lab.srv(), &["sh", "-c", script]).expect("ARP loop");
-    thread::sleep(Duration::from_millis(600));
+    // The loop runs once it has asked for its first addresses.
+    wait_until(Duration::from_secs(3), "the ARP loop to ask", || {
+        Ok(arping.log().lines().count() >= 2)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}:\n{}", arping.log()));
     let pings = start_pings(&lab, &[1, 2, 3, 4], Duration::from_secs(3));
     thread::sleep(Duration::from_millis(500));
 
@@ -358,10 +359,12 @@ fn host_arp_requests_do_not_starve_updates() {
         "failover: host ARP requests: {asked} addresses asked, agent re-told clients {retold} times"
     );
 
+    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
         assert!(
-            *took < NEIGH_DEADLINE,
-            "c{number} pointed at veth17 only after {took:?} under host ARP requests"
+            *took < deadline,
+            "c{number} pointed at veth17 only after {took:?} under host ARP requests \
+             (want < {deadline:?})"
         );
     }
     assert_outages_below_threshold("failure under host ARP requests", &runs, &agent);
