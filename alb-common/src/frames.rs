@@ -126,8 +126,9 @@ mod tests {
     const SERVER_IP: Ipv4 = [198, 18, 0, 1];
     const CLIENT_IP: Ipv4 = [198, 18, 0, 12];
 
+    /// docs/bonding.md §2.5.
     #[test]
-    fn rlb_update_matches_spec_1_7() {
+    fn rlb_update_is_the_kernels_update_frame() {
         let frame = arp_update(UpdateForm::Rlb, &SLAVE, &SERVER_IP, &CLIENT, &CLIENT_IP);
         let (eth, arp) = split(&frame);
         assert_eq!(eth.ether_type(), ETH_P_ARP);
@@ -160,8 +161,9 @@ mod tests {
         assert_eq!((nd.target.octets(), nd.lla), (server, SLAVE));
     }
 
+    /// docs/bonding.md §3.5.
     #[test]
-    fn learning_frame_matches_spec_2_7() {
+    fn learning_frame_is_bondings() {
         let frame = learning_frame(&SLAVE);
         assert_eq!(frame.len(), 60);
         assert_eq!(&frame[0..6], &SLAVE);

@@ -366,7 +366,7 @@ fn receive_spreading_is_per_client() {
 /// client 2's MAC, SPA = 198.18.0.1, TPA = 198.18.0.12; and it does not
 /// leave by veth17.
 #[test]
-fn arp_reply_fields_are_as_spec_1_4() {
+fn the_arp_reply_leaves_by_the_clients_slave_with_its_mac() {
     let Seed { agent: _agent, lab } = seed(2, 2);
     assert_eq!(resolve(&lab, 1), lab.slave(0).mac);
     let (veth17, veth19) = (lab.slave(0), lab.slave(1));

@@ -222,8 +222,9 @@ mod tests {
         );
     }
 
+    /// docs/bonding.md §3.2.
     #[test]
-    fn ipv4_rules_of_spec_2_2() {
+    fn ipv4_is_balanced_as_bonding_balances_it() {
         let unicast = ipv4_frame(CLIENT, MASTER, SERVER_IP, CLIENT_IP, 6);
         assert_eq!(
             tx_plan(&unicast[..], &MASTER, Tag::default()),
