@@ -38,6 +38,9 @@ pub struct Status {
     pub mode: &'static str,
     pub master_mac: String,
     pub master_ifindex: u32,
+    /// How the programs are attached (`tcx` or `clsact`), as the records
+    /// under the pins say; null when none is recorded.
+    pub hook: Option<&'static str>,
     pub active_slave: Option<String>,
     /// Whether the agent answered; the fields below are null when not.
     pub agent: bool,
@@ -283,6 +286,7 @@ pub async fn collect(master: &str) -> Result<Status> {
         mode: "balance-alb",
         master_mac: format_mac(&config.master_mac),
         master_ifindex: config.master_ifindex,
+        hook: datapath::recorded_hook(&dir).map(datapath::Hook::name),
         active_slave: (config.active_slave != NO_SLAVE)
             .then(|| names_by_index.get(&config.active_slave).cloned())
             .flatten(),
@@ -320,6 +324,7 @@ pub fn to_text(status: &Status) -> String {
     let _ = writeln!(out, "alb: Linux bonding mode 6 on eBPF\n");
     let _ = writeln!(out, "Bonding Mode: adaptive load balancing ({})", status.mode);
     let _ = writeln!(out, "Master: {} (MAC {})", status.master, status.master_mac);
+    let _ = writeln!(out, "Hook: {}", status.hook.unwrap_or("none recorded"));
     if status.agent {
         let _ = write!(out, "Primary Slave: {}", status.primary_slave.as_deref().unwrap_or("None"));
         if status.primary_slave.is_some() {
@@ -470,6 +475,7 @@ mod tests {
             mode: "balance-alb",
             master_mac: "02:a1:b0:00:00:17".to_owned(),
             master_ifindex: 7,
+            hook: Some("clsact"),
             active_slave: Some("veth17".to_owned()),
             agent: false,
             primary_slave: None,

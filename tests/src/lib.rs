@@ -25,6 +25,7 @@
 pub mod agent;
 pub mod cmd;
 pub mod fixtures;
+pub mod hook;
 mod lab;
 pub mod metrics;
 pub mod netns;

@@ -2,16 +2,22 @@
 //! receive program to each slave's ingress, each attachment recorded under
 //! the pin directory so the data path outlives the agent.
 //!
-//! Two hooks, chosen by a probe of the running kernel (not its version):
+//! Two hooks, chosen by a probe of the running kernel (not its version),
+//! or by the developer switch `ALB_HOOK` ([`probe::HOOK_VAR`]):
 //! - **TCX** (Linux >= 6.6): BPF links, pinned as `links/<name>`; a new
 //!   agent takes one over by replacing its program atomically.
-//! - **clsact** (older kernels): a `cls_bpf` filter, direct action, at a
+//! - **clsact** (older kernels, or `ALB_HOOK=clsact`): a `cls_bpf` filter, direct action, at a
 //!   fixed priority and handle ([`PRIORITY`], [`HANDLE`]) on a clsact qdisc
 //!   (added if missing, kept if it was there). bpffs holds only BPF objects
 //!   and directories, so the record is an empty directory `links/<name>`; a
 //!   new agent replaces the filter in place (same priority and handle: the
 //!   kernel swaps the program under a live filter), and removing the
 //!   record ([`remove_records`], [`detach_slave`]) deletes the filter.
+//!
+//! The records say which hook each attachment uses, so an adopting agent,
+//! `alb down` and `alb status` follow them whatever the switch says: a
+//! record is taken over with its own hook; only new attachments use the
+//! hook of this agent.
 
 use std::{
     fs,
@@ -32,7 +38,11 @@ use aya::{
 };
 use log::info;
 
-use super::{pins::BPFFS, probe, program, query};
+use super::{
+    pins::BPFFS,
+    probe::{self, Hook},
+    program, query,
+};
 
 /// The tc priority of alb's filters on kernels without TCX (lower runs
 /// first; `tc` numbers its own filters from 49152 down).
@@ -67,9 +77,14 @@ pub(super) fn attach(
     if dir.is_some() {
         links.held.insert("tx".to_owned(), tx);
     }
+    let features = probe::probe();
     info!(
         "programs attached through {}",
-        if probe::tcx() { "tcx" } else { "clsact (no TCX on this kernel)" }
+        match (features.hook(), features.tcx) {
+            (Hook::Tcx, _) => "tcx",
+            (Hook::Clsact, true) => "clsact (ALB_HOOK=clsact)",
+            (Hook::Clsact, false) => "clsact (no TCX on this kernel)",
+        }
     );
     if let Some(dir) = dir {
         // Receive links of devices that are no longer slaves: unpinning
@@ -184,6 +199,15 @@ fn delete_filter(device: &str, direction: TcAttachType) -> Result<()> {
     }
 }
 
+/// The hook of the transmit attachment recorded under a master's pin
+/// directory (`links/tx`: a directory is a clsact filter, a pin a TCX
+/// link); none if unrecorded.
+pub fn recorded_hook(pins: &Path) -> Option<Hook> {
+    let record = pins.join("links").join("tx");
+    let meta = fs::symlink_metadata(&record).ok()?;
+    Some(if meta.is_dir() { Hook::Clsact } else { Hook::Tcx })
+}
+
 /// Whether an alb receive program is already attached to `device` (by
 /// another master): one device cannot be the slave of two masters. TCX is
 /// asked which programs run there ([`query`], as the agent may after it
@@ -219,7 +243,7 @@ fn attach_one(
     let Some(dir) = dir else {
         // Unrecorded (tests): the object keeps the link and detaches it
         // when it is dropped.
-        if probe::tcx() {
+        if probe::hook() == Hook::Tcx {
             let options = TcAttachOptions::TcxOrder(LinkOrder::default());
             program.attach_with_options(device, direction, options).with_context(context)?;
         } else {
@@ -245,7 +269,7 @@ fn attach_one(
         Err(LinkError::SyscallError(SyscallError { io_error, .. }))
             if io_error.kind() == ErrorKind::NotFound =>
         {
-            if !probe::tcx() {
+            if probe::hook() == Hook::Clsact {
                 // The record first: an undo after a crash in between still
                 // finds the filter.
                 fs::create_dir(&path)

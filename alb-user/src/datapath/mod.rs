@@ -30,11 +30,11 @@ use aya::{
 };
 
 pub use self::{
-    attach::used_by_alb,
+    attach::{recorded_hook, used_by_alb},
     batch::Cursor as ClientCursor,
     events::{DRAIN_PERIOD, Event, Events},
     pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
-    probe::{Features, check as check_kernel, probe as probe_kernel},
+    probe::{Features, HOOK_VAR, Hook, check as check_kernel, probe as probe_kernel},
     read::Maps,
 };
 use crate::state::State;

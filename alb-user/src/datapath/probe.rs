@@ -2,11 +2,50 @@
 //! version: TCX (Linux >= 6.6), clsact with cls_bpf (the fallback), BTF
 //! and the BPF ring buffer. [`check`] refuses a kernel alb cannot use with
 //! one line naming its release and the missing feature.
+//!
+//! The hook is TCX where the kernel has it, else clsact; the developer
+//! switch [`HOOK_VAR`] (`ALB_HOOK=clsact`) picks clsact where TCX exists,
+//! so the suite runs the hook of kernels before 6.6 on any host.
 
 use std::{os::fd::FromRawFd as _, path::Path, sync::OnceLock};
 
 use anyhow::{Result, bail};
 use aya::maps::MapType;
+
+/// The environment variable that picks the hook (`tcx` or `clsact`;
+/// unset or empty: TCX where the kernel has it). A developer switch, not an
+/// option: it is read once, by every `alb` command alike, and no config
+/// file or reload can change it.
+pub const HOOK_VAR: &str = "ALB_HOOK";
+
+/// How the programs are attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// BPF links (Linux >= 6.6).
+    Tcx,
+    /// `cls_bpf` filters on a clsact qdisc.
+    Clsact,
+}
+
+impl Hook {
+    /// `tcx` or `clsact`, as [`HOOK_VAR`] and `alb status` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcx => "tcx",
+            Self::Clsact => "clsact",
+        }
+    }
+
+    /// The hook a [`HOOK_VAR`] value names; `None` for no choice.
+    fn parse(value: &str) -> Result<Option<Self>, String> {
+        match value {
+            "" => Ok(None),
+            "tcx" => Ok(Some(Self::Tcx)),
+            "clsact" => Ok(Some(Self::Clsact)),
+            other => Err(other.to_owned()),
+        }
+    }
+}
 
 /// What [`probe`] found.
 #[derive(Clone, Debug)]
@@ -17,6 +56,21 @@ pub struct Features {
     pub clsact: bool,
     pub btf: bool,
     pub ring_buffer: bool,
+    /// The hook [`HOOK_VAR`] asks for: none, one, or a value that names
+    /// none (refused by [`check`]).
+    pub requested: Result<Option<Hook>, String>,
+}
+
+impl Features {
+    /// The hook the programs are attached with: the one asked for, else
+    /// TCX where the kernel has it.
+    pub fn hook(&self) -> Hook {
+        match self.requested {
+            Ok(Some(hook)) => hook,
+            _ if self.tcx => Hook::Tcx,
+            _ => Hook::Clsact,
+        }
+    }
 }
 
 /// Probes the kernel (once; later calls return the same answer).
@@ -27,17 +81,19 @@ pub fn probe() -> &'static Features {
             .map_or_else(|_| "(unknown)".to_owned(), |r| r.trim().to_owned());
         Features {
             tcx: probe_tcx(),
-            clsact: has_module(&release, "sch_ingress") && has_module(&release, "cls_bpf"),
+            clsact: has_module(&release, "sch_ingress", "clsact_find")
+                && has_module(&release, "cls_bpf", "cls_bpf_classify"),
             btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
             ring_buffer: aya::sys::is_map_supported(MapType::RingBuf).unwrap_or(false),
+            requested: Hook::parse(&std::env::var(HOOK_VAR).unwrap_or_default()),
             release,
         }
     })
 }
 
-/// Whether TCX links exist on this kernel.
-pub(super) fn tcx() -> bool {
-    probe().tcx
+/// The hook new attachments use (see [`Features::hook`]).
+pub(super) fn hook() -> Hook {
+    probe().hook()
 }
 
 /// Refuses a kernel that lacks what alb needs, in one line.
@@ -55,14 +111,37 @@ pub fn check() -> Result<&'static Features> {
     if let Some(missing) = missing {
         bail!("this kernel (Linux {}) lacks {missing}, which alb needs", features.release);
     }
-    Ok(features)
+    match &features.requested {
+        Err(value) => {
+            bail!("{HOOK_VAR}={value:?} names no hook: set it to tcx or clsact, or unset it")
+        }
+        Ok(Some(Hook::Tcx)) if !features.tcx => bail!(
+            "{HOOK_VAR}=tcx, but this kernel (Linux {}) has no TCX links (Linux >= 6.6)",
+            features.release
+        ),
+        Ok(Some(Hook::Clsact)) if !features.clsact => bail!(
+            "{HOOK_VAR}=clsact, but this kernel (Linux {}) lacks the clsact qdisc with cls_bpf \
+             (sch_ingress, cls_bpf)",
+            features.release
+        ),
+        Ok(_) => Ok(features),
+    }
 }
 
-/// A kernel feature that is built in, loaded, or loadable.
-fn has_module(release: &str, name: &str) -> bool {
+/// A kernel feature that is built in, loaded, or loadable: module `name`
+/// is in /sys/module, modules.builtin or modules.dep, or `symbol` (a
+/// function of it) in /proc/kallsyms, which also lists built-in code
+/// that /sys/module does not (a kernel without /lib/modules, such as a
+/// development host's or a guest's built from one config).
+fn has_module(release: &str, name: &str, symbol: &str) -> bool {
     if Path::new("/sys/module").join(name).exists() {
         return true;
     }
+    let in_kallsyms = || {
+        std::fs::read_to_string("/proc/kallsyms").is_ok_and(|symbols| {
+            symbols.lines().any(|line| line.split_whitespace().nth(2) == Some(symbol))
+        })
+    };
     let modules = Path::new("/lib/modules").join(release);
     let builtin = std::fs::read_to_string(modules.join("modules.builtin")).unwrap_or_default();
     if builtin
@@ -71,14 +150,15 @@ fn has_module(release: &str, name: &str) -> bool {
     {
         return true;
     }
-    std::fs::read_to_string(modules.join("modules.dep")).is_ok_and(|dep| {
+    let loadable = std::fs::read_to_string(modules.join("modules.dep")).is_ok_and(|dep| {
         dep.lines().any(|line| {
             line.split(':')
                 .next()
                 .and_then(|p| p.rsplit('/').next())
                 .is_some_and(|f| f.strip_prefix(name).is_some_and(|rest| rest.starts_with(".ko")))
         })
-    })
+    });
+    loadable || in_kallsyms()
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
