@@ -40,8 +40,11 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
         // Interrupted (Ctrl-C): not a failure to go on from.
         return Ok(ExitCode::from(u8::try_from(tcx).unwrap_or(1)));
     }
+    // The same package selection as the first pass, so that cargo
+    // resolves the same features and runs the binaries it already built
+    // (`-p alb-tests` alone would build them again).
     let mut clsact = cargo::cargo();
-    clsact.args(["test", "-p", "alb-tests"]);
+    clsact.args(["test", "--workspace", "--exclude", "alb-ebpf"]);
     for binary in CLSACT_PASS {
         clsact.args(["--test", binary]);
     }
