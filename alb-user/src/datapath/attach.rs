@@ -50,12 +50,44 @@ pub(super) const PRIORITY: u16 = 0x0a1b;
 /// The tc handle of alb's filters.
 pub(super) const HANDLE: TcHandle = TcHandle::new(0, 0x0a1b);
 
-/// The agent's own handles on its links. While it holds them, removing
-/// the pins (by mistake) does not detach the programs; dropping them after
-/// the pins are gone does. clsact filters have no handle to hold (`None`).
+/// The agent's own hold on its attachments, by record name. While it
+/// holds them, removing the pins (by mistake) does not detach the
+/// programs; letting go of them after the pins are gone does, on either
+/// hook.
 #[derive(Default)]
 pub(super) struct Links {
-    held: std::collections::HashMap<String, Option<FdLink>>,
+    held: std::collections::HashMap<String, Held>,
+}
+
+/// The agent's hold on one attachment.
+enum Held {
+    /// A TCX link: the kernel detaches it when its pin and its last
+    /// handle are gone.
+    Tcx(#[expect(dead_code, reason = "held for its drop")] FdLink),
+    /// A clsact filter, which nothing in the kernel holds.
+    Clsact(#[expect(dead_code, reason = "held for its drop")] ClsactFilter),
+}
+
+/// A clsact filter this agent attached or took over. Dropped once its
+/// record is gone (the pins removed under a running agent), it deletes
+/// the filter, as the kernel detaches a TCX link whose pin and handle are
+/// gone; with its record there (a stop that keeps the data path, or one
+/// whose undo already deleted it) it does nothing.
+struct ClsactFilter {
+    record: PathBuf,
+    device: String,
+    direction: TcAttachType,
+}
+
+impl Drop for ClsactFilter {
+    fn drop(&mut self) {
+        if fs::symlink_metadata(&self.record).is_ok() {
+            return;
+        }
+        if let Err(error) = delete_filter(&self.device, self.direction) {
+            log::warn!("{error:#}");
+        }
+    }
 }
 
 /// Attaches the transmit program to the master's egress and the receive
@@ -73,9 +105,8 @@ pub(super) fn attach(
     for slave in slaves {
         attach_slave(ebpf, slave, dir, &mut links)?;
     }
-    let tx = attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, "tx")?;
-    if dir.is_some() {
-        links.held.insert("tx".to_owned(), tx);
+    if let Some(held) = attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, "tx")? {
+        links.held.insert("tx".to_owned(), held);
     }
     let features = probe::probe();
     info!(
@@ -108,9 +139,8 @@ pub(super) fn attach_slave(
     links: &mut Links,
 ) -> Result<()> {
     let pin = format!("rx-{slave}");
-    let link = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)?;
-    if dir.is_some() {
-        links.held.insert(pin, link);
+    if let Some(held) = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)? {
+        links.held.insert(pin, held);
     }
     Ok(())
 }
@@ -229,7 +259,7 @@ fn clsact_records(device: &str) -> Vec<PathBuf> {
 }
 
 /// Attaches one program, recorded in `dir` (taking over an existing
-/// record); returns the agent's handle on the link when it is a TCX link.
+/// record); returns the agent's hold on it when it is recorded.
 fn attach_one(
     ebpf: &mut Ebpf,
     name: &str,
@@ -237,7 +267,7 @@ fn attach_one(
     direction: TcAttachType,
     dir: Option<&Path>,
     pin: &str,
-) -> Result<Option<FdLink>> {
+) -> Result<Option<Held>> {
     let program = program(ebpf, name)?;
     let context = || format!("cannot attach {name} to {device} {direction:?}");
     let Some(dir) = dir else {
@@ -253,10 +283,17 @@ fn attach_one(
         return Ok(None);
     };
     let path = dir.join(pin);
+    let filter = |record: &Path| {
+        Some(Held::Clsact(ClsactFilter {
+            record: record.to_owned(),
+            device: device.to_owned(),
+            direction,
+        }))
+    };
     if path.is_dir() {
         // A clsact filter an earlier agent left: replace its program in place.
         clsact_replace(program, device, direction).with_context(context)?;
-        return Ok(None);
+        return Ok(filter(&path));
     }
     let link = match PinnedLink::from_pin(&path) {
         Ok(old) => {
@@ -280,7 +317,7 @@ fn attach_one(
                     }
                     return Err(error).with_context(context);
                 }
-                return Ok(None);
+                return Ok(filter(&path));
             }
             let options = TcAttachOptions::TcxOrder(LinkOrder::default());
             let id =
@@ -290,7 +327,7 @@ fn attach_one(
         }
         Err(error) => return Err(error).with_context(|| format!("cannot open {}", path.display())),
     };
-    Ok(Some(link))
+    Ok(Some(Held::Tcx(link)))
 }
 
 fn netlink() -> TcAttachOptions {

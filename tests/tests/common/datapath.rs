@@ -122,7 +122,7 @@ fn tcx_programs(lab: &Lab, dev: &str) -> Vec<TcProgram> {
 /// Asserts that `dev` has no TCX program and no TC classifier at all.
 pub(crate) fn assert_no_programs(lab: &Lab, dev: &str) {
     let tcx = tc_programs(lab, dev);
-    assert!(tcx.is_empty(), "no TCX program on {dev}: {tcx:?}");
+    assert!(tcx.is_empty(), "no TCX program or cls_bpf filter on {dev}: {tcx:?}");
     for direction in ["ingress", "egress"] {
         let tc = lab.run(lab.srv(), &["tc", "filter", "show", "dev", dev, direction]).expect("tc");
         assert!(tc.trim().is_empty(), "no classifier on {dev} {direction}: {tc}");
