@@ -53,7 +53,10 @@ pub struct Features {
     /// `uname -r`.
     pub release: String,
     pub tcx: bool,
-    pub clsact: bool,
+    /// Whether clsact with cls_bpf is there; `None` when it was not
+    /// probed: the kernel has TCX (the probe may read /proc/kallsyms,
+    /// which takes a few hundred ms).
+    pub clsact: Option<bool>,
     pub btf: bool,
     pub ring_buffer: bool,
     /// The hook [`HOOK_VAR`] asks for: none, one, or a value that names
@@ -79,13 +82,17 @@ pub fn probe() -> &'static Features {
     FEATURES.get_or_init(|| {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or_else(|_| "(unknown)".to_owned(), |r| r.trim().to_owned());
+        let tcx = probe_tcx();
+        let requested = Hook::parse(&std::env::var(HOOK_VAR).unwrap_or_default());
+        // Where TCX exists, clsact is used only by the developer switch;
+        // an attach that cannot add the qdisc then says so itself.
+        let clsact = (!tcx).then(|| clsact_available(&release));
         Features {
-            tcx: probe_tcx(),
-            clsact: has_module(&release, "sch_ingress", "clsact_find")
-                && has_module(&release, "cls_bpf", "cls_bpf_classify"),
+            tcx,
+            clsact,
             btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
             ring_buffer: aya::sys::is_map_supported(MapType::RingBuf).unwrap_or(false),
-            requested: Hook::parse(&std::env::var(HOOK_VAR).unwrap_or_default()),
+            requested,
             release,
         }
     })
@@ -99,7 +106,8 @@ pub(super) fn hook() -> Hook {
 /// Refuses a kernel that lacks what alb needs, in one line.
 pub fn check() -> Result<&'static Features> {
     let features = probe();
-    let missing = if !features.tcx && !features.clsact {
+    let clsact = features.clsact == Some(true);
+    let missing = if !features.tcx && !clsact {
         Some("TCX links (Linux >= 6.6) or the clsact qdisc with cls_bpf (sch_ingress, cls_bpf)")
     } else if !features.ring_buffer {
         Some("the BPF ring buffer (Linux >= 5.8)")
@@ -119,7 +127,7 @@ pub fn check() -> Result<&'static Features> {
             "{HOOK_VAR}=tcx, but this kernel (Linux {}) has no TCX links (Linux >= 6.6)",
             features.release
         ),
-        Ok(Some(Hook::Clsact)) if !features.clsact => bail!(
+        Ok(Some(Hook::Clsact)) if features.clsact == Some(false) => bail!(
             "{HOOK_VAR}=clsact, but this kernel (Linux {}) lacks the clsact qdisc with cls_bpf \
              (sch_ingress, cls_bpf)",
             features.release
@@ -128,20 +136,30 @@ pub fn check() -> Result<&'static Features> {
     }
 }
 
-/// A kernel feature that is built in, loaded, or loadable: module `name`
-/// is in /sys/module, modules.builtin or modules.dep, or `symbol` (a
-/// function of it) in /proc/kallsyms, which also lists built-in code
-/// that /sys/module does not (a kernel without /lib/modules, such as a
-/// development host's or a guest's built from one config).
-fn has_module(release: &str, name: &str, symbol: &str) -> bool {
+/// Whether the clsact qdisc and cls_bpf are built in, loaded or
+/// loadable. A kernel with no `/lib/modules/<release>` (one built for its
+/// machine, as this project's development host's) has no list of its
+/// built-in code there: then /proc/kallsyms, read once, must name one
+/// function of each (it lists built-in and loaded code alike).
+fn clsact_available(release: &str) -> bool {
+    if has_module(release, "sch_ingress") && has_module(release, "cls_bpf") {
+        return true;
+    }
+    if Path::new("/lib/modules").join(release).exists() {
+        return false;
+    }
+    std::fs::read_to_string("/proc/kallsyms").is_ok_and(|symbols| {
+        ["clsact_find", "cls_bpf_classify"].iter().all(|name| {
+            symbols.contains(&format!(" {name}\n")) || symbols.contains(&format!(" {name}\t"))
+        })
+    })
+}
+
+/// A kernel feature that is built in, loaded, or loadable.
+fn has_module(release: &str, name: &str) -> bool {
     if Path::new("/sys/module").join(name).exists() {
         return true;
     }
-    let in_kallsyms = || {
-        std::fs::read_to_string("/proc/kallsyms").is_ok_and(|symbols| {
-            symbols.lines().any(|line| line.split_whitespace().nth(2) == Some(symbol))
-        })
-    };
     let modules = Path::new("/lib/modules").join(release);
     let builtin = std::fs::read_to_string(modules.join("modules.builtin")).unwrap_or_default();
     if builtin
@@ -150,15 +168,14 @@ fn has_module(release: &str, name: &str, symbol: &str) -> bool {
     {
         return true;
     }
-    let loadable = std::fs::read_to_string(modules.join("modules.dep")).is_ok_and(|dep| {
+    std::fs::read_to_string(modules.join("modules.dep")).is_ok_and(|dep| {
         dep.lines().any(|line| {
             line.split(':')
                 .next()
                 .and_then(|p| p.rsplit('/').next())
                 .is_some_and(|f| f.strip_prefix(name).is_some_and(|rest| rest.starts_with(".ko")))
         })
-    });
-    loadable || in_kallsyms()
+    })
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
