@@ -4,6 +4,10 @@
 //! with no bond, `--address-config`, and that `alb config check` accepts
 //! what it prints. Runs the real binary, from the crate's directory (the
 //! notes' paths are relative to it); needs no root.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 use std::{
     fs,

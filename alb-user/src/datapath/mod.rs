@@ -31,12 +31,12 @@ use aya::{
 };
 
 pub use self::{
-    attach::alb_users,
+    attach::{alb_users, recorded_hook},
     batch::Cursor as ClientCursor,
     events::{DRAIN_PERIOD, Event, Events},
     layout::{BPFFS, pin_dir},
     pins::{check_pins, has_pinned_state, remove_pins},
-    probe::{Features, check as check_kernel, probe as probe_kernel},
+    probe::{Features, HOOK_VAR, Hook, check as check_kernel, probe as probe_kernel},
     read::Maps,
 };
 use crate::state::State;

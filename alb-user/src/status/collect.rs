@@ -147,6 +147,7 @@ pub async fn collect(master: &str) -> Result<Status> {
         mode: "balance-alb",
         master_mac: format_mac(&config.master_mac),
         master_ifindex: config.master_ifindex,
+        hook: datapath::recorded_hook(&dir).map(datapath::Hook::name),
         active_slave: (config.active_slave != NO_SLAVE)
             .then(|| names_by_index.get(&config.active_slave).cloned())
             .flatten(),

@@ -31,6 +31,9 @@ pub struct Status {
     pub mode: &'static str,
     pub master_mac: String,
     pub master_ifindex: u32,
+    /// How the programs are attached (`tcx` or `clsact`), as the records
+    /// under the pins say; null when none is recorded.
+    pub hook: Option<&'static str>,
     pub active_slave: Option<String>,
     /// Whether the agent answered; the fields below are null when not.
     pub agent: bool,

@@ -15,6 +15,7 @@ pub fn to_text(status: &Status) -> String {
     let _ = writeln!(out, "alb: Linux bonding mode 6 on eBPF\n");
     let _ = writeln!(out, "Bonding Mode: adaptive load balancing ({})", status.mode);
     let _ = writeln!(out, "Master: {} (MAC {})", status.master, status.master_mac);
+    let _ = writeln!(out, "Hook: {}", status.hook.unwrap_or("none recorded"));
     if status.agent {
         let _ = write!(out, "Primary Slave: {}", status.primary_slave.as_deref().unwrap_or("None"));
         if status.primary_slave.is_some() {
@@ -170,6 +171,7 @@ mod tests {
             mode: "balance-alb",
             master_mac: "02:a1:b0:00:00:17".to_owned(),
             master_ifindex: 7,
+            hook: Some("clsact"),
             active_slave: Some("veth17".to_owned()),
             agent: false,
             primary_slave: None,
