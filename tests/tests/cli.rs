@@ -230,3 +230,28 @@ fn bpffs_not_mountable_is_refused() {
     wrapper.extend([script, "sh"]);
     assert_refused_under(&lab, &wrapper, &["--iface", "veth17"], "bpffs");
 }
+
+/// Two masters in two network namespaces may have slaves of the same
+/// names, on either hook. A clsact record names only a device, so another
+/// master's record counts only when its undo record was made in this
+/// namespace (before, the second lab's start was refused: "veth17 is
+/// already a slave of another alb master").
+#[test]
+fn masters_in_two_namespaces_may_have_slaves_of_the_same_names() {
+    let labs = [common::lab(1, 2), common::lab(1, 2)];
+    for hook in ["clsact", "tcx"] {
+        let agents: Vec<Agent> = labs
+            .iter()
+            .map(|lab| {
+                let command = Agent::command(lab, &["veth17", "veth19"]).env("ALB_HOOK", hook);
+                Agent::start_command(lab, &command)
+            })
+            .collect();
+        for (lab, agent) in labs.iter().zip(&agents) {
+            let status = agent.status();
+            assert_eq!(status.hook.as_deref(), Some(hook), "{}: {status}", lab.master());
+            common::resolve_all(lab);
+            common::assert_all_clients_work(lab, 5);
+        }
+    }
+}

@@ -76,8 +76,9 @@ pub(super) async fn check_slave(netlink: &Netlink, name: &str) -> Result<Link> {
 
 /// Whether an alb receive program already runs on `device` in this
 /// network namespace. TCX answers for this namespace's device itself; a
-/// clsact record names only a device name, so it counts when its master's
-/// undo record was made in this namespace (or names none: an older agent's).
+/// clsact record names only a device name, so it counts when its master
+/// lives in this namespace: its undo record was made here, or (an older
+/// agent's record, which names no namespace) its master device is here.
 pub(super) fn used_by_alb_here(device: &str) -> Result<bool> {
     let (tcx, clsact) = datapath::alb_users(device);
     if tcx || clsact.is_empty() {
@@ -86,7 +87,11 @@ pub(super) fn used_by_alb_here(device: &str) -> Result<bool> {
     let here = crate::undo::current_netns()?;
     for master in clsact {
         let there = Undo::load(&master).ok().flatten().and_then(|record| record.netns);
-        if there.is_none_or(|there| there == here) {
+        let lives_here = there.map_or_else(
+            || nix::net::if_::if_nametoindex(master.as_str()).is_ok(),
+            |there| there == here,
+        );
+        if lives_here {
             return Ok(true);
         }
     }
