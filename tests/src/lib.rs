@@ -28,6 +28,7 @@ pub mod fixtures;
 mod lab;
 pub mod metrics;
 pub mod netns;
+pub mod package;
 mod proc;
 pub mod root;
 #[cfg(test)]
