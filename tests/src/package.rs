@@ -40,8 +40,8 @@ fn deb_in(dir: &Path) -> Result<Option<PathBuf>> {
 /// The package of `commit` (anything `git rev-parse` takes), from
 /// `<target>/package-at/<full commit>/`, built there first if missing.
 /// The build runs in a tree of its own with a target directory of its own
-/// (never `target`'s own binaries) and takes minutes; its tree is removed
-/// afterwards, the package kept.
+/// (never `target`'s own binaries) and takes minutes; once it has made the
+/// package, its tree goes and the package stays.
 pub fn package_at(target: &Path, commit: &str) -> Result<PathBuf> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let full = cmd::run(Command::new("git").arg("-C").arg(&repo).args([
@@ -56,10 +56,10 @@ pub fn package_at(target: &Path, commit: &str) -> Result<PathBuf> {
     if let Some(deb) = deb_in(&cache)? {
         return Ok(deb);
     }
+    // The tree of an attempt that did not finish is extracted again over
+    // itself (the same files, the same times), so its target directory
+    // spares the next attempt what was already built.
     let tree = cache.join("src");
-    if tree.exists() {
-        tidy::remove(&tree);
-    }
     fs::create_dir_all(&tree).with_context(|| format!("cannot create {}", tree.display()))?;
     eprintln!("alb-tests: building the package of {full} in {} (minutes)", tree.display());
     let mut archive = Command::new("git")

@@ -189,8 +189,9 @@ fn an_upgrade_over_pins_of_another_format_is_refused_until_alb_down() {
 
     let lab = common::lab(2, 2);
     let master = lab.master().to_owned();
-    let old = Agent::command(&lab, &SLAVES).args(&["--keep-datapath"]).with_bin(&binary);
-    let mut agent = Agent::start_command(&lab, &old);
+    // As the unit runs it: the installed binary, --keep-datapath.
+    let command = Agent::command(&lab, &SLAVES).args(&["--keep-datapath"]).with_bin(&binary);
+    let mut agent = Agent::start_command(&lab, &command);
     resolve_all(&lab);
     let found = pinned_format(&master);
     assert_eq!(found, u64::from(PREVIOUS_FORMAT), "the old agent pins its own format");
@@ -233,6 +234,7 @@ fn an_upgrade_over_pins_of_another_format_is_refused_until_alb_down() {
     let out = agent.down().expect("alb down");
     assert!(out.status.success(), "alb down: {}", String::from_utf8_lossy(&out.stderr));
     assert!(leftovers(&lab, &master).is_empty(), "alb down removed the old data path");
+    drop(agent);
     root.dpkg(&["-i", new_deb.to_str().expect("UTF-8 path")])
         .unwrap_or_else(|e| panic!("the upgrade after alb down: {e:#}"));
     assert_ne!(std::fs::read(&binary).expect("binary"), old_binary, "the new binary is in place");
@@ -241,7 +243,7 @@ fn an_upgrade_over_pins_of_another_format_is_refused_until_alb_down() {
     assert!(preinst.contains(&format!("format={PIN_FORMAT}\n")), "its format baked in:\n{preinst}");
 
     // The new agent runs the lab, and an upgrade over its pins goes through.
-    let mut agent = Agent::start_command(&lab, &old);
+    let mut agent = Agent::start_command(&lab, &command);
     resolve_all(&lab);
     assert_eq!(pinned_format(&master), u64::from(PIN_FORMAT), "the new agent's pins");
     root.dpkg(&["-i", new_deb.to_str().expect("UTF-8 path")])
@@ -258,8 +260,9 @@ fn an_upgrade_over_pins_of_another_format_is_refused_until_alb_down() {
 /// The preinst's two other cases, in a root whose `sys/fs/bpf` is a plain
 /// directory holding a master's `ALB_CONFIG` that is not a pinned map (no
 /// format to read): a first install is not refused (nothing restarts
-/// then), an upgrade is ("pin format unknown"), and goes through once the
-/// pins are gone.
+/// then), an upgrade is ("pin format unknown"); it goes through over an
+/// `ALB_CONFIG` in bpffs's form with this package's format (raw MAC bytes
+/// that are not UTF-8 included), and once the pins are gone.
 #[test]
 fn the_preinst_refuses_pins_it_cannot_read_only_on_an_upgrade() {
     let deb = the_package();
@@ -278,6 +281,15 @@ fn the_preinst_refuses_pins_it_cannot_read_only_on_an_upgrade() {
         ) && said.contains("`alb down --master albx0`"),
         "the preinst names the master and alb down:\n{said}"
     );
+    // The form bpffs prints an ALB_CONFIG in, with this package's format:
+    // the MAC's bytes come raw (0xa1, 0xb0: not UTF-8), which a sed in a
+    // UTF-8 locale cannot match past; the preinst reads it in the C locale.
+    let mut config =
+        format!("# WARNING!! The output is for debug purpose only\n0: {{7,0,2,{PIN_FORMAT},[2,")
+            .into_bytes();
+    config.extend_from_slice(b"\xa1,\xb0,0,0,23,],[],[],16,0,}\n");
+    std::fs::write(pins.join(names::CONFIG), config).expect("ALB_CONFIG as bpffs prints it");
+    root.dpkg(&["-i", deb]).unwrap_or_else(|e| panic!("an upgrade over its own format: {e:#}"));
     std::fs::remove_dir_all(&pins).expect("remove the pins");
     root.dpkg(&["-i", deb]).unwrap_or_else(|e| panic!("the upgrade without pins: {e:#}"));
 }
