@@ -176,11 +176,6 @@ fn an_upgrade_over_pins_of_another_format_is_refused_until_alb_down() {
         .unwrap_or_else(|e| panic!("the package of {PREVIOUS_FORMAT_COMMIT}: {e:#}"));
     let root = TempRoot::new("upgrade").expect("temp root");
     root.init_dpkg().expect("dpkg database");
-    // The root's bpffs is the running kernel's, as /sys/fs/bpf is in a
-    // chroot with /sys mounted: the preinst reads $DPKG_ROOT/sys/fs/bpf.
-    // (The root's removal unlinks the link, never what it points to.)
-    std::fs::create_dir_all(root.join("sys/fs")).expect("sys/fs in the root");
-    std::os::unix::fs::symlink("/sys/fs/bpf", root.join("sys/fs/bpf")).expect("link bpffs");
     root.dpkg(&["-i", old_deb.to_str().expect("UTF-8 path")])
         .unwrap_or_else(|e| panic!("install the old package: {e:#}"));
     let binary = root.join("usr/sbin/alb");
@@ -189,6 +184,14 @@ fn an_upgrade_over_pins_of_another_format_is_refused_until_alb_down() {
 
     let lab = common::lab(2, 2);
     let master = lab.master().to_owned();
+    // The preinst reads $DPKG_ROOT/sys/fs/bpf/alb/*: there, the pins of
+    // this lab's master in the running kernel's bpffs, as a chroot with
+    // /sys mounted would show them, and no other master's (other tests'
+    // agents on this machine). The root's removal unlinks the link, never
+    // what it points to.
+    std::fs::create_dir_all(root.join("sys/fs/bpf/alb")).expect("sys/fs/bpf/alb in the root");
+    std::os::unix::fs::symlink(pin_dir(&master), root.join("sys/fs/bpf/alb").join(&master))
+        .expect("link the master's pins");
     // As the unit runs it: the installed binary, --keep-datapath.
     let command = Agent::command(&lab, &SLAVES).args(&["--keep-datapath"]).with_bin(&binary);
     let mut agent = Agent::start_command(&lab, &command);
