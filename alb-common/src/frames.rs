@@ -17,7 +17,7 @@ pub const FRAME_LEN: usize = 60;
 /// Which form of ARP update to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpdateForm {
-    /// The kernel's RLB update (spec §1.7): THA = client MAC, TPA = client
+    /// The kernel's RLB update (docs/bonding.md §2.5): THA = client MAC, TPA = client
     /// IP. A Linux client applies it only if its entry is older than
     /// `locktime` (1 s).
     Rlb,
@@ -102,7 +102,7 @@ pub fn neighbour_advert(
     frame
 }
 
-/// A bonding learning frame (spec §2.7): source = destination = `mac`,
+/// A bonding learning frame (docs/bonding.md §3.5): source = destination = `mac`,
 /// ethertype 0x9000, zero padded. It teaches switches where `mac` lives.
 pub fn learning_frame(mac: &Mac) -> [u8; FRAME_LEN] {
     let mut frame = [0u8; FRAME_LEN];
@@ -126,8 +126,9 @@ mod tests {
     const SERVER_IP: Ipv4 = [198, 18, 0, 1];
     const CLIENT_IP: Ipv4 = [198, 18, 0, 12];
 
+    /// docs/bonding.md §2.5.
     #[test]
-    fn rlb_update_matches_spec_1_7() {
+    fn rlb_update_is_the_kernels_update_frame() {
         let frame = arp_update(UpdateForm::Rlb, &SLAVE, &SERVER_IP, &CLIENT, &CLIENT_IP);
         let (eth, arp) = split(&frame);
         assert_eq!(eth.ether_type(), ETH_P_ARP);
@@ -160,8 +161,9 @@ mod tests {
         assert_eq!((nd.target.octets(), nd.lla), (server, SLAVE));
     }
 
+    /// docs/bonding.md §3.5.
     #[test]
-    fn learning_frame_matches_spec_2_7() {
+    fn learning_frame_is_bondings() {
         let frame = learning_frame(&SLAVE);
         assert_eq!(frame.len(), 60);
         assert_eq!(&frame[0..6], &SLAVE);

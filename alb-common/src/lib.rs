@@ -7,9 +7,9 @@
 //! verdict names and applies the rewrite.
 #![no_std]
 
-#[cfg(any(test, feature = "alloc"))]
+#[cfg(any(test, feature = "alloc", feature = "testing"))]
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 extern crate std;
 
 pub mod active;
@@ -24,8 +24,8 @@ pub mod reason;
 pub mod reports;
 pub mod ring;
 pub mod sampling;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod verdict;
 pub mod vlan;
 pub mod vms;

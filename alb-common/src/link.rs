@@ -1,5 +1,5 @@
 //! Link monitoring with bonding's `updelay` and `downdelay`: a carrier change
-//! is committed only once it has lasted the delay (spec §3.1), so a link
+//! is committed only once it has lasted the delay (docs/bonding.md §4.1), so a link
 //! that flaps inside the delay never changes the slave's state.
 //!
 //! Pure: the agent feeds carrier events and the clock, and applies what
@@ -33,12 +33,14 @@ pub struct Delays {
     pub down_ms: u64,
 }
 
+/// One slave's link monitor: its committed state and what is pending (a
+/// state machine; the device itself is alb-user's `links::Link`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Link {
+pub struct LinkMonitor {
     pub state: LinkState,
 }
 
-impl Link {
+impl LinkMonitor {
     pub const fn new(carrier: bool) -> Self {
         Self { state: if carrier { LinkState::Up } else { LinkState::Down } }
     }
@@ -114,7 +116,7 @@ mod tests {
 
     #[test]
     fn without_delays_changes_commit_at_once() {
-        let mut link = Link::new(true);
+        let mut link = LinkMonitor::new(true);
         assert_eq!(link.carrier(false, 10, NONE), Some(Commit::Down));
         assert!(!link.usable());
         assert_eq!(link.carrier(true, 20, NONE), Some(Commit::Up));
@@ -123,7 +125,7 @@ mod tests {
 
     #[test]
     fn downdelay_keeps_the_slave_until_it_expires() {
-        let mut link = Link::new(true);
+        let mut link = LinkMonitor::new(true);
         assert_eq!(link.carrier(false, 1000, SLOW), None);
         assert!(link.usable());
         assert!(!link.has_carrier(), "usable while failing, but without carrier");
@@ -134,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_flap_inside_updelay_never_commits() {
-        let mut link = Link::new(false);
+        let mut link = LinkMonitor::new(false);
         assert_eq!(link.carrier(true, 0, SLOW), None);
         assert!(link.has_carrier() && !link.usable(), "carrier back, not yet usable");
         assert_eq!(link.carrier(false, 150, SLOW), None);
@@ -145,18 +147,18 @@ mod tests {
 
     #[test]
     fn a_return_can_be_hurried_only_while_it_waits() {
-        let mut link = Link::new(false);
+        let mut link = LinkMonitor::new(false);
         assert_eq!(link.carrier(true, 1000, SLOW), None);
         assert_eq!(link.hurry_up(1050, SLOW), Some(150), "150 ms before its updelay ended");
         assert!(link.usable());
         assert_eq!(link.tick(10_000, SLOW), None, "nothing left pending");
         assert_eq!(link.hurry_up(10_000, SLOW), None, "an up link is not hurried");
-        assert_eq!(Link::new(false).hurry_up(0, SLOW), None, "nor a down one");
+        assert_eq!(LinkMonitor::new(false).hurry_up(0, SLOW), None, "nor a down one");
     }
 
     #[test]
     fn repeated_reports_do_not_restart_the_delay() {
-        let mut link = Link::new(false);
+        let mut link = LinkMonitor::new(false);
         assert_eq!(link.carrier(true, 0, SLOW), None);
         assert_eq!(link.carrier(true, 150, SLOW), None);
         assert_eq!(link.tick(200, SLOW), Some(Commit::Up));

@@ -57,8 +57,25 @@ pub const CURSORS: u32 = 2;
 /// between two turns of the agent's loop.
 pub const EVENT_RING_BYTES: u32 = 1024 * 1024;
 
+/// The names of the bpffs layout: `<ROOT>/<master>/` holds a master's
+/// map pins (named by [`names`]) and `links/`, its attachment records
+/// (`tx`, `rx-<slave>`). alb-user's `datapath::layout` builds every path
+/// from these; the lab, which watches the agent from outside, does too.
+pub mod pins {
+    /// Where bpffs is mounted.
+    pub const BPFFS: &str = "/sys/fs/bpf";
+    /// The directory of every master's pins, under [`BPFFS`].
+    pub const ROOT: &str = "/sys/fs/bpf/alb";
+    /// A master's directory of attachment records.
+    pub const LINKS: &str = "links";
+    /// The record of the transmit program on the master's egress.
+    pub const TX: &str = "tx";
+    /// The prefix of a slave's receive record, `rx-<slave>`.
+    pub const RX_PREFIX: &str = "rx-";
+}
+
 /// Map names (at most 15 bytes: the kernel's `BPF_OBJ_NAME_LEN`), also the
-/// file names of their pins under `/sys/fs/bpf/alb/<master>/`.
+/// file names of their pins in a master's pin directory ([`pins`]).
 pub mod names {
     pub const CONFIG: &str = "ALB_CONFIG";
     pub const SLAVES: &str = "ALB_SLAVES";
@@ -180,7 +197,7 @@ impl Slave {
 
 /// Key of the client table: one server address and one client address
 /// in one VLAN. The kernel keys on the client only, so a client of two
-/// server addresses fights with itself there (spec §1.2, test 11); two
+/// server addresses fights with itself there (docs/bonding.md §2.1, §5 case 11); two
 /// VLANs are two networks, whose clients may reuse the same addresses.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -347,7 +364,7 @@ pub struct TxBucket {
 }
 
 /// Bytes and packets sent through one bucket (per CPU; u64, so no wrap at
-/// the rates where the kernel's u32 accounting overflows, spec §2.3).
+/// the rates where the kernel's u32 accounting overflows, docs/bonding.md §3.3).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {

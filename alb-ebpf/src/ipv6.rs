@@ -10,10 +10,7 @@
 //! and verifier budget, and the IPv4 programs keep their code.
 
 use alb_common::{
-    maps::{
-        CLIENT_MAC_KNOWN, CURSOR_CLIENTS, ClientKey6, Config, EventKind, HostKey6, NO_SLAVE,
-        TAIL_RX6, TAIL_TX6,
-    },
+    maps::{CLIENT_MAC_KNOWN, CURSOR_CLIENTS, ClientKey6, Config, EventKind, HostKey6, NO_SLAVE},
     nd::{self, Kind, checksum},
     reason::Reason,
     ring::NEW_CLIENT6_UNTOLD,
@@ -27,39 +24,15 @@ use aya_ebpf::{
 };
 
 use crate::{
-    maps::{ALB_CLIENTS6, ALB_CONFIG, ALB_HOSTS6, ALB_PROGS},
+    forward::{
+        by_bucket, deal, fresh_entry, from_client, send, slave_of_slot, to_client, usable_slave,
+    },
+    handover,
+    maps::{ALB_CLIENTS6, ALB_CONFIG, ALB_HOSTS6},
     packet::{Packet, redirect},
-    rx::from_client,
     stats::{self, count, event6},
-    tx::{by_bucket, deal, fresh_entry, send, slave_of_slot, to_client, usable_slave},
     vlan,
 };
-
-/// `alb_tx` hands an IPv6 frame to `alb_tx6`; returns only if it is
-/// missing.
-#[inline(always)]
-pub(crate) fn hand_over_tx(ctx: &TcContext) {
-    // SAFETY: a tail call with the program's own context; on success it
-    // does not return.
-    unsafe { ALB_PROGS.tail_call(ctx, TAIL_TX6) };
-}
-
-/// `alb_rx` hands an IPv6 frame it delivers to `alb_rx6`, with the
-/// receiving slave's index in `cb[0]` and the frame's weight in its
-/// client's counters (drawn by `alb_rx`) in `cb[1]`; returns only if it is
-/// missing.
-#[inline(always)]
-pub(crate) fn hand_over_rx(ctx: &TcContext, this: u32, weight: u64) {
-    // SAFETY: the context pointer the kernel passed in; TC programs may
-    // write `cb`, which a tail call keeps.
-    unsafe {
-        (*ctx.skb.skb).cb[0] = this;
-        // A weight is at most MAX_CLIENT_SAMPLING (2^20).
-        (*ctx.skb.skb).cb[1] = weight as u32;
-    }
-    // SAFETY: as in `hand_over_tx`.
-    unsafe { ALB_PROGS.tail_call(ctx, TAIL_RX6) };
-}
 
 /// `alb_tx6`: TC egress on the master, for an IPv6 frame.
 #[inline(always)]
@@ -83,10 +56,9 @@ pub(crate) fn run_rx(ctx: &TcContext) -> i32 {
     let Some(config) = ALB_CONFIG.get(0) else {
         return TC_ACT_OK;
     };
-    // SAFETY: the context pointer the kernel passed in.
-    let (this, weight) = unsafe { ((*ctx.skb.skb).cb[0], (*ctx.skb.skb).cb[1]) };
+    let (this, weight) = handover::from_rx(ctx);
     let packet = Packet::new(ctx);
-    watch(&packet, this, vlan::tag(ctx, &packet), u64::from(weight));
+    watch(&packet, this, vlan::tag(ctx, &packet), weight);
     redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
 }
 

@@ -18,6 +18,8 @@
     reason = "atomic_xadd: the BPF target has no CAS, so core offers no atomic fetch_add"
 )]
 
+mod forward;
+mod handover;
 mod ipv6;
 mod maps;
 mod packet;

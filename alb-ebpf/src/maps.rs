@@ -1,5 +1,5 @@
 //! Every map of the data path, in one place. Layouts live in
-//! `alb_common::maps`; the agent pins these under /sys/fs/bpf/alb/<master>/.
+//! `alb_common::maps`; the agent pins these (alb-user's `datapath::layout`).
 
 use alb_common::{
     maps::{

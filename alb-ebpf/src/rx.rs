@@ -1,9 +1,7 @@
 //! TC ingress on every slave: the master's frames go up the master, once.
 
 use alb_common::{
-    maps::{
-        CLIENT_MAC_KNOWN, ClientEntry, ClientKey, EventKind, MAX_SLAVES, ServerKey, Slave, VmKey,
-    },
+    maps::{CLIENT_MAC_KNOWN, ClientKey, EventKind, MAX_SLAVES, ServerKey, Slave, VmKey},
     reason::Reason,
     verdict::rx::{Owner, RxPlan, Watch, rx_plan, rx_unwatched, rx_watch},
     vlan::Tag,
@@ -15,11 +13,11 @@ use aya_ebpf::{
 };
 
 use crate::{
-    ipv6,
+    forward::{from_client, slave_of_slot},
+    handover,
     maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SERVERS, ALB_SLAVES, ALB_VMS},
     packet::{Packet, redirect},
     stats::{self, count, event},
-    tx::slave_of_slot,
     vlan,
 };
 
@@ -96,7 +94,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             if ipv6 {
                 // alb_rx6 watches it and redirects it; if it is missing,
                 // the frame is delivered unwatched.
-                ipv6::hand_over_rx(ctx, this, weight);
+                handover::to_rx6(ctx, this, weight);
             }
             redirect(config.master_ifindex, u64::from(BPF_F_INGRESS))
         }
@@ -138,19 +136,6 @@ fn watch(packet: &Packet<'_>, this: u32, tag: Tag, weight: u64) -> bool {
         Watch::Nothing => {}
     }
     false
-}
-
-/// Counts a drawn frame (weighted `weight`) from a known client (`entry`,
-/// of either table) received on slave `this`; a client heard on another
-/// slave than its own is counted too (from the drawn frames).
-#[inline(always)]
-pub(crate) fn from_client(packet: &Packet<'_>, entry: *mut ClientEntry, this: u32, weight: u64) {
-    // SAFETY: a live map value; counters are only updated atomically.
-    let entry = unsafe { &mut *entry };
-    stats::add_shared(&mut entry.rx_packets, &mut entry.rx_bytes, packet.len(), weight);
-    if slave_of_slot(entry.slot) != this {
-        count(Reason::RxClientOffSlave);
-    }
 }
 
 /// A known client that answers from a new MAC gets its entry updated (the

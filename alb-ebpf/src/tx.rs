@@ -2,27 +2,22 @@
 
 use alb_common::{
     maps::{
-        CLIENT_MAC_KNOWN, CURSOR_CLIENTS, CURSOR_VMS, ClientEntry, ClientKey, Config, EventKind,
-        NO_SLAVE, ServerKey, Slave, VmEntry, VmKey, deal_slot,
+        CLIENT_MAC_KNOWN, CURSOR_CLIENTS, CURSOR_VMS, ClientKey, Config, EventKind, NO_SLAVE,
+        ServerKey, VmEntry, VmKey,
     },
     reason::Reason,
-    verdict::{
-        source_rewrite,
-        tx::{HostArp, TxPlan, tx_plan},
-    },
+    verdict::tx::{HostArp, TxPlan, tx_plan},
     vlan::Tag,
     wire::{ARP_OP_REPLY, ArpHdr, EthHdr, Mac, ipv4_eq, is_valid_unicast, mac_eq},
 };
 use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
 
 use crate::{
-    ipv6,
-    maps::{
-        ALB_BUCKET_LOAD, ALB_CLIENTS, ALB_CONFIG, ALB_RR_CURSOR, ALB_SERVERS, ALB_SLAVES,
-        ALB_SLOTS, ALB_TX_BUCKETS, ALB_VMS,
-    },
+    forward::{by_bucket, deal, fresh_entry, send, slave_of_slot, to_client, usable_slave},
+    handover,
+    maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SERVERS, ALB_VMS},
     packet::{Packet, redirect},
-    stats::{self, add_atomic, count, event},
+    stats::{self, count, event},
     vlan,
 };
 
@@ -53,7 +48,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         TxPlan::HostArp(arp) => host_arp(&packet, config, &arp, tag),
         TxPlan::Vm { mac } => to_vm_slave(&packet, config, &mac),
         TxPlan::Ipv6 { from_master } => {
-            ipv6::hand_over_tx(ctx);
+            handover::to_tx6(ctx);
             // Only if alb_tx6 is missing: unchanged by the active slave.
             count(Reason::TxActive);
             send(&packet, config, config.active_slave, from_master)
@@ -74,25 +69,6 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
             send(&packet, config, config.active_slave, true)
         }
     }
-}
-
-/// Sends to a known client (`entry`, of either table) by its slave.
-#[inline(always)]
-pub(crate) fn to_client(
-    packet: &Packet<'_>,
-    config: &Config,
-    entry: *mut ClientEntry,
-    from_master: bool,
-) -> i32 {
-    // SAFETY: a live map value; counters are only updated atomically.
-    let entry = unsafe { &mut *entry };
-    let slave = slave_of_slot(entry.slot);
-    let weight = stats::client_weight(slave, config.client_sampling);
-    if weight != 0 {
-        stats::add_shared(&mut entry.tx_packets, &mut entry.tx_bytes, packet.len(), weight);
-    }
-    count(Reason::TxClient);
-    send(packet, config, slave, from_master)
 }
 
 /// A frame from VM MAC `mac` leaves, unchanged, by the slave of its slot
@@ -139,23 +115,6 @@ fn new_vm(key: &VmKey, now: u64, len: u32) -> u32 {
     count(Reason::TxNewVm);
     event(EventKind::NewVm, slave, ClientKey::default(), key.mac, 0, slot);
     slot
-}
-
-/// Sends by the slave of transmit bucket `bucket`, counting its load.
-#[inline(always)]
-pub(crate) fn by_bucket(
-    packet: &Packet<'_>,
-    config: &Config,
-    bucket: u32,
-    from_master: bool,
-) -> i32 {
-    let slave = ALB_TX_BUCKETS.get(bucket).map_or(NO_SLAVE, |b| b.slave);
-    if let Some(load) = ALB_BUCKET_LOAD.get_ptr_mut(bucket) {
-        // SAFETY: a per-CPU slot, written only by this CPU.
-        stats::add(unsafe { &mut *load }, packet.len());
-    }
-    count(Reason::TxBucket);
-    send(packet, config, slave, from_master)
 }
 
 /// A host ARP leaves by the client's slave with that slave's MAC as sender,
@@ -226,80 +185,4 @@ fn remember_server(key: &ClientKey) {
     if ALB_SERVERS.get_ptr(server).is_none() {
         let _raced = ALB_SERVERS.insert(server, 0, u64::from(aya_ebpf::bindings::BPF_NOEXIST));
     }
-}
-
-/// The next slot in turn from cursor `cursor` (`CURSOR_CLIENTS` for a
-/// client of either family, `CURSOR_VMS` for a VM MAC) and the slave it
-/// points at; `None` while it points at none.
-#[inline(always)]
-pub(crate) fn deal(cursor: u32) -> Option<(u32, u32)> {
-    // Read, then add atomically: the BPF "generic" CPU cannot use the result
-    // of an atomic add, so two CPUs dealing at the same instant may both get
-    // the same slot. Counts then differ by two.
-    let cursor = match ALB_RR_CURSOR.get_ptr_mut(cursor) {
-        Some(cursor) => {
-            // SAFETY: a live array slot.
-            let position = unsafe { core::ptr::read_volatile(cursor) };
-            // SAFETY: as above.
-            add_atomic(unsafe { &mut *cursor }, 1);
-            position
-        }
-        None => 0,
-    };
-    let slot = deal_slot(cursor);
-    let slave = slave_of_slot(slot);
-    (slave != NO_SLAVE).then_some((slot, slave))
-}
-
-/// The table entry of a client dealt `slot`, with `mac` if it is one.
-#[inline(always)]
-pub(crate) fn fresh_entry(slot: u32, mac: &Mac) -> ClientEntry {
-    let known = is_valid_unicast(mac);
-    ClientEntry {
-        mac: if known { *mac } else { [0; 6] },
-        slot,
-        flags: if known { CLIENT_MAC_KNOWN } else { 0 },
-        // SAFETY: a helper without arguments.
-        created_ns: unsafe { bpf_ktime_get_ns() },
-        ..ClientEntry::default()
-    }
-}
-
-/// The slave a client slot points at ([`NO_SLAVE`] for a bad slot).
-#[inline(always)]
-pub(crate) fn slave_of_slot(slot: u32) -> u32 {
-    ALB_SLOTS.get(slot).map_or(NO_SLAVE, |s| s.slave)
-}
-
-/// The slave `wanted` if it can carry traffic, else the active slave.
-#[inline(always)]
-pub(crate) fn usable_slave(config: &Config, wanted: u32) -> Option<(u32, &'static Slave)> {
-    if let Some(slave) = ALB_SLAVES.get(wanted) {
-        if slave.is_up() {
-            return Some((wanted, slave));
-        }
-    }
-    count(Reason::TxFallbackActive);
-    let active = config.active_slave;
-    ALB_SLAVES.get(active).filter(|slave| slave.is_up()).map(|slave| (active, slave))
-}
-
-/// Sends on slave `wanted` (or the active slave if it is down), with the
-/// slave's MAC as source when the master originated the frame.
-#[inline(always)]
-pub(crate) fn send(packet: &Packet<'_>, config: &Config, wanted: u32, from_master: bool) -> i32 {
-    let Some((slave, target)) = usable_slave(config, wanted) else {
-        count(Reason::TxNoSlave);
-        return TC_ACT_SHOT;
-    };
-    if let Some(mac) =
-        source_rewrite(from_master, slave == config.active_slave, &config.master_mac, &target.mac)
-    {
-        if !packet.store_mac(EthHdr::SRC_OFFSET, &mac) {
-            count(Reason::TxMalformed);
-            return TC_ACT_SHOT;
-        }
-    }
-    stats::slave_tx(slave, packet.len());
-    redirect(target.ifindex, 0)
 }

@@ -1,6 +1,7 @@
 //! A device's speed and duplex, as ethtool reads them (`SIOCETHTOOL`,
 //! `ETHTOOL_GSET`): for `alb status` (bonding's Speed and Duplex lines)
-//! and for `primary_reselect better`. The only ioctl user.
+//! and for `primary_reselect better`. One of two ioctl users: filters/
+//! adds and removes multicast addresses with SIOCADDMULTI/SIOCDELMULTI.
 
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 

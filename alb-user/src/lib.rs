@@ -14,6 +14,7 @@ pub mod control;
 pub mod datapath;
 pub mod ethtool;
 pub mod filters;
+pub mod import;
 pub mod links;
 pub mod master;
 pub mod metrics;
@@ -24,6 +25,10 @@ pub mod state;
 pub mod status;
 pub mod sysctl;
 pub mod undo;
+
+// The man page and the shell completions are the binary's (main.rs).
+use clap_complete as _;
+use clap_mangen as _;
 
 use std::fmt::Write as _;
 

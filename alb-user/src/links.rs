@@ -1,4 +1,5 @@
-//! Network devices through rtnetlink: the only module that speaks netlink.
+//! Network devices through rtnetlink: the agent's one netlink handle (aya
+//! speaks netlink of its own for the clsact filters, inside datapath/).
 
 use alb_common::wire::Mac;
 use anyhow::{Context as _, Result, bail};
@@ -9,7 +10,7 @@ use rtnetlink::{
     packet_route::{
         AddressFamily, RouteNetlinkMessage,
         address::AddressAttribute,
-        link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+        link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage},
         neighbour::{NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState},
     },
 };
@@ -79,6 +80,11 @@ pub struct Link {
     /// The hardware's own address (`ethtool -P`), where the device has one.
     pub perm_mac: Option<Mac>,
     pub mtu: u32,
+    /// The MTUs the device accepts (IFLA_MIN_MTU, IFLA_MAX_MTU), where the
+    /// kernel reports them.
+    pub mtu_range: (Option<u32>, Option<u32>),
+    /// ARPHRD_ETHER: the device frames Ethernet (a slave must).
+    pub ethernet: bool,
     /// The device this one is enslaved to (bond, bridge, team, VRF).
     pub controller: Option<u32>,
     /// The link kind (`veth`, `bridge`, `bond`, ...), if it has one.
@@ -96,6 +102,8 @@ impl Link {
             mac: None,
             perm_mac: None,
             mtu: 0,
+            mtu_range: (None, None),
+            ethernet: message.header.link_layer_type == LinkLayerType::Ether,
             controller: None,
             kind: None,
             admin_up: message.header.flags.contains(LinkFlags::Up),
@@ -109,6 +117,8 @@ impl Link {
                     link.perm_mac = address.as_slice().try_into().ok();
                 }
                 LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+                LinkAttribute::MinMtu(mtu) => link.mtu_range.0 = Some(*mtu),
+                LinkAttribute::MaxMtu(mtu) => link.mtu_range.1 = Some(*mtu),
                 LinkAttribute::Controller(index) => link.controller = Some(*index),
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
@@ -121,6 +131,12 @@ impl Link {
             }
         }
         link
+    }
+
+    /// Whether the device accepts `mtu` (as far as the kernel says).
+    pub fn takes_mtu(&self, mtu: u32) -> bool {
+        let (min, max) = self.mtu_range;
+        min.is_none_or(|min| mtu >= min) && max.is_none_or(|max| max == 0 || mtu <= max)
     }
 }
 

@@ -1,4 +1,8 @@
 //! `alb`: Linux bonding mode 6 (balance-alb) on eBPF.
+#![expect(
+    unused_crate_dependencies,
+    reason = "the command line over the library, which uses the rest"
+)]
 
 use std::path::PathBuf;
 
@@ -6,9 +10,9 @@ use alb::{
     agent,
     config::{self, Settings},
     control::{self, Request},
-    status,
+    import, status,
 };
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -46,7 +50,7 @@ enum Command {
     Status(StatusArgs),
     /// Remove the data path and master an agent left behind (stopped with
     /// --keep-datapath, or killed): programs, maps, master, sysctls.
-    Down(DownArgs),
+    Down(MasterArgs),
     /// Add or remove a slave of a running master.
     #[command(subcommand)]
     Slave(SlaveCommand),
@@ -56,6 +60,13 @@ enum Command {
     /// Config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Make a running agent read its config file again (as SIGHUP does);
+    /// exits 1, with the reasons, when the file is not applied.
+    Reload(MasterArgs),
+    /// Translate a kernel bond's definition (balance-alb) into an alb config
+    /// (TOML, on stdout); every option that does not map is a line
+    /// PATH:LINE: option: why on stderr.
+    Import(ImportArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
@@ -71,7 +82,17 @@ enum SlaveCommand {
     /// Add IF as a slave, while the agent runs.
     Add(SlaveArgs),
     /// Remove slave IF, while the agent runs.
-    Del(SlaveArgs),
+    Del(DelArgs),
+}
+
+#[derive(Args)]
+struct DelArgs {
+    #[command(flatten)]
+    slave: SlaveArgs,
+    /// Remove IF even if it is the last slave, or the last usable one (the
+    /// master is then off the network).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -82,8 +103,9 @@ struct SlaveArgs {
     master: String,
 }
 
+/// A command that names only the master.
 #[derive(Args)]
-struct DownArgs {
+struct MasterArgs {
     #[arg(long, default_value = "alb0")]
     master: String,
 }
@@ -96,6 +118,10 @@ struct RunArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
+    /// Test switch, never a file key: leave the slaves' receive filters
+    /// alone (a test shows what then breaks on NICs that filter).
+    #[arg(long, hide = true)]
+    no_filter_sync: bool,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +141,28 @@ enum ConfigCommand {
 }
 
 #[derive(Args)]
+struct ImportArgs {
+    /// The tool whose configuration PATH is.
+    #[arg(value_name = "FORMAT")]
+    format: import::Format,
+    /// netplan: a YAML file; ifupdown: an interfaces file; networkd: a
+    /// directory of .netdev/.network files; nm: a keyfile or a directory of
+    /// them; sysfs: the name of a running bond.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Which bond, when PATH defines several.
+    #[arg(long, value_name = "NAME")]
+    bond: Option<String>,
+    /// Also write the master's addresses, routes and DHCP setting into DIR,
+    /// in the source tool's own format.
+    #[arg(long, value_name = "DIR")]
+    address_config: Option<PathBuf>,
+    /// Where sysfs is mounted (tests give a directory tree).
+    #[arg(long, hide = true, value_name = "DIR", default_value = "/sys")]
+    sysfs_root: PathBuf,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     #[arg(long, default_value = "alb0")]
     master: String,
@@ -124,7 +172,7 @@ struct StatusArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| usage_error(&error));
     alb::service::journal::init_logger();
     if let Err(error) = run(cli) {
         // The journal files it as an error (sd-daemon(3)); a terminal sees no prefix.
@@ -132,6 +180,30 @@ fn main() {
         eprintln!("{priority}alb: {error:#}");
         std::process::exit(1);
     }
+}
+
+/// clap's refusals read as alb's other errors: one line `alb: ...`, with
+/// clap's exit status 2 for a usage error (1 is a refused or failed
+/// command). Help and the version print as clap prints them.
+fn usage_error(error: &clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    // clap's message is its first paragraph (the possible values, a
+    // missing argument's name and tips are on lines of their own).
+    let text = error.render().to_string();
+    let message: Vec<&str> =
+        text.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("alb: {message} (alb --help lists the options)");
+    std::process::exit(2);
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -148,7 +220,10 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Slave(command)) => runtime.block_on(async {
             let (request, master) = match command {
                 SlaveCommand::Add(args) => (Request::SlaveAdd(args.iface), args.master),
-                SlaveCommand::Del(args) => (Request::SlaveDel(args.iface), args.master),
+                SlaveCommand::Del(args) => (
+                    Request::SlaveDel { name: args.slave.iface, force: args.force },
+                    args.slave.master,
+                ),
             };
             println!("alb: {}", control::send(&master, &request).await?);
             Ok(())
@@ -158,7 +233,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("alb: {}", control::send(&args.master, &request).await?);
             Ok(())
         }),
+        Some(Command::Reload(args)) => runtime.block_on(async {
+            println!("alb: {}", control::send(&args.master, &Request::Reload).await?);
+            Ok(())
+        }),
         Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),
+        Some(Command::Import(args)) => import_bond(&args),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "alb", &mut std::io::stdout());
             Ok(())
@@ -175,6 +255,8 @@ fn run(cli: Cli) -> Result<()> {
 /// `alb config check PATH`: every error on a line of its own, or one line
 /// saying what the file runs.
 fn check_config(path: &std::path::Path) -> Result<()> {
+    // A path that is no readable file is one error, not a file's lines.
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let errors = config::check(path);
     if errors.is_empty() {
         let source = config::Source { path: path.to_owned(), cli: Settings::default() };
@@ -193,8 +275,51 @@ fn check_config(path: &std::path::Path) -> Result<()> {
     std::process::exit(1);
 }
 
+/// `alb import`: the config on stdout, a note per option that does not map
+/// on stderr, the master's addressing into `--address-config DIR`.
+fn import_bond(args: &ImportArgs) -> Result<()> {
+    if args.address_config.is_some() && args.format == import::Format::Sysfs {
+        return Err(anyhow!(
+            "--address-config: sysfs holds no addresses; give the file of the tool that configures the bond"
+        ));
+    }
+    let request =
+        import::Request { bond: args.bond.clone(), sysfs_root: Some(args.sysfs_root.clone()) };
+    let imported =
+        import::import(args.format, &args.path, &request).map_err(|error| anyhow!(error))?;
+    if let Some(dir) = &args.address_config {
+        let written = match &imported.address_config {
+            Some(address_config) => write_address_config(dir, address_config)?,
+            None => "nothing written: the bond's source gives the master no addressing".to_owned(),
+        };
+        eprintln!("alb: {written}");
+    }
+    print!("{}", imported.config);
+    for note in &imported.notes {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// Writes the master's addressing into `dir`; what it wrote, as a line.
+fn write_address_config(dir: &std::path::Path, config: &import::AddressConfig) -> Result<String> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let path = dir.join(&config.file_name);
+    let mode = if config.private { 0o600 } else { 0o644 };
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&path).map_err(
+            |error| anyhow!("--address-config: cannot create {}: {error}", path.display()),
+        )?;
+    file.write_all(config.text.as_bytes())
+        .map_err(|error| anyhow!("--address-config: cannot write {}: {error}", path.display()))?;
+    Ok(format!("wrote the master's addressing to {}: {}", path.display(), config.advice))
+}
+
 /// The agent's options: the command line over the config file. Several
 /// problems are several lines, each after `alb: `.
-fn options(args: RunArgs) -> Result<agent::Options> {
-    config::resolve(args.settings, args.config).map_err(|errors| anyhow!(errors.join("\nalb: ")))
+fn options(args: RunArgs) -> Result<config::Options> {
+    let mut options = config::resolve(args.settings, args.config)
+        .map_err(|errors| anyhow!(errors.join("\nalb: ")))?;
+    options.no_filter_sync = args.no_filter_sync;
+    Ok(options)
 }

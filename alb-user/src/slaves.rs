@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use alb_common::{
     active::{Choice, Reselect, Speed},
-    link::{Commit, Delays, Link, LinkState},
+    link::{Commit, Delays, LinkMonitor, LinkState},
 };
 
 use crate::state::{SlaveState, State};
@@ -43,7 +43,7 @@ pub struct SlaveSet {
     /// What the data path is told.
     pub state: State,
     pub names: Vec<String>,
-    links: Vec<Link>,
+    links: Vec<LinkMonitor>,
     delays: Delays,
     /// Bonding's primary, by name: a primary released and enslaved again is
     /// the primary again, and a slot reused by another slave is not.
@@ -70,7 +70,7 @@ impl SlaveSet {
         (primary, reselect): (Option<String>, Reselect),
         mac_owner: usize,
     ) -> Self {
-        let links = state.slaves.iter().map(|s| Link::new(s.up)).collect();
+        let links = state.slaves.iter().map(|s| LinkMonitor::new(s.up)).collect();
         let count = state.slaves.len();
         let mut set = Self {
             state,
@@ -127,7 +127,7 @@ impl SlaveSet {
 
     /// Whether slave `index` has carrier, as last reported.
     pub fn has_carrier(&self, index: usize) -> bool {
-        self.links.get(index).is_some_and(Link::has_carrier)
+        self.links.get(index).is_some_and(LinkMonitor::has_carrier)
     }
 
     pub fn any_up(&self) -> bool {
@@ -214,7 +214,7 @@ impl SlaveSet {
             None => {
                 self.state.slaves.push(SlaveState { up: false, ..slave });
                 self.names.push(String::new());
-                self.links.push(Link::new(false));
+                self.links.push(LinkMonitor::new(false));
                 self.speeds.push(Speed::default());
                 self.failures.push(0);
                 self.state.slaves.len() - 1
@@ -222,7 +222,7 @@ impl SlaveSet {
         };
         self.state.slaves[index] = SlaveState { up: false, ..slave };
         self.names[index] = name;
-        self.links[index] = Link::new(false);
+        self.links[index] = LinkMonitor::new(false);
         self.speeds[index] = speed;
         self.failures[index] = 0;
         (index, self.carrier(index, carrier))
@@ -232,13 +232,46 @@ impl SlaveSet {
     /// buckets move). Returns the transitions (none if it was down).
     /// [`Self::forget`] then empties the slot.
     pub fn remove(&mut self, index: usize) -> Vec<Transition> {
-        self.links[index] = Link::new(false);
+        self.links[index] = LinkMonitor::new(false);
         if !self.state.slaves[index].up {
             return Vec::new();
         }
         let mut transitions = vec![self.apply(index, Commit::Down)];
         transitions.extend(self.hurry_if_none_usable());
         transitions
+    }
+
+    /// Why removing the slaves `removed` would take the master off the
+    /// network, while `joining` slaves join (of which `joining_usable`
+    /// have carrier): no slave would be left, or none usable where one is
+    /// usable now. `None` when the removal is safe. Bonding lets the last
+    /// slave go; alb asks for `--force` first.
+    pub fn removal_problem(
+        &self,
+        removed: &[usize],
+        joining: usize,
+        joining_usable: bool,
+    ) -> Option<String> {
+        let left: Vec<usize> = (0..self.state.slaves.len())
+            .filter(|&i| self.state.slaves[i].ifindex != 0 && !removed.contains(&i))
+            .collect();
+        let names = |indices: &[usize]| {
+            indices.iter().map(|&i| self.names[i].as_str()).collect::<Vec<_>>().join(", ")
+        };
+        if left.is_empty() && joining == 0 {
+            return Some(format!("removing {} would leave no slave", names(removed)));
+        }
+        let usable_after = joining_usable || left.iter().any(|&i| self.state.slaves[i].up);
+        let usable_removed: Vec<usize> =
+            removed.iter().copied().filter(|&i| self.state.slaves[i].up).collect();
+        if !usable_after && !usable_removed.is_empty() {
+            return Some(format!(
+                "removing {} would leave no usable slave (the last with carrier is {})",
+                names(removed),
+                names(&usable_removed)
+            ));
+        }
+        None
     }
 
     /// Empties the slot of a removed slave, for a later `add` to reuse.

@@ -32,6 +32,19 @@ pub struct Undo {
     /// Slaves' MTUs from before they took the master's (ifindex, MTU).
     #[serde(default)]
     pub mtus: Vec<(u32, u32)>,
+    /// The network namespace the record was made in (the inode of
+    /// /proc/self/ns/net): its ifindexes name other devices, or none, in
+    /// another namespace. Absent from older records.
+    #[serde(default)]
+    pub netns: Option<u64>,
+}
+
+/// This thread's network namespace, as `ip netns identify` and
+/// `/proc/PID/ns/net` name it (`net:[INODE]`).
+pub fn current_netns() -> Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let path = "/proc/self/ns/net";
+    Ok(fs::metadata(path).with_context(|| format!("cannot read {path}"))?.ino())
 }
 
 impl Undo {
@@ -48,6 +61,24 @@ impl Undo {
                 .with_context(|| format!("{} is not an alb state record", path.display())),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Refuses a record made in another network namespace, before anything
+    /// is changed: its ifindexes are not this namespace's devices. A record
+    /// without one is taken as this namespace's from now on.
+    pub fn claim_netns(&mut self, master: &str) -> Result<()> {
+        let here = current_netns()?;
+        match self.netns {
+            Some(there) if there != here => anyhow::bail!(
+                "master {master} was set up in another network namespace (net:[{there}]; this \
+                 is net:[{here}]): run alb there, e.g. nsenter --net=/proc/PID/ns/net alb down \
+                 --master {master}"
+            ),
+            _ => {
+                self.netns = Some(here);
+                Ok(())
+            }
         }
     }
 

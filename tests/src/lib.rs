@@ -21,10 +21,15 @@
 //! assert_eq!(stats.lost(), 0);
 //! assert_eq!(agent.status().expect("status").clients.len(), 1);
 //! ```
+#![cfg_attr(
+    test,
+    expect(unused_crate_dependencies, reason = "the integration tests' dev-dependencies")
+)]
 
 pub mod agent;
 pub mod cmd;
 pub mod fixtures;
+pub mod hook;
 mod lab;
 pub mod metrics;
 pub mod netns;
@@ -38,8 +43,8 @@ pub mod tidy;
 pub use agent::{Agent, AgentCommand, ClientStatus, SlaveStatus, Status};
 pub use lab::{
     BRIDGE, CLIENT_DEV, Client, DEFAULT_MASTER, DEFAULT_PREFIX, Lab, LabConfig, LinkInfo,
-    LinkStats, MAX_CLIENTS, MAX_SLAVES, MAX_VMS, PREFIX_LEN4, PREFIX_LEN6, PingStats, SERVER_IP4,
-    SERVER_IP6, Slave, VM_BRIDGE, Vm, VmKind, client_ns, require_root, srv_ns, sw_ns, vm_ns,
-    wait_until,
+    LinkStats, MAX_CLIENTS, MAX_SLAVES, MAX_VMS, PREFIX_LEN4, PREFIX_LEN6, PingLog, PingStats,
+    SERVER_IP4, SERVER_IP6, Slave, VM_BRIDGE, Vm, VmKind, client_ns, outage, require_root, srv_ns,
+    sw_ns, vm_ns, wait_until,
 };
 pub use proc::{Proc, STOP_TIMEOUT};

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use crate::cmd;
+use crate::{cmd, hook};
 
 /// Where `ip netns add` puts the namespaces' bind mounts.
 pub const NETNS_DIR: &str = "/var/run/netns";
@@ -61,10 +61,15 @@ pub fn pids(name: &str) -> Result<Vec<i32>> {
 }
 
 /// `program args...` to run inside namespace `ns`, through `nsenter --net`
-/// (which execs the program: the child's PID is the program's).
+/// (which execs the program: the child's PID is the program's), with the
+/// agent's hook switch of this pass ([`hook::agent_env`]): every `alb` the
+/// lab starts attaches through the pass's hook.
 pub fn command<S: AsRef<OsStr>>(ns: &str, argv: &[S]) -> Command {
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", path(ns).display())).arg("--");
     cmd.args(argv);
+    if let Some((key, value)) = hook::agent_env() {
+        cmd.env(key, value);
+    }
     cmd
 }

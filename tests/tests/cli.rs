@@ -6,6 +6,10 @@
 //!
 //! Needs root and the `alb` binary (`cargo build -p alb-user`); run one
 //! test at a time (`--test-threads=1`), as `cargo xtask test` does.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -15,23 +19,8 @@ use alb_tests::{
     Lab,
     agent::{lock_held, pin_dir},
 };
-use common::{Agent, leftovers, run_alb, sysctl_get};
+use common::{Agent, leftovers, run_alb, slave_sysctls};
 use nix::sys::signal::Signal;
-
-/// The sysctls the agent changes on each slave, with the values the lab
-/// leaves them at.
-const SLAVE_SYSCTLS: [&str; 2] = ["net.ipv4.conf.{}.arp_ignore", "net.ipv6.conf.{}.disable_ipv6"];
-
-fn slave_sysctls(lab: &Lab) -> Vec<(String, String)> {
-    lab.slaves()
-        .iter()
-        .flat_map(|s| SLAVE_SYSCTLS.map(|k| k.replace("{}", &s.name)))
-        .map(|key| {
-            let value = sysctl_get(lab, lab.srv(), &key);
-            (key, value)
-        })
-        .collect()
-}
 
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_owned()

@@ -9,6 +9,10 @@
 //! Config files are written in the lab's log directory (kept with the
 //! logs when a test fails). Needs root and the `alb` binary; run one test
 //! at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -270,6 +274,143 @@ fn a_bad_file_on_sighup_keeps_the_running_options() {
     assert_all_clients_work(&lab, 10);
 }
 
+/// The typo of issue 20: three slaves replaced by one that does not exist.
+/// The file is checked against the live system first, so nothing changes:
+/// no slave is removed, no client moves, no ping is lost.
+#[test]
+fn a_reload_naming_a_missing_slave_changes_nothing() {
+    let lab = common::lab(6, 3);
+    let path = write_config(&lab, "alb.toml", "slaves = [\"veth17\", \"veth19\", \"veth21\"]\n");
+    let mut agent = start_with_config(&lab, &path, &[]);
+    resolve_all(&lab);
+    let before = agent.status();
+    let clients: Vec<usize> = (1..=6).collect();
+    let pings = start_pings(&lab, &clients, Duration::from_secs(3), INTERVAL);
+    thread::sleep(Duration::from_millis(700));
+    fs::write(&path, "slaves = [\"sx\"]\n").expect("rewrite");
+    let from = agent.log().len();
+    reload(&mut agent, "not reloaded");
+    let reason = format!("{}: slave sx: no network device named sx", path.display());
+    agent
+        .wait_log(from, &reason, RELOAD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the agent logs {reason:?}: {e:#}"));
+    let runs = pings.finish();
+    let logged = agent.log()[from..].to_owned();
+    println!("config: SIGHUP with slaves = [\"sx\"] ->\n{}", logged.trim());
+    assert!(!logged.contains("removed from"), "no slave is removed:\n{logged}");
+    assert!(!logged.contains("reloaded:"), "the file is not applied:\n{logged}");
+    let after = agent.status();
+    assert_eq!(names(&after), names(&before), "slaves kept: {after}");
+    for n in &clients {
+        assert_eq!(slave_of(&lab, &after, *n), slave_of(&lab, &before, *n), "c{n} stays: {after}");
+    }
+    pings::report("config", "SIGHUP naming a missing slave", &runs);
+    for run in &runs {
+        pings::assert_none_lost("a client of a refused reload", run, &agent.log());
+    }
+
+    // `alb reload` (the unit's ExecReload) answers with the outcome: the
+    // same refusal fails it, with the reason, in one line.
+    let master = lab.master().to_owned();
+    let out = run_alb(lab.srv(), &["reload", "--master", &master]);
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(out.status.code(), Some(1), "a refused reload fails alb reload: {said}");
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(said.starts_with("alb: ") && said.contains("not reloaded"), "{said}");
+    assert!(said.contains(&reason), "the reason {reason:?}: {said}");
+    assert_eq!(names(&agent.status()), names(&before), "slaves kept");
+    fs::write(&path, "slaves = [\"veth17\", \"veth19\", \"veth21\"]\nupdelay = 30\n")
+        .expect("rewrite");
+    let out = run_alb(lab.srv(), &["reload", "--master", &master]);
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert!(out.status.success(), "a good file: {said}");
+    assert!(said.contains("reloaded: updelay 30 ms"), "{said}");
+    assert_eq!(agent.status().updelay_ms, Some(30));
+}
+
+/// A reload that drops one of three slaves: its clients move to the
+/// others, and the clients of the two that stay lose nothing.
+#[test]
+fn a_reload_dropping_one_slave_loses_nothing_elsewhere() {
+    let lab = common::lab(6, 3);
+    let path = write_config(&lab, "alb.toml", "slaves = [\"veth17\", \"veth19\", \"veth21\"]\n");
+    let mut agent = start_with_config(&lab, &path, &[]);
+    resolve_all(&lab);
+    let before = agent.status();
+    let clients: Vec<usize> = (1..=6).collect();
+    let moved: Vec<usize> =
+        clients.iter().copied().filter(|&n| slave_of(&lab, &before, n) == "veth21").collect();
+    assert!(!moved.is_empty(), "some client is dealt veth21: {before}");
+    let pings = start_pings(&lab, &clients, Duration::from_secs(4), INTERVAL);
+    thread::sleep(Duration::from_millis(700));
+    fs::write(&path, "slaves = [\"veth17\", \"veth19\"]\n").expect("rewrite");
+    let logged = reload(&mut agent, "reloaded:");
+    println!("config: SIGHUP dropping veth21 -> {}", logged.trim());
+    assert!(logged.contains("veth21 removed from"), "{logged}");
+    let runs = pings.finish();
+    let after = agent.status();
+    assert_eq!(names(&after), ["veth17", "veth19"], "veth21 removed: {after}");
+    pings::report("config", "SIGHUP dropping a slave", &runs);
+    for run in &runs {
+        if moved.contains(&run.number) {
+            pings::assert_few_lost("a client of the dropped slave", run, 5, &agent.log());
+        } else {
+            pings::assert_none_lost("a client of a slave that stays", run, &agent.log());
+        }
+    }
+    assert_all_clients_work(&lab, 10);
+}
+
+/// A reload may not take the master off the network: a file without
+/// slaves is an error, and one that keeps only a slave without carrier is
+/// refused against the live system; both change nothing. `alb slave del`
+/// of the last usable slave is refused too, and `--force` does it.
+#[test]
+fn neither_a_reload_nor_slave_del_removes_the_last_usable_slave() {
+    let lab = common::lab(2, 2);
+    let path = write_config(&lab, "alb.toml", "slaves = [\"veth17\", \"veth19\"]\n");
+    let mut agent = start_with_config(&lab, &path, &[]);
+    resolve_all(&lab);
+    common::set_port(&lab, &lab.slaves()[1].port, false);
+    agent.wait_status(RELOAD_TIMEOUT, "veth19 unusable once its port is down", |s| {
+        s.slaves.iter().any(|x| x.name == "veth19" && !x.usable)
+    });
+
+    fs::write(&path, "slaves = []\n").expect("rewrite");
+    let from = agent.log().len();
+    reload(&mut agent, "not reloaded");
+    agent
+        .wait_log(from, "no slaves: name at least one", RELOAD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("an empty slave list is an error: {e:#}"));
+
+    fs::write(&path, "slaves = [\"veth19\"]\n").expect("rewrite");
+    let from = agent.log().len();
+    reload(&mut agent, "not reloaded");
+    agent
+        .wait_log(from, "would leave no usable slave", RELOAD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("keeping only veth19, which is down, is refused: {e:#}"));
+    assert_eq!(names(&agent.status()), ["veth17", "veth19"], "both slaves kept");
+    assert_all_clients_work(&lab, 5);
+
+    let master = lab.master().to_owned();
+    let out = run_alb(lab.srv(), &["slave", "del", "veth17", "--master", &master]);
+    let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(out.status.code(), Some(1), "the last usable slave is kept: {message}");
+    assert!(message.starts_with("alb: ") && message.lines().count() == 1, "{message}");
+    assert!(message.contains("no usable slave") && message.contains("--force"), "{message}");
+    assert_eq!(names(&agent.status()), ["veth17", "veth19"], "both slaves kept");
+    assert_all_clients_work(&lab, 5);
+
+    let out = run_alb(lab.srv(), &["slave", "del", "veth17", "--force", "--master", &master]);
+    assert!(out.status.success(), "--force removes it: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(names(&agent.status()), ["veth19"], "veth17 removed on purpose");
+    let out = run_alb(lab.srv(), &["slave", "del", "veth19", "--master", &master]);
+    let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(out.status.code(), Some(1), "the last slave is kept: {message}");
+    assert!(message.contains("would leave no slave"), "{message}");
+    assert!(agent.running(), "{}", agent.log());
+}
+
 /// SIGHUP opens, moves and closes the metrics endpoint as the file says; a
 /// remote address without `metrics_allow_remote` keeps the running one.
 #[test]
@@ -294,7 +435,7 @@ fn sighup_moves_the_metrics_endpoint() {
     assert!(scrape(first).is_err(), "the old address is closed");
 
     fs::write(&path, format!("{base}metrics_listen = \"198.18.0.1:19466\"\n")).expect("rewrite");
-    reload(&mut agent, "reloaded");
+    reload(&mut agent, "not reloaded");
     assert!(agent.log().contains("not a loopback address"), "refused:\n{}", agent.log());
     assert_eq!(scrape(second).map(|r| r.status).ok(), Some(200), "the running endpoint stays");
 

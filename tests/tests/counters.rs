@@ -6,6 +6,10 @@
 //!
 //! Needs root and the `alb` binary; run one test at a time
 //! (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! Failover and recovery in the lab (issue 3; spec §3 and test cases
-//! 31-39 of linux-balance-alb-spec.md §5.4, in alb's improved form): a
+//! Failover and recovery in the lab (issue 3; docs/bonding.md §4 and §5
+//! cases 16-23, in alb's improved form): a
 //! slave fails when its switch port goes down, which drops the slave's
 //! carrier at once.
 //!
@@ -9,13 +9,18 @@
 //! interval) and the longest silence between two replies (from `ping -D`
 //! timestamps) less one interval. Every test prints what it measured
 //! (`failover: ...` lines; run with `--nocapture` to see them). The
-//! kernel's mode 6, for comparison, loses 0.7-2.3 s for the clients of a
-//! failed slave and 0.6-2.1 s for the clients of the surviving slave when
-//! the active one fails (dataplane-experiments §4).
+//! kernel's mode 6, for comparison, loses about 2.4 s for the clients of a
+//! failed slave and about 1.8 s for the clients of the surviving slave when
+//! the active one fails (docs/kernels.md, "The kernel's balance-alb against
+//! alb, same guest").
 //!
 //! Each test builds its own lab and runs its own agent under a master name
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`),
 //! ping and tcpdump; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 #[path = "failover/delays.rs"]
@@ -55,14 +60,14 @@ const FAIL_THRESHOLD: Duration = Duration::from_secs(1);
 /// under 300 ms").
 const NEIGH_DEADLINE: Duration = Duration::from_millis(300);
 
-/// Learning frames (spec §2.7): ETH_P_LOOPBACK.
+/// Learning frames (docs/bonding.md §3.5): ETH_P_LOOPBACK.
 const LEARNING_ETHERTYPE: u16 = 0x9000;
 
 // ---------------------------------------------------------------------
 // The tests.
 // ---------------------------------------------------------------------
 
-/// Spec 31 ([gap] form) and 32: a non-active slave (veth19, with c2 and
+/// docs/bonding.md §5 cases 16 (improved) and 17: a non-active slave (veth19, with c2 and
 /// c4) fails. Its clients recover in under a second and point at veth17
 /// within 300 ms; c1 and c3 lose nothing; veth19's MAC is taught to the
 /// switch through veth17; the status shows veth19 down and empty.
@@ -85,10 +90,11 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     let runs = pings.finish();
     let frames = learned.finish();
 
+    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
         assert!(
-            *took < NEIGH_DEADLINE,
-            "c{number} pointed at veth17 only after {took:?} (want < {NEIGH_DEADLINE:?})"
+            *took < deadline,
+            "c{number} pointed at veth17 only after {took:?} (want < {deadline:?})"
         );
     }
     assert_outages_below_threshold(
@@ -105,7 +111,7 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     assert_eq!(client_count(&status, &veth19.name), 0, "veth19 empty:\n{status}");
     assert_eq!(client_count(&status, &veth17.name), 4, "all on veth17:\n{status}");
     assert_eq!(status.active_slave.as_deref(), Some("veth17"), "active unchanged");
-    // Spec 32 in alb's form: the failed MAC is taught through the active
+    // docs/bonding.md §5 case 17 in alb's form: the failed MAC is taught through the active
     // slave (which accepts frames for it), without promiscuous mode.
     let taught = learning_frames_of(&frames, &veth19.mac);
     assert!(
@@ -116,10 +122,10 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     );
 }
 
-/// Spec 33 and 38: the active slave (veth17) fails. veth19 becomes active
+/// docs/bonding.md §5 cases 18 and 22: the active slave (veth17) fails. veth19 becomes active
 /// and announces the master's MAC (which stays the master's, veth17's);
-/// every client, including c2 and c4 that were on veth19 all along (the
-/// kernel loses them for 0.6-2.1 s), recovers in under a second.
+/// c1 and c3 recover in under a second, and c2 and c4, on veth19 all along
+/// (the kernel loses them for 0.6-2.1 s), lose nothing.
 #[test]
 fn active_slave_failure_keeps_every_client() {
     let Rig { agent, lab } = rig(4, 2, &[]);
@@ -158,15 +164,11 @@ fn active_slave_failure_keeps_every_client() {
         [&runs[1], &runs[3]],
         &agent,
     );
-    // c2 and c4 never needed to move: they should not have noticed (the
-    // kernel loses them for 0.6-2.1 s). Counted in lost requests: a
-    // silence with nothing lost is the machine's stall, not alb's.
-    for run in [&runs[1], &runs[3]] {
-        assert!(
-            run.longest_loss() < Duration::from_millis(100),
-            "active failure: the survivor's client {run} should barely notice"
-        );
-    }
+    // c2 and c4 never needed to move: they lose nothing (the kernel loses
+    // them for 0.6-2.1 s). Counted in lost requests: a silence with nothing
+    // lost is the machine's stall, not alb's.
+    assert_undisturbed("active failure, c2 on the surviving slave", &runs[1]);
+    assert_undisturbed("active failure, c4 on the surviving slave", &runs[3]);
 
     assert!(!usable(&status, &veth17.name), "veth17 not usable:\n{status}");
     assert_eq!(client_count(&status, &veth19.name), 4, "all on veth19:\n{status}");
@@ -190,7 +192,7 @@ fn active_slave_failure_keeps_every_client() {
     );
 }
 
-/// Spec 34: after a failure and recovery the clients are re-dealt so the
+/// docs/bonding.md §5 case 19: after a failure and recovery the clients are re-dealt so the
 /// counts differ by at most one, moved clients are told, and the primary
 /// is active again once it returns. The primary is veth19, not the first
 /// slave (which would be active without `--primary`), so the master starts
@@ -252,7 +254,7 @@ fn recovery_rebalances_and_the_primary_returns() {
     );
 }
 
-/// Spec 39: all slaves down takes the master's carrier down (its hidden
+/// docs/bonding.md §5 case 23: all slaves down takes the master's carrier down (its hidden
 /// peer goes down) and there is no active slave; the first slave back is
 /// active and every client works again within a second.
 #[test]
@@ -323,7 +325,7 @@ fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
     assert_all_clients_work(&lab, 20);
 }
 
-/// Spec 37 ([gap]): the server ARPs a new unused address every 200 ms
+/// docs/bonding.md §5 case 21 (improved): the server ARPs a new unused address every 200 ms
 /// while veth19 fails (the kernel may then never update the clients);
 /// c2 and c4 still recover in under a second and point at veth17.
 #[test]
@@ -334,7 +336,11 @@ fn host_arp_requests_do_not_starve_updates() {
     let script = "i=100; while :; do ping -n -q -c1 -W0.2 198.18.0.$i >/dev/null 2>&1; \
                   echo $i; i=$((i+1)); [ $i -gt 199 ] && i=100; done";
     let mut arping = lab.spawn(lab.srv(), &["sh", "-c", script]).expect("ARP loop");
-    thread::sleep(Duration::from_millis(600));
+    // The loop runs once it has asked for its first addresses.
+    wait_until(Duration::from_secs(3), "the ARP loop to ask", || {
+        Ok(arping.log().lines().count() >= 2)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}:\n{}", arping.log()));
     let pings = start_pings(&lab, &[1, 2, 3, 4], Duration::from_secs(3));
     thread::sleep(Duration::from_millis(500));
 
@@ -353,10 +359,12 @@ fn host_arp_requests_do_not_starve_updates() {
         "failover: host ARP requests: {asked} addresses asked, agent re-told clients {retold} times"
     );
 
+    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
         assert!(
-            *took < NEIGH_DEADLINE,
-            "c{number} pointed at veth17 only after {took:?} under host ARP requests"
+            *took < deadline,
+            "c{number} pointed at veth17 only after {took:?} under host ARP requests \
+             (want < {deadline:?})"
         );
     }
     assert_outages_below_threshold("failure under host ARP requests", &runs, &agent);

@@ -11,6 +11,10 @@
 //! Each test builds its own lab and runs its own agent under a master name
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`) and
 //! ping; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -111,14 +115,26 @@ fn a_link_flap_storm_spares_the_other_slaves_clients() {
     }
     let took = start.elapsed();
     let runs = pings.finish();
-    let downs = agent.log().matches("veth19 down").count();
+    // Each carrier change comes as its own link event, in order, and
+    // without delays each is committed: 100 failures and 100 returns.
+    let (downs, ups) = {
+        let log = agent.log();
+        (log.matches("veth19 down: ").count(), log.matches("veth19 up: ").count())
+    };
     println!(
-        "faults: flap storm: 100 flaps in {:.1} s; the agent committed {downs} failures",
+        "faults: flap storm: 100 flaps in {:.1} s; the agent committed {downs} failures and \
+         {ups} returns",
         took.as_secs_f64()
     );
     report("flap storm", &runs);
     assert!(agent.running(), "the agent survives the storm:\n{}", agent.log());
-    assert!(took < Duration::from_secs(11), "100 flaps took {took:?}");
+    wait_until(Duration::from_secs(2), "the last return committed", || {
+        Ok(agent.log().matches("veth19 up: ").count() >= 100)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}:\n{}", agent.log()));
+    let log = agent.log();
+    let (downs, ups) = (log.matches("veth19 down: ").count(), log.matches("veth19 up: ").count());
+    assert_eq!((downs, ups), (100, 100), "every failure and return committed:\n{log}");
     for run in [&runs[0], &runs[2]] {
         assert_none_lost("flap storm, a client of the other slave", run, &agent.log());
     }
@@ -200,6 +216,7 @@ fn kill_9_during_a_failover_then_a_restart_recovers_the_failed_slaves_clients() 
     thread::sleep(Duration::from_millis(500));
 
     first.signal(Signal::SIGSTOP);
+    let down_at = Instant::now();
     set_port(&lab, &port, false);
     first.kill9();
     assert_attached(&lab, &master, &["veth17", "veth19"]);
@@ -207,7 +224,8 @@ fn kill_9_during_a_failover_then_a_restart_recovers_the_failed_slaves_clients() 
     let restarted = Instant::now();
     let second = first.start_again(&lab);
     let ready = restarted.elapsed();
-    let moved = wait_neigh(&lab, &[2], restarted, Duration::from_secs(3), |_| veth17_mac.clone());
+    let moved =
+        wait_neigh(&lab, &[2], restarted, ready + Duration::from_secs(3), |_| veth17_mac.clone());
     let runs = pings.finish();
     println!(
         "faults: kill -9 during a failover: restarted 500 ms later, ready in {:.0} ms; c2 points \
@@ -217,18 +235,25 @@ fn kill_9_during_a_failover_then_a_restart_recovers_the_failed_slaves_clients() 
     );
     report("kill -9 during a failover", &runs);
     let log = second.log();
+    // c1, on veth17 throughout, loses nothing: its longest silence is the
+    // machine's stall, which the deadlines below allow for.
+    let stall = pings::machine_stall(&[&runs[0]]);
     assert!(
-        moved[&2] < ready + NEIGH_DEADLINE,
-        "c2 told within {NEIGH_DEADLINE:?} of the new agent being ready ({ready:?}): {:?}\n{log}",
+        moved[&2] < ready + NEIGH_DEADLINE + stall,
+        "c2 told within {NEIGH_DEADLINE:?} (+ {stall:?} stall) of the new agent being ready \
+         ({ready:?}): {:?}\n{log}",
         moved[&2]
     );
     assert_none_lost("kill -9 during a failover, c1 on veth17", &runs[0], &log);
-    // c2 loses from the port going down to the restart (about 0.5 s), and
-    // then at most the fail threshold.
-    let allowed = FAIL_THRESHOLD + Duration::from_millis(500);
+    // c2 loses from the port going down until the new agent is ready (no
+    // agent, then its start: both measured), and then at most the fail
+    // threshold.
+    let allowed = (restarted + ready - down_at) + FAIL_THRESHOLD + stall;
     assert!(
         runs[1].outage() < allowed,
-        "c2 back within {FAIL_THRESHOLD:?} of the restart: {}\nping tail:\n{}\nagent log:\n{log}",
+        "c2 back within {FAIL_THRESHOLD:?} of the new agent being ready ({allowed:?} in all): \
+         {}\nping tail:\n{}\n\
+         agent log:\n{log}",
         runs[1],
         runs[1].tail()
     );
@@ -268,8 +293,10 @@ fn pins_removed_under_a_running_agent_change_nothing_until_a_clean_stop() {
 
     let failed = Instant::now();
     set_port(&lab, &lab.slave(1).port, false);
-    let moved = wait_neigh(&lab, &[2], failed, Duration::from_millis(300), |_| veth17_mac.clone());
+    let moved = wait_neigh(&lab, &[2], failed, FAIL_THRESHOLD, |_| veth17_mac.clone());
     let runs = pings.finish();
+    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0]]);
+    assert!(moved[&2] < deadline, "c2 told within {deadline:?}: after {:?}", moved[&2]);
     println!(
         "faults: pins removed: then veth19 failed; c2 told after {:.0} ms",
         moved[&2].as_secs_f64() * 1000.0
@@ -316,14 +343,19 @@ fn a_full_client_table_evicts_and_every_client_still_works() {
     );
     assert!(kept.len() <= MAX, "at most {MAX} entries: {kept:?}");
     assert!(!evicted.is_empty(), "some clients were evicted");
+    assert!(status.counter("tx_new_client") >= 16, "all 16 were dealt: {:?}", status.counters);
     let bucket_before = status.counter("tx_bucket");
     assert_all_clients_work(&lab, 10);
     let status = agent.status();
-    println!(
-        "faults: full table: tx_bucket +{} for 16 x 10 pings",
-        status.counter("tx_bucket") - bucket_before
-    );
+    let by_bucket = status.counter("tx_bucket") - bucket_before;
+    println!("faults: full table: tx_bucket +{by_bucket} for 16 x 10 pings");
     assert!(status.clients.len() <= MAX, "still at most {MAX} entries");
+    // The host's replies to an evicted client (10 each) go by bucket.
+    assert!(
+        by_bucket >= 10 * evicted.len() as u64,
+        "the replies to the {} evicted clients went by bucket: tx_bucket +{by_bucket}",
+        evicted.len()
+    );
 
     let numbers: Vec<usize> = (1..=16).collect();
     let pings = start_pings(&lab, &numbers, Duration::from_secs(2));
@@ -333,9 +365,18 @@ fn a_full_client_table_evicts_and_every_client_still_works() {
     report("full table, veth19 fails", &runs);
     let failover = agent.status().counter("rx_failover");
     println!("faults: full table: rx_failover {failover} after veth19 failed");
-    for line in agent.log().lines().filter(|l| l.contains("veth19 down:")) {
+    let downs: Vec<String> =
+        agent.log().lines().filter(|l| l.contains("veth19 down:")).map(str::to_owned).collect();
+    for line in &downs {
         println!("faults: full table: agent: {line}");
     }
+    // The agent's model still holds the evicted clients (it reads the
+    // table again only every 60 s while it is 90% full): it tells all 8 of
+    // veth19's, not only those the table kept.
+    assert!(
+        downs.len() == 1 && downs[0].contains("(8 clients,"),
+        "veth19's failure told all 8 of its clients: {downs:?}"
+    );
     for run in &runs {
         assert_outage_below_threshold("full table, veth19 fails", run, &agent.log());
     }

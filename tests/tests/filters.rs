@@ -9,6 +9,10 @@
 //! added from user space are "static", for multicast) and `alb status`; the
 //! vm-test guests with emulated NICs show what happens without them.
 //! Needs root, bridge and ip; run one test at a time.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Packet fixtures through `BPF_PROG_TEST_RUN`, in the manner of Katran's:
 //! the fixture table (`alb_tests::fixtures::table`) holds, per traffic type
-//! of spec §2.2 (TX) and §1.4 (host ARP), of the receive rules of §1.11
+//! of docs/bonding.md §3.2 (TX) and §2.3 (host ARP), of the receive rules of §2.9
 //! plus failover acceptance (RX), of IPv6 and Neighbor Discovery and of
 //! bridged VMs, rows naming the frame, the action (TC_ACT_REDIRECT, _SHOT
 //! or _OK), the frame that must come out, the reason counters it bumps
@@ -13,6 +13,10 @@
 //! 0, whose MAC the master carries, keep it) and in the per-slave counters.
 //!
 //! Needs root and BPF: `cargo test -p alb-tests --test fixtures -- --test-threads=1`.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 use alb_tests::fixtures::{Lab, table};
 

@@ -10,6 +10,10 @@
 //! commit tests/insn-baseline.json saying why.
 //!
 //! Needs root and BPF.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! IPv6 receive balancing in the lab (issue 13), beyond the kernel's mode
-//! 6, which balances IPv4 only (spec §1.12: every IPv6 client reaches the
+//! 6, which balances IPv4 only (docs/bonding.md §2.10: every IPv6 client reaches the
 //! host through the active slave). alb answers each client's neighbour
 //! solicitation from the client's own slave with that slave's MAC, so IPv6
 //! clients spread over the slaves as IPv4 clients do, both ways; the
@@ -11,6 +11,10 @@
 //! master 2001:2::1, all without DAD) and runs its own agent under a master
 //! name of its own. Needs root, the `alb` binary, ping and tcpdump; run one
 //! test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -281,7 +285,7 @@ fn link_local_pings_cross_only_the_clients_slave() {
     }
 }
 
-/// Spec 31 in alb's IPv6 form: a non-active slave (veth19, with c2 and c4)
+/// docs/bonding.md §5 case 16 in alb's IPv6 form: a non-active slave (veth19, with c2 and c4)
 /// fails. Its IPv6 clients are told veth17 by unsolicited advertisements
 /// and point at it within 300 ms, their outage stays below a second (the
 /// IPv4 bound), and c1 and c3 lose nothing.
@@ -315,7 +319,7 @@ fn ipv6_clients_of_a_failed_slave_move_within_the_ipv4_bound() {
     assert!(status.clients.iter().all(|c| c.slave.as_deref() == Some(veth17.name.as_str())));
 }
 
-/// Spec 33 in alb's IPv6 form: the active slave (veth17, with c1 and c3)
+/// docs/bonding.md §5 case 18 in alb's IPv6 form: the active slave (veth17, with c1 and c3)
 /// fails; its IPv6 clients move to veth19 within the same bounds, and c2
 /// and c4, on veth19 all along, lose nothing.
 #[test]

@@ -7,11 +7,18 @@
 //!
 //! Every scrape is parsed strictly ([`Exposition::parse`]). Needs root and
 //! the `alb` binary; run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
 use std::{
+    collections::BTreeSet,
     net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -119,7 +126,8 @@ fn metrics_follow_traffic_clients_and_a_failover() {
         assert_eq!(declared, Some(*kind), "family {family}");
     }
     for sample in &first.samples {
-        assert!(sample.name.starts_with("alb_"), "{sample:?}");
+        let node_bonding = sample.name.starts_with("node_bonding_");
+        assert!(sample.name.starts_with("alb_") || node_bonding, "{sample:?}");
         assert_eq!(sample.labels.get("master"), Some(&master), "{sample:?}");
     }
     for slave in &status.slaves {
@@ -144,6 +152,8 @@ fn metrics_follow_traffic_clients_and_a_failover() {
         assert_eq!(found.len(), 1, "reason {}", reason.name());
     }
     assert_eq!(value(&first, "alb_failovers_total"), 0.0);
+    assert_eq!(value(&first, "node_bonding_slaves"), 2.0, "node_exporter's series");
+    assert_eq!(value(&first, "node_bonding_active"), 2.0, "both MII Status up");
 
     ping_all(&lab);
     let second = scrape(&lab);
@@ -178,6 +188,8 @@ fn metrics_follow_traffic_clients_and_a_failover() {
     assert_eq!(of_slave(&third, "alb_slave_clients", "veth17"), 0.0);
     assert_eq!(of_slave(&third, "alb_slave_clients", "veth19"), 2.0);
     assert_eq!(value(&third, "alb_failbacks_total"), 0.0);
+    assert_eq!(value(&third, "node_bonding_slaves"), 2.0);
+    assert_eq!(value(&third, "node_bonding_active"), 1.0, "veth17's MII Status is down");
 
     // It comes back: a failback, and its client returns.
     set_port(&lab, &port_of(&lab, "veth17"), true);
@@ -185,6 +197,7 @@ fn metrics_follow_traffic_clients_and_a_failover() {
     assert_eq!(value(&fourth, "alb_failovers_total"), 1.0);
     assert_eq!(of_slave(&fourth, "alb_slave_link_up", "veth17"), 1.0);
     assert_eq!(of_slave(&fourth, "alb_slave_clients", "veth17"), 1.0);
+    assert_eq!(value(&fourth, "node_bonding_active"), 2.0);
     println!(
         "metrics: failover took {:.1} ms in the agent; {} client updates sent",
         value(&third, "alb_failover_duration_seconds_sum") * 1e3,
@@ -249,7 +262,7 @@ fn a_non_loopback_metrics_address_is_refused_unless_allowed() {
     assert_refused(
         &lab,
         &["--iface", "veth17", "--metrics-allow-remote"],
-        "--metrics-allow-remote needs --metrics-listen",
+        "needs metrics_listen (--metrics-listen)",
     );
 }
 
@@ -261,4 +274,80 @@ fn a_taken_metrics_port_refuses_the_start() {
     let args = ["--iface", "veth17", "--iface", "veth19", "--metrics-listen", LISTEN];
     assert_refused(&lab, &args, "cannot listen for metrics on 127.0.0.1:9464");
     drop(taken);
+}
+
+/// The alert rules and the dashboard the package ships (packaging/).
+fn packaging(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging").join(path)
+}
+
+/// Every series name (`alb_...`, `node_...`) in `text`.
+fn series_named(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    for prefix in ["alb_", "node_"] {
+        for (at, _) in text.match_indices(prefix) {
+            if at > 0 && word(bytes[at - 1]) {
+                continue;
+            }
+            let end = text[at..].bytes().position(|b| !word(b)).map_or(text.len(), |n| at + n);
+            names.insert(text[at..end].to_owned());
+        }
+    }
+    names
+}
+
+/// `promtool ARGS` in packaging/prometheus; panics with its output unless
+/// it succeeds.
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(packaging("prometheus"))
+        .output()
+        .unwrap_or_else(|e| panic!("promtool (Debian's prometheus; cargo xtask bootstrap): {e}"));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool {}:\n{text}", args.join(" "));
+    text
+}
+
+/// The shipped alert rules pass promtool (their syntax, and their unit
+/// tests: each alert fires on the series that should raise it and not on
+/// healthy ones), and every series they or the dashboard name is one a
+/// running agent serves.
+#[test]
+fn the_alert_rules_and_dashboard_name_only_served_series() {
+    let checked = promtool(&["check", "rules", "alb-rules.yml"]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
+    let tested = promtool(&["test", "rules", "alb-rules.test.yml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+
+    let rules = std::fs::read_to_string(packaging("prometheus/alb-rules.yml")).expect("rules");
+    let dashboard =
+        std::fs::read_to_string(packaging("grafana/alb-dashboard.json")).expect("dashboard");
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let queries: Vec<String> = parsed["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().expect("a target's expr").to_owned())
+        .collect();
+    assert!(queries.len() >= 10, "the dashboard's queries: {queries:?}");
+
+    let lab = common::lab(2, 2);
+    let _agent = Agent::start_with(&lab, &["--metrics-listen", LISTEN]);
+    resolve_all(&lab);
+    let served: BTreeSet<String> = scrape(&lab).samples.into_iter().map(|s| s.name).collect();
+    let named: BTreeSet<String> = series_named(&rules)
+        .into_iter()
+        .chain(queries.iter().flat_map(|q| series_named(q)))
+        .collect();
+    assert!(
+        named.contains("node_bonding_active") && named.contains("alb_slave_usable"),
+        "{named:?}"
+    );
+    let missing: Vec<&String> = named.difference(&served).collect();
+    assert!(missing.is_empty(), "named but not served: {missing:?}\nserved: {served:?}");
 }

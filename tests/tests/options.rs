@@ -9,6 +9,10 @@
 //!
 //! Needs root and the `alb` binary; run one test at a time
 //! (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -117,10 +121,18 @@ fn primary_reselect_failure_keeps_the_backup_active() {
     agent.wait_status(Duration::from_secs(3), "veth17 active", |s| {
         s.active_slave.as_deref() == Some("veth17")
     });
+    let from = agent.log().len();
     set_port(&lab, &port, true);
     agent.wait_status(Duration::from_secs(3), "veth19 usable", |s| usable(s, "veth19"));
-    // Give a wrong reselection time to happen.
-    thread::sleep(Duration::from_millis(500));
+    // The return is committed in one step, the active slave chosen in it
+    // (docs/reliability.md, "Failback order"): its log line names it.
+    agent.wait_log(from, "veth19 up: ", Duration::from_secs(1)).unwrap_or_else(|e| panic!("{e:#}"));
+    let line = agent.log()[from..]
+        .lines()
+        .find(|l| l.contains("veth19 up: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(line.contains("; active veth17"), "failure: no switch back at the return: {line}");
     let status = agent.status();
     assert_eq!(status.active_slave.as_deref(), Some("veth17"), "failure: no switch back");
     assert_eq!(status.primary_reselect.as_deref(), Some("failure"));

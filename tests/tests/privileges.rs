@@ -8,6 +8,10 @@
 //! other behaviour tests (runtime.rs, failover.rs, ...) run the same agent.
 //!
 //! Needs root and the `alb` binary; run one test at a time.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

@@ -8,6 +8,10 @@
 //!
 //! Needs root and the `alb` binary (`cargo build -p alb-user`); run one
 //! test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 

@@ -1,13 +1,16 @@
 //! The seed scenario, end to end: alb on the lab's slaves (veth17, veth19,
 //! ...) behind a bridge, clients in namespaces of their own. Each test
 //! builds its own lab and runs its own agent under a master name of its
-//! own (pins and locks are global). Spec references are to
-//! linux-balance-alb-spec.md (§1.4 ARP rewrite, §1.6 ARP received, §1.11
-//! RX delivery, §5.1 test cases).
+//! own (pins and locks are global). References are to docs/bonding.md
+//! (§2.3 host ARP, §2.4 ARP heard, §2.9 delivery, §5 cases).
 //!
 //! Needs root, the `alb` binary (`cargo build -p alb-user`), iperf3 and
 //! tcpdump; run one test at a time (`--test-threads=1`), as
 //! `cargo xtask test` does.
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -110,7 +113,7 @@ fn resolve_in_order(lab: &Lab, n: usize) {
     }
 }
 
-/// Spec §5.1 / issue: the master carries the active slave's MAC (veth17,
+/// docs/bonding.md §3.6 / issue: the master carries the active slave's MAC (veth17,
 /// the first usable slave) and every slave keeps its own.
 #[test]
 fn master_mac_is_the_active_slaves_and_slaves_keep_theirs() {
@@ -358,12 +361,12 @@ fn receive_spreading_is_per_client() {
     }
 }
 
-/// Spec §1.4 / §5.1 test 2: the server's ARP reply to client 2, captured on
+/// docs/bonding.md §2.3 / §5 case 2: the server's ARP reply to client 2, captured on
 /// veth19's switch port: Eth src = SHA = veth19's MAC, Eth dst = THA =
 /// client 2's MAC, SPA = 198.18.0.1, TPA = 198.18.0.12; and it does not
 /// leave by veth17.
 #[test]
-fn arp_reply_fields_are_as_spec_1_4() {
+fn the_arp_reply_leaves_by_the_clients_slave_with_its_mac() {
     let Seed { agent: _agent, lab } = seed(2, 2);
     assert_eq!(resolve(&lab, 1), lab.slave(0).mac);
     let (veth17, veth19) = (lab.slave(0), lab.slave(1));
@@ -405,7 +408,7 @@ fn in_echos(lab: &Lab) -> u64 {
     values.split_whitespace().nth(index).and_then(|v| v.parse().ok()).expect("InEchos value")
 }
 
-/// Spec §1.11 / §5.1 test 8: a client's broadcast, flooded by the switch to
+/// docs/bonding.md §2.9 / §5 case 8: a client's broadcast, flooded by the switch to
 /// every slave, reaches the server's stack once: 3 broadcast pings give 3
 /// replies (no DUP!) and 3 echo requests in the server's ICMP counters; the
 /// copy on the inactive slave is dropped and counted.
@@ -455,7 +458,7 @@ fn three_slaves_and_twelve_clients() {
     }
 }
 
-/// Spec §5.1 test 4: stickiness. Client 2 flushes its neighbour table and
+/// docs/bonding.md §5 case 4: stickiness. Client 2 flushes its neighbour table and
 /// re-ARPs five times: the same slave MAC every time, and no other
 /// client's assignment moves.
 #[test]
@@ -482,7 +485,7 @@ fn a_client_keeps_its_slave_when_it_re_arps() {
 }
 
 /// The server ARPs for `target` (a broadcast request). Every client that
-/// hears it points 198.18.0.1 at the request's sender MAC (spec §1.14);
+/// hears it points 198.18.0.1 at the request's sender MAC (docs/bonding.md §2.12);
 /// the agent must put every client back on its own slave within
 /// `BUDGET` (the kernel takes ~2 s). `moved` are the clients whose slave
 /// differs from the request's: their captures must show the request and,
@@ -550,7 +553,7 @@ fn server_arp_round(seed: &Seed, target: &str, moved: &[usize]) {
     eprintln!("all clients back on their slaves {settled:?} after the ping started");
 }
 
-/// Spec §5.1 tests 6-7, improved: a broadcast ARP request from the server
+/// docs/bonding.md §5 cases 6-7, improved: a broadcast ARP request from the server
 /// moves every listening client to its sender MAC; alb corrects them at
 /// once, not ~2 s later. First for an address no client has (198.18.0.99,
 /// dealt veth17: clients 2 and 4 move), then for client 4 itself after the

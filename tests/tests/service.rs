@@ -9,6 +9,10 @@
 //! of its own. Needs root, the `alb` binary (`cargo build -p alb-user`),
 //! ping, bpftool and systemd-analyze; run one test at a time
 //! (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
@@ -28,6 +32,7 @@ use alb_tests::{
     Lab,
     agent::{lock_held, pin_dir, socket_path, state_path},
     root::TempRoot,
+    wait_until,
 };
 use aya::maps::{Array, Map, MapData};
 use common::{
@@ -198,11 +203,16 @@ fn readiness_watchdog_and_stopping_reach_the_service_manager() {
     let command =
         Agent::command(&lab, &SLAVES).env("NOTIFY_SOCKET", &notify).env("WATCHDOG_USEC", "400000");
     let mut agent = Agent::start_command(&lab, &command);
-    thread::sleep(Duration::from_secs(2));
+    // Two seconds of feeds, with a client pinging meanwhile: its silences
+    // measure how long the machine itself stalled (the feeds' allowance).
+    let runs = pings::start_pings(&lab, &[1], Duration::from_secs(2), INTERVAL).finish();
     let running = manager.received();
     let exit = agent.stop();
     assert!(exit.success(), "{exit}");
-    thread::sleep(Duration::from_millis(200));
+    wait_until(Duration::from_secs(2), "STOPPING=1 to arrive", || {
+        Ok(manager.received().iter().any(|(_, t, _)| t.contains("STOPPING=1")))
+    })
+    .unwrap_or_else(|e| panic!("STOPPING=1 on SIGTERM: {e:#}: {:?}", manager.received()));
     let all = manager.received();
     let texts: Vec<&str> = all.iter().map(|(_, t, _)| t.as_str()).collect();
 
@@ -217,16 +227,19 @@ fn readiness_watchdog_and_stopping_reach_the_service_manager() {
     let feeds: Vec<Instant> =
         running.iter().filter(|(_, t, _)| t.contains("WATCHDOG=1")).map(|(at, _, _)| *at).collect();
     assert!(feeds.iter().all(|at| at >= ready_at), "no WATCHDOG=1 before READY=1: {texts:?}");
-    // About 10 in 2 s; fewer than 5 would let systemd's 400 ms timeout expire.
-    assert!(feeds.len() >= 5, "the watchdog is fed every 200 ms: {} feeds in 2 s", feeds.len());
-    for pair in feeds.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(gap < Duration::from_millis(400), "a feed gap of {gap:?} would trip the watchdog");
-    }
-    assert!(
-        all.iter().any(|(_, t, _)| t.contains("STOPPING=1")),
-        "STOPPING=1 on SIGTERM: {texts:?}"
+    // Fed every 200 ms: 16-18 before the stop. No gap reaches the 400 ms
+    // timeout but by a stall of the whole machine, which the client saw.
+    assert!(feeds.len() >= 2, "the watchdog is fed again and again: {texts:?}");
+    let allowed = Duration::from_millis(400) + pings::machine_stall(&[&runs[0]]);
+    let longest = feeds.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
+    println!(
+        "service: {} watchdog feeds before the stop, the longest gap {longest:?}",
+        feeds.len()
     );
+    assert!(longest < allowed, "a feed gap of {longest:?} would trip the watchdog: {texts:?}");
+    let stopping = all.iter().position(|(_, t, _)| t.contains("STOPPING=1"));
+    let last_feed = all.iter().rposition(|(_, t, _)| t.contains("WATCHDOG=1"));
+    assert!(stopping > last_feed, "STOPPING=1 comes after the last feed: {texts:?}");
 }
 
 /// Under systemd, standard error is the journal stream named in
@@ -350,13 +363,24 @@ fn the_unit_file_passes_systemd_analyze_verify() {
 fn a_new_master_has_its_mac_from_creation() {
     let lab = common::lab(1, 2);
     let mut monitor = lab.spawn(lab.srv(), &["ip", "-o", "monitor", "link"]).expect("ip monitor");
-    // ip monitor subscribes before it prints anything; give it that moment.
-    thread::sleep(Duration::from_millis(300));
+    // The monitor listens once it prints a change made after it started
+    // (it prints nothing else): the namespace's loopback gets a new alias
+    // until a message for it shows.
+    let mut probe = 0_u32;
+    wait_until(Duration::from_secs(5), "ip monitor to listen", || {
+        probe += 1;
+        lab.ip(lab.srv(), &["link", "set", "dev", "lo", "alias", &format!("probe{probe}")])?;
+        Ok(monitor.log().contains(": lo: "))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}:\n{}", monitor.log()));
     let mut agent = Agent::start(&lab);
-    thread::sleep(Duration::from_millis(300));
+    let master = format!(": {}@", lab.master());
+    wait_until(Duration::from_secs(2), "the master's link message", || {
+        Ok(monitor.log().contains(&master))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}:\n{}", monitor.log()));
     monitor.stop().expect("stop ip monitor");
     let events = monitor.log();
-    let master = format!(": {}@", lab.master());
     let first = events
         .lines()
         .find(|l| l.contains(&master))

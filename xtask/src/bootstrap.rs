@@ -24,6 +24,8 @@ pub(crate) const DEBIAN_PACKAGES: &[&str] = &[
     "ethtool",
     // systemd-analyze, which checks the unit file (tests/tests/service.rs).
     "systemd",
+    // promtool, which checks the shipped alert rules (tests/tests/metrics.rs).
+    "prometheus",
     // cargo xtask vm-test: the guests and their initramfs.
     "qemu-system-x86",
     "busybox-static",

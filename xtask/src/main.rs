@@ -8,6 +8,7 @@ mod demo_vms;
 mod lint;
 mod package;
 mod signals;
+mod suite;
 mod vm;
 
 use std::process::{Command, ExitCode};
@@ -74,7 +75,8 @@ enum Cmd {
     /// crate included.
     Lint,
     /// Lint (as `lint`), then run all tests (`cargo test --workspace
-    /// --exclude alb-ebpf`, one test at a time).
+    /// --exclude alb-ebpf`, one test at a time), then the seed, failover,
+    /// runtime and service tests again on the clsact hook.
     Test {
         /// Extra arguments for the test binaries (a filter, --nocapture),
         /// after `--`.
@@ -188,7 +190,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bootstrap::run()?;
             package::run()?;
         }
-        Cmd::Test { args } => return test(&args),
+        Cmd::Test { args } => return suite::run(&args),
         Cmd::Bench { quick, out, only, render, busy_share } => {
             bench::run(quick, out, only, render, busy_share)?
         }
@@ -270,9 +272,10 @@ fn print_lab(lab: &Lab) {
          nsenter --net=/var/run/netns/{c1} ping {SERVER_IP4}\n  \
          ip -n {c1} neigh                                  # the MAC the client learned\n  \
          nsenter --net=/var/run/netns/{srv} target/debug/alb status\n  \
-         bpftool map dump pinned /sys/fs/bpf/alb/{master}/ALB_CLIENTS\n  \
+         bpftool map dump pinned {pins}/ALB_CLIENTS\n  \
          cargo xtask lab down{}",
-        if default_ns { String::new() } else { format!(" --prefix {}", lab.prefix()) }
+        if default_ns { String::new() } else { format!(" --prefix {}", lab.prefix()) },
+        pins = alb_tests::agent::pin_dir(master).display(),
     );
 }
 
@@ -298,31 +301,6 @@ fn run_agent(ns: Option<String>, args: &[String]) -> Result<ExitCode> {
     };
     cmd.args(args);
     let status = signals::run_forwarding(cmd)?;
-    Ok(ExitCode::from(u8::try_from(signals::exit_code(status)).unwrap_or(1)))
-}
-
-fn test(args: &[String]) -> Result<ExitCode> {
-    bootstrap::run()?;
-    lint::run()?;
-    // The behaviour tests run the agent binary; `cargo test` builds only
-    // the library of alb-user (a dependency of the tests), not its binary.
-    cargo::build_agent(cargo::Profile::Debug)?;
-    // tests/tests/package.rs installs it, and upgrades from the package
-    // of an earlier commit (built once, then cached in target/package-at/).
-    package::run()?;
-    let previous = alb_tests::package::PREVIOUS_FORMAT_COMMIT;
-    eprintln!("xtask: the package of {previous} (for the upgrade test)");
-    alb_tests::package::package_at(&cargo::target_dir()?, previous)?;
-    let mut cargo = cargo::cargo();
-    // alb-ebpf is built for the BPF target only (by alb-user's build
-    // script, which also embeds it in the agent under test); it cannot be
-    // compiled for the host. Kernel-state tests must not run in parallel.
-    cargo
-        .args(["test", "--workspace", "--exclude", "alb-ebpf", "--", "--test-threads=1"])
-        .args(args)
-        .env("RUST_BACKTRACE", "1");
-    eprintln!("xtask: {}", alb_tests::cmd::describe(&cargo));
-    let status = cargo.status()?;
     Ok(ExitCode::from(u8::try_from(signals::exit_code(status)).unwrap_or(1)))
 }
 

@@ -23,6 +23,11 @@ pub(crate) const UNIT: &str = "lib/systemd/system/alb@.service";
 pub(crate) const MAN_PAGE: &str = "usr/share/man/man8/alb.8.gz";
 pub(crate) const EXAMPLE_CONFIG: &str = "usr/share/doc/alb/examples/alb.toml";
 const COPYRIGHT: &str = "usr/share/doc/alb/copyright";
+/// Prometheus alert rules and a Grafana dashboard for the agent's metrics.
+const MONITORING: [(&str, &str); 2] = [
+    ("prometheus/alb-rules.yml", "usr/share/doc/alb/examples/prometheus/alb-rules.yml"),
+    ("grafana/alb-dashboard.json", "usr/share/doc/alb/examples/grafana/alb-dashboard.json"),
+];
 const CONFIG_DIR: &str = "etc/alb";
 /// Each shell and where its completion script goes.
 const COMPLETIONS: [(&str, &str); 3] = [
@@ -50,6 +55,9 @@ pub(crate) fn run() -> Result<PathBuf> {
     install(&packaging.join("systemd/alb@.service"), &stage.join(UNIT), 0o644)?;
     install(&packaging.join("alb.toml"), &stage.join(EXAMPLE_CONFIG), 0o644)?;
     install(&packaging.join("debian/copyright"), &stage.join(COPYRIGHT), 0o644)?;
+    for (from, to) in MONITORING {
+        install(&packaging.join(from), &stage.join(to), 0o644)?;
+    }
     fs::create_dir_all(stage.join(CONFIG_DIR))?;
     let man = cmd::run(Command::new(&alb).arg("man"))?;
     write_gzip(&stage.join(MAN_PAGE), man.as_bytes())?;

@@ -1,5 +1,5 @@
 //! IPv6, beyond the kernel's mode 6 (which balances receive traffic for
-//! IPv4 only, spec §1.12): receive balancing through Neighbor Discovery,
+//! IPv4 only, docs/bonding.md §2.10): receive balancing through Neighbor Discovery,
 //! the analog of the ARP rules. The host's solicitations and
 //! advertisements about a client leave by the client's slave and carry
 //! that slave's MAC, so each client learns the MAC of its own slave; data

@@ -13,7 +13,7 @@ use crate::wire::{Mac, mac_eq};
 /// MAC) keep it on the active slave, which carries the master's MAC (as a
 /// bond's active slave does), and take the slave's own MAC on every other
 /// slave, so no switch sees one MAC on two ports. Frames with any other
-/// source (bridged or forwarded) are never rewritten (spec §1.13, App. A).
+/// source (bridged or forwarded) are never rewritten (docs/bonding.md §2.11).
 #[inline(always)]
 pub fn source_rewrite(
     from_master: bool,

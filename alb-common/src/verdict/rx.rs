@@ -1,6 +1,6 @@
 //! Receive: what a slave does with a frame the network delivered to it.
-//! Rules: spec §1.6 and §1.11 (balance-alb), plus failover acceptance
-//! (Appendix A): frames for a failed slave's MAC are taken on the active
+//! Rules: docs/bonding.md §2.9 (balance-alb), plus failover acceptance
+//! (§2.8, as alb improves it): frames for a failed slave's MAC are taken on the active
 //! slave instead of being dropped as PACKET_OTHERHOST. Beyond the kernel:
 //! unicast for a VM MAC (a bridged VM's, a macvlan's, learned from the
 //! frames it sends) is delivered whichever slave it arrives on.

@@ -1,5 +1,6 @@
 //! Transmit: which slave a frame the host sends on the master leaves by.
-//! Rules: spec §2.2 (balance-alb), with host ARP handled as in §1.4.
+//! Rules: docs/bonding.md §3.2 (balance-alb), with host ARP handled as in
+//! §2.3.
 //!
 //! The plan is computed straight from the frame, reading only the headers
 //! it needs: the BPF verifier copes badly with large parsed values.
@@ -103,7 +104,7 @@ pub fn tx_plan<F: Frame + ?Sized>(frame: &F, master_mac: &Mac, tag: Tag) -> TxPl
 
 /// Host ARP (sender = master MAC, request or reply) goes by client; any
 /// other ARP from the master's MAC (another sender, RARP) leaves unchanged
-/// by the active slave (spec §1.4 filters). A VM's ARP never gets here.
+/// by the active slave (docs/bonding.md §2.3's filters). A VM's ARP never gets here.
 #[inline(always)]
 fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac, vlan: u16) -> TxPlan {
     let op = arp.oper();
@@ -129,7 +130,7 @@ fn arp_plan(eth: &EthHdr, arp: &ArpHdr, master_mac: &Mac, vlan: u16) -> TxPlan {
 }
 
 /// Broadcast, limited broadcast and IGMP by the active slave; the rest,
-/// multicast data included, balanced (spec §2.2).
+/// multicast data included, balanced (docs/bonding.md §3.2).
 #[inline(always)]
 fn ipv4_plan(eth: &EthHdr, ip: &Ipv4Hdr, from_master: bool, vlan: u16) -> TxPlan {
     if mac_eq(&eth.dst, &BROADCAST_MAC)
@@ -221,8 +222,9 @@ mod tests {
         );
     }
 
+    /// docs/bonding.md §3.2.
     #[test]
-    fn ipv4_rules_of_spec_2_2() {
+    fn ipv4_is_balanced_as_bonding_balances_it() {
         let unicast = ipv4_frame(CLIENT, MASTER, SERVER_IP, CLIENT_IP, 6);
         assert_eq!(
             tx_plan(&unicast[..], &MASTER, Tag::default()),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use alb_common::wire::{Ipv4, Ipv6, Mac};
 use log::{debug, info, warn};
 
-use super::{Agent, Walk};
+use super::state::{Agent, Walk};
 use crate::{
     clients::collapse::Server,
     datapath::{ClientCursor, Event},
@@ -26,8 +26,8 @@ impl Agent {
     pub(super) fn on_datapath_event(&mut self, event: &Event) {
         match *event {
             Event::NewClient { key, slot, slave, mac } => {
-                if self.clients.learn(key, slot, mac) {
-                    self.summary.learned += 1;
+                if self.model.clients.learn(key, slot, mac) {
+                    self.report.summary.learned += 1;
                 }
                 debug!(
                     "client {} of {} dealt slot {slot} (slave {slave})",
@@ -36,16 +36,16 @@ impl Agent {
                 );
             }
             Event::ClientMacChanged { key, slot, mac } => {
-                let known = self.clients.get(&key).and_then(|(_, mac)| mac);
-                self.clients.set_mac(key, slot, mac);
+                let known = self.model.clients.get(&key).and_then(|(_, mac)| mac);
+                self.model.clients.set_mac(key, slot, mac);
                 if known.is_some_and(|old| old != mac) {
                     info!("client {} now at {}", ip(&key.client_ip), format_mac(&mac));
                     self.tell(slot, vec![(key, mac)], Vec::new());
                 }
             }
             Event::NewClient6 { key, slot, slave, mac, told } => {
-                if self.clients6.learn(key, slot, mac) {
-                    self.summary.learned += 1;
+                if self.model.clients6.learn(key, slot, mac) {
+                    self.report.summary.learned += 1;
                 }
                 debug!(
                     "client {} of {} dealt slot {slot} (slave {slave})",
@@ -60,15 +60,15 @@ impl Agent {
                 }
             }
             Event::ClientMacChanged6 { key, slot, mac } => {
-                let known = self.clients6.get(&key).and_then(|(_, mac)| mac);
-                self.clients6.set_mac(key, slot, mac);
+                let known = self.model.clients6.get(&key).and_then(|(_, mac)| mac);
+                self.model.clients6.set_mac(key, slot, mac);
                 if known.is_some_and(|old| old != mac) {
                     info!("client {} now at {}", ip6(&key.client_ip), format_mac(&mac));
                     self.tell(slot, Vec::new(), vec![(key, mac)]);
                 }
             }
             Event::HostArpBroadcast { server, target, slave, vlan } => {
-                if self.collapses.note((server, vlan), Instant::now()) {
+                if self.model.collapses.note((server, vlan), Instant::now()) {
                     // An announcement of the server address itself reached
                     // every client (of its VLAN); a request for one client
                     // came from that client's slave, whose clients heard
@@ -83,7 +83,7 @@ impl Agent {
             // decides.
             Event::ArpSeen { sender, sender_mac, vlan, .. } => {
                 debug!("ARP from {}{} reported", ip(&sender), in_vlan(vlan));
-                if self.clients.is_server(&(sender, vlan)) {
+                if self.model.clients.is_server(&(sender, vlan)) {
                     self.purge_foreign_claim((sender, vlan), sender_mac);
                 }
             }
@@ -97,8 +97,8 @@ impl Agent {
     /// locktime); the kernel waits ~2 s. `skip`: the target of the request
     /// and the slave whose MAC it carried, which need no correction.
     pub(super) fn correct_collapse(&self, server: Server, skip: Option<(Ipv4, u32)>) {
-        let slots = &self.slots;
-        let groups = self.clients.of_server(&server, |key, slot| {
+        let slots = &self.model.slots;
+        let groups = self.model.clients.of_server(&server, |key, slot| {
             skip.is_some_and(|(target, slave)| {
                 key.client_ip == target || slots.slave_of(slot) == slave
             })
@@ -121,7 +121,7 @@ impl Agent {
 
     /// Another host claims a server address (an ARP from it with a MAC that
     /// is none of ours): forget every client of that address, so no update
-    /// ever claims it for us again (spec §1.6).
+    /// ever claims it for us again (docs/bonding.md §2.4).
     fn purge_foreign_claim(&mut self, sender: Server, sender_mac: Mac) {
         let state = &self.set.state;
         let ours =
@@ -129,7 +129,7 @@ impl Agent {
         if ours || sender.0 == [0; 4] {
             return;
         }
-        let keys = self.clients.forget_server(&sender);
+        let keys = self.model.clients.forget_server(&sender);
         match self.datapath.forget_clients(&keys) {
             Ok(forgotten) => warn!(
                 "{}{} claimed by {}: forgot {forgotten} clients of that address",
@@ -152,25 +152,26 @@ impl Agent {
                 return;
             }
         };
-        let since = self.resynced.elapsed();
+        let since = self.resync.resynced.elapsed();
         let nearly = u64::from(self.options.max_clients) * 9 / 10;
-        let full = self.clients.len() as u64 >= nearly || self.clients6.len() as u64 >= nearly;
-        let due = (lost != self.events_lost && since >= RESYNC_SPACING)
+        let full =
+            self.model.clients.len() as u64 >= nearly || self.model.clients6.len() as u64 >= nearly;
+        let due = (lost != self.resync.events_lost && since >= RESYNC_SPACING)
             || (full && since >= FULL_TABLE_RESYNC);
-        if !due || self.walk.is_some() {
+        if !due || self.resync.walk.is_some() {
             return;
         }
-        self.start_walk(lost - self.events_lost, Vec::new());
-        self.events_lost = lost;
+        self.start_walk(lost - self.resync.events_lost, Vec::new());
+        self.resync.events_lost = lost;
     }
 
     /// Starts a walk of the kernel table; `lost`: events lost before it (0
     /// for an adoption); `then_tell`: slot moves whose clients are told
     /// once the walk has read them.
     pub(super) fn start_walk(&mut self, lost: u64, then_tell: Vec<(usize, u32)>) {
-        self.clients.begin_walk();
-        self.clients6.begin_walk();
-        self.walk = Some(Walk {
+        self.model.clients.begin_walk();
+        self.model.clients6.begin_walk();
+        self.resync.walk = Some(Walk {
             cursor: ClientCursor::default(),
             cursor6: ClientCursor::default(),
             started: Instant::now(),
@@ -183,46 +184,46 @@ impl Agent {
     /// milliseconds), so link events and signals never wait for a whole
     /// walk (two seconds at a million clients).
     pub(super) fn continue_walk(&mut self) {
-        let Some(walk) = self.walk.as_mut() else { return };
+        let Some(walk) = self.resync.walk.as_mut() else { return };
         let read = if walk.cursor.done() {
-            let clients6 = &mut self.clients6;
+            let clients6 = &mut self.model.clients6;
             self.datapath.next_clients6(&mut walk.cursor6, |key, entry| {
                 clients6.learn_entry(key, entry);
             })
         } else {
-            let clients = &mut self.clients;
+            let clients = &mut self.model.clients;
             self.datapath.next_clients(&mut walk.cursor, |key, entry| {
                 clients.learn_entry(key, entry);
             })
         };
         if let Err(error) = read {
             warn!("{error:#}");
-            self.walk = None;
+            self.resync.walk = None;
             return;
         }
         if walk.cursor.done() && walk.cursor6.done() {
-            let Some(walk) = self.walk.take() else { return };
-            let gone = self.clients.sweep() + self.clients6.sweep();
+            let Some(walk) = self.resync.walk.take() else { return };
+            let gone = self.model.clients.sweep() + self.model.clients6.sweep();
             let ms = walk.started.elapsed().as_millis();
-            if self.resynced_once {
+            if self.resync.resynced_once {
                 info!(
                     "client model read again from the data path ({} events lost meanwhile): \
                      {} clients, {gone} evicted, in {ms} ms",
                     walk.lost,
-                    self.clients.len() + self.clients6.len(),
+                    self.model.clients.len() + self.model.clients6.len(),
                 );
-            } else if self.adopted {
+            } else if self.resync.adopted {
                 info!(
                     "adopted the data path of an earlier agent: {} clients kept (read in {ms} ms)",
-                    self.clients.len() + self.clients6.len()
+                    self.model.clients.len() + self.model.clients6.len()
                 );
             }
             if !walk.then_tell.is_empty() {
                 let told = self.tell_slots(&walk.then_tell);
                 info!("{told} clients moved off slaves that went down meanwhile; telling them");
             }
-            self.resynced = Instant::now();
-            self.resynced_once = true;
+            self.resync.resynced = Instant::now();
+            self.resync.resynced_once = true;
         }
     }
 }

@@ -17,7 +17,10 @@ pub async fn down(master: &str) -> Result<()> {
     ensure_bpffs()?;
     let netlink = Netlink::connect()?;
     let pins = datapath::pin_dir(master);
-    let record = Undo::load(master)?;
+    let mut record = Undo::load(master)?;
+    if let Some(record) = &mut record {
+        record.claim_netns(master)?;
+    }
     let device = netlink.link_by_name(master).await?;
     let peer = netlink.link_by_name(&master::peer_name(master)).await?;
     if record.is_none() && !pins.exists() {

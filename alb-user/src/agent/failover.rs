@@ -39,16 +39,16 @@ impl Agent {
         let weights = self.weights();
         // Speeds are read again on every carrier change (a link may come
         // back at another speed).
-        self.slots.set_capacity(self.set.capacity());
-        let capacity = self.slots.capacity().clone();
+        self.model.slots.set_capacity(self.set.capacity());
+        let capacity = self.model.slots.capacity().clone();
         let (slot_moves, bucket_moves) = match transition.commit {
             Commit::Down => (
-                self.slots.move_off(&usable, &weights),
-                move_off(&self.buckets, &usable, &capacity),
+                self.model.slots.move_off(&usable, &weights),
+                move_off(&self.model.buckets, &usable, &capacity),
             ),
             Commit::Up => (
-                self.slots.even_out(&usable, &weights),
-                even_out(&self.buckets, &usable, &capacity),
+                self.model.slots.even_out(&usable, &weights),
+                even_out(&self.model.buckets, &usable, &capacity),
             ),
         };
         self.datapath.set_slots(&slot_moves)?;
@@ -57,7 +57,7 @@ impl Agent {
         let vms = self.move_vms(&slot_moves);
         self.datapath.set_buckets(&bucket_moves)?;
         for &(bucket, slave) in &bucket_moves {
-            self.buckets[bucket] = slave;
+            self.model.buckets[bucket] = slave;
         }
         let told = self.tell_slots(&slot_moves);
         let active = transition.active_after.map_or("none", |a| self.set.names[a].as_str());
@@ -66,7 +66,7 @@ impl Agent {
             Commit::Up => "up",
         };
         let took = started.elapsed();
-        self.transitions.record(transition.commit == Commit::Down, took.as_secs_f64());
+        self.report.transitions.record(transition.commit == Commit::Down, took.as_secs_f64());
         if let Some(early) = transition.early_ms {
             info!(
                 "making {name} the new active one {early} ms earlier: no slave was usable \
@@ -108,8 +108,14 @@ impl Agent {
     /// Clients of both families per slot: the weights slot moves are
     /// balanced by.
     pub(super) fn weights(&self) -> Vec<u32> {
-        let six = self.clients6.weights();
-        self.clients.weights().iter().zip(six).map(|(four, six)| four.saturating_add(six)).collect()
+        let six = self.model.clients6.weights();
+        self.model
+            .clients
+            .weights()
+            .iter()
+            .zip(six)
+            .map(|(four, six)| four.saturating_add(six))
+            .collect()
     }
 
     /// The port that announces the master's MAC besides its owner's: the
@@ -151,7 +157,7 @@ impl Agent {
                 }
             };
             let mac = &self.set.state.master_mac;
-            match self.announcer.rejoin(slave, (device, vlan), mac, source) {
+            match self.announce.announcer.rejoin(slave, (device, vlan), mac, source) {
                 Ok(sent) if sent.ipv4_groups + sent.ipv6_groups > 0 => debug!(
                     "reported {} IPv4 and {} IPv6 groups (VLAN {vlan}) through {}",
                     sent.ipv4_groups, sent.ipv6_groups, self.set.names[active]
@@ -170,8 +176,12 @@ impl Agent {
         for &(slot, _) in moves {
             let index = slot;
             let slot = u32::try_from(slot).unwrap_or(u32::MAX);
-            self.teller.moved(slot);
-            told += self.tell(slot, self.clients.of_slot(index), self.clients6.of_slot(index));
+            self.announce.teller.moved(slot);
+            told += self.tell(
+                slot,
+                self.model.clients.of_slot(index),
+                self.model.clients6.of_slot(index),
+            );
         }
         told
     }
@@ -185,12 +195,12 @@ impl Agent {
         clients: Vec<(ClientKey, Mac)>,
         clients6: Vec<(ClientKey6, Mac)>,
     ) -> usize {
-        let slave = self.slots.slave_of(slot as usize);
+        let slave = self.model.slots.slave_of(slot as usize);
         let Some(target) = self.set.state.usable_slave(slave) else { return 0 };
         let count = clients.len() + clients6.len();
-        self.teller.tell(Job {
+        self.announce.teller.tell(Job {
             slot,
-            generation: self.teller.generation(slot),
+            generation: self.announce.teller.generation(slot),
             slave_ifindex: target.ifindex,
             slave_mac: target.mac,
             clients,
@@ -200,7 +210,7 @@ impl Agent {
         count
     }
 
-    /// Bonding's periodic learning frames (spec §2.7): every usable slave
+    /// Bonding's periodic learning frames (docs/bonding.md §3.5): every usable slave
     /// with its own MAC, and the active slave with the master's MAC when
     /// that MAC's owner is down.
     pub(super) fn learning_frames(&self) {
@@ -218,11 +228,11 @@ impl Agent {
     /// VLAN), as bonding sends one per VLAN on the bond.
     pub(super) fn learn(&self, ifindex: u32, mac: &Mac) {
         let frame = learning_frame(mac);
-        let mut vlans = self.clients.vlans();
-        vlans.extend(self.clients6.vlans());
+        let mut vlans = self.model.clients.vlans();
+        vlans.extend(self.model.clients6.vlans());
         vlans.insert(0);
         for vlan in vlans {
-            if let Err(error) = self.announcer.send_tagged(ifindex, &frame, vlan) {
+            if let Err(error) = self.announce.announcer.send_tagged(ifindex, &frame, vlan) {
                 warn!("{error:#}");
             }
         }

@@ -5,9 +5,12 @@ use alb_common::{maps::MAX_SLAVES, wire::Mac};
 use anyhow::{Result, bail};
 use log::{info, warn};
 
-use super::{Agent, startup::check_slave};
+use super::{
+    Agent,
+    startup::{check_slave, used_by_alb_here},
+};
 use crate::{
-    datapath, ethtool, format_mac,
+    ethtool, format_mac,
     links::{Link, LinkReport},
     master,
     state::SlaveState,
@@ -98,24 +101,51 @@ impl Agent {
         reports
     }
 
-    /// `alb slave add`: checks the device like a start does, silences it,
-    /// attaches the receive program and deals it its share.
-    pub(super) async fn add_slave(&mut self, undo: &mut Undo, name: &str) -> Result<String> {
-        let master = self.options.master.clone();
+    /// Whether `name` can join now, checked against the live system before
+    /// anything changes: it exists, is Ethernet, is not the master, belongs
+    /// to no other master (alb's or the kernel's), takes the master's MTU,
+    /// and fits beside the slaves there are and `joining` others.
+    pub(super) async fn check_new_slave(&self, name: &str, joining: usize) -> Result<Link> {
+        let master = &self.options.master;
         if self.set.index_by_name(name).is_some() {
             bail!("{name} is already a slave of {master}");
         }
-        if name == master || name == master::peer_name(&master) {
+        if name == master || name == master::peer_name(master) {
             bail!("interface {name} is the master itself");
         }
-        if self.set.state.slaves.iter().filter(|s| s.ifindex != 0).count() >= MAX_SLAVES {
-            bail!("{master} has {MAX_SLAVES} slaves already");
+        let slaves = self.set.state.slaves.iter().filter(|s| s.ifindex != 0).count();
+        if slaves + joining >= MAX_SLAVES {
+            bail!("{master} would have more than {MAX_SLAVES} slaves");
         }
         let link = check_slave(&self.netlink, name).await?;
-        if datapath::used_by_alb(name) {
+        if used_by_alb_here(name)? {
             bail!("interface {name} is already a slave of another alb master");
         }
-        if let Err(error) = self.prepare_slave(undo, &link).await {
+        let mtu = self.master.link.mtu;
+        if !link.takes_mtu(mtu) {
+            let (min, max) = link.mtu_range;
+            bail!(
+                "interface {name} cannot take the MTU {mtu} of {master} (it accepts {} - {})",
+                min.unwrap_or(0),
+                max.unwrap_or(u32::MAX)
+            );
+        }
+        Ok(link)
+    }
+
+    /// `alb slave add`: checks the device like a start does, silences it,
+    /// attaches the receive program and deals it its share.
+    pub(super) async fn add_slave(&mut self, undo: &mut Undo, name: &str) -> Result<String> {
+        let link = self.check_new_slave(name, 0).await?;
+        self.enslave(undo, &link).await
+    }
+
+    /// Makes the checked device `link` a slave; a step that fails gives
+    /// the device back as it was.
+    pub(super) async fn enslave(&mut self, undo: &mut Undo, link: &Link) -> Result<String> {
+        let master = self.options.master.clone();
+        let name = link.name.as_str();
+        if let Err(error) = self.prepare_slave(undo, link).await {
             // Give the device back as it was: a refused add changes nothing.
             if let Err(detach) = self.datapath.detach_slave(name) {
                 warn!("{detach:#}");
@@ -162,13 +192,23 @@ impl Agent {
     }
 
     /// `alb slave del`: moves the slave's clients and buckets away, detaches
-    /// it and gives the device back as it was.
-    pub(super) async fn del_slave(&mut self, undo: &mut Undo, name: &str) -> Result<String> {
+    /// it and gives the device back as it was. Without `force` it refuses
+    /// to remove the last slave, or the last usable one.
+    pub(super) async fn del_slave(
+        &mut self,
+        undo: &mut Undo,
+        name: &str,
+        force: bool,
+    ) -> Result<String> {
+        let master = self.options.master.clone();
         let Some(index) = self.set.index_by_name(name) else {
-            bail!("{name} is not a slave of {}", self.options.master);
+            bail!("{name} is not a slave of {master}");
         };
+        if let Some(problem) = self.set.removal_problem(&[index], 0, false).filter(|_| !force) {
+            bail!("{problem} on {master}; `alb slave del --force {name}` removes it anyway");
+        }
         self.release_slave(undo, index).await?;
-        Ok(format!("{name} removed from {}", self.options.master))
+        Ok(format!("{name} removed from {master}"))
     }
 
     /// Takes slave `index` out (`alb slave del`, or its device was deleted):
@@ -183,7 +223,7 @@ impl Agent {
         }
         self.set.forget(index);
         // A removed slave is nobody's home any more.
-        self.slots.forget_home(u32::try_from(index)?);
+        self.model.slots.forget_home(u32::try_from(index)?);
         self.datapath.publish_slaves(&self.set.state)?;
         // A deleted device took its link with it; the pin may remain.
         if let Err(error) = self.datapath.detach_slave(&name) {

@@ -16,7 +16,7 @@ impl Agent {
         let traffic = self.datapath.slave_traffic()?;
         let mut clients = vec![0u64; self.set.state.slaves.len()];
         for (slot, count) in self.weights().into_iter().enumerate() {
-            let slave = self.slots.slave_of(slot) as usize;
+            let slave = self.model.slots.slave_of(slot) as usize;
             if let Some(clients) = clients.get_mut(slave) {
                 *clients += u64::from(count);
             }
@@ -32,6 +32,7 @@ impl Agent {
                 SlaveSample {
                     name: self.set.names[index].clone(),
                     link: self.set.has_carrier(index),
+                    mii_up: self.set.link_state(index) == "up",
                     usable: slave.up,
                     active: state.active == Some(index),
                     clients: clients[index],
@@ -43,15 +44,15 @@ impl Agent {
             })
             .collect();
         let reasons = self.datapath.reason_counts()?;
-        let counts = &self.teller.counts;
+        let counts = &self.announce.teller.counts;
         Ok(Snapshot {
             master: self.options.master.clone(),
             slaves,
             reasons: reasons.into_iter().map(|(reason, count)| (reason.name(), count)).collect(),
-            transitions: self.transitions.clone(),
+            transitions: self.report.transitions.clone(),
             updates_sent: counts.told.load(Relaxed),
             updates_failed: counts.failed.load(Relaxed),
-            clients: (self.clients.len() + self.clients6.len()) as u64,
+            clients: (self.model.clients.len() + self.model.clients6.len()) as u64,
             capacity: u64::from(self.options.max_clients),
             resident_bytes: metrics::resident_bytes(),
         })

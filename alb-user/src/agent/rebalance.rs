@@ -33,7 +33,7 @@ impl Agent {
         // What each slave sent outside the buckets (to clients, and the
         // active slave's broadcasts): its total minus its buckets.
         let mut in_buckets = vec![0u64; now.slaves.len()];
-        for (&slave, &bytes) in self.buckets.iter().zip(&load) {
+        for (&slave, &bytes) in self.model.buckets.iter().zip(&load) {
             if let Some(sum) = usize::try_from(slave).ok().and_then(|s| in_buckets.get_mut(s)) {
                 *sum += bytes;
             }
@@ -46,12 +46,18 @@ impl Agent {
             .map(|((n, l), b)| n.saturating_sub(*l).saturating_sub(*b))
             .collect();
         let usable = self.set.state.usable();
-        let moves =
-            rebalance_by_load(&self.buckets, &load, &baseline, &usable, self.slots.capacity(), 0.1);
+        let moves = rebalance_by_load(
+            &self.model.buckets,
+            &load,
+            &baseline,
+            &usable,
+            self.model.slots.capacity(),
+            0.1,
+        );
         if !moves.is_empty() {
             self.datapath.set_buckets(&moves)?;
             for &(bucket, slave) in &moves {
-                self.buckets[bucket] = slave;
+                self.model.buckets[bucket] = slave;
             }
             info!("rebalanced transmit load: {} buckets moved", moves.len());
         }

@@ -1,128 +1,17 @@
-//! Options changed at run time: SIGHUP re-reads the config file and
-//! applies what may change without a restart (slaves, primary, policy,
-//! delays, intervals); `alb set active`; and what `alb status` asks of the
-//! agent. None of it stops traffic: slaves come and go as `alb slave
-//! add|del` do, and a new active slave is a config write and a few
-//! learning frames.
+//! The active slave changed at run time (`alb set active`, a new primary
+//! or policy from a reload), and what `alb status` asks of the agent. A
+//! new active slave is a config write and a few learning frames.
 
 use anyhow::{Result, bail};
 use log::{info, warn};
 
-use super::{Agent, Options};
+use super::Agent;
 use crate::{
-    config,
+    control::{AgentInfo, AgentSlave},
     slaves::ActiveChange,
-    status::{AgentInfo, AgentSlave},
-    undo::Undo,
 };
 
 impl Agent {
-    /// SIGHUP: re-reads the config file the agent was started with. A file
-    /// with errors changes nothing (each is logged as `PATH:LINE: ...`);
-    /// options that need a restart are logged and keep their value.
-    pub(super) async fn reload(&mut self, undo: &mut Undo) {
-        let Some(source) = self.options.config.clone() else {
-            warn!("SIGHUP: the agent was started without a config file; nothing to re-read");
-            return;
-        };
-        let path = source.path.display().to_string();
-        let new = match config::load(&source) {
-            Ok(options) => options,
-            Err(errors) => {
-                warn!("{path} not reloaded, the running configuration stays:");
-                for error in errors {
-                    warn!("{error}");
-                }
-                return;
-            }
-        };
-        let old = self.options.clone();
-        let restart = [
-            ("master", old.master.clone(), new.master.clone()),
-            ("max_clients", old.max_clients.to_string(), new.max_clients.to_string()),
-        ];
-        for (key, was, now) in restart {
-            if was != now {
-                warn!("{path}: {key} {now} needs a restart to apply; it stays {was}");
-            }
-        }
-        let mut changed = Vec::new();
-        let current: Vec<String> =
-            self.set.names.iter().filter(|n| !n.is_empty()).cloned().collect();
-        // Added first: the set is never smaller than both old and new.
-        for name in new.slaves.iter().filter(|n| !current.contains(n)) {
-            match self.add_slave(undo, name).await {
-                Ok(text) => changed.push(text),
-                Err(error) => warn!("{path}: slave {name} not added: {error:#}"),
-            }
-        }
-        for name in current.iter().filter(|n| !new.slaves.contains(n)) {
-            match self.del_slave(undo, name).await {
-                Ok(text) => changed.push(text),
-                Err(error) => warn!("{path}: slave {name} not removed: {error:#}"),
-            }
-        }
-        if new.delays != self.set.delays() {
-            self.set.set_delays(new.delays);
-            changed.push(format!(
-                "updelay {} ms, downdelay {} ms",
-                new.delays.up_ms, new.delays.down_ms
-            ));
-        }
-        if new.primary_reselect != self.set.reselect() {
-            let change = self.set.set_reselect(new.primary_reselect);
-            changed.push(format!("primary_reselect {}", new.primary_reselect));
-            self.apply_active(change, "primary_reselect changed");
-        }
-        if new.primary.as_deref() != self.set.primary() {
-            let change = self.set.set_primary(new.primary.clone());
-            changed.push(format!("primary {}", new.primary.as_deref().unwrap_or("none")));
-            self.apply_active(change, "a new primary");
-        }
-        if new.lp_interval_s != old.lp_interval_s {
-            changed.push(format!("lp_interval {} s", new.lp_interval_s));
-        }
-        if new.rebalance_interval_s != old.rebalance_interval_s {
-            changed.push(format!("rebalance_interval {} s", new.rebalance_interval_s));
-        }
-        if new.vm_ageing_s != old.vm_ageing_s {
-            changed.push(format!("vm_ageing {} s", new.vm_ageing_s));
-        }
-        if new.client_sampling != old.client_sampling {
-            self.set.state.client_sampling = new.client_sampling;
-            match self.datapath.write_config(&self.set.state) {
-                Ok(()) => changed.push(format!("client_sampling {}", new.client_sampling)),
-                Err(error) => warn!("{path}: client_sampling not applied: {error:#}"),
-            }
-        }
-        // Checked before it is used, as at start: a remote address without
-        // metrics_allow_remote keeps the running endpoint.
-        let (mut listen, mut allow_remote) = (new.metrics_listen, new.metrics_allow_remote);
-        if let Err(error) = crate::metrics::check_listen(listen, allow_remote) {
-            warn!("{path}: {error:#}; the metrics endpoint stays as it is");
-            (listen, allow_remote) = (old.metrics_listen, old.metrics_allow_remote);
-        }
-        // Read once, when the agent stops: the running value is the one used.
-        if new.keep_datapath != old.keep_datapath {
-            warn!("{path}: keep_datapath {} needs a restart to apply", new.keep_datapath);
-        }
-        let slaves = self.set.names.iter().filter(|n| !n.is_empty()).cloned().collect();
-        self.options = Options {
-            master: old.master,
-            max_clients: old.max_clients,
-            keep_datapath: old.keep_datapath,
-            metrics_listen: listen,
-            metrics_allow_remote: allow_remote,
-            slaves,
-            ..new
-        };
-        if changed.is_empty() {
-            info!("{path} reloaded: nothing changed");
-        } else {
-            info!("{path} reloaded: {}", changed.join("; "));
-        }
-    }
-
     /// `alb set active IF`: bonding's `active_slave`.
     pub(super) fn set_active(&mut self, name: &str) -> Result<String> {
         let master = self.options.master.clone();
@@ -143,7 +32,7 @@ impl Agent {
     /// Publishes a new active slave: the data path takes broadcasts and the
     /// MACs of failed slaves on it (their learning frames follow it), and
     /// it announces the master's MAC when the owner cannot.
-    fn apply_active(&mut self, change: Option<ActiveChange>, why: &str) {
+    pub(super) fn apply_active(&mut self, change: Option<ActiveChange>, why: &str) {
         let Some(change) = change else { return };
         if let Err(error) = self.datapath.write_config(&self.set.state) {
             warn!("{error:#}");
@@ -198,28 +87,5 @@ impl Agent {
             slaves,
         };
         Ok(serde_json::to_string(&info)?)
-    }
-
-    /// A reload changed `metrics_listen` (from `old`): a server on the new
-    /// address, or none. The port is bound with the capabilities kept after
-    /// setup, so one below 1024 is refused (the old server then stays).
-    pub(super) fn rebind_metrics(
-        &mut self,
-        old: Option<std::net::SocketAddr>,
-        scrapes: &tokio::sync::mpsc::Sender<crate::metrics::Scrape>,
-    ) -> Result<Option<crate::metrics::Server>> {
-        let Some(addr) = self.options.metrics_listen else {
-            info!("metrics endpoint closed");
-            return Ok(None);
-        };
-        match crate::metrics::bind(addr)
-            .and_then(|l| crate::metrics::Server::start(l, scrapes.clone()))
-        {
-            Ok(server) => Ok(Some(server)),
-            Err(error) => {
-                self.options.metrics_listen = old;
-                Err(error.context("the metrics endpoint stays as it was"))
-            }
-        }
     }
 }

@@ -11,17 +11,17 @@ use anyhow::{Result, bail};
 use futures::Stream;
 
 use super::{
-    Agent, Options, Summary,
-    startup::{prepare_devices, primary_index},
+    startup::{prepare_devices, primary_index, used_by_alb_here},
+    state::{Agent, Announce, Model, Report, Resync},
 };
 use crate::{
     announce::{Announcer, worker::Teller},
     clients::{Clients, collapse::Collapses},
-    datapath::{self, Datapath},
+    config::Options,
+    datapath::{self, Datapath, layout},
     filters::Filters,
     links::{Link, LinkReport, Netlink},
     master,
-    metrics::Transitions,
     slaves::SlaveSet,
     undo::Undo,
 };
@@ -36,8 +36,8 @@ pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
         datapath::check_pins(&pins, options.max_clients)?;
     }
     for slave in &options.slaves {
-        let ours = adopting && pins.join("links").join(format!("rx-{slave}")).exists();
-        if !ours && datapath::used_by_alb(slave) {
+        let ours = adopting && layout::link_dir(&pins).join(layout::rx_record(slave)).exists();
+        if !ours && used_by_alb_here(slave)? {
             bail!("interface {slave} is already a slave of another alb master");
         }
     }
@@ -88,42 +88,47 @@ pub(super) async fn setup(
         master,
         set,
         datapath,
-        clients: Clients::with_capacity(usize::try_from(options.max_clients)?),
-        // Grown as IPv6 clients come: most hosts have few, and room for a
-        // million up front would cost memory for none.
-        clients6: Clients::default(),
-        slots,
-        buckets,
-        announcer: Announcer::new()?,
-        teller: Teller::start(CLIENT_SLOTS as usize)?,
-        collapses: Collapses::default(),
+        model: Model {
+            clients: Clients::with_capacity(usize::try_from(options.max_clients)?),
+            // Grown as IPv6 clients come: most hosts have few, and room for
+            // a million up front would cost memory for none.
+            clients6: Clients::default(),
+            slots,
+            buckets,
+            collapses: Collapses::default(),
+        },
+        resync: Resync {
+            events_lost: 0,
+            resynced: Instant::now(),
+            walk: None,
+            adopted: adopting,
+            resynced_once: !adopting,
+        },
+        announce: Announce {
+            announcer: Announcer::new()?,
+            teller: Teller::start(CLIENT_SLOTS as usize)?,
+            groups_reported_on: None,
+        },
         filters: Filters::new(!options.no_filter_sync),
-        groups_reported_on: None,
-        link_dir: pins.join("links"),
-        events_lost: 0,
-        resynced: Instant::now(),
-        walk: None,
-        adopted: adopting,
-        resynced_once: !adopting,
-        summary: Summary::default(),
-        transitions: Transitions::default(),
+        report: Report::default(),
+        link_dir: layout::link_dir(&pins),
     };
     // The kernel reported the groups through the first active slave itself.
-    agent.groups_reported_on = agent.set.state.active;
+    agent.announce.groups_reported_on = agent.set.state.active;
     if adopting {
         agent.adopt()?;
     } else {
-        agent.datapath.publish(&agent.set.state, agent.slots.slaves())?;
-        agent.buckets = agent.datapath.buckets()?;
+        agent.datapath.publish(&agent.set.state, agent.model.slots.slaves())?;
+        agent.model.buckets = agent.datapath.buckets()?;
         // The data path deals buckets in turn; slaves of different speeds
         // get shares by speed.
-        let moves = even_out(&agent.buckets, &usable, agent.slots.capacity());
+        let moves = even_out(&agent.model.buckets, &usable, agent.model.slots.capacity());
         agent.datapath.set_buckets(&moves)?;
         for (bucket, slave) in moves {
-            agent.buckets[bucket] = slave;
+            agent.model.buckets[bucket] = slave;
         }
     }
-    agent.events_lost = agent.datapath.events_lost()?;
+    agent.resync.events_lost = agent.datapath.events_lost()?;
     if !agent.set.any_up() {
         netlink.set_up(agent.master.peer.index, false).await?;
     }
@@ -145,12 +150,12 @@ impl Agent {
         for (bucket, slave) in remap(&buckets, &old_ifindex, &new_ifindex) {
             buckets[bucket] = slave;
         }
-        self.slots = Slots::adopt(self.datapath.slots()?);
-        self.slots.set_capacity(self.set.capacity());
-        self.slots.remap(&old_ifindex, &new_ifindex);
+        self.model.slots = Slots::adopt(self.datapath.slots()?);
+        self.model.slots.set_capacity(self.set.capacity());
+        self.model.slots.remap(&old_ifindex, &new_ifindex);
         let all = |table: &[u32]| table.iter().copied().enumerate().collect::<Vec<_>>();
         self.datapath.set_buckets(&all(&buckets))?;
-        self.datapath.set_slots(&all(self.slots.slaves()))?;
+        self.datapath.set_slots(&all(self.model.slots.slaves()))?;
         self.datapath.publish_slaves(&self.set.state)?;
 
         let usable = self.set.state.usable();
@@ -158,10 +163,10 @@ impl Agent {
             buckets[bucket] = slave;
         }
         self.datapath.set_buckets(&all(&buckets))?;
-        self.buckets = buckets;
+        self.model.buckets = buckets;
         // Clients per slot are not known before the table is read: the
         // slots of a slave that went down are spread by count.
-        let moved = self.slots.move_off(&usable, &[]);
+        let moved = self.model.slots.move_off(&usable, &[]);
         self.datapath.set_slots(&moved)?;
         // The table is read as a walk over the loop's first turns (a
         // million clients take two seconds: signals must not wait); the

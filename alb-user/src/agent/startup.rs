@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use log::info;
 
-use super::Options;
+use crate::config::Options;
 use crate::{
     RUN_DIR, datapath,
     links::{Link, Netlink},
@@ -65,10 +65,32 @@ pub(super) async fn check_slave(netlink: &Netlink, name: &str) -> Result<Link> {
     if matches!(link.kind.as_deref(), Some("bridge" | "bond" | "team")) {
         bail!("interface {name} is a {} and cannot be a slave", link.kind.unwrap_or_default());
     }
+    if !link.ethernet {
+        bail!("interface {name} is not an Ethernet device and cannot be a slave");
+    }
     if link.mac.is_none_or(|mac| !alb_common::wire::is_valid_unicast(&mac)) {
         bail!("interface {name} has no Ethernet address and cannot be a slave");
     }
     Ok(link)
+}
+
+/// Whether an alb receive program already runs on `device` in this
+/// network namespace. TCX answers for this namespace's device itself; a
+/// clsact record names only a device name, so it counts when its master's
+/// undo record was made in this namespace (or names none: an older agent's).
+pub(super) fn used_by_alb_here(device: &str) -> Result<bool> {
+    let (tcx, clsact) = datapath::alb_users(device);
+    if tcx || clsact.is_empty() {
+        return Ok(tcx);
+    }
+    let here = crate::undo::current_netns()?;
+    for master in clsact {
+        let there = Undo::load(&master).ok().flatten().and_then(|record| record.netns);
+        if there.is_none_or(|there| there == here) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// One agent per master: an exclusive lock on /run/alb/<master>.lock, held

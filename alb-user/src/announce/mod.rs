@@ -171,7 +171,7 @@ impl AsRef<[u8]> for Outgoing {
 
 /// The frame of `form` that tells a client that the server IP is at
 /// `slave_mac`: the gratuitous form is applied at once by Linux clients,
-/// whatever their ARP locktime; the kernel's RLB form (spec §1.7) serves
+/// whatever their ARP locktime; the kernel's RLB form (docs/bonding.md §2.5) serves
 /// clients that ignore gratuitous ARP. Tagged with the client's VLAN.
 pub fn client_update(
     form: UpdateForm,

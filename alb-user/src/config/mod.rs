@@ -4,13 +4,14 @@
 //!
 //! [`Settings`] is the one list of options: each field is a command-line
 //! flag (clap) and a file key (serde) at once, `None` when not given, so a
-//! new option is one field here (and its use in [`agent::Options`]).
+//! new option is one field here (and its use in [`Options`]).
 //! [`file`] reads a file and says where each key is, [`validate`] says
 //! what is wrong with a set of options, key by key; this module puts the
 //! two sources together and words each problem after its source
 //! (`--lp-interval: ...` or `PATH:LINE: ...`).
 
 pub mod file;
+mod options;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +24,7 @@ use alb_common::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use self::validate::Problem;
-use crate::agent::Options;
+pub use self::{options::Options, validate::Problem};
 
 /// Where `alb run` looks for `<master>.toml` when no `--config` is given.
 pub const DEFAULT_DIR: &str = "/etc/alb";
@@ -91,9 +91,6 @@ pub struct Settings {
     /// Allow metrics_listen on an address other hosts can reach.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub metrics_allow_remote: Option<bool>,
-    /// Test switch: leave the slaves' receive filters alone.
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
-    pub no_filter_sync: Option<bool>,
 }
 
 /// Bonding's `primary_reselect` as the command line and the file spell it.
@@ -170,7 +167,8 @@ impl Settings {
             keep_datapath: self.keep_datapath.unwrap_or(false),
             metrics_listen: self.metrics_listen,
             metrics_allow_remote: self.metrics_allow_remote.unwrap_or(false),
-            no_filter_sync: self.no_filter_sync.unwrap_or(false),
+            // A test switch of the command line only (`alb run --no-filter-sync`).
+            no_filter_sync: false,
             config: None,
         })
     }

@@ -154,3 +154,54 @@ fn flags_are_named_after_keys() {
     assert_eq!(flag("slaves"), "--iface");
     assert_eq!(flag("primary_reselect"), "--primary-reselect");
 }
+
+/// Every key of the file in its bad forms (issue 20's table of bad input):
+/// each is one error, on its line, that says what is wrong with it. A file
+/// `alb config check` passes is one a start takes.
+#[test]
+fn every_key_in_its_bad_forms_is_one_error_on_its_line() {
+    let cases: &[(&str, &str)] = &[
+        ("master = 7", "master: invalid type"),
+        ("master = \"averyveryverylong\"", "must have 1 to 14 characters"),
+        ("master = \"a/b\"", "not a valid interface name"),
+        ("slaves = \"eth0\"", "slaves: invalid type"),
+        ("slaves = []", "no slaves"),
+        ("slaves = [\"eth0\", 3]", "slaves: invalid type"),
+        ("slaves = [\"eth0\", \"e th1\"]", "not a valid interface name"),
+        ("max_clients = -1", "max_clients: invalid value"),
+        ("max_clients = 0", "max_clients must be at least 1"),
+        ("updelay = -5", "updelay: invalid value"),
+        ("updelay = 2147483648", "updelay 2147483648 is out of range"),
+        ("downdelay = \"x\"", "downdelay: invalid type"),
+        ("downdelay = 2147483648", "downdelay 2147483648 is out of range"),
+        ("primary = 1", "primary: invalid type"),
+        ("primary = \"eth9\"", "primary eth9 is not one of the slaves"),
+        ("primary_reselect = \"sometimes\"", "unknown variant `sometimes`"),
+        ("lp_interval = 0", "lp_interval 0 is out of range"),
+        ("lp_interval = true", "lp_interval: invalid type"),
+        ("rebalance_interval = 1.5", "rebalance_interval: invalid type"),
+        ("vm_ageing = 0", "vm_ageing 0 is out of range"),
+        ("client_sampling = 0", "client_sampling 0 is out of range"),
+        ("client_sampling = 4294967296", "client_sampling: invalid value"),
+        ("keep_datapath = \"yes\"", "keep_datapath: invalid type"),
+        ("metrics_listen = \"localhost\"", "metrics_listen: invalid socket address"),
+        ("metrics_listen = \"198.18.0.1:9464\"", "is not a loopback address"),
+        ("metrics_allow_remote = true", "needs metrics_listen"),
+        ("metrics_allow_remote = 1", "metrics_allow_remote: invalid type"),
+        ("no_filter_sync = true", "unknown key `no_filter_sync`"),
+        ("colour = 1", "unknown key `colour`"),
+    ];
+    for (bad, says) in cases {
+        let (text, line) = if bad.starts_with("slaves") {
+            (format!("{bad}\n"), 1)
+        } else {
+            (format!("slaves = [\"eth0\"]\n{bad}\n"), 2)
+        };
+        let errors = file::check(&text);
+        let found: Vec<(usize, &str)> =
+            errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(errors.len(), 1, "{bad:?}: one error, not {found:#?}");
+        assert_eq!(errors[0].line, line, "{bad:?}: on its line: {found:#?}");
+        assert!(errors[0].message.contains(says), "{bad:?} should say {says:?}: {found:#?}");
+    }
+}

@@ -66,6 +66,18 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
             ));
         }
     }
+    // As a start checks it: a file `alb config check` passes must start.
+    if let Err(error) = crate::metrics::check_listen(
+        settings.metrics_listen,
+        settings.metrics_allow_remote.unwrap_or(false),
+    ) {
+        let key = if settings.metrics_listen.is_some() {
+            "metrics_listen"
+        } else {
+            "metrics_allow_remote"
+        };
+        problems.push(Problem::new(key, format!("{error:#}")));
+    }
     if let Some(primary) = &settings.primary {
         let slaves = settings.slaves.as_deref().unwrap_or_default();
         if !slaves.contains(primary) {

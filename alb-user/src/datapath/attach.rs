@@ -2,16 +2,22 @@
 //! receive program to each slave's ingress, each attachment recorded under
 //! the pin directory so the data path outlives the agent.
 //!
-//! Two hooks, chosen by a probe of the running kernel (not its version):
+//! Two hooks, chosen by a probe of the running kernel (not its version),
+//! or by the developer switch `ALB_HOOK` ([`probe::HOOK_VAR`]):
 //! - **TCX** (Linux >= 6.6): BPF links, pinned as `links/<name>`; a new
 //!   agent takes one over by replacing its program atomically.
-//! - **clsact** (older kernels): a `cls_bpf` filter, direct action, at a
+//! - **clsact** (older kernels, or `ALB_HOOK=clsact`): a `cls_bpf` filter, direct action, at a
 //!   fixed priority and handle ([`PRIORITY`], [`HANDLE`]) on a clsact qdisc
 //!   (added if missing, kept if it was there). bpffs holds only BPF objects
 //!   and directories, so the record is an empty directory `links/<name>`; a
 //!   new agent replaces the filter in place (same priority and handle: the
 //!   kernel swaps the program under a live filter), and removing the
 //!   record ([`remove_records`], [`detach_slave`]) deletes the filter.
+//!
+//! The records say which hook each attachment uses, so an adopting agent,
+//! `alb down` and `alb status` follow them whatever the switch says: a
+//! record is taken over with its own hook; only new attachments use the
+//! hook of this agent.
 
 use std::{
     fs,
@@ -32,7 +38,11 @@ use aya::{
 };
 use log::info;
 
-use super::{pins::BPFFS, probe, program, query};
+use super::{
+    layout::{self, Record},
+    probe::{self, Hook},
+    program, query,
+};
 
 /// The tc priority of alb's filters on kernels without TCX (lower runs
 /// first; `tc` numbers its own filters from 49152 down).
@@ -40,12 +50,44 @@ pub(super) const PRIORITY: u16 = 0x0a1b;
 /// The tc handle of alb's filters.
 pub(super) const HANDLE: TcHandle = TcHandle::new(0, 0x0a1b);
 
-/// The agent's own handles on its links. While it holds them, removing
-/// the pins (by mistake) does not detach the programs; dropping them after
-/// the pins are gone does. clsact filters have no handle to hold (`None`).
+/// The agent's own hold on its attachments, by record name. While it
+/// holds them, removing the pins (by mistake) does not detach the
+/// programs; letting go of them after the pins are gone does, on either
+/// hook.
 #[derive(Default)]
 pub(super) struct Links {
-    held: std::collections::HashMap<String, Option<FdLink>>,
+    held: std::collections::HashMap<String, Held>,
+}
+
+/// The agent's hold on one attachment.
+enum Held {
+    /// A TCX link: the kernel detaches it when its pin and its last
+    /// handle are gone.
+    Tcx(#[expect(dead_code, reason = "held for its drop")] FdLink),
+    /// A clsact filter, which nothing in the kernel holds.
+    Clsact(#[expect(dead_code, reason = "held for its drop")] ClsactFilter),
+}
+
+/// A clsact filter this agent attached or took over. Dropped once its
+/// record is gone (the pins removed under a running agent), it deletes
+/// the filter, as the kernel detaches a TCX link whose pin and handle are
+/// gone; with its record there (a stop that keeps the data path, or one
+/// whose undo already deleted it) it does nothing.
+struct ClsactFilter {
+    record: PathBuf,
+    device: String,
+    direction: TcAttachType,
+}
+
+impl Drop for ClsactFilter {
+    fn drop(&mut self) {
+        if fs::symlink_metadata(&self.record).is_ok() {
+            return;
+        }
+        if let Err(error) = delete_filter(&self.device, self.direction) {
+            log::warn!("{error:#}");
+        }
+    }
 }
 
 /// Attaches the transmit program to the master's egress and the receive
@@ -63,13 +105,19 @@ pub(super) fn attach(
     for slave in slaves {
         attach_slave(ebpf, slave, dir, &mut links)?;
     }
-    let tx = attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, "tx")?;
-    if dir.is_some() {
-        links.held.insert("tx".to_owned(), tx);
+    if let Some(held) =
+        attach_one(ebpf, programs::TX, master, TcAttachType::Egress, dir, layout::TX_RECORD)?
+    {
+        links.held.insert(layout::TX_RECORD.to_owned(), held);
     }
+    let features = probe::probe();
     info!(
         "programs attached through {}",
-        if probe::tcx() { "tcx" } else { "clsact (no TCX on this kernel)" }
+        match (features.hook(), features.tcx) {
+            (Hook::Tcx, _) => "tcx",
+            (Hook::Clsact, true) => "clsact (ALB_HOOK=clsact)",
+            (Hook::Clsact, false) => "clsact (no TCX on this kernel)",
+        }
     );
     if let Some(dir) = dir {
         // Receive links of devices that are no longer slaves: unpinning
@@ -92,10 +140,9 @@ pub(super) fn attach_slave(
     dir: Option<&Path>,
     links: &mut Links,
 ) -> Result<()> {
-    let pin = format!("rx-{slave}");
-    let link = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)?;
-    if dir.is_some() {
-        links.held.insert(pin, link);
+    let pin = layout::rx_record(slave);
+    if let Some(held) = attach_one(ebpf, programs::RX, slave, TcAttachType::Ingress, dir, &pin)? {
+        links.held.insert(pin, held);
     }
     Ok(())
 }
@@ -103,7 +150,7 @@ pub(super) fn attach_slave(
 /// Detaches the receive program from a removed slave: its record goes,
 /// then the agent's handle.
 pub(super) fn detach_slave(slave: &str, dir: &Path, links: &mut Links) -> Result<()> {
-    let pin = format!("rx-{slave}");
+    let pin = layout::rx_record(slave);
     let removed = remove_record(&dir.join(&pin));
     drop(links.held.remove(&pin));
     removed
@@ -130,8 +177,10 @@ pub(super) fn remove_records(dir: &Path) -> Result<()> {
 /// left), or a clsact record with its filter.
 fn remove_record(path: &Path) -> Result<()> {
     if path.is_dir() {
-        if let Some((device, direction)) = record_target(path) {
-            delete_filter(&device, direction)?;
+        match layout::record(path) {
+            Some(Record::Rx { slave }) => delete_filter(&slave, TcAttachType::Ingress)?,
+            Some(Record::Tx { master }) => delete_filter(&master, TcAttachType::Egress)?,
+            None => {}
         }
         return match fs::remove_dir(path) {
             Err(error) if error.kind() != ErrorKind::NotFound => {
@@ -146,21 +195,6 @@ fn remove_record(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// The device and direction a record stands for: `rx-<slave>` is that
-/// slave's ingress, `tx` the egress of the master (the name of the pin
-/// directory that holds `links/`).
-fn record_target(path: &Path) -> Option<(String, TcAttachType)> {
-    let name = path.file_name()?.to_str()?;
-    if let Some(slave) = name.strip_prefix("rx-") {
-        return Some((slave.to_owned(), TcAttachType::Ingress));
-    }
-    if name == "tx" {
-        let master = path.parent()?.parent()?.file_name()?.to_str()?;
-        return Some((master.to_owned(), TcAttachType::Egress));
-    }
-    None
 }
 
 /// Deletes alb's filter (fixed priority and handle) from a device; a
@@ -184,28 +218,44 @@ fn delete_filter(device: &str, direction: TcAttachType) -> Result<()> {
     }
 }
 
-/// Whether an alb receive program is already attached to `device` (by
-/// another master): one device cannot be the slave of two masters. TCX is
-/// asked which programs run there ([`query`], as the agent may after it
-/// dropped its capabilities); clsact filters are known by the records of
-/// every master.
-pub fn used_by_alb(device: &str) -> bool {
-    let tcx = nix::net::if_::if_nametoindex(device).is_ok_and(query::tcx_runs_alb_rx);
-    tcx || clsact_records(device).iter().any(|record| record.is_dir())
+/// The hook of the transmit attachment recorded under a master's pin
+/// directory (`links/tx`: a directory is a clsact filter, a pin a TCX
+/// link); none if unrecorded.
+pub fn recorded_hook(pins: &Path) -> Option<Hook> {
+    let record = layout::link_dir(pins).join(layout::TX_RECORD);
+    let meta = fs::symlink_metadata(&record).ok()?;
+    Some(if meta.is_dir() { Hook::Clsact } else { Hook::Tcx })
 }
 
-/// `<bpffs>/alb/*/links/rx-<device>` of every master.
+/// The alb receive programs attached to `device` (by another master): one
+/// device cannot be the slave of two masters. TCX is asked which programs
+/// run there ([`query`], as the agent may after it dropped its
+/// capabilities): whether one does. clsact filters are known by the
+/// records of every master, whatever network namespace it runs in: the
+/// masters that have a record for a device of that name (the caller tells
+/// which of them live in its namespace).
+pub fn alb_users(device: &str) -> (bool, Vec<String>) {
+    let tcx = nix::net::if_::if_nametoindex(device).is_ok_and(query::tcx_runs_alb_rx);
+    let clsact = clsact_records(device)
+        .iter()
+        .filter(|record| record.is_dir())
+        .filter_map(|record| layout::master_of(record))
+        .collect();
+    (tcx, clsact)
+}
+
+/// The receive record of `device` in every master's links directory.
 fn clsact_records(device: &str) -> Vec<PathBuf> {
-    let Ok(masters) = fs::read_dir(Path::new(BPFFS).join("alb")) else { return Vec::new() };
-    masters
-        .filter_map(Result::ok)
-        .map(|m| m.path().join("links").join(format!("rx-{device}")))
+    let record = layout::rx_record(device);
+    layout::every_link_dir()
+        .into_iter()
+        .map(|links| links.join(&record))
         .filter(|p| p.exists())
         .collect()
 }
 
 /// Attaches one program, recorded in `dir` (taking over an existing
-/// record); returns the agent's handle on the link when it is a TCX link.
+/// record); returns the agent's hold on it when it is recorded.
 fn attach_one(
     ebpf: &mut Ebpf,
     name: &str,
@@ -213,13 +263,13 @@ fn attach_one(
     direction: TcAttachType,
     dir: Option<&Path>,
     pin: &str,
-) -> Result<Option<FdLink>> {
+) -> Result<Option<Held>> {
     let program = program(ebpf, name)?;
     let context = || format!("cannot attach {name} to {device} {direction:?}");
     let Some(dir) = dir else {
         // Unrecorded (tests): the object keeps the link and detaches it
         // when it is dropped.
-        if probe::tcx() {
+        if probe::hook() == Hook::Tcx {
             let options = TcAttachOptions::TcxOrder(LinkOrder::default());
             program.attach_with_options(device, direction, options).with_context(context)?;
         } else {
@@ -229,10 +279,17 @@ fn attach_one(
         return Ok(None);
     };
     let path = dir.join(pin);
+    let filter = |record: &Path| {
+        Some(Held::Clsact(ClsactFilter {
+            record: record.to_owned(),
+            device: device.to_owned(),
+            direction,
+        }))
+    };
     if path.is_dir() {
         // A clsact filter an earlier agent left: replace its program in place.
         clsact_replace(program, device, direction).with_context(context)?;
-        return Ok(None);
+        return Ok(filter(&path));
     }
     let link = match PinnedLink::from_pin(&path) {
         Ok(old) => {
@@ -245,7 +302,7 @@ fn attach_one(
         Err(LinkError::SyscallError(SyscallError { io_error, .. }))
             if io_error.kind() == ErrorKind::NotFound =>
         {
-            if !probe::tcx() {
+            if probe::hook() == Hook::Clsact {
                 // The record first: an undo after a crash in between still
                 // finds the filter.
                 fs::create_dir(&path)
@@ -256,7 +313,7 @@ fn attach_one(
                     }
                     return Err(error).with_context(context);
                 }
-                return Ok(None);
+                return Ok(filter(&path));
             }
             let options = TcAttachOptions::TcxOrder(LinkOrder::default());
             let id =
@@ -266,7 +323,7 @@ fn attach_one(
         }
         Err(error) => return Err(error).with_context(|| format!("cannot open {}", path.display())),
     };
-    Ok(Some(link))
+    Ok(Some(Held::Tcx(link)))
 }
 
 fn netlink() -> TcAttachOptions {

@@ -6,6 +6,7 @@ mod attach;
 mod batch;
 mod counters;
 mod events;
+pub mod layout;
 mod pins;
 mod probe;
 mod query;
@@ -30,11 +31,12 @@ use aya::{
 };
 
 pub use self::{
-    attach::used_by_alb,
+    attach::{alb_users, recorded_hook},
     batch::Cursor as ClientCursor,
     events::{DRAIN_PERIOD, Event, Events},
-    pins::{BPFFS, check_pins, has_pinned_state, pin_dir, remove_pins},
-    probe::{Features, check as check_kernel, probe as probe_kernel},
+    layout::{BPFFS, pin_dir},
+    pins::{check_pins, has_pinned_state, remove_pins},
+    probe::{Features, HOOK_VAR, Hook, check as check_kernel, probe as probe_kernel},
     read::Maps,
 };
 use crate::state::State;
@@ -93,7 +95,7 @@ impl Datapath {
                 .set(index, &fd, 0)
                 .with_context(|| format!("cannot put {name} in {}", names::PROGS))?;
         }
-        let link_dir = pins.map(|dir| dir.join("links"));
+        let link_dir = pins.map(layout::link_dir);
         Ok(Self { ebpf, links: attach::Links::default(), link_dir })
     }
 

@@ -1,10 +1,7 @@
 //! Where the maps and links are pinned, and whether pins found there can be
 //! adopted by this agent.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::{fs, path::Path};
 
 use alb_common::{
     maps::{
@@ -17,13 +14,7 @@ use alb_common::{
 use anyhow::{Context as _, Result, bail};
 use aya::maps::{Array, MapData};
 
-/// Where bpffs is mounted.
-pub const BPFFS: &str = "/sys/fs/bpf";
-
-/// `/sys/fs/bpf/alb/<master>`: the pins of one master's maps.
-pub fn pin_dir(master: &str) -> PathBuf {
-    Path::new(BPFFS).join("alb").join(master)
-}
+use super::layout;
 
 /// The shape each pinned map must have to be adopted by this agent:
 /// (name, key size, value size, entries).
@@ -92,10 +83,10 @@ pub fn check_pins(dir: &Path, max_clients: u32) -> Result<()> {
 }
 
 /// Removes the pin directory of a master (maps of an earlier run), and
-/// `/sys/fs/bpf/alb` with it when no other master is left.
+/// the directory of every master's pins with it when no other is left.
 pub fn remove_pins(dir: &Path) -> Result<()> {
     // clsact filters are not BPF objects: unpinning does not remove them.
-    let records = super::attach::remove_records(&dir.join("links"));
+    let records = super::attach::remove_records(&layout::link_dir(dir));
     match fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}

@@ -2,11 +2,50 @@
 //! version: TCX (Linux >= 6.6), clsact with cls_bpf (the fallback), BTF
 //! and the BPF ring buffer. [`check`] refuses a kernel alb cannot use with
 //! one line naming its release and the missing feature.
+//!
+//! The hook is TCX where the kernel has it, else clsact; the developer
+//! switch [`HOOK_VAR`] (`ALB_HOOK=clsact`) picks clsact where TCX exists,
+//! so the suite runs the hook of kernels before 6.6 on any host.
 
 use std::{os::fd::FromRawFd as _, path::Path, sync::OnceLock};
 
 use anyhow::{Result, bail};
 use aya::maps::MapType;
+
+/// The environment variable that picks the hook (`tcx` or `clsact`;
+/// unset or empty: TCX where the kernel has it). A developer switch, not an
+/// option: it is read once, by every `alb` command alike, and no config
+/// file or reload can change it.
+pub const HOOK_VAR: &str = "ALB_HOOK";
+
+/// How the programs are attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// BPF links (Linux >= 6.6).
+    Tcx,
+    /// `cls_bpf` filters on a clsact qdisc.
+    Clsact,
+}
+
+impl Hook {
+    /// `tcx` or `clsact`, as [`HOOK_VAR`] and `alb status` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcx => "tcx",
+            Self::Clsact => "clsact",
+        }
+    }
+
+    /// The hook a [`HOOK_VAR`] value names; `None` for no choice.
+    fn parse(value: &str) -> Result<Option<Self>, String> {
+        match value {
+            "" => Ok(None),
+            "tcx" => Ok(Some(Self::Tcx)),
+            "clsact" => Ok(Some(Self::Clsact)),
+            other => Err(other.to_owned()),
+        }
+    }
+}
 
 /// What [`probe`] found.
 #[derive(Clone, Debug)]
@@ -14,9 +53,27 @@ pub struct Features {
     /// `uname -r`.
     pub release: String,
     pub tcx: bool,
-    pub clsact: bool,
+    /// Whether clsact with cls_bpf is there; `None` when it was not
+    /// probed: the kernel has TCX (the probe may read /proc/kallsyms,
+    /// which takes a few hundred ms).
+    pub clsact: Option<bool>,
     pub btf: bool,
     pub ring_buffer: bool,
+    /// The hook [`HOOK_VAR`] asks for: none, one, or a value that names
+    /// none (refused by [`check`]).
+    pub requested: Result<Option<Hook>, String>,
+}
+
+impl Features {
+    /// The hook the programs are attached with: the one asked for, else
+    /// TCX where the kernel has it.
+    pub fn hook(&self) -> Hook {
+        match self.requested {
+            Ok(Some(hook)) => hook,
+            _ if self.tcx => Hook::Tcx,
+            _ => Hook::Clsact,
+        }
+    }
 }
 
 /// Probes the kernel (once; later calls return the same answer).
@@ -25,25 +82,32 @@ pub fn probe() -> &'static Features {
     FEATURES.get_or_init(|| {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or_else(|_| "(unknown)".to_owned(), |r| r.trim().to_owned());
+        let tcx = probe_tcx();
+        let requested = Hook::parse(&std::env::var(HOOK_VAR).unwrap_or_default());
+        // Where TCX exists, clsact is used only by the developer switch;
+        // an attach that cannot add the qdisc then says so itself.
+        let clsact = (!tcx).then(|| clsact_available(&release));
         Features {
-            tcx: probe_tcx(),
-            clsact: has_module(&release, "sch_ingress") && has_module(&release, "cls_bpf"),
+            tcx,
+            clsact,
             btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
             ring_buffer: aya::sys::is_map_supported(MapType::RingBuf).unwrap_or(false),
+            requested,
             release,
         }
     })
 }
 
-/// Whether TCX links exist on this kernel.
-pub(super) fn tcx() -> bool {
-    probe().tcx
+/// The hook new attachments use (see [`Features::hook`]).
+pub(super) fn hook() -> Hook {
+    probe().hook()
 }
 
 /// Refuses a kernel that lacks what alb needs, in one line.
 pub fn check() -> Result<&'static Features> {
     let features = probe();
-    let missing = if !features.tcx && !features.clsact {
+    let clsact = features.clsact == Some(true);
+    let missing = if !features.tcx && !clsact {
         Some("TCX links (Linux >= 6.6) or the clsact qdisc with cls_bpf (sch_ingress, cls_bpf)")
     } else if !features.ring_buffer {
         Some("the BPF ring buffer (Linux >= 5.8)")
@@ -55,7 +119,40 @@ pub fn check() -> Result<&'static Features> {
     if let Some(missing) = missing {
         bail!("this kernel (Linux {}) lacks {missing}, which alb needs", features.release);
     }
-    Ok(features)
+    match &features.requested {
+        Err(value) => {
+            bail!("{HOOK_VAR}={value:?} names no hook: set it to tcx or clsact, or unset it")
+        }
+        Ok(Some(Hook::Tcx)) if !features.tcx => bail!(
+            "{HOOK_VAR}=tcx, but this kernel (Linux {}) has no TCX links (Linux >= 6.6)",
+            features.release
+        ),
+        Ok(Some(Hook::Clsact)) if features.clsact == Some(false) => bail!(
+            "{HOOK_VAR}=clsact, but this kernel (Linux {}) lacks the clsact qdisc with cls_bpf \
+             (sch_ingress, cls_bpf)",
+            features.release
+        ),
+        Ok(_) => Ok(features),
+    }
+}
+
+/// Whether the clsact qdisc and cls_bpf are built in, loaded or
+/// loadable. A kernel with no `/lib/modules/<release>` (one built for its
+/// machine, as this project's development host's) has no list of its
+/// built-in code there: then /proc/kallsyms, read once, must name one
+/// function of each (it lists built-in and loaded code alike).
+fn clsact_available(release: &str) -> bool {
+    if has_module(release, "sch_ingress") && has_module(release, "cls_bpf") {
+        return true;
+    }
+    if Path::new("/lib/modules").join(release).exists() {
+        return false;
+    }
+    std::fs::read_to_string("/proc/kallsyms").is_ok_and(|symbols| {
+        ["clsact_find", "cls_bpf_classify"].iter().all(|name| {
+            symbols.contains(&format!(" {name}\n")) || symbols.contains(&format!(" {name}\t"))
+        })
+    })
 }
 
 /// A kernel feature that is built in, loaded, or loadable.

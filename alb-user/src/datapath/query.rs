@@ -6,11 +6,11 @@
 //! aya's `query_tcx` opens each attached program by ID instead, which only
 //! CAP_SYS_ADMIN may.
 
-use std::{collections::HashSet, fs, io, path::Path};
+use std::{collections::HashSet, fs, io};
 
 use aya::programs::links::{FdLink, PinnedLink};
 
-use super::pins::BPFFS;
+use super::layout::{self, Record};
 
 /// `BPF_PROG_QUERY` (`enum bpf_cmd`).
 const BPF_PROG_QUERY: libc::c_long = 16;
@@ -71,16 +71,15 @@ fn tcx_ingress_programs(ifindex: u32) -> io::Result<HashSet<u32>> {
     Ok(ids[..count].iter().copied().collect())
 }
 
-/// The program IDs of `<bpffs>/alb/*/links/rx-*` (pinned TCX links; the
-/// clsact records are directories and hold no program).
+/// The program IDs of every master's receive records that are pinned TCX
+/// links (the clsact records are directories and hold no program).
 fn pinned_rx_programs() -> Vec<u32> {
-    let Ok(masters) = fs::read_dir(Path::new(BPFFS).join("alb")) else { return Vec::new() };
     let mut ids = Vec::new();
-    for master in masters.filter_map(Result::ok) {
-        let Ok(links) = fs::read_dir(master.path().join("links")) else { continue };
+    for links in layout::every_link_dir() {
+        let Ok(links) = fs::read_dir(links) else { continue };
         for link in links.filter_map(Result::ok) {
             let path = link.path();
-            let rx = link.file_name().to_string_lossy().starts_with("rx-");
+            let rx = matches!(layout::record(&path), Some(Record::Rx { .. }));
             if !rx || path.is_dir() {
                 continue;
             }

@@ -65,25 +65,48 @@ pub fn encode(snapshot: &Snapshot, format: Format) -> String {
     out
 }
 
+/// alb's own series (prefix `alb_`) and, beside them, node_exporter's two
+/// bonding series, so bond dashboards and alerts keep working.
 fn registry(snapshot: &Snapshot) -> Registry {
     let master = (Cow::Borrowed("master"), Cow::Owned(snapshot.master.clone()));
-    let mut registry = Registry::with_prefix_and_labels("alb", iter::once(master));
+    let mut root = Registry::with_labels(iter::once(master));
+    node_bonding(&mut root, &snapshot.slaves);
+    alb_series(root.sub_registry_with_prefix("alb"), snapshot);
+    root
+}
+
+/// node_exporter's bonding collector, with its names, label and meaning:
+/// the slaves a master has, and those whose MII Status is `up` (bonding's
+/// `mii_status`; a slave in its downdelay, `going down`, is not counted).
+fn node_bonding(registry: &mut Registry, slaves: &[SlaveSample]) {
+    let count = |n: usize| gauge_value(n as u64);
+    let configured = Gauge::<i64>::default();
+    configured.set(count(slaves.len()));
+    registry.register(
+        "node_bonding_slaves",
+        "Number of configured slaves per bonding interface.",
+        configured,
+    );
+    let active = Gauge::<i64>::default();
+    active.set(count(slaves.iter().filter(|s| s.mii_up).count()));
+    registry.register(
+        "node_bonding_active",
+        "Number of active slaves per bonding interface.",
+        active,
+    );
+}
+
+fn alb_series(registry: &mut Registry, snapshot: &Snapshot) {
     let slaves = &snapshot.slaves;
     let flag = |on: bool| i64::from(on);
-    slave_gauge(&mut registry, slaves, "slave_link_up", "1 while the slave has carrier", |s| {
+    slave_gauge(registry, slaves, "slave_link_up", "1 while the slave has carrier", |s| {
         flag(s.link)
     });
-    slave_gauge(
-        &mut registry,
-        slaves,
-        "slave_usable",
-        "1 while the data path uses the slave",
-        |s| flag(s.usable),
-    );
-    slave_gauge(&mut registry, slaves, "slave_active", "1 for the active slave", |s| {
-        flag(s.active)
+    slave_gauge(registry, slaves, "slave_usable", "1 while the data path uses the slave", |s| {
+        flag(s.usable)
     });
-    slave_gauge(&mut registry, slaves, "slave_clients", "Clients assigned to the slave", |s| {
+    slave_gauge(registry, slaves, "slave_active", "1 for the active slave", |s| flag(s.active));
+    slave_gauge(registry, slaves, "slave_clients", "Clients assigned to the slave", |s| {
         gauge_value(s.clients)
     });
     let traffic: [SlaveCounter; 4] = [
@@ -111,14 +134,14 @@ fn registry(snapshot: &Snapshot) -> Registry {
     );
 
     let transitions = &snapshot.transitions;
-    counter(&mut registry, "failovers", "Slaves given up", transitions.failovers);
+    counter(registry, "failovers", "Slaves given up", transitions.failovers);
     registry.register_with_unit(
         "failover_duration",
         "Agent time per failover: slots and buckets moved, clients queued to be told",
         Unit::Seconds,
         transitions.failover_seconds.clone(),
     );
-    counter(&mut registry, "failbacks", "Slaves taken (back) into service", transitions.failbacks);
+    counter(registry, "failbacks", "Slaves taken (back) into service", transitions.failbacks);
     registry.register_with_unit(
         "failback_duration",
         "Agent time per failback: slots and buckets moved, clients queued to be told",
@@ -126,17 +149,17 @@ fn registry(snapshot: &Snapshot) -> Registry {
         transitions.failback_seconds.clone(),
     );
 
-    counter(&mut registry, "client_updates_sent", "Client updates sent", snapshot.updates_sent);
+    counter(registry, "client_updates_sent", "Client updates sent", snapshot.updates_sent);
     counter(
-        &mut registry,
+        registry,
         "client_updates_failed",
         "Client update frames the socket refused",
         snapshot.updates_failed,
     );
     let entries = "Clients in the tables (IPv4 and IPv6)";
-    gauge(&mut registry, "client_table_entries", entries, snapshot.clients);
+    gauge(registry, "client_table_entries", entries, snapshot.clients);
     let capacity = "Size of each client table (IPv4, IPv6)";
-    gauge(&mut registry, "client_table_capacity", capacity, snapshot.capacity);
+    gauge(registry, "client_table_capacity", capacity, snapshot.capacity);
     if let Some(bytes) = snapshot.resident_bytes {
         let resident = Gauge::<i64>::default();
         resident.set(gauge_value(bytes));
@@ -147,7 +170,6 @@ fn registry(snapshot: &Snapshot) -> Registry {
             resident,
         );
     }
-    registry
 }
 
 /// A gauge per slave.
@@ -190,6 +212,7 @@ mod tests {
         let slave = |name: &str, active| SlaveSample {
             name: name.to_owned(),
             link: true,
+            mii_up: active,
             usable: true,
             active,
             clients: 3,
@@ -233,6 +256,9 @@ mod tests {
             r#"alb_client_table_entries{master="alb0"} 6"#,
             r#"alb_client_table_capacity{master="alb0"} 65536"#,
             r#"alb_agent_resident_memory_bytes{master="alb0"} 4096"#,
+            "# TYPE node_bonding_slaves gauge",
+            r#"node_bonding_slaves{master="alb0"} 2"#,
+            r#"node_bonding_active{master="alb0"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }

@@ -26,10 +26,14 @@ pub use self::{
 pub fn check_listen(listen: Option<SocketAddr>, allow_remote: bool) -> Result<()> {
     match listen {
         Some(addr) if !addr.ip().to_canonical().is_loopback() && !allow_remote => bail!(
-            "--metrics-listen {addr} is not a loopback address: other hosts could read the \
-             metrics; add --metrics-allow-remote to serve them there"
+            "metrics_listen {addr} is not a loopback address: other hosts could read the \
+             metrics; add metrics_allow_remote (--metrics-allow-remote) to serve them there"
         ),
-        None if allow_remote => bail!("--metrics-allow-remote needs --metrics-listen"),
+        None if allow_remote => {
+            bail!(
+                "metrics_allow_remote (--metrics-allow-remote) needs metrics_listen (--metrics-listen)"
+            )
+        }
         _ => Ok(()),
     }
 }
@@ -40,6 +44,9 @@ pub struct SlaveSample {
     pub name: String,
     /// Carrier as the agent last heard it (whatever the delays).
     pub link: bool,
+    /// Bonding's MII Status is `up` (not `going down`, `down` or `going
+    /// back`): what node_exporter's `node_bonding_active` counts.
+    pub mii_up: bool,
     /// Whether the data path may use it.
     pub usable: bool,
     pub active: bool,

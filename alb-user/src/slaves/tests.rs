@@ -179,3 +179,29 @@ fn a_released_primary_is_the_primary_again_when_it_returns() {
     let (_, added) = slaves.add("s1".to_owned(), primary, Speed::default());
     assert_eq!(one(added).active_after, Some(1), "the primary back by name");
 }
+
+#[test]
+fn removing_the_last_usable_slave_is_a_problem() {
+    let slaves = set(&[true, false]);
+    let problem = slaves.removal_problem(&[0], 0, false).expect("s0 is the only usable slave");
+    assert!(problem.contains("no usable slave") && problem.contains("s0"), "{problem}");
+    assert_eq!(slaves.removal_problem(&[1], 0, false), None, "s1 is down: nothing is lost");
+    assert_eq!(slaves.removal_problem(&[0], 1, true), None, "a joining slave with carrier");
+    assert!(slaves.removal_problem(&[0], 1, false).is_some(), "a joining slave without carrier");
+}
+
+#[test]
+fn removing_every_slave_is_a_problem_even_when_none_is_usable() {
+    let slaves = set(&[false, false]);
+    let problem = slaves.removal_problem(&[0, 1], 0, false).expect("no slave left");
+    assert!(problem.contains("no slave") && problem.contains("s0, s1"), "{problem}");
+    assert_eq!(slaves.removal_problem(&[0], 0, false), None, "s1 stays, down as s0 was");
+    assert_eq!(slaves.removal_problem(&[0, 1], 1, false), None, "one joins");
+}
+
+#[test]
+fn removing_some_of_several_usable_slaves_is_safe() {
+    let slaves = set(&[true, true, true]);
+    assert_eq!(slaves.removal_problem(&[0, 2], 0, false), None);
+    assert!(slaves.removal_problem(&[0, 1, 2], 0, false).is_some());
+}

@@ -8,13 +8,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// Where the agent pins its maps and links, per master.
-pub const PIN_ROOT: &str = "/sys/fs/bpf/alb";
+/// Where the agent pins its maps and links, per master (alb-user's
+/// `datapath::layout` builds its paths from the same names).
+pub use alb_common::maps::pins::ROOT as PIN_ROOT;
 
 /// Where the agent keeps its lock, undo record and control socket.
 pub const RUN_DIR: &str = "/run/alb";
 
-/// `/sys/fs/bpf/alb/<master>`.
+/// `<PIN_ROOT>/<master>`.
 pub fn pin_dir(master: &str) -> PathBuf {
     Path::new(PIN_ROOT).join(master)
 }

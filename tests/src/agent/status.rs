@@ -23,6 +23,9 @@ pub struct Status {
     pub master: String,
     pub mode: String,
     pub master_mac: String,
+    /// How the programs are attached (`tcx`, `clsact`), from the records
+    /// under the pins.
+    pub hook: Option<String>,
     pub active_slave: Option<String>,
     /// Whether the agent answered; the fields it gives are null when not.
     pub agent: bool,

@@ -27,6 +27,7 @@ mod down;
 mod exec;
 mod links;
 mod names;
+mod outage;
 mod ping;
 mod tables;
 mod up;
@@ -41,6 +42,7 @@ pub use self::{
     config::LabConfig,
     links::{LinkInfo, LinkStats},
     names::{client_ns, srv_ns, sw_ns, vm_ns},
+    outage::{PingLog, outage},
     ping::PingStats,
     up::{Client, Slave},
     vms::{MAX_VMS, VM_BRIDGE, Vm, VmKind},

@@ -103,6 +103,23 @@ pub(crate) fn alb_as_nobody(lab: &Lab, args: &[&str]) -> Output {
     lab.exec(lab.srv(), &argv).unwrap_or_else(|e| panic!("setpriv: {e:#}"))
 }
 
+/// The sysctls the agent changes on each slave, with the values the lab
+/// leaves them at.
+const SLAVE_SYSCTLS: [&str; 2] = ["net.ipv4.conf.{}.arp_ignore", "net.ipv6.conf.{}.disable_ipv6"];
+
+/// Each slave's sysctls that the agent changes, with their values now: a
+/// refused command must leave them as they were.
+pub(crate) fn slave_sysctls(lab: &Lab) -> Vec<(String, String)> {
+    lab.slaves()
+        .iter()
+        .flat_map(|s| SLAVE_SYSCTLS.map(|k| k.replace("{}", &s.name)))
+        .map(|key| {
+            let value = sysctl_get(lab, lab.srv(), &key);
+            (key, value)
+        })
+        .collect()
+}
+
 /// `sysctl -n key` in namespace `ns`.
 pub(crate) fn sysctl_get(lab: &Lab, ns: &str, key: &str) -> String {
     lab.run(ns, &["sysctl", "-n", key])

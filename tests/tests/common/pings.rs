@@ -6,12 +6,11 @@
 //! replies (from the `ping -D` timestamps), less one interval.
 
 use std::{
-    collections::BTreeMap,
     fmt, thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use alb_tests::{Lab, Proc, SERVER_IP4};
+use alb_tests::{Lab, PingLog, Proc, SERVER_IP4};
 
 /// Seconds since the epoch, as `ping -D` prints them.
 pub(crate) fn unix_now() -> f64 {
@@ -113,86 +112,50 @@ impl Pings {
     }
 }
 
-/// What one measuring ping saw.
+/// What one measuring ping saw (parsed by the library's [`PingLog`], the
+/// one ping and outage parser the benchmark uses too).
 #[derive(Clone, Debug)]
 pub(crate) struct PingRun {
     pub(crate) number: usize,
     pub(crate) transmitted: u32,
-    interval: Duration,
-    /// icmp_seq -> arrival time (seconds since the epoch).
-    replies: BTreeMap<u32, f64>,
+    parsed: PingLog,
     log: String,
 }
 
 impl PingRun {
     fn parse(number: usize, interval: Duration, log: &str) -> Self {
-        let mut replies = BTreeMap::new();
-        for line in log.lines().filter(|l| l.contains("bytes from") && !l.contains("DUP!")) {
-            let time = line
-                .strip_prefix('[')
-                .and_then(|l| l.split(']').next())
-                .and_then(|t| t.parse::<f64>().ok());
-            let seq = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("icmp_seq="))
-                .and_then(|s| s.parse::<u32>().ok());
-            if let (Some(time), Some(seq)) = (time, seq) {
-                replies.entry(seq).or_insert(time);
-            }
-        }
-        let transmitted = log
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("c{number}: no ping summary:\n{log}"));
-        Self { number, transmitted, interval, replies, log: log.to_owned() }
+        let parsed =
+            PingLog::parse(interval, log).unwrap_or_else(|e| panic!("c{number}: {e}:\n{log}"));
+        Self { number, transmitted: parsed.transmitted, parsed, log: log.to_owned() }
     }
 
     pub(crate) fn received(&self) -> u32 {
-        u32::try_from(self.replies.len()).unwrap_or(u32::MAX)
+        self.parsed.received()
     }
 
     pub(crate) fn lost(&self) -> u32 {
-        self.transmitted.saturating_sub(self.received())
+        self.parsed.lost()
     }
 
     /// The longest run of unanswered requests, times the interval.
     pub(crate) fn longest_loss(&self) -> Duration {
-        let (mut run, mut longest) = (0_u32, 0_u32);
-        for seq in 1..=self.transmitted {
-            if self.replies.contains_key(&seq) {
-                run = 0;
-            } else {
-                run += 1;
-                longest = longest.max(run);
-            }
-        }
-        self.interval * longest
+        self.parsed.interval * self.parsed.longest_run_lost()
     }
 
     /// The longest silence between two replies, less one interval.
     pub(crate) fn longest_silence(&self) -> Duration {
-        let mut times: Vec<f64> = self.replies.values().copied().collect();
-        times.sort_by(f64::total_cmp);
-        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-        Duration::from_secs_f64(gap).saturating_sub(self.interval)
+        self.parsed.longest_gap().saturating_sub(self.parsed.interval)
     }
 
     /// The client's receive outage: the longer of the two measures.
     pub(crate) fn outage(&self) -> Duration {
-        self.longest_loss().max(self.longest_silence())
+        self.parsed.outage()
     }
 
     /// How long after `since` (seconds since the epoch) the first reply
     /// came.
     pub(crate) fn first_reply_after(&self, since: f64) -> Option<Duration> {
-        self.replies
-            .values()
-            .copied()
-            .filter(|&t| t > since)
-            .fold(None, |first: Option<f64>, t| Some(first.map_or(t, |f| f.min(t))))
-            .map(|t| Duration::from_secs_f64(t - since))
+        self.parsed.first_reply_after(since)
     }
 
     /// The log's last lines, for assertion messages.

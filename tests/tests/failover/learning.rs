@@ -1,4 +1,4 @@
-//! Learning frames (spec §2.7): what the captures saw, and the test that
+//! Learning frames (docs/bonding.md §3.5): what the captures saw, and the test that
 //! every slave sends one every `--lp-interval`.
 
 use std::{thread, time::Duration};
@@ -46,7 +46,7 @@ pub(super) fn describe_frames(frames: &[Frame]) -> String {
         .join("\n")
 }
 
-/// Spec §2.7: every slave sends a 60-byte learning frame (ethertype
+/// docs/bonding.md §3.5: every slave sends a 60-byte learning frame (ethertype
 /// 0x9000, source = destination = its own MAC) every `--lp-interval`
 /// seconds; the switch port of veth17 sees veth17's, about 1 s apart.
 #[test]

@@ -75,8 +75,10 @@ fn outage(recv: &Value, from: u64, until: u64) -> (f64, u64) {
             continue;
         }
         let lost = gap["lost"].as_u64().unwrap_or(0);
-        let silence = gap["silence_ms"].as_f64().unwrap_or(0.0) - INTERVAL_MS;
-        worst = worst.max((lost as f64 * INTERVAL_MS).max(silence));
+        let silence = Duration::from_secs_f64(gap["silence_ms"].as_f64().unwrap_or(0.0) / 1e3);
+        let interval = Duration::from_secs_f64(INTERVAL_MS / 1e3);
+        // The tests' rule, from the lab library.
+        worst = worst.max(alb_tests::outage(lost, silence, interval).as_secs_f64() * 1e3);
         lost_total += lost;
     }
     // Nothing arrived after the event at all: the flow never recovered.

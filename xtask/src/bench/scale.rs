@@ -148,7 +148,7 @@ fn measure_all(ctx: &Ctx, lab: &Lab) -> Result<Value> {
         }
         if largest {
             lab.set_link(lab.sw(), &lab.slave(1).port, true)?;
-            let pins = std::path::Path::new("/sys/fs/bpf/alb").join(lab.master());
+            let pins = alb_tests::agent::pin_dir(lab.master());
             row["agent"]["left_behind_after_stop"] = json!(pins.exists());
         }
         row["agent"]["info_log_lines"] = json!(info_lines);

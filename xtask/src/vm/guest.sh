@@ -399,7 +399,7 @@ measure() {
 }
 # host_arp IMPL: only c2 pings (every 20 ms); 0.5 s in, the server forgets
 # c1 and pings it once, so it broadcasts an ARP request for c1 that c2 hears
-# too and follows (spec: the kernel's 2 s of misdirection). c2's requests
+# too and follows (docs/bonding.md §2.6: the kernel's 2 s of misdirection). c2's requests
 # that reach the server through veth17's port (veth18) instead of its own
 # are counted: misdirected, not lost (the master takes them on any slave).
 host_arp() {

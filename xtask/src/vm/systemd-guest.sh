@@ -173,8 +173,8 @@ capabilities() {
     check "$1.caps-no-thread-holds-more" test -z "$wider"
 }
 
-# systemctl reload (SIGHUP) applies a changed file at run time, under
-# pings; a file with an error changes nothing and says why.
+# systemctl reload (alb reload) applies a changed file at run time, under
+# pings; a file with an error changes nothing, says why and fails it.
 reload() {
     pid=$(prop MainPID)
     check reload.active-veth17-before test "$(active_slave)" = veth17
@@ -192,6 +192,9 @@ reload() {
     cp $CONF /tmp/good.toml
     echo 'no_such_key = 1' >>$CONF
     systemctl reload $U
+    rc=$?
+    # ExecReload is `alb reload`: a refused file fails the reload.
+    check reload.bad-file-fails-systemctl-reload test $rc != 0
     check reload.bad-file-refused journal_wait 'not reloaded'
     say "INFO $(journal -p warning | grep -A1 'not reloaded' | tail -n 2 | tr '\n' '|')"
     check reload.bad-file-keeps-running test "$(prop MainPID)" = "$pid" -a "$(active_slave)" = veth19

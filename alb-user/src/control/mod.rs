@@ -1,7 +1,10 @@
 //! The control socket, `/run/alb/<master>.sock`: a Unix stream socket only
 //! root can open (mode 0600 in a root-only directory), one request line and
 //! one reply line per connection. `alb slave add|del`, `alb set active` and
-//! `alb status` (for what only the agent knows) are its clients.
+//! `alb status` (for what only the agent knows) are its clients; the
+//! requests and replies are [`protocol`]'s.
+
+mod protocol;
 
 use std::{
     fs,
@@ -17,40 +20,8 @@ use tokio::{
     time::Duration,
 };
 
+pub use self::protocol::{AgentInfo, AgentSlave, Request};
 use crate::RUN_DIR;
-
-/// A request the agent serves.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
-    SlaveAdd(String),
-    SlaveDel(String),
-    /// Bonding's `active_slave`.
-    SetActive(String),
-    /// What only the agent knows, as one line of JSON ([`crate::status::AgentInfo`]).
-    Info,
-}
-
-impl Request {
-    pub fn parse(line: &str) -> Result<Self> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["slave", "add", name] => Ok(Self::SlaveAdd((*name).to_owned())),
-            ["slave", "del", name] => Ok(Self::SlaveDel((*name).to_owned())),
-            ["set", "active", name] => Ok(Self::SetActive((*name).to_owned())),
-            ["info"] => Ok(Self::Info),
-            _ => bail!("unknown request {line:?}"),
-        }
-    }
-
-    pub fn to_line(&self) -> String {
-        match self {
-            Self::SlaveAdd(name) => format!("slave add {name}"),
-            Self::SlaveDel(name) => format!("slave del {name}"),
-            Self::SetActive(name) => format!("set active {name}"),
-            Self::Info => "info".to_owned(),
-        }
-    }
-}
 
 pub fn socket_path(master: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{master}.sock"))
@@ -136,25 +107,5 @@ pub async fn send(master: &str, request: &Request) -> Result<String> {
         Some(("ok", text)) => Ok(text.to_owned()),
         Some(("error", text)) => bail!("{text}"),
         _ => bail!("the agent gave no answer"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Request;
-
-    #[test]
-    fn requests_round_trip() {
-        for request in [
-            Request::SlaveAdd("veth21".into()),
-            Request::SlaveDel("veth19".into()),
-            Request::SetActive("veth17".into()),
-            Request::Info,
-        ] {
-            assert_eq!(Request::parse(&request.to_line()).unwrap(), request);
-        }
-        assert!(Request::parse("slave add").is_err());
-        assert!(Request::parse("reboot").is_err());
-        assert!(Request::parse("set active").is_err());
     }
 }

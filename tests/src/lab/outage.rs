@@ -1,0 +1,137 @@
+//! The one outage rule and the one parser of measuring pings, shared by the
+//! behaviour tests (tests/tests/common/pings.rs) and the benchmark
+//! (xtask/src/bench): a flow's outage is the longer of its longest run of
+//! lost packets (times the interval) and its longest silence between two
+//! arrivals, less one interval.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::{Context as _, Result};
+
+/// The outage `lost` packets in a row, or a `silence` between two
+/// arrivals, stand for at one packet per `interval`.
+pub fn outage(lost: u64, silence: Duration, interval: Duration) -> Duration {
+    let lost = interval.saturating_mul(u32::try_from(lost).unwrap_or(u32::MAX));
+    lost.max(silence.saturating_sub(interval))
+}
+
+/// What a `ping -D -O -i <interval>` run printed: when each request's
+/// first reply came (duplicates ignored), and how many requests went out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PingLog {
+    pub transmitted: u32,
+    pub interval: Duration,
+    /// icmp_seq -> arrival time (seconds since the epoch, `ping -D`).
+    pub replies: BTreeMap<u32, f64>,
+}
+
+impl PingLog {
+    /// Parses the output of a finished `ping -D` run; fails without the
+    /// summary line (the run did not end).
+    pub fn parse(interval: Duration, log: &str) -> Result<Self> {
+        let mut replies = BTreeMap::new();
+        for line in log.lines().filter(|l| l.contains("bytes from") && !l.contains("DUP!")) {
+            let time = line
+                .strip_prefix('[')
+                .and_then(|l| l.split(']').next())
+                .and_then(|t| t.parse::<f64>().ok());
+            let seq = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("icmp_seq="))
+                .and_then(|s| s.parse::<u32>().ok());
+            if let (Some(time), Some(seq)) = (time, seq) {
+                replies.entry(seq).or_insert(time);
+            }
+        }
+        let transmitted = log
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .context("no ping summary")?;
+        Ok(Self { transmitted, interval, replies })
+    }
+
+    pub fn received(&self) -> u32 {
+        u32::try_from(self.replies.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn lost(&self) -> u32 {
+        self.transmitted.saturating_sub(self.received())
+    }
+
+    /// The most requests in a row without a reply.
+    pub fn longest_run_lost(&self) -> u32 {
+        let (mut run, mut longest) = (0_u32, 0_u32);
+        for seq in 1..=self.transmitted {
+            if self.replies.contains_key(&seq) {
+                run = 0;
+            } else {
+                run += 1;
+                longest = longest.max(run);
+            }
+        }
+        longest
+    }
+
+    /// The longest time between two replies.
+    pub fn longest_gap(&self) -> Duration {
+        let mut times: Vec<f64> = self.replies.values().copied().collect();
+        times.sort_by(f64::total_cmp);
+        Duration::from_secs_f64(times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max))
+    }
+
+    /// The run's outage ([`outage`]).
+    pub fn outage(&self) -> Duration {
+        outage(u64::from(self.longest_run_lost()), self.longest_gap(), self.interval)
+    }
+
+    /// How long after `since` (seconds since the epoch) the first reply
+    /// came.
+    pub fn first_reply_after(&self, since: f64) -> Option<Duration> {
+        self.replies
+            .values()
+            .copied()
+            .filter(|&t| t > since)
+            .fold(None, |first: Option<f64>, t| Some(first.map_or(t, |f| f.min(t))))
+            .map(|t| Duration::from_secs_f64(t - since))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_outage_is_the_longer_of_the_lost_run_and_the_silence() {
+        assert_eq!(outage(0, 10 * MS, 10 * MS), Duration::ZERO);
+        assert_eq!(outage(3, 40 * MS, 10 * MS), 30 * MS);
+        // Replies late but none lost: the silence counts.
+        assert_eq!(outage(0, 250 * MS, 10 * MS), 240 * MS);
+        assert_eq!(outage(30, 100 * MS, 10 * MS), 300 * MS);
+    }
+
+    #[test]
+    fn a_ping_log_gives_its_replies_runs_and_gaps() {
+        let log = "PING 198.18.0.1 (198.18.0.1) 56(84) bytes of data.\n\
+                   [100.000] 64 bytes from 198.18.0.1: icmp_seq=1 ttl=64 time=0.05 ms\n\
+                   [100.010] 64 bytes from 198.18.0.1: icmp_seq=2 ttl=64 time=0.05 ms\n\
+                   no answer yet for icmp_seq=3\n\
+                   no answer yet for icmp_seq=4\n\
+                   [100.050] 64 bytes from 198.18.0.1: icmp_seq=5 ttl=64 time=0.05 ms\n\
+                   [100.051] 64 bytes from 198.18.0.1: icmp_seq=5 ttl=64 time=0.05 ms (DUP!)\n\
+                   [100.060] 64 bytes from 198.18.0.1: icmp_seq=6 ttl=64 time=0.05 ms\n\n\
+                   --- 198.18.0.1 ping statistics ---\n\
+                   6 packets transmitted, 4 received, +1 duplicates, 33% packet loss\n";
+        let run = PingLog::parse(10 * MS, log).expect("parses");
+        assert_eq!((run.transmitted, run.received(), run.lost()), (6, 4, 2));
+        assert_eq!(run.longest_run_lost(), 2);
+        assert!((run.longest_gap().as_secs_f64() - 0.040).abs() < 1e-6, "{run:?}");
+        assert!((run.outage().as_secs_f64() - 0.030).abs() < 1e-6, "{run:?}");
+        let first = run.first_reply_after(100.02).expect("a reply after");
+        assert!((first.as_secs_f64() - 0.030).abs() < 1e-6, "{first:?}");
+        assert!(PingLog::parse(10 * MS, "[1.0] 64 bytes from x: icmp_seq=1\n").is_err());
+    }
+}
