@@ -33,6 +33,7 @@ pub mod hook;
 mod lab;
 pub mod metrics;
 pub mod netns;
+pub mod package;
 mod proc;
 pub mod root;
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::{
     process::Command,
 };
 
+use alb_common::maps::PIN_FORMAT;
 use alb_tests::cmd;
 use anyhow::{Context as _, Result, bail};
 
@@ -34,6 +35,9 @@ const COMPLETIONS: [(&str, &str); 3] = [
     ("zsh", "usr/share/zsh/vendor-completions/_alb"),
     ("fish", "usr/share/fish/vendor_completions.d/alb.fish"),
 ];
+
+/// What `packaging/debian/preinst` holds in place of the agent's pin format.
+const PIN_FORMAT_PLACEHOLDER: &str = "@PIN_FORMAT@";
 
 /// Builds `target/package/alb_<version>_<arch>.deb` and returns its path.
 pub(crate) fn run() -> Result<PathBuf> {
@@ -65,6 +69,12 @@ pub(crate) fn run() -> Result<PathBuf> {
     for script in ["postinst", "postrm"] {
         install(&packaging.join("debian").join(script), &debian.join(script), 0o755)?;
     }
+    // The preinst refuses an upgrade over pins of another format than the
+    // one this agent was built with.
+    let preinst = fs::read_to_string(packaging.join("debian/preinst"))?;
+    anyhow::ensure!(preinst.contains(PIN_FORMAT_PLACEHOLDER), "preinst lacks its placeholder");
+    let preinst = preinst.replace(PIN_FORMAT_PLACEHOLDER, &PIN_FORMAT.to_string());
+    write(&debian.join("preinst"), preinst.as_bytes(), 0o755)?;
     let control = control(&version, &arch, &glibc_needed(&alb)?, installed_kib(&stage)?);
     write(&debian.join("control"), control.as_bytes(), 0o644)?;
 

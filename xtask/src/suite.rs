@@ -28,8 +28,12 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
     // The behaviour tests run the agent binary; `cargo test` builds only
     // the library of alb-user (a dependency of the tests), not its binary.
     cargo::build_agent(cargo::Profile::Debug)?;
-    // tests/tests/package.rs installs it.
+    // tests/tests/package.rs installs it, and upgrades from the package
+    // of an earlier commit (built once, then cached in target/package-at/).
     package::run()?;
+    let previous = alb_tests::package::PREVIOUS_FORMAT_COMMIT;
+    eprintln!("xtask: the package of {previous} (for the upgrade test)");
+    alb_tests::package::package_at(&cargo::target_dir()?, previous)?;
     // alb-ebpf is built for the BPF target only (by alb-user's build
     // script, which also embeds it in the agent under test); it cannot be
     // compiled for the host. Kernel-state tests must not run in parallel.
