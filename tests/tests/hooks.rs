@@ -175,3 +175,33 @@ fn a_hook_switch_that_names_no_hook_is_refused() {
         assert_no_programs(&lab, slave);
     }
 }
+
+/// An agent adopts each attachment with the hook its record names, not
+/// its own: a data path attached through TCX and adopted by an agent
+/// started with `ALB_HOOK=clsact` stays on TCX (one program per device,
+/// no filter beside it), and `alb status` still says `tcx`.
+#[test]
+fn an_adopting_agent_keeps_the_hook_of_the_records() {
+    let lab = common::lab(2, 2);
+    let master = lab.master().to_owned();
+    let slaves = ["veth17", "veth19"];
+    let on = |hook: Hook| Agent::command(&lab, &slaves).env(AGENT_HOOK_VAR, hook.name());
+    let mut first = Agent::start_command(&lab, &on(Hook::Tcx));
+    resolve_all(&lab);
+    first.kill9();
+    let second = Agent::start_command(&lab, &on(Hook::Clsact));
+    second
+        .wait_log(0, "adopted the data path of an earlier agent", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("the new agent adopts: {e:#}"));
+    for (dev, name) in [("veth17", "alb_rx"), ("veth19", "alb_rx"), (master.as_str(), "alb_tx")] {
+        let found = tc_programs(&lab, dev);
+        assert!(
+            found.len() == 1 && found[0].hook == Hook::Tcx && found[0].name == name,
+            "{dev} keeps one {name} through TCX: {found:?}"
+        );
+    }
+    let said = "programs attached through tcx (as an earlier agent's records say)";
+    assert!(second.log().contains(said), "the log says so:\n{}", second.log());
+    assert_eq!(second.status().hook.as_deref(), Some("tcx"), "alb status follows the records");
+    assert_all_clients_work(&lab, 10);
+}

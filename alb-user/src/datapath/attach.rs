@@ -110,15 +110,33 @@ pub(super) fn attach(
     {
         links.held.insert(layout::TX_RECORD.to_owned(), held);
     }
+    info!("programs attached through {}", hook_used(&links));
+    finish(links, dir)
+}
+
+/// The hook the attachments use, as the log says it: this agent's, unless
+/// it took over an earlier agent's records of the other.
+fn hook_used(links: &Links) -> &'static str {
     let features = probe::probe();
-    info!(
-        "programs attached through {}",
-        match (features.hook(), features.tcx) {
-            (Hook::Tcx, _) => "tcx",
-            (Hook::Clsact, true) => "clsact (ALB_HOOK=clsact)",
-            (Hook::Clsact, false) => "clsact (no TCX on this kernel)",
-        }
-    );
+    let clsact = links.held.values().filter(|held| matches!(held, Held::Clsact(_))).count();
+    let used = match (clsact, links.held.len()) {
+        (_, 0) => features.hook(),
+        (0, _) => Hook::Tcx,
+        (c, n) if c == n => Hook::Clsact,
+        _ => return "tcx and clsact (as an earlier agent's records say)",
+    };
+    match (used, features.hook()) {
+        (Hook::Tcx, Hook::Tcx) => "tcx",
+        (Hook::Clsact, Hook::Clsact) if features.tcx => "clsact (ALB_HOOK=clsact)",
+        (Hook::Clsact, Hook::Clsact) => "clsact (no TCX on this kernel)",
+        (Hook::Tcx, Hook::Clsact) => "tcx (as an earlier agent's records say)",
+        (Hook::Clsact, Hook::Tcx) => "clsact (as an earlier agent's records say)",
+    }
+}
+
+/// Removes the records of devices that are no longer slaves, then hands
+/// the agent its hold on the attachments.
+fn finish(links: Links, dir: Option<&Path>) -> Result<Links> {
     if let Some(dir) = dir {
         // Receive links of devices that are no longer slaves: unpinning
         // detaches them.
