@@ -2,6 +2,7 @@
 //! (the loaded object, its maps, its links and the event ring) and offers
 //! typed operations on them. No other module of the agent imports aya.
 
+mod access;
 mod attach;
 mod batch;
 mod counters;
@@ -30,6 +31,7 @@ use aya::{
 };
 
 pub use self::{
+    access::MapAccess,
     attach::used_by_alb,
     batch::Cursor as ClientCursor,
     events::{DRAIN_PERIOD, Event, Events},
@@ -119,6 +121,11 @@ impl Datapath {
             Some(dir) => attach::detach_slave(slave, dir, &mut self.links),
             None => Ok(()),
         }
+    }
+
+    /// A second handle on the config map, for the privilege probe.
+    pub fn map_access(&self) -> Result<MapAccess> {
+        MapAccess::new(self.map(names::CONFIG)?)
     }
 
     /// A loaded classifier by name (tests run it with BPF_PROG_TEST_RUN).
