@@ -27,7 +27,8 @@ use crate::{
 /// The version of the `alb status --json` layout: 2 added the agent's
 /// options and the per-slave link failure count, speed, duplex and
 /// permanent address; 3 lists IPv6 clients in `clients` (their addresses
-/// IPv6). Raised when a field changes meaning or goes.
+/// IPv6). Raised when a field changes meaning or goes (new fields, such as
+/// `map_write_failures` and `map_writes_pending`, keep it).
 pub const STATUS_VERSION: u32 = 3;
 
 #[derive(Debug, Serialize)]
@@ -55,6 +56,10 @@ pub struct Status {
     pub client_sampling: u32,
     /// The config file the agent re-reads on SIGHUP.
     pub config_file: Option<String>,
+    /// Map writes the kernel refused since the agent started.
+    pub map_write_failures: Option<u64>,
+    /// A refused map write not yet taken (retried until it takes).
+    pub map_writes_pending: Option<String>,
     pub slaves: Vec<SlaveStatus>,
     pub clients: Vec<ClientStatus>,
     /// Learned VM MACs (bridged VMs, macvlans), in MAC order.
@@ -76,6 +81,14 @@ pub struct AgentInfo {
     pub vm_ageing_s: Option<u64>,
     pub config_file: Option<String>,
     pub slaves: Vec<AgentSlave>,
+    /// Map writes refused since the agent started (retries included);
+    /// absent from an older agent's answer.
+    #[serde(default)]
+    pub map_write_failures: Option<u64>,
+    /// The first refused write not yet taken, and for how long (the agent
+    /// writes its model again until it takes); none when the maps match.
+    #[serde(default)]
+    pub map_writes_pending: Option<String>,
 }
 
 /// One slave as the agent sees it.
@@ -296,6 +309,8 @@ pub async fn collect(master: &str) -> Result<Status> {
         vm_ageing_s: info.and_then(|a| a.vm_ageing_s),
         client_sampling: config.client_sampling.max(1),
         config_file: info.and_then(|a| a.config_file.clone()),
+        map_write_failures: info.and_then(|a| a.map_write_failures),
+        map_writes_pending: info.and_then(|a| a.map_writes_pending.clone()),
         slaves,
         clients,
         vms,
@@ -343,6 +358,12 @@ pub fn to_text(status: &Status) -> String {
     }
     if let Some(file) = &status.config_file {
         let _ = writeln!(out, "Config File: {file}");
+    }
+    if let Some(failures) = status.map_write_failures {
+        let _ = writeln!(out, "Map Write Failures: {failures}");
+    }
+    if let Some(pending) = &status.map_writes_pending {
+        let _ = writeln!(out, "Map Writes Pending: {pending}");
     }
     for slave in &status.slaves {
         let _ = writeln!(out, "\nSlave Interface: {}", slave.name);
@@ -481,11 +502,33 @@ mod tests {
             vm_ageing_s: None,
             client_sampling: 1,
             config_file: None,
+            map_write_failures: None,
+            map_writes_pending: None,
             slaves: Vec::new(),
             clients: Vec::new(),
             vms: Vec::new(),
             counters: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn refused_map_writes_are_shown() {
+        let pending = "veth17 down: 12 client slots: EEXIST (for 3 s)";
+        let refused = Status {
+            agent: true,
+            map_write_failures: Some(4),
+            map_writes_pending: Some(pending.to_owned()),
+            ..status()
+        };
+        let text = to_text(&refused);
+        assert!(text.contains("\nMap Write Failures: 4\n"), "{text}");
+        assert!(text.contains(&format!("\nMap Writes Pending: {pending}\n")), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&refused).expect("JSON")).expect("parses");
+        assert_eq!(json["map_write_failures"], 4);
+        assert_eq!(json["map_writes_pending"], pending);
+        let clean = to_text(&Status { map_write_failures: Some(0), ..status() });
+        assert!(clean.contains("Map Write Failures: 0") && !clean.contains("Pending"), "{clean}");
     }
 
     #[test]

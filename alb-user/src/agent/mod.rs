@@ -13,6 +13,7 @@
 mod datapath_events;
 mod down;
 mod failover;
+mod map_writes;
 mod membership;
 mod metrics;
 mod mtu;
@@ -222,6 +223,8 @@ struct Agent {
     summary: Summary,
     /// Failovers and failbacks, for the metrics.
     transitions: Transitions,
+    /// Map writes that failed, and the retry of the model.
+    map_writes: map_writes::MapWrites,
 }
 
 /// A walk of the kernel's client tables (IPv4, then IPv6), spread over the
@@ -307,6 +310,7 @@ async fn event_loop(
             agent.collapses.next_due(),
             walking,
             notifier.next_feed(),
+            agent.map_writes.next_retry(),
         ]
         .into_iter()
         .flatten()
@@ -392,6 +396,7 @@ async fn event_loop(
                     agent.correct_collapse(server, None);
                 }
                 agent.continue_walk();
+                agent.retry_map_writes();
                 if Instant::now() >= learn_at {
                     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();

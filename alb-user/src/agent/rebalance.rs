@@ -49,7 +49,8 @@ impl Agent {
         let moves =
             rebalance_by_load(&self.buckets, &load, &baseline, &usable, self.slots.capacity(), 0.1);
         if !moves.is_empty() {
-            self.datapath.set_buckets(&moves)?;
+            let written = self.datapath.set_buckets(&moves);
+            self.wrote(&format!("rebalancing: {} transmit buckets", moves.len()), written);
             for &(bucket, slave) in &moves {
                 self.buckets[bucket] = slave;
             }

@@ -90,10 +90,14 @@ impl Agent {
         }
         if new.client_sampling != old.client_sampling {
             self.set.state.client_sampling = new.client_sampling;
-            match self.datapath.write_config(&self.set.state) {
-                Ok(()) => changed.push(format!("client_sampling {}", new.client_sampling)),
-                Err(error) => warn!("{path}: client_sampling not applied: {error:#}"),
-            }
+            let written = self.datapath.write_config(&self.set.state);
+            // A refused write is retried until it takes (map_writes.rs).
+            let note = if self.wrote("reload: client_sampling in the config", written) {
+                ""
+            } else {
+                " (its map write is pending)"
+            };
+            changed.push(format!("client_sampling {}{note}", new.client_sampling));
         }
         // Checked before it is used, as at start: a remote address without
         // metrics_allow_remote keeps the running endpoint.
@@ -145,10 +149,10 @@ impl Agent {
     /// it announces the master's MAC when the owner cannot.
     fn apply_active(&mut self, change: Option<ActiveChange>, why: &str) {
         let Some(change) = change else { return };
-        if let Err(error) = self.datapath.write_config(&self.set.state) {
-            warn!("{error:#}");
-            return;
-        }
+        let written = self.datapath.write_config(&self.set.state);
+        // A refused write is retried until it takes; what follows the new
+        // active slave (the switch taught) goes on meanwhile.
+        self.wrote(&format!("a new active slave ({why}): the config"), written);
         if let Some(active) = change.after {
             let state = &self.set.state;
             let via = state.slaves[active].ifindex;
@@ -196,6 +200,8 @@ impl Agent {
             vm_ageing_s: Some(options.vm_ageing_s),
             config_file: options.config.as_ref().map(|c| c.path.display().to_string()),
             slaves,
+            map_write_failures: Some(self.map_writes.failed),
+            map_writes_pending: self.map_writes.pending_text(),
         };
         Ok(serde_json::to_string(&info)?)
     }

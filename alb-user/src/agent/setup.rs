@@ -107,6 +107,7 @@ pub(super) async fn setup(
         resynced_once: !adopting,
         summary: Summary::default(),
         transitions: Transitions::default(),
+        map_writes: super::map_writes::MapWrites::default(),
     };
     // The kernel reported the groups through the first active slave itself.
     agent.groups_reported_on = agent.set.state.active;

@@ -7,6 +7,7 @@ mod attach;
 mod batch;
 mod counters;
 mod events;
+mod fault;
 mod pins;
 mod probe;
 mod query;
@@ -54,6 +55,8 @@ pub struct Datapath {
     links: attach::Links,
     /// Where links are pinned (`<pins>/links`), when the maps are pinned.
     link_dir: Option<PathBuf>,
+    /// The test switch that makes map writes fail ([`fault`]).
+    fault: fault::WriteFault,
 }
 
 impl Datapath {
@@ -96,7 +99,12 @@ impl Datapath {
                 .with_context(|| format!("cannot put {name} in {}", names::PROGS))?;
         }
         let link_dir = pins.map(|dir| dir.join("links"));
-        Ok(Self { ebpf, links: attach::Links::default(), link_dir })
+        Ok(Self {
+            ebpf,
+            links: attach::Links::default(),
+            link_dir,
+            fault: fault::WriteFault::from_env(),
+        })
     }
 
     /// Attaches the transmit program to the master and the receive program
@@ -150,6 +158,16 @@ impl Datapath {
         self.write_config(state)
     }
 
+    /// Writes the agent's whole model again, every entry (the retry after a
+    /// failed map write): slaves, slots, buckets, and last the config.
+    pub fn republish(&mut self, state: &State, slots: &[u32], buckets: &[u32]) -> Result<()> {
+        let all = |table: &[u32]| table.iter().copied().enumerate().collect::<Vec<_>>();
+        self.write_slaves(state)?;
+        self.set_slots(&all(slots))?;
+        self.set_buckets(&all(buckets))?;
+        self.write_config(state)
+    }
+
     /// Publishes a change of the slave set: slaves, then the config.
     pub fn publish_slaves(&mut self, state: &State) -> Result<()> {
         self.write_slaves(state)?;
@@ -161,6 +179,7 @@ impl Datapath {
         if state.slaves.len() > MAX_SLAVES {
             bail!("at most {MAX_SLAVES} slaves");
         }
+        let write_flags = self.fault.flags();
         {
             let mut slaves: Array<&mut MapData, Slave> =
                 Array::try_from(self.map_mut(names::SLAVES)?)?;
@@ -169,7 +188,9 @@ impl Datapath {
                 let present = if slave.ifindex == 0 { 0 } else { SLAVE_PRESENT };
                 let flags = present | if slave.up { SLAVE_UP } else { 0 };
                 let entry = Slave { ifindex: slave.ifindex, flags, mac: slave.mac, _pad: [0; 2] };
-                slaves.set(u32::try_from(index)?, entry, 0)?;
+                slaves
+                    .set(u32::try_from(index)?, entry, write_flags)
+                    .context("cannot write the slave table")?;
             }
         }
         Ok(())
@@ -177,8 +198,9 @@ impl Datapath {
 
     /// Writes the master-wide config (active slave, master MAC, usable slaves).
     pub fn write_config(&mut self, state: &State) -> Result<()> {
+        let flags = self.fault.flags();
         let mut config: Array<&mut MapData, _> = Array::try_from(self.map_mut(names::CONFIG)?)?;
-        config.set(0, state.config(), 0)?;
+        config.set(0, state.config(), flags).context("cannot write the config")?;
         Ok(())
     }
 
@@ -238,7 +260,7 @@ impl Datapath {
     ) -> Result<()> {
         let keys = moves.iter().map(|&(i, _)| u32::try_from(i)).collect::<Result<Vec<_>, _>>()?;
         let values: Vec<V> = moves.iter().map(|&(_, slave)| entry(slave)).collect();
-        Ok(batch::update(data(self.map(name)?)?, &keys, &values)?)
+        Ok(batch::update(data(self.map(name)?)?, &keys, &values, self.fault.flags())?)
     }
 
     /// Bytes each transmit bucket has carried since load, summed over CPUs.
@@ -281,7 +303,7 @@ impl Datapath {
     /// Deletes clients from the table, in one system call; returns how
     /// many were there.
     pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
-        batch::delete(data(self.map(names::CLIENTS)?)?, keys)
+        batch::delete(data(self.map(names::CLIENTS)?)?, keys, self.fault.flags())
             .context("cannot delete from the client table")
     }
 
@@ -294,7 +316,8 @@ impl Datapath {
     /// Forgets VM MACs (aged out), in one system call; returns how many
     /// were there.
     pub fn forget_vms(&mut self, keys: &[VmKey]) -> Result<usize> {
-        batch::delete(data(self.map(names::VMS)?)?, keys).context("cannot delete from the VM table")
+        batch::delete(data(self.map(names::VMS)?)?, keys, self.fault.flags())
+            .context("cannot delete from the VM table")
     }
 
     /// How many events the data path could not put in the ring.
