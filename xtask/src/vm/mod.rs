@@ -1,5 +1,5 @@
 //! `cargo xtask vm-test`: alb's behaviour scenarios inside QEMU (TCG)
-//! guests running Debian's own packaged kernels (6.1: no TCX, clsact; 6.12:
+//! guests running Debian's own packaged kernels (5.10 and 6.1: no TCX, clsact; 6.12:
 //! TCX). Each guest boots a busybox initramfs with the agent, builds the
 //! seed lab in network namespaces, runs the scenarios of guest.sh and
 //! prints results between markers on the serial console; the host parses
