@@ -105,7 +105,7 @@ impl Apt {
         };
         let indexed = fs::read_dir(&lists)?
             .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"));
+            .any(|e| e.file_name().to_string_lossy().contains("_Packages"));
         if !indexed {
             eprintln!(
                 "vm-test: reading the bullseye index of {mirror} (private apt state, ~12 MB)"

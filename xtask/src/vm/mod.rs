@@ -103,7 +103,9 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>, with_systemd: bool) 
     fs::create_dir_all(&cache)?;
     fs::create_dir_all(&logs)?;
     let series: Vec<&str> = if kernels.iter().any(|k| k == "all") {
-        kernel::SERIES.to_vec()
+        // The systemd guest's root filesystem is Debian 12's: its own
+        // kernels (5.10 under it was never run).
+        kernel::SERIES.iter().copied().filter(|&k| !with_systemd || k != "5.10").collect()
     } else if kernels.is_empty() {
         // One systemd guest takes about as long as both busybox guests.
         if with_systemd { vec![systemd::DEFAULT_SERIES] } else { kernel::SERIES.to_vec() }
