@@ -1,6 +1,7 @@
 //! Faults in the lab (issue 5, item 3): a link flap storm, the master
 //! deleted by the user, `kill -9` of the agent in the middle of a
-//! failover, the pins removed under a running agent, a full client table.
+//! failover, the pins removed under a running agent, a full client table,
+//! map writes the kernel refuses during a failover.
 //! For each: what alb does, what the clients lose (measured with pings
 //! every [`INTERVAL`]), and that nothing leaks (devices, programs, pins,
 //! undo records, sysctls). Every test prints what it measured (`faults:`
@@ -26,6 +27,7 @@ use std::{
 use alb_tests::{
     Lab, Proc, Status,
     agent::{pin_dir, socket_path},
+    metrics::{self, Exposition},
     wait_until,
 };
 use common::{
@@ -33,7 +35,7 @@ use common::{
     datapath::{assert_attached, assert_no_programs, sysctls_of},
     even, leftovers, mac_of, neigh,
     pings::{self, PingRun, Pings},
-    resolve, resolve_all, set_port, slave_of, wait_neigh,
+    port_of, resolve, resolve_all, set_port, slave_of, wait_neigh,
 };
 use nix::sys::signal::Signal;
 
@@ -441,4 +443,99 @@ fn a_full_client_table_evicts_and_every_client_still_works() {
     for number in 1..=16 {
         assert!(neigh(&lab, number).is_some(), "c{number} has a neighbour entry");
     }
+}
+
+/// The agent's test switch that makes map writes fail (alb-user's
+/// datapath/fault.rs): while the file it names exists, every map write
+/// goes to bpf() with BPF_NOEXIST and the kernel refuses it.
+const WRITE_FAULT_ENV: &str = "ALB_TEST_MAP_WRITE_FAULT";
+
+/// The switch's file, removed when the test ends, whatever happened.
+struct FaultFile(std::path::PathBuf);
+
+impl Drop for FaultFile {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.0) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("cannot remove {}: {error}", self.0.display());
+            }
+        }
+    }
+}
+
+/// `alb_map_write_failures_total` and `alb_map_writes_pending`, scraped
+/// from inside the server namespace.
+fn map_write_metrics(lab: &Lab, listen: &str) -> (f64, f64) {
+    let addr = listen.parse().expect("an address");
+    let response = metrics::get(lab.srv(), addr, "/metrics", None)
+        .unwrap_or_else(|e| panic!("GET /metrics: {e:#}"));
+    let exposition = Exposition::parse(&response.body, false)
+        .unwrap_or_else(|e| panic!("not Prometheus text: {e:#}\n{}", response.body));
+    let value = |name| exposition.value(name, &[]).unwrap_or_else(|e| panic!("{e:#}"));
+    (value("alb_map_write_failures_total"), value("alb_map_writes_pending"))
+}
+
+/// Map writes refused during a failover (issue 21): veth17 fails while the
+/// kernel refuses every map write. The refusal is logged at error, counted
+/// (metrics and `alb status`), the kernel's slave table still has veth17
+/// usable (the write really failed), and once the cause is gone the
+/// agent's retry writes its model: veth17 is unusable in the kernel's
+/// table, nothing is pending, every client works.
+#[test]
+fn refused_map_writes_are_logged_counted_and_retried_until_they_take() {
+    let lab = common::lab(2, 2);
+    let listen = "127.0.0.1:9466";
+    let fault = FaultFile(std::env::temp_dir().join(format!("alb-write-fault-{}", lab.master())));
+    let command = Agent::command(&lab, &["veth17", "veth19"])
+        .args(&["--metrics-listen", listen])
+        .env(WRITE_FAULT_ENV, &fault.0.to_string_lossy());
+    let mut agent = Agent::start_command(&lab, &command);
+    resolve_all(&lab);
+    assert_eq!(map_write_metrics(&lab, listen), (0.0, 0.0), "no failure before the fault");
+    let clean = agent.status();
+    assert_eq!(clean.raw["map_write_failures"], 0, "{}", clean.raw);
+    assert!(clean.raw["map_writes_pending"].is_null(), "{}", clean.raw);
+
+    std::fs::write(&fault.0, b"").expect("the fault file");
+    let from = agent.log().len();
+    set_port(&lab, &port_of(&lab, "veth17"), false);
+    let refused = agent.wait_status(Duration::from_secs(5), "a pending map write", |s| {
+        s.slave("veth17").is_some_and(|v| v.mii_status.as_deref() == Some("down"))
+            && !s.raw["map_writes_pending"].is_null()
+    });
+    let log = agent.log();
+    let line = log[from..]
+        .lines()
+        .find(|l| l.contains("map write failed: veth17 down: "))
+        .unwrap_or_else(|| panic!("no error line for the refused write:\n{log}"));
+    assert!(line.contains(" ERROR"), "not at error: {line}");
+    assert!(line.contains("File exists") || line.contains("os error 17"), "{line}");
+    // The kernel's table is what `usable` shows: the refused write left it.
+    assert!(refused.slave("veth17").is_some_and(|v| v.usable), "{refused}");
+    let failures = refused.raw["map_write_failures"].as_u64().expect("a count");
+    assert!(failures >= 1, "{}", refused.raw);
+    let (counted, pending) = map_write_metrics(&lab, listen);
+    assert!(counted >= failures as f64 && pending == 1.0, "{counted} {pending}");
+    // Retried while the cause lasts: each retry is refused and counted.
+    wait_until(Duration::from_secs(5), "a refused retry", || {
+        Ok(agent.log()[from..].contains("map write failed: retry: the whole model"))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", agent.log()));
+    println!("faults: map writes: {failures} refused, then retried: {line}");
+
+    std::fs::remove_file(&fault.0).expect("the cause removed");
+    let taken = agent.wait_status(Duration::from_secs(5), "the retry taken", |s| {
+        s.raw["map_writes_pending"].is_null() && s.slave("veth17").is_some_and(|v| !v.usable)
+    });
+    assert!(agent.log()[from..].contains("map writes take again"), "{}", agent.log());
+    let after = taken.raw["map_write_failures"].as_u64().expect("a count");
+    let (counted, pending) = map_write_metrics(&lab, listen);
+    assert!(counted >= after as f64 && after >= failures && pending == 0.0, "{counted} {pending}");
+    assert_all_clients_work(&lab, 10);
+    println!("faults: map writes: taken after {after} refusals; every client works");
+
+    set_port(&lab, &port_of(&lab, "veth17"), true);
+    assert_settled(&lab, &agent, "after the refused map writes");
+    assert!(agent.stop().success(), "stopped cleanly:\n{}", agent.log());
+    assert!(leftovers(&lab, lab.master()).is_empty());
 }

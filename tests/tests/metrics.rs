@@ -45,7 +45,7 @@ const PER_SLAVE: [(&str, &str); 8] = [
 ];
 
 /// The agent-wide families.
-const AGENT_WIDE: [(&str, &str); 10] = [
+const AGENT_WIDE: [(&str, &str); 12] = [
     ("alb_datapath_reasons_total", "counter"),
     ("alb_failovers_total", "counter"),
     ("alb_failover_duration_seconds", "histogram"),
@@ -53,6 +53,8 @@ const AGENT_WIDE: [(&str, &str); 10] = [
     ("alb_failback_duration_seconds", "histogram"),
     ("alb_client_updates_sent_total", "counter"),
     ("alb_client_updates_failed_total", "counter"),
+    ("alb_map_write_failures_total", "counter"),
+    ("alb_map_writes_pending", "gauge"),
     ("alb_client_table_entries", "gauge"),
     ("alb_client_table_capacity", "gauge"),
     ("alb_agent_resident_memory_bytes", "gauge"),

@@ -6,6 +6,11 @@
 //! run time (a check that used to need CAP_SYS_ADMIN), slaves leave and
 //! join, a failover moves clients, and a stop removes everything. The
 //! other behaviour tests (runtime.rs, failover.rs, ...) run the same agent.
+//! What bpf() on its maps needs is probed (issue 21): on this machine's
+//! kernel (>= 5.19) the probe finds CAP_NET_ADMIN enough and says so; the
+//! decision on a kernel that refuses (5.10) is unit-tested with injected
+//! probe results in alb-user's privileges.rs, and run by `cargo xtask
+//! vm-test --kernel 5.10`.
 //!
 //! Needs root and the `alb` binary; run one test at a time.
 #![expect(
@@ -61,6 +66,17 @@ fn the_running_agent_keeps_only_cap_net_admin() {
     let master = lab.master().to_owned();
     let mut agent = Agent::start(&lab);
     resolve_all(&lab);
+    let probed = agent
+        .log()
+        .lines()
+        .find(|l| l.contains("capabilities kept after setup:"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("the probe's decision is not logged:\n{}", agent.log()));
+    assert!(
+        probed.contains("after setup: CAP_NET_ADMIN (bpf() on its maps works without CAP_BPF")
+            && probed.contains("probed"),
+        "on this kernel CAP_NET_ADMIN alone does: {probed}"
+    );
     let threads = capabilities(agent.pid());
     println!("privileges: {threads:?}");
     let main = &threads[&format!("alb ({})", agent.pid())];

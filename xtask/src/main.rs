@@ -108,12 +108,12 @@ enum Cmd {
         busy_share: f64,
     },
     /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
-    /// packaged kernels (6.1: clsact, 6.12: TCX); logs in target/vm-logs/.
+    /// packaged kernels (5.10, 6.1: clsact; 6.12: TCX); logs in target/vm-logs/.
     /// With --systemd: the package and the service under a real systemd.
     VmTest {
-        /// Which kernels: 6.1, 6.12 or all (repeatable) [default: all; with
+        /// Which kernels: 5.10, 6.1, 6.12 or all (repeatable) [default: all; with
         /// --systemd: 6.12].
-        #[arg(long, value_parser = ["6.1", "6.12", "all"])]
+        #[arg(long, value_parser = ["5.10", "6.1", "6.12", "all"])]
         kernel: Vec<String>,
         /// Instead of the scenarios: failover losses of the kernel's own
         /// balance-alb bond against alb, same guest; writes docs/kernels.md.

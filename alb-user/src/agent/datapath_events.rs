@@ -130,14 +130,16 @@ impl Agent {
             return;
         }
         let keys = self.model.clients.forget_server(&sender);
-        match self.datapath.forget_clients(&keys) {
-            Ok(forgotten) => warn!(
-                "{}{} claimed by {}: forgot {forgotten} clients of that address",
-                ip(&sender.0),
-                in_vlan(sender.1),
-                format_mac(&sender_mac),
-            ),
-            Err(error) => warn!("{error:#}"),
+        let claim = format!(
+            "{}{} claimed by {}",
+            ip(&sender.0),
+            in_vlan(sender.1),
+            format_mac(&sender_mac)
+        );
+        let count = keys.len();
+        match self.forget_clients(&format!("{claim}: forgetting {count} clients"), keys) {
+            Some(forgotten) => warn!("{claim}: forgot {forgotten} clients of that address"),
+            None => warn!("{claim}: {count} clients forgotten by the agent, the kernel's pending"),
         }
     }
 

@@ -60,8 +60,10 @@ async fn event_loop(
     let mut notifier = Notifier::from_env();
     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
     agent.sync_filters(undo).await;
-    // Everything that needs more than the kept capabilities is done.
-    privileges::restrict(privileges::KEPT)?;
+    // Everything that needs more than the kept capabilities is done; what
+    // bpf() on the maps still needs on this kernel is probed.
+    let needs = privileges::bpf_needs(&mut agent.datapath.map_access()?)?;
+    privileges::restrict(&needs.keep)?;
     notifier.ready(&agent.ready());
     ready.set(true);
     loop {
@@ -78,6 +80,7 @@ async fn event_loop(
             agent.model.collapses.next_due(),
             walking,
             notifier.next_feed(),
+            agent.map_writes.next_retry(),
         ]
         .into_iter()
         .flatten()
@@ -164,6 +167,7 @@ async fn event_loop(
                     agent.correct_collapse(server, None);
                 }
                 agent.continue_walk();
+                agent.retry_map_writes();
                 if Instant::now() >= timers.learn_at {
                     agent.filters.read_master_multicast(agent.set.state.master_ifindex);
                     agent.learning_frames();

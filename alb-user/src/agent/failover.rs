@@ -24,7 +24,12 @@ impl Agent {
     pub(super) async fn transition(&mut self, transition: &Transition) -> Result<()> {
         let started = std::time::Instant::now();
         let name = self.set.names[transition.slave].clone();
-        self.datapath.publish_slaves(&self.set.state)?;
+        let what = match transition.commit {
+            Commit::Down => format!("{name} down"),
+            Commit::Up => format!("{name} up"),
+        };
+        let written = self.datapath.publish_slaves(&self.set.state);
+        self.wrote(&format!("{what}: the slave table and config"), written);
         if transition.commit == Commit::Down {
             // Teach the switch that the failed MAC is reachable through the
             // active slave, which accepts it (rx_failover) until clients
@@ -51,11 +56,13 @@ impl Agent {
                 even_out(&self.model.buckets, &usable, &capacity),
             ),
         };
-        self.datapath.set_slots(&slot_moves)?;
+        let written = self.datapath.set_slots(&slot_moves);
+        self.wrote(&format!("{what}: {} client slots", slot_moves.len()), written);
         // VM MACs of the moved slots now leave by the new slaves: the
         // switch is taught so before any client is told anything.
         let vms = self.move_vms(&slot_moves);
-        self.datapath.set_buckets(&bucket_moves)?;
+        let written = self.datapath.set_buckets(&bucket_moves);
+        self.wrote(&format!("{what}: {} transmit buckets", bucket_moves.len()), written);
         for &(bucket, slave) in &bucket_moves {
             self.model.buckets[bucket] = slave;
         }

@@ -72,7 +72,8 @@ impl Agent {
             format_mac(&mac)
         );
         self.set.state.master_mac = mac;
-        self.datapath.write_config(&self.set.state)?;
+        let written = self.datapath.write_config(&self.set.state);
+        self.wrote("the master's new MAC: the config", written);
         if let Some(active) = self.set.state.active {
             self.learn(self.set.state.slaves[active].ifindex, &mac);
         }
@@ -169,7 +170,8 @@ impl Agent {
         };
         let (index, transitions) = self.set.add(name.to_owned(), slave, ethtool::speed(name));
         if transitions.is_empty() {
-            self.datapath.publish_slaves(&self.set.state)?;
+            let written = self.datapath.publish_slaves(&self.set.state);
+            self.wrote(&format!("slave add {name}: the slave table and config"), written);
         }
         for transition in transitions {
             self.transition(&transition).await?;
@@ -224,7 +226,8 @@ impl Agent {
         self.set.forget(index);
         // A removed slave is nobody's home any more.
         self.model.slots.forget_home(u32::try_from(index)?);
-        self.datapath.publish_slaves(&self.set.state)?;
+        let written = self.datapath.publish_slaves(&self.set.state);
+        self.wrote(&format!("slave del {name}: the slave table and config"), written);
         // A deleted device took its link with it; the pin may remain.
         if let Err(error) = self.datapath.detach_slave(&name) {
             warn!("{error:#}");

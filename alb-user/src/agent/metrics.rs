@@ -52,6 +52,8 @@ impl Agent {
             transitions: self.report.transitions.clone(),
             updates_sent: counts.told.load(Relaxed),
             updates_failed: counts.failed.load(Relaxed),
+            map_write_failures: self.map_writes.failed,
+            map_writes_pending: self.map_writes.pending.is_some(),
             clients: (self.model.clients.len() + self.model.clients6.len()) as u64,
             capacity: u64::from(self.options.max_clients),
             resident_bytes: metrics::resident_bytes(),

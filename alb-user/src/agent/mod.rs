@@ -14,6 +14,7 @@ mod datapath_events;
 mod down;
 mod event_loop;
 mod failover;
+mod map_writes;
 mod membership;
 mod metrics;
 mod mtu;

@@ -55,7 +55,8 @@ impl Agent {
             0.1,
         );
         if !moves.is_empty() {
-            self.datapath.set_buckets(&moves)?;
+            let written = self.datapath.set_buckets(&moves);
+            self.wrote(&format!("rebalancing: {} transmit buckets", moves.len()), written);
             for &(bucket, slave) in &moves {
                 self.model.buckets[bucket] = slave;
             }

@@ -3,7 +3,7 @@
 //! new active slave is a config write and a few learning frames.
 
 use anyhow::{Result, bail};
-use log::{info, warn};
+use log::info;
 
 use super::Agent;
 use crate::{
@@ -34,10 +34,10 @@ impl Agent {
     /// it announces the master's MAC when the owner cannot.
     pub(super) fn apply_active(&mut self, change: Option<ActiveChange>, why: &str) {
         let Some(change) = change else { return };
-        if let Err(error) = self.datapath.write_config(&self.set.state) {
-            warn!("{error:#}");
-            return;
-        }
+        let written = self.datapath.write_config(&self.set.state);
+        // A refused write is retried until it takes; what follows the new
+        // active slave (the switch taught) goes on meanwhile.
+        self.wrote(&format!("a new active slave ({why}): the config"), written);
         if let Some(active) = change.after {
             let state = &self.set.state;
             let via = state.slaves[active].ifindex;
@@ -85,6 +85,8 @@ impl Agent {
             vm_ageing_s: Some(options.vm_ageing_s),
             config_file: options.config.as_ref().map(|c| c.path.display().to_string()),
             slaves,
+            map_write_failures: Some(self.map_writes.failed),
+            map_writes_pending: self.map_writes.pending_text(),
         };
         Ok(serde_json::to_string(&info)?)
     }

@@ -72,7 +72,7 @@ impl Agent {
             Ok(changed) => changed,
             Err(problem) => return not_reloaded(&path, &[problem]),
         };
-        changed.extend(self.apply_settings(&path, &old, &new));
+        changed.extend(self.apply_settings(&old, &new));
         if new.keep_datapath != old.keep_datapath {
             // Read once, when the agent stops: the running value is the one used.
             warn!("{path}: keep_datapath {} needs a restart to apply", new.keep_datapath);
@@ -179,7 +179,7 @@ impl Agent {
     }
 
     /// The options that change without touching a device.
-    fn apply_settings(&mut self, path: &str, old: &Options, new: &Options) -> Vec<String> {
+    fn apply_settings(&mut self, old: &Options, new: &Options) -> Vec<String> {
         let mut changed = Vec::new();
         if new.delays != self.set.delays() {
             self.set.set_delays(new.delays);
@@ -209,10 +209,14 @@ impl Agent {
         }
         if new.client_sampling != old.client_sampling {
             self.set.state.client_sampling = new.client_sampling;
-            match self.datapath.write_config(&self.set.state) {
-                Ok(()) => changed.push(format!("client_sampling {}", new.client_sampling)),
-                Err(error) => warn!("{path}: client_sampling not applied: {error:#}"),
-            }
+            let written = self.datapath.write_config(&self.set.state);
+            // A refused write is retried until it takes (map_writes.rs).
+            let note = if self.wrote("reload: client_sampling in the config", written) {
+                ""
+            } else {
+                " (its map write is pending)"
+            };
+            changed.push(format!("client_sampling {}{note}", new.client_sampling));
         }
         if new.metrics_listen != old.metrics_listen {
             match new.metrics_listen {

@@ -112,6 +112,7 @@ pub(super) async fn setup(
         filters: Filters::new(!options.no_filter_sync),
         report: Report::default(),
         link_dir: layout::link_dir(&pins),
+        map_writes: super::map_writes::MapWrites::default(),
     };
     // The kernel reported the groups through the first active slave itself.
     agent.announce.groups_reported_on = agent.set.state.active;

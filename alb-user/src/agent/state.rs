@@ -35,6 +35,8 @@ pub(super) struct Agent {
     pub(super) filters: Filters,
     pub(super) report: Report,
     pub(super) link_dir: PathBuf,
+    /// Map writes that failed, and the retry of the model.
+    pub(super) map_writes: super::map_writes::MapWrites,
 }
 
 /// The agent's model of what it published: the clients, the slot array

@@ -77,13 +77,11 @@ impl Agent {
         if stale.is_empty() {
             return;
         }
-        match self.datapath.forget_vms(&stale) {
-            Ok(_) => {
-                for key in &stale {
-                    info!("VM MAC {} aged out ({ageing} s without a frame)", format_mac(&key.mac));
-                }
+        let macs: Vec<_> = stale.iter().map(|key| key.mac).collect();
+        if self.forget_vms(&format!("ageing out {} VM MACs", macs.len()), stale).is_some() {
+            for mac in &macs {
+                info!("VM MAC {} aged out ({ageing} s without a frame)", format_mac(mac));
             }
-            Err(error) => warn!("{error:#}"),
         }
     }
 

@@ -65,6 +65,14 @@ pub struct AgentInfo {
     pub vm_ageing_s: Option<u64>,
     pub config_file: Option<String>,
     pub slaves: Vec<AgentSlave>,
+    /// Map writes refused since the agent started (retries included);
+    /// absent from an older agent's answer.
+    #[serde(default)]
+    pub map_write_failures: Option<u64>,
+    /// The first refused write not yet taken, and for how long (the agent
+    /// writes its model again until it takes); none when the maps match.
+    #[serde(default)]
+    pub map_writes_pending: Option<String>,
 }
 
 /// One slave as the agent sees it.

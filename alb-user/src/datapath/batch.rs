@@ -121,8 +121,14 @@ pub(super) fn for_each<K: Pod, V: Pod>(
     Ok(())
 }
 
-/// Writes `keys[i]` = `values[i]` in one system call.
-pub(super) fn update<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) -> io::Result<()> {
+/// Writes `keys[i]` = `values[i]` in one system call, with `elem_flags`
+/// (BPF_ANY but for the test switch of `fault.rs`).
+pub(super) fn update<K: Pod, V: Pod>(
+    map: &MapData,
+    keys: &[K],
+    values: &[V],
+    elem_flags: u64,
+) -> io::Result<()> {
     assert_eq!(keys.len(), values.len(), "one value per key");
     if keys.is_empty() {
         return Ok(());
@@ -132,6 +138,7 @@ pub(super) fn update<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) ->
         values: values.as_ptr() as u64,
         count: u32::try_from(keys.len()).unwrap_or(u32::MAX),
         map_fd: map_fd(map),
+        elem_flags,
         ..BatchAttr::default()
     };
     bpf(BPF_MAP_UPDATE_BATCH, &mut attr)?;
@@ -146,8 +153,8 @@ pub(super) fn update<K: Pod, V: Pod>(map: &MapData, keys: &[K], values: &[V]) ->
 }
 
 /// Deletes `keys` from a hash map; keys already gone are skipped. Returns
-/// how many were deleted.
-pub(super) fn delete<K: Pod>(map: &MapData, keys: &[K]) -> io::Result<usize> {
+/// how many were deleted. `elem_flags` as in [`update`].
+pub(super) fn delete<K: Pod>(map: &MapData, keys: &[K], elem_flags: u64) -> io::Result<usize> {
     let mut deleted = 0;
     let mut rest = keys;
     while !rest.is_empty() {
@@ -155,6 +162,7 @@ pub(super) fn delete<K: Pod>(map: &MapData, keys: &[K]) -> io::Result<usize> {
             keys: rest.as_ptr() as u64,
             count: u32::try_from(rest.len()).unwrap_or(u32::MAX),
             map_fd: map_fd(map),
+            elem_flags,
             ..BatchAttr::default()
         };
         let result = bpf(BPF_MAP_DELETE_BATCH, &mut attr);

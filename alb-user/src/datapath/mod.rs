@@ -2,10 +2,12 @@
 //! (the loaded object, its maps, its links and the event ring) and offers
 //! typed operations on them. No other module of the agent imports aya.
 
+mod access;
 mod attach;
 mod batch;
 mod counters;
 mod events;
+mod fault;
 pub mod layout;
 mod pins;
 mod probe;
@@ -31,6 +33,7 @@ use aya::{
 };
 
 pub use self::{
+    access::MapAccess,
     attach::{alb_users, recorded_hook},
     batch::Cursor as ClientCursor,
     events::{DRAIN_PERIOD, Event, Events},
@@ -54,6 +57,8 @@ pub struct Datapath {
     links: attach::Links,
     /// Where links are pinned (`<pins>/links`), when the maps are pinned.
     link_dir: Option<PathBuf>,
+    /// The test switch that makes map writes fail ([`fault`]).
+    fault: fault::WriteFault,
 }
 
 impl Datapath {
@@ -96,7 +101,12 @@ impl Datapath {
                 .with_context(|| format!("cannot put {name} in {}", names::PROGS))?;
         }
         let link_dir = pins.map(layout::link_dir);
-        Ok(Self { ebpf, links: attach::Links::default(), link_dir })
+        Ok(Self {
+            ebpf,
+            links: attach::Links::default(),
+            link_dir,
+            fault: fault::WriteFault::from_env(),
+        })
     }
 
     /// Attaches the transmit program to the master and the receive program
@@ -123,6 +133,11 @@ impl Datapath {
         }
     }
 
+    /// A second handle on the config map, for the privilege probe.
+    pub fn map_access(&self) -> Result<MapAccess> {
+        MapAccess::new(self.map(names::CONFIG)?)
+    }
+
     /// A loaded classifier by name (tests run it with BPF_PROG_TEST_RUN).
     pub fn program(&mut self, name: &str) -> Result<&mut SchedClassifier> {
         program(&mut self.ebpf, name)
@@ -145,6 +160,16 @@ impl Datapath {
         self.write_config(state)
     }
 
+    /// Writes the agent's whole model again, every entry (the retry after a
+    /// failed map write): slaves, slots, buckets, and last the config.
+    pub fn republish(&mut self, state: &State, slots: &[u32], buckets: &[u32]) -> Result<()> {
+        let all = |table: &[u32]| table.iter().copied().enumerate().collect::<Vec<_>>();
+        self.write_slaves(state)?;
+        self.set_slots(&all(slots))?;
+        self.set_buckets(&all(buckets))?;
+        self.write_config(state)
+    }
+
     /// Publishes a change of the slave set: slaves, then the config.
     pub fn publish_slaves(&mut self, state: &State) -> Result<()> {
         self.write_slaves(state)?;
@@ -156,6 +181,7 @@ impl Datapath {
         if state.slaves.len() > MAX_SLAVES {
             bail!("at most {MAX_SLAVES} slaves");
         }
+        let write_flags = self.fault.flags();
         {
             let mut slaves: Array<&mut MapData, Slave> =
                 Array::try_from(self.map_mut(names::SLAVES)?)?;
@@ -164,7 +190,9 @@ impl Datapath {
                 let present = if slave.ifindex == 0 { 0 } else { SLAVE_PRESENT };
                 let flags = present | if slave.up { SLAVE_UP } else { 0 };
                 let entry = Slave { ifindex: slave.ifindex, flags, mac: slave.mac, _pad: [0; 2] };
-                slaves.set(u32::try_from(index)?, entry, 0)?;
+                slaves
+                    .set(u32::try_from(index)?, entry, write_flags)
+                    .context("cannot write the slave table")?;
             }
         }
         Ok(())
@@ -172,8 +200,9 @@ impl Datapath {
 
     /// Writes the master-wide config (active slave, master MAC, usable slaves).
     pub fn write_config(&mut self, state: &State) -> Result<()> {
+        let flags = self.fault.flags();
         let mut config: Array<&mut MapData, _> = Array::try_from(self.map_mut(names::CONFIG)?)?;
-        config.set(0, state.config(), 0)?;
+        config.set(0, state.config(), flags).context("cannot write the config")?;
         Ok(())
     }
 
@@ -233,7 +262,7 @@ impl Datapath {
     ) -> Result<()> {
         let keys = moves.iter().map(|&(i, _)| u32::try_from(i)).collect::<Result<Vec<_>, _>>()?;
         let values: Vec<V> = moves.iter().map(|&(_, slave)| entry(slave)).collect();
-        Ok(batch::update(data(self.map(name)?)?, &keys, &values)?)
+        Ok(batch::update(data(self.map(name)?)?, &keys, &values, self.fault.flags())?)
     }
 
     /// Bytes each transmit bucket has carried since load, summed over CPUs.
@@ -276,7 +305,7 @@ impl Datapath {
     /// Deletes clients from the table, in one system call; returns how
     /// many were there.
     pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
-        batch::delete(data(self.map(names::CLIENTS)?)?, keys)
+        batch::delete(data(self.map(names::CLIENTS)?)?, keys, self.fault.flags())
             .context("cannot delete from the client table")
     }
 
@@ -289,7 +318,8 @@ impl Datapath {
     /// Forgets VM MACs (aged out), in one system call; returns how many
     /// were there.
     pub fn forget_vms(&mut self, keys: &[VmKey]) -> Result<usize> {
-        batch::delete(data(self.map(names::VMS)?)?, keys).context("cannot delete from the VM table")
+        batch::delete(data(self.map(names::VMS)?)?, keys, self.fault.flags())
+            .context("cannot delete from the VM table")
     }
 
     /// How many events the data path could not put in the ring.

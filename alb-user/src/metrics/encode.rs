@@ -156,6 +156,14 @@ fn alb_series(registry: &mut Registry, snapshot: &Snapshot) {
         "Client update frames the socket refused",
         snapshot.updates_failed,
     );
+    counter(
+        registry,
+        "map_write_failures",
+        "Map writes the kernel refused (each retry counts again)",
+        snapshot.map_write_failures,
+    );
+    let pending = "1 while a refused map write has not taken (the model is written again)";
+    gauge(registry, "map_writes_pending", pending, u64::from(snapshot.map_writes_pending));
     let entries = "Clients in the tables (IPv4 and IPv6)";
     gauge(registry, "client_table_entries", entries, snapshot.clients);
     let capacity = "Size of each client table (IPv4, IPv6)";
@@ -230,6 +238,8 @@ mod tests {
             transitions,
             updates_sent: 5,
             updates_failed: 0,
+            map_write_failures: 2,
+            map_writes_pending: true,
             clients: 6,
             capacity: 65536,
             resident_bytes: Some(4096),
@@ -253,6 +263,8 @@ mod tests {
             r#"alb_failover_duration_seconds_bucket{master="alb0",le="0.004"} 1"#,
             r#"alb_failbacks_total{master="alb0"} 0"#,
             r#"alb_client_updates_sent_total{master="alb0"} 5"#,
+            r#"alb_map_write_failures_total{master="alb0"} 2"#,
+            r#"alb_map_writes_pending{master="alb0"} 1"#,
             r#"alb_client_table_entries{master="alb0"} 6"#,
             r#"alb_client_table_capacity{master="alb0"} 65536"#,
             r#"alb_agent_resident_memory_bytes{master="alb0"} 4096"#,

@@ -70,6 +70,10 @@ pub struct Snapshot {
     pub updates_sent: u64,
     /// Update frames the socket refused.
     pub updates_failed: u64,
+    /// Map writes the kernel refused (retries included).
+    pub map_write_failures: u64,
+    /// Whether a refused map write has not taken yet.
+    pub map_writes_pending: bool,
     /// Clients in the agent's model of the table.
     pub clients: u64,
     /// The table's size (`--max-clients`).
@@ -124,6 +128,8 @@ mod tests {
             transitions: transitions.clone(),
             updates_sent: 0,
             updates_failed: 0,
+            map_write_failures: 0,
+            map_writes_pending: false,
             clients: 0,
             capacity: 1,
             resident_bytes: None,

@@ -161,6 +161,8 @@ pub async fn collect(master: &str) -> Result<Status> {
         vm_ageing_s: info.and_then(|a| a.vm_ageing_s),
         client_sampling: config.client_sampling.max(1),
         config_file: info.and_then(|a| a.config_file.clone()),
+        map_write_failures: info.and_then(|a| a.map_write_failures),
+        map_writes_pending: info.and_then(|a| a.map_writes_pending.clone()),
         slaves,
         clients,
         vms,

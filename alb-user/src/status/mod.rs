@@ -20,7 +20,8 @@ pub use self::{collect::collect, render::to_text};
 /// The version of the `alb status --json` layout: 2 added the agent's
 /// options and the per-slave link failure count, speed, duplex and
 /// permanent address; 3 lists IPv6 clients in `clients` (their addresses
-/// IPv6). Raised when a field changes meaning or goes.
+/// IPv6). Raised when a field changes meaning or goes (new fields, such as
+/// `map_write_failures` and `map_writes_pending`, keep it).
 pub const STATUS_VERSION: u32 = 3;
 
 #[derive(Debug, Serialize)]
@@ -51,6 +52,10 @@ pub struct Status {
     pub client_sampling: u32,
     /// The config file the agent re-reads on SIGHUP.
     pub config_file: Option<String>,
+    /// Map writes the kernel refused since the agent started.
+    pub map_write_failures: Option<u64>,
+    /// A refused map write not yet taken (retried until it takes).
+    pub map_writes_pending: Option<String>,
     pub slaves: Vec<SlaveStatus>,
     pub clients: Vec<ClientStatus>,
     /// Learned VM MACs (bridged VMs, macvlans), in MAC order.

@@ -40,6 +40,12 @@ pub fn to_text(status: &Status) -> String {
     if let Some(file) = &status.config_file {
         let _ = writeln!(out, "Config File: {file}");
     }
+    if let Some(failures) = status.map_write_failures {
+        let _ = writeln!(out, "Map Write Failures: {failures}");
+    }
+    if let Some(pending) = &status.map_writes_pending {
+        let _ = writeln!(out, "Map Writes Pending: {pending}");
+    }
     for slave in &status.slaves {
         let _ = writeln!(out, "\nSlave Interface: {}", slave.name);
         let _ = writeln!(out, "MII Status: {}", slave.mii_status.as_deref().unwrap_or(slave.link));
@@ -183,11 +189,33 @@ mod tests {
             vm_ageing_s: None,
             client_sampling: 1,
             config_file: None,
+            map_write_failures: None,
+            map_writes_pending: None,
             slaves: Vec::new(),
             clients: Vec::new(),
             vms: Vec::new(),
             counters: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn refused_map_writes_are_shown() {
+        let pending = "veth17 down: 12 client slots: EEXIST (for 3 s)";
+        let refused = Status {
+            agent: true,
+            map_write_failures: Some(4),
+            map_writes_pending: Some(pending.to_owned()),
+            ..status()
+        };
+        let text = to_text(&refused);
+        assert!(text.contains("\nMap Write Failures: 4\n"), "{text}");
+        assert!(text.contains(&format!("\nMap Writes Pending: {pending}\n")), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&refused).expect("JSON")).expect("parses");
+        assert_eq!(json["map_write_failures"], 4);
+        assert_eq!(json["map_writes_pending"], pending);
+        let clean = to_text(&Status { map_write_failures: Some(0), ..status() });
+        assert!(clean.contains("Map Write Failures: 0") && !clean.contains("Pending"), "{clean}");
     }
 
     #[test]

@@ -65,7 +65,6 @@ agent_start() {
     i=0
     while [ $i -lt 300 ]; do
         if grep -q "ready:" /tmp/alb.log; then
-            cat /tmp/alb.log >>/tmp/alb-all.log
             ip -n srv addr add 198.18.0.1/24 dev alb0 2>/dev/null
             return 0
         fi
@@ -78,10 +77,19 @@ agent_start() {
 agent_stop() {
     [ -n "$APID" ] || return 0
     kill -TERM $APID 2>/dev/null; wait $APID; rc=$?; APID=
+    cat /tmp/alb.log >>/tmp/alb-all.log
     [ $rc = 0 ] || { say "INFO agent exit status $rc; its log:"; sed 's/^/@@ALB-LOG /' /tmp/alb.log | tail -n 20; }
     return $rc
 }
-agent_kill9() { kill -KILL $APID; wait $APID 2>/dev/null; APID=; }
+agent_kill9() { kill -KILL $APID; wait $APID 2>/dev/null; APID=; cat /tmp/alb.log >>/tmp/alb-all.log; }
+# Every agent's whole log (kept at each stop): no bpf() the kernel refused
+# (kernels before 5.19 refuse map access without CAP_BPF), no map write
+# refused; the probe's decision is shown.
+log_clean() {
+    say "INFO $(grep -h -o 'capabilities kept after setup: .*' /tmp/alb-all.log | sort -u | tr '\n' ' ')"
+    bad=$(grep -h -e "Operation not permitted" -e "map write failed" /tmp/alb-all.log | sort -u | head -n 5)
+    [ -z "$bad" ] || { echo "$bad" | sed 's/^/@@ALB-LOG /'; return 1; }
+}
 
 # rx and tx packets of a switch port (its rx is the server slave's tx).
 port() {
@@ -367,6 +375,7 @@ run_tests() {
     probe_refusal
     lab_down
     vlan_scenario
+    check log.no-bpf-refusal log_clean
 }
 
 # Without TCX, and with cls_bpf unloaded: a refusal in one line.

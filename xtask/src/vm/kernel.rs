@@ -1,6 +1,10 @@
 //! Debian's packaged kernels: the newest `linux-image-6.1.0-N-amd64` or
 //! `linux-image-6.12.N+deb12-amd64` the apt index offers, downloaded with
 //! `apt-get download`, extracted once into `target/vm-cache/<package>/`.
+//! Debian 11's `linux-image-5.10.0-N-amd64` comes from the `bullseye`
+//! suite of the same mirror, read through a private apt state under
+//! `target/vm-cache/apt-bullseye/` (its own source list, lists and cache):
+//! the system's apt configuration is never touched.
 
 use std::{
     fs,
@@ -20,19 +24,20 @@ pub(crate) struct Kernel {
 }
 
 /// The kernel series vm-test knows.
-pub(crate) const SERIES: &[&str] = &["6.1", "6.12"];
+pub(crate) const SERIES: &[&str] = &["5.10", "6.1", "6.12"];
 
 /// The newest package of `series` in the apt index, downloaded and
 /// extracted under `cache` unless it already is.
 pub(crate) fn prepare(series: &str, cache: &Path) -> Result<Kernel> {
-    let package = newest(series)?;
+    let apt = Apt::for_series(series, cache)?;
+    let package = newest(series, &apt)?;
     let dir = cache.join(&package);
     let ready = dir.join(".ready");
     if !ready.exists() {
         eprintln!("vm-test: downloading {package} (apt-get download, ~70-110 MB, cached)");
         let debs = cache.join("debs");
         fs::create_dir_all(&debs)?;
-        cmd::run(Command::new("apt-get").args(["download", "-q", &package]).current_dir(&debs))
+        cmd::run(apt.command("apt-get").args(["download", "-q", &package]).current_dir(&debs))
             .with_context(|| format!("cannot download {package}"))?;
         let deb = fs::read_dir(&debs)?
             .filter_map(Result::ok)
@@ -63,9 +68,119 @@ pub(crate) fn prepare(series: &str, cache: &Path) -> Result<Kernel> {
     Ok(Kernel { package, vmlinuz, modules })
 }
 
+/// How apt is run for a series: the system's state, or a private one.
+struct Apt {
+    options: Vec<String>,
+}
+
+impl Apt {
+    fn for_series(series: &str, cache: &Path) -> Result<Self> {
+        if series != "5.10" {
+            return Ok(Self { options: Vec::new() });
+        }
+        let dir = cache.join("apt-bullseye");
+        let lists = dir.join("lists");
+        let archives = dir.join("cache/archives/partial");
+        fs::create_dir_all(lists.join("partial"))?;
+        fs::create_dir_all(&archives)?;
+        let source_list = dir.join("sources.list");
+        let mirror = host_mirror()?;
+        fs::write(
+            &source_list,
+            format!(
+                "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} \
+                 bullseye main\n"
+            ),
+        )?;
+        let option = |key: &str, path: &Path| format!("{key}={}", path.display());
+        let apt = Self {
+            options: vec![
+                option("Dir::Etc::SourceList", &source_list),
+                "Dir::Etc::SourceParts=/dev/null".to_owned(),
+                option("Dir::State::Lists", &lists),
+                option("Dir::Cache", &dir.join("cache")),
+                // Downloads land in the caller's directory, root's.
+                "APT::Sandbox::User=root".to_owned(),
+            ],
+        };
+        let indexed = fs::read_dir(&lists)?
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().contains("_Packages"));
+        if !indexed {
+            eprintln!(
+                "vm-test: reading the bullseye index of {mirror} (private apt state, ~12 MB)"
+            );
+            cmd::run(apt.command("apt-get").args(["update", "-q"]))
+                .context("cannot read the bullseye index")?;
+        }
+        Ok(apt)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        for option in &self.options {
+            command.args(["-o", option]);
+        }
+        command
+    }
+}
+
+/// The Debian mirror the host's apt sources name (its first `deb` entry
+/// of a release suite, one-line or deb822 format).
+fn host_mirror() -> Result<String> {
+    let mut texts = vec![fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
+    if let Ok(parts) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = parts.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.sort();
+        texts.extend(
+            paths
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "sources" || e == "list"))
+                .filter_map(|p| fs::read_to_string(p).ok()),
+        );
+    }
+    texts
+        .iter()
+        .find_map(|text| mirror_in(text))
+        .context("no Debian mirror in the host's apt sources (/etc/apt/sources.list*)")
+}
+
+/// The first Debian release mirror (suite without `-security` or
+/// `-updates`, component main) in one sources file.
+fn mirror_in(text: &str) -> Option<String> {
+    let release = |suite: &str| !suite.contains('-') && !suite.contains('/');
+    // One-line format: deb [options] URI SUITE COMPONENTS...
+    for line in text.lines().map(str::trim) {
+        let mut words =
+            line.split_whitespace().filter(|w| !w.starts_with('[') && !w.ends_with(']'));
+        if words.next() == Some("deb") {
+            let (uri, suite) = (words.next()?, words.next()?);
+            if release(suite) && words.any(|c| c == "main") {
+                return Some(uri.to_owned());
+            }
+        }
+    }
+    // deb822: stanzas of Types/URIs/Suites/Components.
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+        };
+        let is_deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+        let main = field("Components").is_some_and(|c| c.split_whitespace().any(|c| c == "main"));
+        let suites = field("Suites").is_some_and(|s| s.split_whitespace().any(release));
+        if is_deb && main && suites {
+            return field("URIs")?.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    None
+}
+
 /// The newest `linux-image` package of a series the apt index holds.
-fn newest(series: &str) -> Result<String> {
+fn newest(series: &str, apt: &Apt) -> Result<String> {
     let (pattern, number): (&str, fn(&str) -> Option<u32>) = match series {
+        "5.10" => (r"^linux-image-5\.10\.0-[0-9]+-amd64$", |name| {
+            name.strip_prefix("linux-image-5.10.0-")?.strip_suffix("-amd64")?.parse().ok()
+        }),
         "6.1" => (r"^linux-image-6\.1\.0-[0-9]+-amd64$", |name| {
             name.strip_prefix("linux-image-6.1.0-")?.strip_suffix("-amd64")?.parse().ok()
         }),
@@ -74,7 +189,7 @@ fn newest(series: &str) -> Result<String> {
         }),
         other => bail!("unknown kernel {other} (known: {})", SERIES.join(", ")),
     };
-    let out = cmd::run(Command::new("apt-cache").args(["search", "--names-only", pattern]))?;
+    let out = cmd::run(apt.command("apt-cache").args(["search", "--names-only", pattern]))?;
     out.lines()
         .filter_map(|line| line.split_whitespace().next())
         .filter_map(|name| Some((number(name)?, name.to_owned())))
@@ -156,7 +271,20 @@ fn depends(module: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::depends;
+    use super::{depends, mirror_in};
+
+    #[test]
+    fn the_host_mirror_is_read_from_either_format() {
+        let deb822 = "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: \
+                      bookworm-security\nComponents: main\n\nTypes: deb\nURIs: \
+                      http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\
+                      Components: main\n";
+        assert_eq!(mirror_in(deb822).as_deref(), Some("http://mirror.example/debian"));
+        let one_line = "# x\ndeb http://sec.example/debian-security bookworm-security main\n\
+                        deb [arch=amd64] http://m.example/debian bookworm main contrib\n";
+        assert_eq!(mirror_in(one_line).as_deref(), Some("http://m.example/debian"));
+        assert_eq!(mirror_in("deb-src http://x/debian bookworm main\n"), None);
+    }
 
     #[test]
     fn depends_reads_the_modinfo_field() {

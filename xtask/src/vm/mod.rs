@@ -1,5 +1,5 @@
 //! `cargo xtask vm-test`: alb's behaviour scenarios inside QEMU (TCG)
-//! guests running Debian's own packaged kernels (6.1: no TCX, clsact; 6.12:
+//! guests running Debian's own packaged kernels (5.10 and 6.1: no TCX, clsact; 6.12:
 //! TCX). Each guest boots a busybox initramfs with the agent, builds the
 //! seed lab in network namespaces, runs the scenarios of guest.sh and
 //! prints results between markers on the serial console; the host parses
@@ -103,7 +103,9 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>, with_systemd: bool) 
     fs::create_dir_all(&cache)?;
     fs::create_dir_all(&logs)?;
     let series: Vec<&str> = if kernels.iter().any(|k| k == "all") {
-        kernel::SERIES.to_vec()
+        // The systemd guest's root filesystem is Debian 12's: its own
+        // kernels (5.10 under it was never run).
+        kernel::SERIES.iter().copied().filter(|&k| !with_systemd || k != "5.10").collect()
     } else if kernels.is_empty() {
         // One systemd guest takes about as long as both busybox guests.
         if with_systemd { vec![systemd::DEFAULT_SERIES] } else { kernel::SERIES.to_vec() }
@@ -305,9 +307,23 @@ fn summarize(values: &[f64]) -> String {
     format!("{median:.0} [{:.0}-{:.0}]", sorted[0], sorted[n - 1])
 }
 
-/// `text` with the table between the markers replaced (or appended).
+/// `text` with the table between the markers replaced (or appended). Rows
+/// of kernels this run did not boot are kept, after the new ones (`--kernel
+/// 5.10` alone leaves the 6.1 and 6.12 figures in place).
 fn with_comparison(text: &str, table: &str) -> String {
-    let block = format!("{BEGIN_TABLE}\n{table}{END_TABLE}\n");
+    fn kernel_of(row: &str) -> Option<&str> {
+        row.strip_prefix("| linux-image-").and_then(|r| r.split(' ').next())
+    }
+    let new_kernels: Vec<_> = table.lines().filter_map(kernel_of).collect();
+    let old_rows: String = match (text.find(BEGIN_TABLE), text.find(END_TABLE)) {
+        (Some(begin), Some(end)) if end > begin => text[begin..end]
+            .lines()
+            .filter(|row| kernel_of(row).is_some_and(|k| !new_kernels.contains(&k)))
+            .map(|row| format!("{row}\n"))
+            .collect(),
+        _ => String::new(),
+    };
+    let block = format!("{BEGIN_TABLE}\n{table}{old_rows}{END_TABLE}\n");
     match (text.find(BEGIN_TABLE), text.find(END_TABLE)) {
         (Some(begin), Some(end)) if end > begin => {
             format!(
@@ -334,6 +350,10 @@ mod tests {
         assert!(doc.contains("T1"));
         let again = with_comparison(&doc, "T2\n");
         assert!(again.contains("T2") && !again.contains("T1"));
+        let two = with_comparison("", "H\n| linux-image-6.1 | a |\n| linux-image-6.12 | b |\n");
+        let one = with_comparison(&two, "H\n| linux-image-5.10 | c |\n| linux-image-6.1 | d |\n");
+        assert!(one.contains("| linux-image-5.10 | c |\n| linux-image-6.1 | d |\n"), "{one}");
+        assert!(one.contains("| linux-image-6.12 | b |") && !one.contains("| a |"), "{one}");
     }
 
     #[test]
