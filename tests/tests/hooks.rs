@@ -10,6 +10,10 @@
 //!
 //! Needs root, the `alb` binary (`cargo build -p alb-user`), tc and ping;
 //! run one test at a time (`--test-threads=1`).
+#![expect(
+    unused_crate_dependencies,
+    reason = "a test crate sees every dependency of the package and uses a few; the library is checked"
+)]
 
 mod common;
 
