@@ -479,7 +479,10 @@ fn figures(
             "last_kib": rss.last(),
             "worst_growth_kib": worst_growth,
             "instances": rows,
-            "samples": samples.iter().map(|s| json!([s.at - t0, s.instance, s.rss_kib])).collect::<Vec<_>>(),
+            // Every fifth sample: [seconds into the soak, agent, KiB].
+            "samples_every_5": samples.iter().step_by(5)
+                .map(|s| json!([(s.at - t0).round(), s.instance, s.rss_kib]))
+                .collect::<Vec<_>>(),
         },
         "panics": panics,
         "incidents": incidents,
