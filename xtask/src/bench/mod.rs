@@ -5,10 +5,13 @@
 //! the per-packet cost, throughput, aggregation, failover and scale; its
 //! twin, lab P, has the server address directly on one veth (no agent, no
 //! BPF) and is the baseline of throughput and aggregation, measured in
-//! turn with lab A; lab B (4 slaves, 64 clients) is for balance. The BPF_PROG_TEST_RUN measurements run
-//! in `albbench`, a bench target of the tests crate (which may link the BPF
-//! object through alb-user); xtask builds it, runs it in the lab and reads
-//! its JSON. The agent is the release build.
+//! turn with lab A; lab B (4 slaves, 64 clients) is for balance; lab S (3
+//! slaves, 6 clients) for the chaos soak ([`soak`]). The
+//! BPF_PROG_TEST_RUN measurements run in `albbench`, a bench target of the
+//! tests crate (which may link the BPF object through alb-user); xtask
+//! builds it, runs it in the lab and reads its JSON. The agent is the
+//! release build. A run given `--only` keeps the other sections recorded
+//! in the output directory ([`merge`]).
 
 mod balance;
 mod failover;

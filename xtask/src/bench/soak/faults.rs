@@ -7,7 +7,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use alb_tests::{Agent, AgentCommand, Lab, SERVER_IP4, agent::run_alb};
+use alb_tests::{
+    Agent, AgentCommand, Lab, SERVER_IP4,
+    agent::{leftovers, run_alb},
+};
 use anyhow::{Context as _, Result, bail};
 use nix::sys::signal::Signal;
 
@@ -204,6 +207,16 @@ impl<'a> Soak<'a> {
         Ok("a new agent adopted the data path".to_owned())
     }
 
+    /// Starts a new agent after a restart failed half-way, whether or not
+    /// a data path was left to adopt (the master's addresses given again).
+    fn start_over(&mut self) -> Result<String> {
+        let agent = self.command(true)?.start(self.lab)?;
+        let adopted = agent.log().contains("adopted the data path");
+        self.lab.add_server_addrs()?;
+        self.adopt(agent);
+        Ok(format!("a new agent started ({})", if adopted { "adopted" } else { "from scratch" }))
+    }
+
     /// `alb slave add|del NAME --master M`; an error with its message
     /// unless it exits 0.
     fn slave_command(&self, verb: &str, name: &str) -> Result<()> {
@@ -290,8 +303,9 @@ impl<'a> Soak<'a> {
     /// Ends the soak's last agent as the final clean stop: the one running
     /// `--keep-datapath` stops (keeping the data path), an agent without
     /// it adopts the data path and then stops, removing everything. The
-    /// last agent's exit status.
-    pub(super) fn final_stop(&mut self) -> Result<String> {
+    /// last agent's exit status and what it left (read before the
+    /// [`Agent`] is dropped, which would remove it).
+    pub(super) fn final_stop(&mut self) -> Result<(String, Vec<String>)> {
         let mut kept = self.agent.take().context("no agent at the end")?;
         let status = kept.stop_with(Signal::SIGTERM, AGENT_TIMEOUT)?;
         self.agent = Some(kept);
@@ -307,14 +321,19 @@ impl<'a> Soak<'a> {
         let status = last.stop_with(Signal::SIGTERM, AGENT_TIMEOUT)?;
         self.agent = Some(last);
         let last = self.retire("final stop", status.to_string());
+        let left = leftovers(self.lab, self.lab.master())?;
         drop(last);
-        Ok(status.to_string())
+        Ok((status.to_string(), left))
     }
 
     /// Whether the current agent still runs; if it died on its own, it is
-    /// recorded and a new one adopts what it left.
+    /// recorded and a new one adopts what it left; if a restart failed
+    /// half-way (no agent), a new one is started.
     pub(super) fn check_alive(&mut self) -> Result<Option<String>> {
-        let Some(agent) = self.agent.as_mut() else { return Ok(None) };
+        let Some(agent) = self.agent.as_mut() else {
+            let note = self.start_over()?;
+            return Ok(Some(format!("no agent ran after the fault; {note}")));
+        };
         let Some(status) = agent.exited()? else { return Ok(None) };
         let old = self.retire("died", status.to_string());
         let note = self.restart()?;
