@@ -95,7 +95,8 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
         /// Only these sections (comma-separated): cost, throughput, layout,
-        /// aggregation, failover, scale, balance.
+        /// aggregation, failover, scale, balance, soak. The other sections
+        /// of the benchmarks.json already there are kept.
         #[arg(long, value_delimiter = ',', value_name = "SECTION")]
         only: Vec<String>,
         /// Measure nothing: rewrite benchmarks.md and .svg from the
@@ -106,6 +107,13 @@ enum Cmd {
         /// this share of one CPU are discarded (and counted in the report).
         #[arg(long, value_name = "SHARE", default_value_t = 0.2)]
         busy_share: f64,
+        /// How long the chaos soak runs [default: 10, 1 with --quick].
+        #[arg(long, value_name = "N")]
+        soak_minutes: Option<f64>,
+        /// The seed of the soak's fault schedule, to replay a run
+        /// [default: a fresh one, printed and recorded].
+        #[arg(long, value_name = "S")]
+        soak_seed: Option<u64>,
     },
     /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
     /// packaged kernels (5.10, 6.1: clsact; 6.12: TCX); logs in target/vm-logs/.
@@ -191,8 +199,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             package::run()?;
         }
         Cmd::Test { args } => return suite::run(&args),
-        Cmd::Bench { quick, out, only, render, busy_share } => {
-            bench::run(quick, out, only, render, busy_share)?
+        Cmd::Bench { quick, out, only, render, busy_share, soak_minutes, soak_seed } => {
+            let soak = bench::SoakOptions { minutes: soak_minutes, seed: soak_seed };
+            bench::run(quick, out, only, render, busy_share, soak)?
         }
         Cmd::VmTest { kernel, compare, repeats, nics, systemd } => {
             let ok = if systemd {
@@ -329,11 +338,27 @@ mod tests {
     fn bench_takes_quick_out_and_sections() {
         let cli = Cli::try_parse_from(["xtask", "bench", "--quick", "--only", "cost,balance"])
             .expect("parses");
-        let Cmd::Bench { quick, out, only, render, busy_share } = cli.command else {
+        let Cmd::Bench { quick, out, only, render, busy_share, soak_minutes, soak_seed } =
+            cli.command
+        else {
             panic!("not bench")
         };
         assert!(quick && out.is_none() && !render && busy_share == 0.2);
         assert_eq!(only, ["cost", "balance"]);
+        assert_eq!((soak_minutes, soak_seed), (None, None));
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "bench",
+            "--only",
+            "soak",
+            "--soak-minutes",
+            "2",
+            "--soak-seed",
+            "42",
+        ])
+        .expect("parses");
+        let Cmd::Bench { soak_minutes, soak_seed, .. } = cli.command else { panic!("not bench") };
+        assert_eq!((soak_minutes, soak_seed), (Some(2.0), Some(42)));
     }
 
     #[test]

@@ -86,6 +86,34 @@ impl PingLog {
         outage(u64::from(self.longest_run_lost()), self.longest_gap(), self.interval)
     }
 
+    /// The unanswered requests' sequence numbers, in order.
+    pub fn lost_seqs(&self) -> Vec<u32> {
+        (1..=self.transmitted).filter(|seq| !self.replies.contains_key(seq)).collect()
+    }
+
+    /// When request `seq` left, in seconds since the epoch, to within a
+    /// round trip: its reply's arrival if it had one, else interpolated by
+    /// sequence number between the nearest answered requests around it
+    /// (ping keeps its interval through an outage), or extrapolated by the
+    /// interval from the nearest one on one side. `None` when nothing was
+    /// answered.
+    pub fn sent_at(&self, seq: u32) -> Option<f64> {
+        if let Some(&t) = self.replies.get(&seq) {
+            return Some(t);
+        }
+        let before = self.replies.range(..seq).next_back();
+        let after = self.replies.range(seq..).next();
+        let step = self.interval.as_secs_f64();
+        match (before, after) {
+            (Some((&s0, &t0)), Some((&s1, &t1))) => {
+                Some(t0 + (t1 - t0) * f64::from(seq - s0) / f64::from(s1 - s0))
+            }
+            (Some((&s0, &t0)), None) => Some(t0 + step * f64::from(seq - s0)),
+            (None, Some((&s1, &t1))) => Some(t1 - step * f64::from(s1 - seq)),
+            (None, None) => None,
+        }
+    }
+
     /// How long after `since` (seconds since the epoch) the first reply
     /// came.
     pub fn first_reply_after(&self, since: f64) -> Option<Duration> {
@@ -133,5 +161,22 @@ mod tests {
         let first = run.first_reply_after(100.02).expect("a reply after");
         assert!((first.as_secs_f64() - 0.030).abs() < 1e-6, "{first:?}");
         assert!(PingLog::parse(10 * MS, "[1.0] 64 bytes from x: icmp_seq=1\n").is_err());
+    }
+
+    #[test]
+    fn an_unanswered_request_is_placed_between_its_neighbours() {
+        let log = "[100.000] 64 bytes from 198.18.0.1: icmp_seq=1 ttl=64 time=0.05 ms\n\
+                   [100.020] 64 bytes from 198.18.0.1: icmp_seq=2 ttl=64 time=0.05 ms\n\
+                   [100.080] 64 bytes from 198.18.0.1: icmp_seq=5 ttl=64 time=0.05 ms\n\
+                   6 packets transmitted, 3 received, 50% packet loss\n";
+        let run = PingLog::parse(20 * MS, log).expect("parses");
+        assert_eq!(run.lost_seqs(), [3, 4, 6]);
+        let at = |seq| run.sent_at(seq).expect("a time");
+        assert!((at(2) - 100.020).abs() < 1e-9, "answered: its arrival");
+        assert!((at(3) - 100.040).abs() < 1e-9, "interpolated: {}", at(3));
+        assert!((at(4) - 100.060).abs() < 1e-9, "interpolated: {}", at(4));
+        assert!((at(6) - 100.100).abs() < 1e-9, "extrapolated after the last: {}", at(6));
+        let none = PingLog { transmitted: 2, interval: 20 * MS, replies: BTreeMap::new() };
+        assert_eq!(none.sent_at(1), None);
     }
 }

@@ -6,6 +6,7 @@ use std::{fmt, time::Duration};
 use anyhow::{Context as _, Result};
 
 use super::Lab;
+use crate::Proc;
 
 /// The summary of one `ping` run.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,6 +89,26 @@ impl Lab {
                 String::from_utf8_lossy(&out.stderr).trim()
             )
         })
+    }
+}
+
+impl Lab {
+    /// Starts `ping -n -D -O -i interval -c count -W 1 target` in
+    /// namespace `ns` in the background: a timestamped line per reply, read
+    /// with [`PingLog::parse`](super::PingLog::parse) once it has ended
+    /// (after `count` requests, or SIGINT, which makes it print its
+    /// summary).
+    pub fn spawn_ping(
+        &self,
+        ns: &str,
+        target: &str,
+        interval: Duration,
+        count: u64,
+    ) -> Result<Proc> {
+        let interval_s = format!("{:.3}", interval.as_secs_f64());
+        let count = count.to_string();
+        let argv = ["ping", "-n", "-D", "-O", "-i", &interval_s, "-c", &count, "-W", "1", target];
+        self.spawn(ns, &argv)
     }
 }
 

@@ -78,15 +78,12 @@ pub(crate) fn spawn_pings_to(
     duration: Duration,
     interval: Duration,
 ) -> Pings {
-    let count = (duration.as_millis() / interval.as_millis()).to_string();
-    let interval_s = format!("{:.3}", interval.as_secs_f64());
+    let count = u64::try_from(duration.as_millis() / interval.as_millis()).unwrap_or(u64::MAX);
     let runs: Vec<(usize, Proc)> = numbers
         .iter()
         .map(|&number| {
-            let argv =
-                ["ping", "-n", "-D", "-O", "-i", &interval_s, "-c", &count, "-W", "1", target];
             let proc = lab
-                .spawn(&lab.client(number).ns, &argv)
+                .spawn_ping(&lab.client(number).ns, target, interval, count)
                 .unwrap_or_else(|e| panic!("ping from c{number}: {e:#}"));
             (number, proc)
         })

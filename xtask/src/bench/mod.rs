@@ -5,20 +5,25 @@
 //! the per-packet cost, throughput, aggregation, failover and scale; its
 //! twin, lab P, has the server address directly on one veth (no agent, no
 //! BPF) and is the baseline of throughput and aggregation, measured in
-//! turn with lab A; lab B (4 slaves, 64 clients) is for balance. The BPF_PROG_TEST_RUN measurements run
-//! in `albbench`, a bench target of the tests crate (which may link the BPF
-//! object through alb-user); xtask builds it, runs it in the lab and reads
-//! its JSON. The agent is the release build.
+//! turn with lab A; lab B (4 slaves, 64 clients) is for balance; lab S (3
+//! slaves, 6 clients) for the chaos soak ([`soak`]). The
+//! BPF_PROG_TEST_RUN measurements run in `albbench`, a bench target of the
+//! tests crate (which may link the BPF object through alb-user); xtask
+//! builds it, runs it in the lab and reads its JSON. The agent is the
+//! release build. A run given `--only` keeps the other sections recorded
+//! in the output directory ([`merge`]).
 
 mod balance;
 mod failover;
 mod layout;
+mod merge;
 mod net;
 mod paired;
 mod quiet;
 mod rawprog;
 mod report;
 mod scale;
+mod soak;
 mod stats;
 
 use std::{
@@ -63,6 +68,8 @@ pub(crate) struct Sizes {
     pub(crate) idle_ms: u64,
     /// Clients in the balance lab.
     pub(crate) balance_clients: usize,
+    /// How long the chaos soak runs (`--soak-minutes`).
+    pub(crate) soak_minutes: f64,
 }
 
 impl Sizes {
@@ -84,6 +91,7 @@ impl Sizes {
             spread: 20_000,
             idle_ms: 11_000,
             balance_clients: 64,
+            soak_minutes: 10.0,
         }
     }
 
@@ -105,6 +113,7 @@ impl Sizes {
             spread: 1_000,
             idle_ms: 500,
             balance_clients: 8,
+            soak_minutes: 1.0,
         }
     }
 }
@@ -122,16 +131,29 @@ pub(crate) struct Ctx {
 }
 
 /// The sections, in the order they run.
-pub(crate) const SECTIONS: [&str; 7] =
-    ["cost", "throughput", "layout", "aggregation", "failover", "scale", "balance"];
+pub(crate) const SECTIONS: [&str; 8] =
+    ["cost", "throughput", "layout", "aggregation", "failover", "scale", "balance", "soak"];
 
-/// `cargo xtask bench [--quick] [--out DIR] [--only SECTION,...] [--render]`.
+/// The chaos soak's options: minutes (default: the sizes') and the seed of
+/// its fault schedule (default: a fresh one, printed and recorded).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SoakOptions {
+    pub(crate) minutes: Option<f64>,
+    pub(crate) seed: Option<u64>,
+}
+
+/// `cargo xtask bench [--quick] [--out DIR] [--only SECTION,...] [--render]
+/// [--soak-minutes N] [--soak-seed S]`. A run given `--only` keeps the
+/// other sections of the benchmarks.json already in the output directory
+/// (their figures, the run that measured them in `meta`) and records its
+/// own run in each section it measured (`run`).
 pub(crate) fn run(
     quick: bool,
     out: Option<PathBuf>,
     only: Vec<String>,
     render: bool,
     busy_share: f64,
+    soak: SoakOptions,
 ) -> Result<()> {
     if render {
         let dir = out.unwrap_or_else(|| cargo::root().join("docs"));
@@ -153,7 +175,13 @@ pub(crate) fn run(
             bail!("{tool} is missing: run cargo xtask bootstrap");
         }
     }
-    let sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    let mut sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    if let Some(minutes) = soak.minutes {
+        if !(minutes > 0.0 && minutes <= 24.0 * 60.0) {
+            bail!("--soak-minutes {minutes}: give 0 < N <= 1440");
+        }
+        sizes.soak_minutes = minutes;
+    }
     let out = out.unwrap_or_else(|| {
         if quick {
             cargo::root().join("target").join("bench-quick")
@@ -182,8 +210,8 @@ pub(crate) fn run(
         slaves,
         master: format!("ab{pid}{suffix}"),
     };
-    eprintln!("bench: labs albb{pid}a (alb) and albb{pid}p (plain veth): 2 slaves, 4 clients");
     if SECTIONS[..6].iter().any(|s| ctx.wants(s)) {
+        eprintln!("bench: labs albb{pid}a (alb) and albb{pid}p (plain veth): 2 slaves, 4 clients");
         let lab = Lab::up(config("a", 4, 2))?;
         section(&ctx, &mut doc, &mut errors, "cost", || cost(&ctx, &lab));
         if ["throughput", "layout", "aggregation"].iter().any(|s| ctx.wants(s)) {
@@ -209,7 +237,13 @@ pub(crate) fn run(
             section(&ctx, &mut doc, &mut errors, "balance", || balance::run(&ctx, &lab));
         }
     }
-    for suffix in ["a", "b"] {
+    signals::check()?;
+    if ctx.wants("soak") {
+        let seed = soak.seed.unwrap_or_else(soak::fresh_seed);
+        let config = config("s", soak::CLIENTS, soak::SLAVES);
+        section(&ctx, &mut doc, &mut errors, "soak", || soak::run(&ctx, config, seed));
+    }
+    for suffix in ["a", "b", "s"] {
         alb_tests::agent::remove_lock_file(&format!("ab{pid}{suffix}"));
     }
 
@@ -219,8 +253,13 @@ pub(crate) fn run(
     meta["duration_s"] = json!(started.elapsed().as_secs_f64());
     meta["after"] = load();
     meta["busy_others"] = busy_others(&cpu_before, started.elapsed().as_secs_f64());
-    doc["meta"] = meta;
-    doc["errors"] = json!(errors);
+    let doc = if ctx.only.is_empty() {
+        doc["meta"] = meta;
+        doc["errors"] = json!(errors);
+        doc
+    } else {
+        merge::merge(&out, &doc, &meta, &errors, &ctx.only)?
+    };
     report::write(&out, &doc)?;
     eprintln!(
         "bench: wrote {}/benchmarks.{{md,json,svg}} in {:.0} s",

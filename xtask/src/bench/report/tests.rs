@@ -119,3 +119,47 @@ fn per_packet_targets_are_net_of_the_floor_and_twice_as_loose_off_the_known_clie
     let rx_other = line("every other `alb_rx` case");
     assert!(rx_other.contains("≤ 30 ns | 31 ns") && rx_other.ends_with("**no** |"), "{rx_other}");
 }
+
+#[test]
+fn the_soak_states_its_figures_and_flags() {
+    let clean = json!({
+        "soak": {
+            "slaves": 3, "clients_n": 6, "minutes": 2.0, "soak_s": 119.0, "seed": 42,
+            "method": "pings", "gap_s": [2.0, 4.0], "after_s": 2.0,
+            "faults_by_kind": [{"kind": "kill9_restart", "applied": 2, "failed": 0}],
+            "clients": [{"client": 1, "sent": 5950, "lost": 3, "explained": {"kill9_restart": 3},
+                "explained_total": 3, "beside_a_fault": 0, "quiet": 0, "longest_outage_ms": 60.0,
+                "unexplained_bursts": []}],
+            "totals": {"sent": 5950, "lost": 3, "explained": 3, "beside_a_fault": 0, "quiet": 0},
+            "rss": {"first_kib": 10240, "max_kib": 12288, "last_kib": 11264,
+                "growth_bound_kib": 2048, "settle_s": 5.0, "min_life_s": 30.0,
+                "instances": [{"instance": 1, "life_s": 61.0, "ended_by": "kill9_restart",
+                    "exit": "signal: 9 (SIGKILL)", "rss_settled_kib": 10240, "rss_max_kib": 12288,
+                    "rss_last_kib": 11264, "rss_growth_kib": 1024, "panics": 0, "warnings": 1}]},
+            "panics": 0,
+            "final_stop": {"exit": "exit status: 0", "left": [], "namespaces_left": [],
+                "pins_left": false},
+            "flags": [],
+        }
+    });
+    let md = markdown(&clean);
+    assert!(md.contains("## 7. Chaos soak"), "{md}");
+    assert!(md.contains("--soak-seed 42"), "the replay command: {md}");
+    assert!(md.contains("| c1 | 5950 | 3 | 3 (kill9_restart 3) | 0 | 0 | 60 |"), "{md}");
+    assert!(
+        md.contains("| 1 | 61 | kill9_restart | signal: 9 (SIGKILL) | 10.0 | 12.0 | 11.0 | 1.00 |"),
+        "{md}"
+    );
+    assert!(md.contains("left behind: nothing") && md.contains("**Flags:** none."), "{md}");
+
+    let mut flagged = clean;
+    flagged["soak"]["flags"] =
+        json!(["2 ping(s) lost with no fault of their client to explain them"]);
+    flagged["soak"]["clients"][0]["unexplained_bursts"] = json!([{"at_s": 12.34, "lost": 2}]);
+    flagged["soak"]["final_stop"]["left"] = json!(["pin directory /sys/fs/bpf/alb/x"]);
+    let md = markdown(&flagged);
+    assert!(md.contains("**Flag:** 2 ping(s) lost"), "{md}");
+    assert!(md.contains("- c1 unexplained: 2 at 12.3 s"), "{md}");
+    assert!(md.contains("left behind: pin directory /sys/fs/bpf/alb/x"), "{md}");
+    assert!(svg(&flagged).is_ok(), "the charts ignore the soak");
+}

@@ -2,7 +2,7 @@
 //! here, then the targets table ([`targets`]) and one section per
 //! benchmark, each in its own file, in the report's order: [`cost`] (with
 //! [`sizes`]), [`throughput`], [`aggregation`], [`failover`], [`scale`],
-//! [`balance`]; the hand-written notes last.
+//! [`balance`], [`soak`]; the hand-written notes last.
 
 #![expect(
     clippy::let_underscore_must_use,
@@ -16,6 +16,7 @@ mod cost;
 mod failover;
 mod scale;
 mod sizes;
+mod soak;
 mod targets;
 mod throughput;
 
@@ -87,6 +88,7 @@ pub(super) fn markdown(doc: &Value) -> String {
     failover::failover_md(&mut md, doc);
     scale::scale_md(&mut md, doc);
     balance::balance_md(&mut md, doc);
+    soak::soak_md(&mut md, doc);
     md.push_str(NOTES);
     md
 }
