@@ -25,7 +25,7 @@ use std::{
 };
 
 use alb_tests::{
-    Lab, Proc, Status,
+    Lab, Status,
     agent::{pin_dir, socket_path},
     metrics::{self, Exposition},
     wait_until,
@@ -73,20 +73,6 @@ fn assert_outage_below_threshold(what: &str, run: &PingRun, agent_log: &str) {
         "{what}: {run} is not below {FAIL_THRESHOLD:?}\nping tail:\n{}\nagent log:\n{agent_log}",
         run.tail()
     );
-}
-
-/// `ip -o monitor link` in the server namespace, once it listens (it has
-/// printed a change made after it started: the loopback's new alias).
-fn link_monitor(lab: &Lab) -> Proc {
-    let monitor = lab.spawn(lab.srv(), &["ip", "-o", "monitor", "link"]).expect("ip monitor");
-    let mut probe = 0_u32;
-    wait_until(Duration::from_secs(5), "ip monitor to listen", || {
-        probe += 1;
-        lab.ip(lab.srv(), &["link", "set", "dev", "lo", "alias", &format!("probe{probe}")])?;
-        Ok(monitor.log().contains(": lo: "))
-    })
-    .unwrap_or_else(|e| panic!("{e:#}:\n{}", monitor.log()));
-    monitor
 }
 
 /// How many times the link messages in `monitor` (`ip -o monitor link`)
@@ -152,7 +138,7 @@ fn a_link_flap_storm_spares_the_other_slaves_clients() {
     let mut agent = Agent::start(&lab);
     resolve_all(&lab);
     let port = lab.slave(1).port.clone();
-    let mut monitor = link_monitor(&lab);
+    let mut monitor = common::link_monitor(&lab);
     let pings = start_pings(&lab, &[1, 2, 3, 4], Duration::from_secs(11));
     thread::sleep(Duration::from_millis(300));
     let start = Instant::now();

@@ -362,17 +362,7 @@ fn the_unit_file_passes_systemd_analyze_verify() {
 #[test]
 fn a_new_master_has_its_mac_from_creation() {
     let lab = common::lab(1, 2);
-    let mut monitor = lab.spawn(lab.srv(), &["ip", "-o", "monitor", "link"]).expect("ip monitor");
-    // The monitor listens once it prints a change made after it started
-    // (it prints nothing else): the namespace's loopback gets a new alias
-    // until a message for it shows.
-    let mut probe = 0_u32;
-    wait_until(Duration::from_secs(5), "ip monitor to listen", || {
-        probe += 1;
-        lab.ip(lab.srv(), &["link", "set", "dev", "lo", "alias", &format!("probe{probe}")])?;
-        Ok(monitor.log().contains(": lo: "))
-    })
-    .unwrap_or_else(|e| panic!("{e:#}:\n{}", monitor.log()));
+    let mut monitor = common::link_monitor(&lab);
     let mut agent = Agent::start(&lab);
     let master = format!(": {}@", lab.master());
     wait_until(Duration::from_secs(2), "the master's link message", || {

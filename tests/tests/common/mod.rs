@@ -26,7 +26,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alb_tests::{AgentCommand, Lab, LabConfig, PREFIX_LEN4, SERVER_IP4, Slave, Status, agent};
+use alb_tests::{
+    AgentCommand, Lab, LabConfig, PREFIX_LEN4, Proc, SERVER_IP4, Slave, Status, agent, wait_until,
+};
 use nix::sys::signal::Signal;
 
 /// `target/<profile>/alb`, next to the test binary's `deps` directory.
@@ -101,6 +103,20 @@ pub(crate) fn alb_as_nobody(lab: &Lab, args: &[&str]) -> Output {
     ];
     argv.extend_from_slice(args);
     lab.exec(lab.srv(), &argv).unwrap_or_else(|e| panic!("setpriv: {e:#}"))
+}
+
+/// `ip -o monitor link` in the server namespace, once it listens (it has
+/// printed a change made after it started: the loopback's new alias).
+pub(crate) fn link_monitor(lab: &Lab) -> Proc {
+    let monitor = lab.spawn(lab.srv(), &["ip", "-o", "monitor", "link"]).expect("ip monitor");
+    let mut probe = 0_u32;
+    wait_until(Duration::from_secs(5), "ip monitor to listen", || {
+        probe += 1;
+        lab.ip(lab.srv(), &["link", "set", "dev", "lo", "alias", &format!("probe{probe}")])?;
+        Ok(monitor.log().contains(": lo: "))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}:\n{}", monitor.log()));
+    monitor
 }
 
 /// The sysctls the agent changes on each slave, with the values the lab
