@@ -100,7 +100,7 @@ fn the_agent_attaches_through_the_hook_of_the_pass() {
 /// link on TCX), a `kill -9` and an adopting restart keep exactly one alb
 /// program per device, and `alb down` removes alb's attachments only: the
 /// qdisc and the other filter stay, and the slave alb added a qdisc to
-/// keeps no filter.
+/// (veth19, on clsact) keeps neither filter nor qdisc.
 #[test]
 fn a_clsact_qdisc_that_was_there_keeps_its_filters() {
     let lab = common::lab(2, 2);
@@ -145,6 +145,37 @@ fn a_clsact_qdisc_that_was_there_keeps_its_filters() {
     assert!(has_clsact(&lab, "veth17"), "the qdisc that was there stays");
     assert_eq!(their_filters(&lab, "veth17"), 1, "their filter stays");
     assert_no_programs(&lab, "veth19");
+    assert!(!has_clsact(&lab, "veth19"), "the clsact qdisc alb added to veth19 goes with alb");
+}
+
+/// A filter someone attaches to a slave after alb came: on clsact it goes
+/// on the qdisc alb added, which `alb down` then keeps (with that filter)
+/// instead of removing it with alb's own; on TCX they bring the qdisc.
+#[test]
+fn a_qdisc_alb_added_stays_while_it_holds_another_filter() {
+    let lab = common::lab(2, 2);
+    let master = lab.master().to_owned();
+    let mut agent = Agent::start(&lab);
+    resolve_all(&lab);
+    assert_attached(&lab, &master, &["veth17", "veth19"]);
+    if !has_clsact(&lab, "veth19") {
+        lab.run(lab.srv(), &["tc", "qdisc", "add", "dev", "veth19", "clsact"]).expect("qdisc");
+    }
+    let mut add = vec!["tc", "filter", "add", "dev", "veth19", "ingress"];
+    add.extend(THEIR_FILTER);
+    lab.run(lab.srv(), &add).expect("their filter");
+    assert_all_clients_work(&lab, 10);
+
+    agent.kill9();
+    let out = run_alb(lab.srv(), &["down", "--master", &master]);
+    assert!(out.status.success(), "alb down: {}", String::from_utf8_lossy(&out.stderr));
+    let left = leftovers(&lab, &master);
+    assert!(left.is_empty(), "alb down left {left:?}");
+    let remaining = tc_programs(&lab, "veth19");
+    assert!(remaining.is_empty(), "no alb program left on veth19: {remaining:?}");
+    assert!(has_clsact(&lab, "veth19"), "the qdisc that holds their filter stays");
+    assert_eq!(their_filters(&lab, "veth19"), 1, "their filter stays");
+    assert!(!has_clsact(&lab, "veth17"), "veth17's qdisc, alb's alone, goes with alb");
 }
 
 /// `ALB_HOOK` set to something that names no hook: refused with one line

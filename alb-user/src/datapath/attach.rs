@@ -8,7 +8,8 @@
 //!   agent takes one over by replacing its program atomically.
 //! - **clsact** (older kernels, or `ALB_HOOK=clsact`): a `cls_bpf` filter, direct action, at a
 //!   fixed priority and handle ([`PRIORITY`], [`HANDLE`]) on a clsact qdisc
-//!   (added if missing, kept if it was there). bpffs holds only BPF objects
+//!   (added if missing and then removed with alb's last filter, kept if it
+//!   was there: [`qdisc`]). bpffs holds only BPF objects
 //!   and directories, so the record is an empty directory `links/<name>`; a
 //!   new agent replaces the filter in place (same priority and handle: the
 //!   kernel swaps the program under a live filter), and removing the
@@ -41,7 +42,7 @@ use log::info;
 use super::{
     layout::{self, Record},
     probe::{self, Hook},
-    program, query,
+    program, qdisc, query,
 };
 
 /// The tc priority of alb's filters on kernels without TCX (lower runs
@@ -195,10 +196,23 @@ pub(super) fn remove_records(dir: &Path) -> Result<()> {
 /// left), or a clsact record with its filter.
 fn remove_record(path: &Path) -> Result<()> {
     if path.is_dir() {
-        match layout::record(path) {
-            Some(Record::Rx { slave }) => delete_filter(&slave, TcAttachType::Ingress)?,
-            Some(Record::Tx { master }) => delete_filter(&master, TcAttachType::Egress)?,
-            None => {}
+        let device = match layout::record(path) {
+            Some(Record::Rx { slave }) => {
+                delete_filter(&slave, TcAttachType::Ingress)?;
+                Some(slave)
+            }
+            Some(Record::Tx { master }) => {
+                delete_filter(&master, TcAttachType::Egress)?;
+                Some(master)
+            }
+            None => None,
+        };
+        let marker = path.join(layout::QDISC_ADDED);
+        if marker.is_dir() {
+            if let Some(device) = device {
+                remove_qdisc_if_unused(&device)?;
+            }
+            remove_empty_dir(&marker)?;
         }
         return match fs::remove_dir(path) {
             Err(error) if error.kind() != ErrorKind::NotFound => {
@@ -215,8 +229,44 @@ fn remove_record(path: &Path) -> Result<()> {
     }
 }
 
+/// Records in a clsact record (`<record>/qdisc-added`, a directory: bpffs
+/// holds no files) that alb added the device's clsact qdisc, so that
+/// whoever removes the record removes the qdisc too; an adopting agent
+/// inherits it with the record.
+fn mark_qdisc_added(record: &Path) -> Result<()> {
+    let marker = record.join(layout::QDISC_ADDED);
+    match fs::create_dir(&marker) {
+        Err(error) if error.kind() != ErrorKind::AlreadyExists => {
+            Err(error).with_context(|| format!("cannot create {}", marker.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Deletes the clsact qdisc alb added to `device` once no filter is left
+/// on it (someone may have attached theirs since); a device already gone
+/// took its qdisc with it.
+fn remove_qdisc_if_unused(device: &str) -> Result<()> {
+    let Ok(ifindex) = nix::net::if_::if_nametoindex(device) else { return Ok(()) };
+    if qdisc::filters_left(ifindex)? {
+        info!("keeping the clsact qdisc alb added to {device}: it holds other filters");
+        return Ok(());
+    }
+    qdisc::delete_clsact(ifindex)
+}
+
+fn remove_empty_dir(path: &Path) -> Result<()> {
+    match fs::remove_dir(path) {
+        Err(error) if error.kind() != ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Deletes alb's filter (fixed priority and handle) from a device; a
-/// device or filter that is already gone is not an error. The qdisc stays.
+/// device or filter that is already gone is not an error. The qdisc is
+/// the caller's ([`remove_qdisc_if_unused`]).
 fn delete_filter(device: &str, direction: TcAttachType) -> Result<()> {
     let link = match SchedClassifierLink::attached(device, direction, PRIORITY, HANDLE, None) {
         Ok(link) => link,
@@ -306,7 +356,9 @@ fn attach_one(
     };
     if path.is_dir() {
         // A clsact filter an earlier agent left: replace its program in place.
-        clsact_replace(program, device, direction).with_context(context)?;
+        if clsact_replace(program, device, direction).with_context(context)? {
+            mark_qdisc_added(&path)?;
+        }
         return Ok(filter(&path));
     }
     let link = match PinnedLink::from_pin(&path) {
@@ -325,11 +377,15 @@ fn attach_one(
                 // finds the filter.
                 fs::create_dir(&path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
-                if let Err(error) = clsact_attach(program, device, direction) {
-                    if let Err(undo) = fs::remove_dir(&path) {
-                        log::warn!("cannot remove {}: {undo}", path.display());
+                match clsact_attach(program, device, direction) {
+                    Ok(true) => mark_qdisc_added(&path)?,
+                    Ok(false) => {}
+                    Err(error) => {
+                        if let Err(undo) = fs::remove_dir(&path) {
+                            log::warn!("cannot remove {}: {undo}", path.display());
+                        }
+                        return Err(error).with_context(context);
                     }
-                    return Err(error).with_context(context);
                 }
                 return Ok(filter(&path));
             }
@@ -349,42 +405,44 @@ fn netlink() -> TcAttachOptions {
 }
 
 /// A new filter at alb's priority and handle (a clsact qdisc is added if
-/// the device has none). The filter must outlive this agent: the link is
-/// taken from the program and forgotten (dropping it would detach it).
+/// the device has none; whether it was). The filter must outlive this
+/// agent: the link is taken from the program and forgotten (dropping it
+/// would detach it).
 fn clsact_attach(
     program: &mut SchedClassifier,
     device: &str,
     direction: TcAttachType,
-) -> Result<()> {
-    ensure_clsact(device)?;
+) -> Result<bool> {
+    let added = ensure_clsact(device)?;
     let id = program.attach_with_options(device, direction, netlink())?;
     std::mem::forget(program.take_link(id)?);
-    Ok(())
+    Ok(added)
 }
 
-/// Adds a clsact qdisc to `device` unless it has one.
-fn ensure_clsact(device: &str) -> Result<()> {
+/// Adds a clsact qdisc to `device` unless it has one; whether it did.
+fn ensure_clsact(device: &str) -> Result<bool> {
     match tc::qdisc_add_clsact(device) {
-        Ok(()) => Ok(()),
-        Err(error) if format!("{error:?}").contains("AlreadyExists") => Ok(()),
-        Err(error) if format!("{error}").contains("exists") => Ok(()),
+        Ok(()) => Ok(true),
+        Err(error) if format!("{error:?}").contains("AlreadyExists") => Ok(false),
+        Err(error) if format!("{error}").contains("exists") => Ok(false),
         Err(error) => Err(error).with_context(|| format!("cannot add a clsact qdisc to {device}")),
     }
 }
 
 /// Replaces the program of alb's filter in place; adds the filter if it
-/// is gone (the device was recreated, say).
+/// is gone (the device was recreated, say), and says whether that added a
+/// clsact qdisc too.
 fn clsact_replace(
     program: &mut SchedClassifier,
     device: &str,
     direction: TcAttachType,
-) -> Result<()> {
+) -> Result<bool> {
     let old = SchedClassifierLink::attached(device, direction, PRIORITY, HANDLE, None)
         .with_context(|| format!("no device {device}"))?;
     match program.attach_to_link(old) {
         Ok(id) => {
             std::mem::forget(program.take_link(id)?);
-            Ok(())
+            Ok(false)
         }
         Err(error) => {
             let text = format!("{error:#}");

@@ -30,6 +30,10 @@ pub fn rx_record(slave: &str) -> String {
     format!("{RX_PREFIX}{slave}")
 }
 
+/// Inside a clsact record: the device's clsact qdisc is alb's to remove
+/// with its filter (alb added it).
+pub const QDISC_ADDED: &str = "qdisc-added";
+
 /// What a record in a links directory stands for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record {

@@ -11,6 +11,7 @@ mod fault;
 pub mod layout;
 mod pins;
 mod probe;
+mod qdisc;
 mod query;
 mod read;
 
