@@ -56,7 +56,7 @@ fn clients(status: &Status) -> Vec<(String, u16, Option<String>, Option<String>)
 
 /// Waits until `want` holds of the agent's status, or panics with it.
 fn wait_status(agent: &Agent, what: &str, want: impl Fn(&Status) -> bool) -> Status {
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + alb_tests::scaled(Duration::from_secs(3));
     loop {
         let status = agent.status();
         if want(&status) {

@@ -52,7 +52,7 @@ impl Capture {
         ];
         argv.extend(filter.split_whitespace());
         let mut proc = lab.spawn(ns, &argv).unwrap_or_else(|e| panic!("tcpdump: {e:#}"));
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + alb_tests::scaled(Duration::from_secs(10));
         while !proc.log().contains("listening on") {
             if let Some(status) = proc.exited().expect("tcpdump status") {
                 panic!("tcpdump on {dev} in {ns} exited ({status}):\n{}", proc.log());
