@@ -43,11 +43,33 @@ fn requested() -> Option<String> {
     std::env::var(TEST_HOOK_VAR).ok().filter(|value| !value.is_empty())
 }
 
-/// The hook of this pass. Panics on a value that names no hook: the pass
-/// would test nothing it says.
+/// Whether the running kernel has TCX links (Linux >= 6.6, from its
+/// release). The agent probes for itself; this is what the tests expect
+/// of it (a guest's 5.10 or 6.1 has no TCX, so the agent picks clsact).
+pub fn kernel_has_tcx() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_else(|e| panic!("/proc/sys/kernel/osrelease: {e}"));
+    let mut numbers = release.trim().split(['.', '-']).map(|n| n.parse::<u32>().ok());
+    match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (6, 6),
+        _ => panic!("cannot read a kernel version from {release:?}"),
+    }
+}
+
+/// Whether this pass forces a hook ([`TEST_HOOK_VAR`] set): then the
+/// agent says it attached through it because of `ALB_HOOK`.
+pub fn forced() -> bool {
+    requested().is_some()
+}
+
+/// The hook of this pass: the one [`TEST_HOOK_VAR`] names, else the
+/// kernel's own (TCX where it exists, else clsact). Panics on a value that
+/// names no hook: the pass would test nothing it says.
 pub fn expected() -> Hook {
     match requested().as_deref() {
-        None | Some("tcx") => Hook::Tcx,
+        None if kernel_has_tcx() => Hook::Tcx,
+        None => Hook::Clsact,
+        Some("tcx") => Hook::Tcx,
         Some("clsact") => Hook::Clsact,
         Some(other) => panic!("{TEST_HOOK_VAR}={other:?} names no hook (tcx or clsact)"),
     }

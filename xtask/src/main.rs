@@ -115,8 +115,9 @@ enum Cmd {
         #[arg(long, value_name = "S")]
         soak_seed: Option<u64>,
     },
-    /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
-    /// packaged kernels (5.10, 6.1: clsact; 6.12: TCX); logs in target/vm-logs/.
+    /// Run alb's integration test binaries in QEMU (TCG) guests booting
+    /// Debian's packaged kernels (5.10, 6.1: clsact; 6.12: TCX); logs in
+    /// target/vm-logs/.
     /// With --systemd: the package and the service under a real systemd.
     VmTest {
         /// Which kernels: 5.10, 6.1, 6.12 or all (repeatable) [default: all; with
@@ -142,10 +143,12 @@ enum Cmd {
         /// alb@alb0.service (readiness, watchdog, restart, journal, sandbox).
         #[arg(long, conflicts_with_all = ["compare", "nics"])]
         systemd: bool,
-        /// Instead of the scenarios: run these integration test binaries of
-        /// alb-tests (tests/tests/NAME.rs) in the guest, each with
-        /// --test-threads=1 --include-ignored; the guest passes when every
-        /// test each lists on the host ran and passed.
+        /// The integration test binaries of alb-tests (tests/tests/NAME.rs)
+        /// to run in the guest, each with --test-threads=1
+        /// --include-ignored; the guest passes when every test each lists
+        /// on the host ran and passed [default: seed, failover, runtime,
+        /// cli, config, privileges, faults, vlan, ipv6, vms, events,
+        /// counters, then the NIC guest].
         #[arg(long, value_delimiter = ',', value_name = "NAME,...", conflicts_with_all = ["compare", "nics"])]
         tests: Vec<String>,
     },
@@ -219,8 +222,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else if !tests.is_empty() {
                 vm::run(&kernel, None, false, &tests)?
             } else {
-                // Both guests: the seed lab on veth, then NICs that filter.
-                let veth = vm::run(&kernel, None, false, &[])?;
+                // Both guests: the named list of test binaries on veth,
+                // then NICs that filter.
+                let tests: Vec<String> =
+                    vm::suite::DEFAULT_TESTS.iter().map(|&t| t.to_owned()).collect();
+                let veth = vm::run(&kernel, None, false, &tests)?;
                 vm::nics::run(&kernel)? && veth
             };
             if !ok {

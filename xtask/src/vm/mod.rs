@@ -42,13 +42,18 @@ const BUSYBOX: Guest = Guest {
     timeout: Duration::from_secs(900),
 };
 
-/// The busybox guest of `--tests`: /init is guest-tests.sh; room for the
-/// test binaries in its initramfs (RAM), and time for them under TCG.
-const BUSYBOX_TESTS: Guest = Guest {
-    memory_mib: 3072,
-    append: "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable",
-    timeout: Duration::from_secs(5400),
-};
+/// The busybox guest of `--tests` with `binaries` test binaries: /init is
+/// guest-tests.sh; room for them in its initramfs (RAM), and 10 minutes
+/// each under TCG (seed, the longest of the named list, took 5 on a
+/// loaded machine).
+fn busybox_tests(binaries: usize) -> Guest {
+    let binaries = u64::try_from(binaries).unwrap_or(u64::MAX);
+    Guest {
+        memory_mib: 3072,
+        append: "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable",
+        timeout: Duration::from_secs(300 + 600 * binaries),
+    }
+}
 
 /// One line the guest printed between the markers.
 #[derive(Debug, PartialEq)]
@@ -198,7 +203,7 @@ fn run_tests(series: &[&str], cache: &Path, logs: &Path, tests: &[String]) -> Re
             log.display()
         );
         let started = Instant::now();
-        let report = boot(&kernel.vmlinuz, &initrd, &log, &BUSYBOX_TESTS)?;
+        let report = boot(&kernel.vmlinuz, &initrd, &log, &busybox_tests(binaries.len()))?;
         let secs = started.elapsed().as_secs();
         let verdict = report.suite.verdict(&binaries);
         let ok = report.ended && verdict.ok();

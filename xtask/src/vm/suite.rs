@@ -22,7 +22,6 @@ use crate::cargo;
 
 /// The binaries `vm-test` runs when `--tests` is not given (issue 21's
 /// named list: the whole suite is too slow under TCG).
-#[expect(dead_code, reason = "the default list of vm-test, wired in with the next step")]
 pub(crate) const DEFAULT_TESTS: &[&str] = &[
     "seed",
     "failover",
