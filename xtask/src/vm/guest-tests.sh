@@ -2,7 +2,8 @@
 # /init of `vm-test --tests`: the guest's side of the runner. No scenario
 # of its own: it mounts what the tests need, loads the modules, and runs
 # each test binary of /etc/alb-vm-tests ("NAME PATH" a line) one test at a
-# time, between markers the host parses (xtask/src/vm/suite.rs).
+# time (with what passing tests printed: their figures), between markers
+# the host parses (xtask/src/vm/suite.rs).
 export PATH=/usr/bin:/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -23,7 +24,7 @@ while read -r name path; do
     start=$(cut -d' ' -f1 /proc/uptime)
     # libtest's lines go to the console; what the tests' children write to
     # stderr is kept apart, and shown when the binary fails.
-    "$path" --test-threads=1 --include-ignored </dev/null 2>/tmp/stderr-"$name"
+    "$path" --test-threads=1 --include-ignored --show-output </dev/null 2>/tmp/stderr-"$name"
     rc=$?
     echo "@@ALB-TEST-END $name $rc"
     echo "@@ALB-INFO $name: exit $rc, $(awk -v s="$start" '{ printf "%d", $1 - s }' /proc/uptime) s"
