@@ -206,7 +206,8 @@ fn vlan_devices_on_the_master_serve_two_vlans() {
         "this test needs the 8021q module loaded (the guests of cargo xtask vm-test load it)"
     );
     let lab: Lab = common::lab(4, 2);
-    let agent = Agent::start(&lab);
+    // No address on the master itself: 198.18.0.1 is the VLAN devices'.
+    let agent = Agent::start_only(&lab);
     let master = agent.master().to_owned();
     let srv = lab.srv().to_owned();
     let srv2 = Namespace(format!("{srv}2"));
