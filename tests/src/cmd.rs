@@ -32,6 +32,7 @@ pub fn output(cmd: &mut Command) -> Result<Output> {
 /// (SIGKILL 5 s later, by its PID) and that is an error with what it
 /// printed.
 pub fn output_within(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    let timeout = crate::scaled(timeout);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -43,11 +43,36 @@ fn requested() -> Option<String> {
     std::env::var(TEST_HOOK_VAR).ok().filter(|value| !value.is_empty())
 }
 
-/// The hook of this pass. Panics on a value that names no hook: the pass
-/// would test nothing it says.
+/// Whether the running kernel has TCX links (Linux >= 6.6, from its
+/// release). The agent probes for itself; this is what the tests expect
+/// of it (a guest's 5.10 or 6.1 has no TCX, so the agent picks clsact).
+pub fn kernel_has_tcx() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_else(|e| panic!("/proc/sys/kernel/osrelease: {e}"));
+    tcx_in(&release).unwrap_or_else(|| panic!("cannot read a kernel version from {release:?}"))
+}
+
+/// Whether kernel release `release` ("6.1.0-57-amd64") is 6.6 or later.
+fn tcx_in(release: &str) -> Option<bool> {
+    let mut numbers = release.trim().split(['.', '-', '+']).map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (numbers.next()??, numbers.next()??);
+    Some((major, minor) >= (6, 6))
+}
+
+/// Whether this pass forces a hook ([`TEST_HOOK_VAR`] set): then the
+/// agent says it attached through it because of `ALB_HOOK`.
+pub fn forced() -> bool {
+    requested().is_some()
+}
+
+/// The hook of this pass: the one [`TEST_HOOK_VAR`] names, else the
+/// kernel's own (TCX where it exists, else clsact). Panics on a value that
+/// names no hook: the pass would test nothing it says.
 pub fn expected() -> Hook {
     match requested().as_deref() {
-        None | Some("tcx") => Hook::Tcx,
+        None if kernel_has_tcx() => Hook::Tcx,
+        None => Hook::Clsact,
+        Some("tcx") => Hook::Tcx,
         Some("clsact") => Hook::Clsact,
         Some(other) => panic!("{TEST_HOOK_VAR}={other:?} names no hook (tcx or clsact)"),
     }
@@ -58,4 +83,20 @@ pub fn expected() -> Hook {
 /// refuses a bad one).
 pub fn agent_env() -> Option<(&'static str, String)> {
     requested().map(|value| (AGENT_HOOK_VAR, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcx_in;
+
+    #[test]
+    fn tcx_comes_with_linux_6_6() {
+        assert_eq!(tcx_in("5.10.0-32-amd64"), Some(false));
+        assert_eq!(tcx_in("6.1.0-57-amd64\n"), Some(false));
+        assert_eq!(tcx_in("6.6.0"), Some(true));
+        assert_eq!(tcx_in("6.12.118+deb12-amd64"), Some(true));
+        assert_eq!(tcx_in("6.18.0"), Some(true));
+        assert_eq!(tcx_in("7.0"), Some(true));
+        assert_eq!(tcx_in("linux"), None);
+    }
 }

@@ -36,6 +36,7 @@ pub mod netns;
 pub mod package;
 mod proc;
 pub mod root;
+mod scale;
 #[cfg(test)]
 mod selftest;
 pub mod tidy;
@@ -48,3 +49,4 @@ pub use lab::{
     sw_ns, vm_ns, wait_until,
 };
 pub use proc::{Proc, STOP_TIMEOUT};
+pub use scale::{TIME_SCALE_VAR, scaled, time_scale};

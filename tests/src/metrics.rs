@@ -54,9 +54,9 @@ pub fn request(
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n");
     let raw = std::thread::spawn(move || -> Result<Vec<u8>> {
         setns(&netns, CloneFlags::CLONE_NEWNET).context("cannot enter the namespace")?;
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        let mut stream = TcpStream::connect_timeout(&addr, crate::scaled(Duration::from_secs(5)))
             .with_context(|| format!("cannot connect to {addr}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_read_timeout(Some(crate::scaled(Duration::from_secs(10))))?;
         stream.write_all(head.as_bytes())?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).with_context(|| format!("reading from {addr}"))?;

@@ -134,9 +134,9 @@ impl Proc {
         }
     }
 
-    /// Waits up to `timeout` for the process to end.
+    /// Waits up to `timeout` ([`crate::scaled`]) for the process to end.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + crate::scaled(timeout);
         loop {
             if let Some(status) = self.exited()? {
                 return Ok(Some(status));
@@ -223,7 +223,7 @@ pub(crate) fn terminate(pid_raw: u32, timeout: Duration) {
         return;
     }
     tidy::signal(pid(pid_raw), Signal::SIGTERM);
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + crate::scaled(timeout);
     while alive(pid_raw) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
@@ -237,7 +237,7 @@ pub(crate) fn terminate(pid_raw: u32, timeout: Duration) {
 /// SIGKILL for the group after the leader ends or `timeout` passes.
 pub(crate) fn terminate_group(leader: u32, timeout: Duration) {
     tidy::signal_group(pid(leader), Signal::SIGTERM);
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + crate::scaled(timeout);
     while alive(leader) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }

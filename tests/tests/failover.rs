@@ -90,7 +90,7 @@ fn non_active_slave_failure_moves_its_clients_at_once() {
     let runs = pings.finish();
     let frames = learned.finish();
 
-    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0], &runs[2]]);
+    let deadline = alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
         assert!(
             *took < deadline,
@@ -147,7 +147,7 @@ fn active_slave_failure_keeps_every_client() {
     let runs = pings.finish();
     let frames = announced.finish();
 
-    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[1], &runs[3]]);
+    let deadline = alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(&[&runs[1], &runs[3]]);
     for (number, took) in &moved {
         assert!(
             *took < deadline,
@@ -237,7 +237,7 @@ fn recovery_rebalances_and_the_primary_returns() {
     assert_eq!(moved.len(), 2, "exactly veth19's share moved: before {before:?}, after {after:?}");
     let unmoved: Vec<&PingRun> =
         (1..=6).filter(|n| !moved.contains(n)).map(|n| &runs[n - 1]).collect();
-    let deadline = NEIGH_DEADLINE + pings::machine_stall(&unmoved);
+    let deadline = alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(&unmoved);
     for &number in &moved {
         let took = followed[&number];
         assert!(
@@ -313,7 +313,7 @@ fn all_slaves_down_drops_the_carrier_and_the_first_back_takes_over() {
             )
         );
         assert!(
-            first.is_some_and(|t| t < FAIL_THRESHOLD),
+            first.is_some_and(|t| t < alb_tests::scaled(FAIL_THRESHOLD)),
             "c{}: no reply within {FAIL_THRESHOLD:?} of veth19's return\nping tail:\n{}\nagent log:\n{}",
             run.number,
             run.tail(),
@@ -359,7 +359,7 @@ fn host_arp_requests_do_not_starve_updates() {
         "failover: host ARP requests: {asked} addresses asked, agent re-told clients {retold} times"
     );
 
-    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0], &runs[2]]);
+    let deadline = alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(&[&runs[0], &runs[2]]);
     for (number, took) in &moved {
         assert!(
             *took < deadline,

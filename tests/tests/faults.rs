@@ -69,7 +69,7 @@ fn assert_none_lost(what: &str, run: &PingRun, agent_log: &str) {
 /// Asserts that `run`'s outage is below [`FAIL_THRESHOLD`].
 fn assert_outage_below_threshold(what: &str, run: &PingRun, agent_log: &str) {
     assert!(
-        run.outage() < FAIL_THRESHOLD,
+        run.outage() < alb_tests::scaled(FAIL_THRESHOLD),
         "{what}: {run} is not below {FAIL_THRESHOLD:?}\nping tail:\n{}\nagent log:\n{agent_log}",
         run.tail()
     );
@@ -340,7 +340,7 @@ fn pins_removed_under_a_running_agent_change_nothing_until_a_clean_stop() {
     set_port(&lab, &lab.slave(1).port, false);
     let moved = wait_neigh(&lab, &[2], failed, FAIL_THRESHOLD, |_| veth17_mac.clone());
     let runs = pings.finish();
-    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0]]);
+    let deadline = alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(&[&runs[0]]);
     assert!(moved[&2] < deadline, "c2 told within {deadline:?}: after {:?}", moved[&2]);
     println!(
         "faults: pins removed: then veth19 failed; c2 told after {:.0} ms",

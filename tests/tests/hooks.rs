@@ -62,7 +62,8 @@ fn has_clsact(lab: &Lab, dev: &str) -> bool {
 fn attached_line(hook: Hook) -> &'static str {
     match hook {
         Hook::Tcx => "programs attached through tcx",
-        Hook::Clsact => "programs attached through clsact (ALB_HOOK=clsact)",
+        Hook::Clsact if hook::forced() => "programs attached through clsact (ALB_HOOK=clsact)",
+        Hook::Clsact => "programs attached through clsact (no TCX on this kernel)",
     }
 }
 
@@ -217,6 +218,7 @@ fn a_hook_switch_that_names_no_hook_is_refused() {
 /// no filter beside it), and `alb status` still says `tcx`.
 #[test]
 fn an_adopting_agent_keeps_the_hook_of_the_records() {
+    assert!(hook::kernel_has_tcx(), "this test needs TCX (Linux >= 6.6) for the first agent");
     let lab = common::lab(2, 2);
     let master = lab.master().to_owned();
     let slaves = ["veth17", "veth19"];

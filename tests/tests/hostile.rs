@@ -431,7 +431,7 @@ fn a_client_that_changes_its_mac_is_followed() {
         "hostile: MAC change: then veth19 failed; c2 told at its new MAC after {}",
         show_ms(&moved)
     );
-    let deadline = NEIGH_DEADLINE + pings::machine_stall(&[&runs[0]]);
+    let deadline = alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(&[&runs[0]]);
     assert!(moved[&2] < deadline, "c2 told at its new MAC within {deadline:?}: {moved:?}");
     assert_all_clients_work(&lab, 20);
 }

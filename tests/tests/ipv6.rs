@@ -307,7 +307,12 @@ fn ipv6_clients_of_a_failed_slave_move_within_the_ipv4_bound() {
         assert!(*took < deadline, "c{number} pointed at veth17 after {took:?} (> {deadline:?})");
     }
     for run in [&runs[1], &runs[3]] {
-        assert!(run.outage() < FAIL_THRESHOLD, "{run}\n{}\n{}", run.tail(), agent.log());
+        assert!(
+            run.outage() < alb_tests::scaled(FAIL_THRESHOLD),
+            "{run}\n{}\n{}",
+            run.tail(),
+            agent.log()
+        );
     }
     for run in [&runs[0], &runs[2]] {
         assert_eq!(run.lost(), 0, "{run} on the surviving slave loses nothing\n{}", run.tail());
@@ -340,7 +345,12 @@ fn ipv6_clients_of_a_failed_active_slave_move_within_the_ipv4_bound() {
         assert!(*took < deadline, "c{number} pointed at veth19 after {took:?} (> {deadline:?})");
     }
     for run in [&runs[0], &runs[2]] {
-        assert!(run.outage() < FAIL_THRESHOLD, "{run}\n{}\n{}", run.tail(), agent.log());
+        assert!(
+            run.outage() < alb_tests::scaled(FAIL_THRESHOLD),
+            "{run}\n{}\n{}",
+            run.tail(),
+            agent.log()
+        );
     }
     for run in [&runs[1], &runs[3]] {
         assert_eq!(run.lost(), 0, "{run} on the surviving slave loses nothing\n{}", run.tail());
@@ -433,7 +443,7 @@ fn wait_neigh6(lab: &Lab, numbers: &[usize], since: Instant, want: &str) -> Vec<
 /// machine shared with three builds: every client silent for 400 ms, the
 /// moved one's entry switched after 334 ms.
 fn neigh_deadline(unmoved: &[&PingRun]) -> Duration {
-    NEIGH_DEADLINE + pings::machine_stall(unmoved)
+    alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(unmoved)
 }
 
 /// Prints what a failover measured (`--nocapture` shows it).

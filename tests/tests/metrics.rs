@@ -91,7 +91,7 @@ fn value(exposition: &Exposition, name: &str) -> f64 {
 
 /// Scrapes until `check` accepts a scrape; panics with the last after 3 s.
 fn scrape_until(lab: &Lab, what: &str, check: impl Fn(&Exposition) -> bool) -> Exposition {
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + alb_tests::scaled(Duration::from_secs(3));
     loop {
         let exposition = scrape(lab);
         if check(&exposition) {

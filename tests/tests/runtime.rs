@@ -340,7 +340,7 @@ fn slave_add_under_traffic_deals_the_new_slave_its_share() {
     // Told within NEIGH_DEADLINE of the command's return, plus any stall of
     // the machine the clients that stayed saw.
     let stayed: Vec<&PingRun> = runs.iter().filter(|r| !moved.contains(&r.number)).collect();
-    let deadline = took + NEIGH_DEADLINE + pings::machine_stall(&stayed);
+    let deadline = took + alb_tests::scaled(NEIGH_DEADLINE) + pings::machine_stall(&stayed);
     for (number, told) in &times {
         assert!(*told < deadline, "c{number} pointed at veth21 after {told:?} (> {deadline:?})");
     }
@@ -421,7 +421,7 @@ fn slave_del_under_traffic_moves_its_clients_and_gives_the_device_back() {
     for run in &runs {
         if on_veth19.contains(&run.number) {
             assert!(
-                run.outage() < FAIL_THRESHOLD,
+                run.outage() < alb_tests::scaled(FAIL_THRESHOLD),
                 "slave del: moved client {run} is not below {FAIL_THRESHOLD:?}\nping tail:\n{}\n\
                  agent log:\n{}",
                 run.tail(),

@@ -93,7 +93,7 @@ fn vm_slaves(status: &Status) -> BTreeMap<String, String> {
 
 /// Waits until the status lists every VM of the rig, and returns them.
 fn wait_vms(rig: &Rig) -> BTreeMap<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + alb_tests::scaled(Duration::from_secs(5));
     loop {
         let vms = vm_slaves(&rig.agent.status());
         if rig.vms.iter().all(|vm| vms.contains_key(&vm.mac)) {
@@ -193,7 +193,7 @@ fn a_vm_survives_its_slave_failing() {
         let runs = run.finish();
         for run in &runs {
             assert!(
-                run.outage() < FAIL_THRESHOLD,
+                run.outage() < alb_tests::scaled(FAIL_THRESHOLD),
                 "VM {} on {slave}: outage {:?} not below {FAIL_THRESHOLD:?}\n{}\nagent log:\n{}",
                 vm.mac,
                 run.outage(),
@@ -209,7 +209,7 @@ fn a_vm_survives_its_slave_failing() {
         // The slave comes back and takes its slots, and the VM, back: the
         // switch follows again.
         set_port(lab, &port, true);
-        let back = Instant::now() + Duration::from_secs(3);
+        let back = Instant::now() + alb_tests::scaled(Duration::from_secs(3));
         while vm_slaves(&rig.agent.status())[&vm.mac] != slave {
             assert!(Instant::now() < back, "VM {} not back on {slave}", vm.mac);
             thread::sleep(Duration::from_millis(50));
@@ -232,7 +232,7 @@ fn a_silent_vm_ages_out() {
     assert!(vm_slaves(&agent.status()).contains_key(&vms[0].mac));
     // IPv6 would have the VM send router solicitations and reports now and
     // then; it has none here but to be sure, wait past the ageing time.
-    let deadline = Instant::now() + Duration::from_secs(8);
+    let deadline = Instant::now() + alb_tests::scaled(Duration::from_secs(8));
     while vm_slaves(&agent.status()).contains_key(&vms[0].mac) {
         assert!(Instant::now() < deadline, "VM not aged out:\n{}", agent.log_tail(20));
         thread::sleep(Duration::from_millis(200));

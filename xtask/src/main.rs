@@ -76,7 +76,8 @@ enum Cmd {
     Lint,
     /// Lint (as `lint`), then run all tests (`cargo test --workspace
     /// --exclude alb-ebpf`, one test at a time), then the seed, failover,
-    /// runtime and service tests again on the clsact hook.
+    /// runtime and service tests again on the clsact hook, then seed,
+    /// failover and privileges in the Linux 5.10 guest (QEMU TCG).
     Test {
         /// Extra arguments for the test binaries (a filter, --nocapture),
         /// after `--`.
@@ -115,8 +116,9 @@ enum Cmd {
         #[arg(long, value_name = "S")]
         soak_seed: Option<u64>,
     },
-    /// Run alb's behaviour scenarios in QEMU (TCG) guests booting Debian's
-    /// packaged kernels (5.10, 6.1: clsact; 6.12: TCX); logs in target/vm-logs/.
+    /// Run alb's integration test binaries in QEMU (TCG) guests booting
+    /// Debian's packaged kernels (5.10, 6.1: clsact; 6.12: TCX); logs in
+    /// target/vm-logs/.
     /// With --systemd: the package and the service under a real systemd.
     VmTest {
         /// Which kernels: 5.10, 6.1, 6.12 or all (repeatable) [default: all; with
@@ -142,6 +144,14 @@ enum Cmd {
         /// alb@alb0.service (readiness, watchdog, restart, journal, sandbox).
         #[arg(long, conflicts_with_all = ["compare", "nics"])]
         systemd: bool,
+        /// The integration test binaries of alb-tests (tests/tests/NAME.rs)
+        /// to run in the guest, each with --test-threads=1
+        /// --include-ignored; the guest passes when every test each lists
+        /// on the host ran and passed [default: seed, failover, runtime,
+        /// cli, config, privileges, faults, vlan, ipv6, vms, events,
+        /// counters, then the NIC guest].
+        #[arg(long, value_delimiter = ',', value_name = "NAME,...", conflicts_with_all = ["compare", "nics"])]
+        tests: Vec<String>,
     },
 }
 
@@ -203,16 +213,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let soak = bench::SoakOptions { minutes: soak_minutes, seed: soak_seed };
             bench::run(quick, out, only, render, busy_share, soak)?
         }
-        Cmd::VmTest { kernel, compare, repeats, nics, systemd } => {
+        Cmd::VmTest { kernel, compare, repeats, nics, systemd, tests } => {
             let ok = if systemd {
-                vm::run(&kernel, None, true)?
+                vm::run(&kernel, None, true, &tests)?
             } else if nics {
                 vm::nics::run(&kernel)?
             } else if compare {
-                vm::run(&kernel, Some(repeats), false)?
+                vm::run(&kernel, Some(repeats), false, &[])?
+            } else if !tests.is_empty() {
+                vm::run(&kernel, None, false, &tests)?
             } else {
-                // Both guests: the seed lab on veth, then NICs that filter.
-                let veth = vm::run(&kernel, None, false)?;
+                // Both guests: the named list of test binaries on veth,
+                // then NICs that filter.
+                let tests: Vec<String> =
+                    vm::suite::DEFAULT_TESTS.iter().map(|&t| t.to_owned()).collect();
+                let veth = vm::run(&kernel, None, false, &tests)?;
                 vm::nics::run(&kernel)? && veth
             };
             if !ok {

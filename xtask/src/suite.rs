@@ -2,7 +2,10 @@
 //! (TCX), then the clsact pass: the test binaries that cover the data
 //! path's life ([`CLSACT_PASS`]) again with `ALB_TEST_HOOK=clsact`, so
 //! every agent they start attaches through clsact, the hook of kernels
-//! before 6.6 (tests/src/hook.rs).
+//! before 6.6 (tests/src/hook.rs); then, once both passed, the smoke list
+//! ([`GUEST_SMOKE`]) in the 5.10 guest (`cargo xtask vm-test --kernel 5.10
+//! --tests seed,failover,privileges`): the oldest kernel measured, with
+//! clsact and bpf() checked on every command.
 
 use std::{
     process::{Command, ExitCode},
@@ -12,13 +15,21 @@ use std::{
 use alb_tests::hook::TEST_HOOK_VAR;
 use anyhow::Result;
 
-use crate::{bootstrap, cargo, lint, package, signals};
+use crate::{bootstrap, cargo, lint, package, signals, vm};
 
 /// The integration test binaries of the clsact pass: the seed scenario,
 /// failover, the data path's life (kill -9 and adoption, `alb down`, slave
 /// add and del), the service's restart and upgrade, and the hook itself
 /// (each asserts the hook of its pass).
 pub(crate) const CLSACT_PASS: [&str; 5] = ["seed", "failover", "runtime", "service", "hooks"];
+
+/// The test binaries the 5.10 guest runs after the host's passes: the seed
+/// scenario, failover, and the capabilities the agent keeps (CAP_BPF on
+/// 5.10).
+pub(crate) const GUEST_SMOKE: [&str; 3] = ["seed", "failover", "privileges"];
+
+/// The guest's kernel series.
+const GUEST_KERNEL: &str = "5.10";
 
 /// Runs both passes (the second also when the first failed, unless it was
 /// interrupted: each says what it found); fails if either did.
@@ -55,7 +66,23 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
     clsact.env(TEST_HOOK_VAR, "clsact");
     let clsact = pass(&format!("the clsact pass ({})", CLSACT_PASS.join(", ")), clsact, args)?;
     let failed = [tcx, clsact].into_iter().find(|&code| code != 0);
-    Ok(ExitCode::from(u8::try_from(failed.unwrap_or(0)).unwrap_or(1)))
+    if let Some(code) = failed {
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+    }
+    let tests: Vec<String> = GUEST_SMOKE.iter().map(|&t| t.to_owned()).collect();
+    let name = format!("the {GUEST_KERNEL} guest ({})", GUEST_SMOKE.join(", "));
+    eprintln!(
+        "xtask: {name}: cargo xtask vm-test --kernel {GUEST_KERNEL} --tests {}",
+        tests.join(",")
+    );
+    let started = Instant::now();
+    let passed = vm::run(&[GUEST_KERNEL.to_owned()], None, false, &tests)?;
+    eprintln!(
+        "xtask: {name}: {} in {:.0} s",
+        if passed { "passed" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Runs one pass of `cargo test` (one test at a time, with `args` for the

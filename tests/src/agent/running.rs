@@ -26,7 +26,7 @@ pub struct Agent {
 
 impl Agent {
     pub(super) fn wait_ready(&mut self) -> Result<()> {
-        let timeout = self.command.ready_timeout;
+        let timeout = crate::scaled(self.command.ready_timeout);
         let deadline = Instant::now() + timeout;
         loop {
             if self.proc.log().contains(READY) {
@@ -169,6 +169,7 @@ impl Agent {
         what: &str,
         mut check: impl FnMut(&Status) -> bool,
     ) -> Result<Status> {
+        let timeout = crate::scaled(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let status = self.status()?;
@@ -190,6 +191,7 @@ impl Agent {
     /// on (a length of [`Agent::log`] taken earlier); after `timeout`, an
     /// error with the log.
     pub fn wait_log(&self, from: usize, needle: &str, timeout: Duration) -> Result<()> {
+        let timeout = crate::scaled(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.log();

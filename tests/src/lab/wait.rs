@@ -10,13 +10,15 @@ use anyhow::{Result, bail};
 
 use super::Lab;
 
-/// Polls `check` every 10 ms until it returns true or `timeout` passes;
-/// `what` names the awaited condition in the error.
+/// Polls `check` every 10 ms until it returns true or `timeout` (times
+/// `ALB_TEST_TIME_SCALE`, [`crate::scaled`]) passes; `what` names the
+/// awaited condition in the error.
 pub fn wait_until(
     timeout: Duration,
     what: &str,
     mut check: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
+    let timeout = crate::scaled(timeout);
     let deadline = Instant::now() + timeout;
     loop {
         if check()? {

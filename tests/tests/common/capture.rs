@@ -52,7 +52,7 @@ impl Capture {
         ];
         argv.extend(filter.split_whitespace());
         let mut proc = lab.spawn(ns, &argv).unwrap_or_else(|e| panic!("tcpdump: {e:#}"));
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + alb_tests::scaled(Duration::from_secs(10));
         while !proc.log().contains("listening on") {
             if let Some(status) = proc.exited().expect("tcpdump status") {
                 panic!("tcpdump on {dev} in {ns} exited ({status}):\n{}", proc.log());
@@ -61,6 +61,11 @@ impl Capture {
             std::thread::sleep(Duration::from_millis(10));
         }
         Self { proc, file, what: format!("{dev} in {ns}") }
+    }
+
+    /// What tcpdump has written so far (`-U`: whole packets), to wait on.
+    pub(crate) fn frames_so_far(&self) -> Vec<Frame> {
+        std::fs::read(&self.file).ok().and_then(|bytes| parse_pcap(&bytes)).unwrap_or_default()
     }
 
     /// Stops tcpdump (after a short grace period for frames in flight) and

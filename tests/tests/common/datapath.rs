@@ -94,6 +94,9 @@ fn clsact_programs(lab: &Lab, dev: &str) -> Vec<TcProgram> {
 /// kernel reports them (BPF_PROG_QUERY from a thread that has entered the
 /// namespace: this bpftool predates TCX and lists none).
 fn tcx_programs(lab: &Lab, dev: &str) -> Vec<TcProgram> {
+    if !hook::kernel_has_tcx() {
+        return Vec::new();
+    }
     let ns_path = netns::path(lab.srv());
     let dev = dev.to_owned();
     thread::spawn(move || {

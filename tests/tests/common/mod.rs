@@ -366,6 +366,7 @@ pub(crate) fn wait_neigh(
     timeout: Duration,
     want: impl Fn(usize) -> String,
 ) -> BTreeMap<usize, Duration> {
+    let timeout = alb_tests::scaled(timeout);
     let mut done = BTreeMap::new();
     loop {
         for &number in numbers {

@@ -45,7 +45,7 @@ pub(crate) fn start_pings_to(
 ) -> Pings {
     let pings = spawn_pings_to(lab, target, numbers, duration, interval);
     for (number, proc) in &pings.runs {
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + alb_tests::scaled(Duration::from_secs(2));
         while !proc.log().contains("bytes from") {
             assert!(
                 Instant::now() < deadline,

@@ -80,7 +80,7 @@ pub(super) fn assert_outages_below_threshold<'a>(
     }
     for run in runs {
         assert!(
-            run.outage() < FAIL_THRESHOLD,
+            run.outage() < alb_tests::scaled(FAIL_THRESHOLD),
             "{what}: {run} is not below {FAIL_THRESHOLD:?}\nping tail:\n{}\nagent log:\n{}",
             run.tail(),
             agent.log()
