@@ -175,6 +175,9 @@ struct BondArgs {
     /// The bond's name (alb's master takes it).
     #[arg(value_name = "BOND")]
     bond: String,
+    /// Where sysfs is mounted (tests mount one of their network namespace).
+    #[arg(long, hide = true, value_name = "DIR", default_value = "/sys")]
+    sysfs_root: PathBuf,
 }
 
 #[derive(Args)]
@@ -254,8 +257,12 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),
         Some(Command::Import(args)) => import_bond(&args),
-        Some(Command::Takeover(args)) => runtime.block_on(takeover::takeover(&args.bond)),
-        Some(Command::Handback(args)) => runtime.block_on(takeover::handback(&args.bond)),
+        Some(Command::Takeover(args)) => {
+            runtime.block_on(takeover::takeover(&args.bond, &args.sysfs_root))
+        }
+        Some(Command::Handback(args)) => {
+            runtime.block_on(takeover::handback(&args.bond, &args.sysfs_root))
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "alb", &mut std::io::stdout());
             Ok(())

@@ -93,8 +93,7 @@ pub fn carried_address(message: &AddressMessage) -> Option<Address> {
             AddressAttribute::RoutePriority(metric) => address.metric = Some(*metric),
             AddressAttribute::CacheInfo(info) => {
                 address.valid_s = (info.ifa_valid != FOREVER).then_some(info.ifa_valid);
-                address.preferred_s =
-                    (info.ifa_preferred != FOREVER).then_some(info.ifa_preferred);
+                address.preferred_s = (info.ifa_preferred != FOREVER).then_some(info.ifa_preferred);
             }
             _ => {}
         }
@@ -261,8 +260,7 @@ mod tests {
     use std::net::Ipv6Addr;
 
     use rtnetlink::packet_route::{
-        AddressFamily,
-        address::{AddressMessage, AddressScope},
+        address::AddressScope,
         route::{RouteScope, RouteType},
     };
 

@@ -87,7 +87,10 @@ pub fn parse_rlb_table(text: &str) -> Result<Vec<RlbClient>, String> {
             continue;
         }
         let [server, client, mac, slave] = words.as_slice() else {
-            return Err(format!("line {}: {line:?} is not SourceIP DestinationIP MAC DEV", number + 1));
+            return Err(format!(
+                "line {}: {line:?} is not SourceIP DestinationIP MAC DEV",
+                number + 1
+            ));
         };
         if *slave == "(none)" {
             continue;

@@ -64,8 +64,8 @@ pub fn config_path(bond: &str) -> PathBuf {
     Path::new(RUN_DIR).join(format!("{bond}.takeover.toml"))
 }
 
-const SYSFS: &str = "/sys";
-const BONDING_MASTERS: &str = "/sys/class/net/bonding_masters";
+/// Where bonding's list of bonds is, under sysfs.
+const BONDING_MASTERS: &str = "class/net/bonding_masters";
 
 /// Bonding prints its receive table here only when the kernel has no
 /// network namespaces (bond_debugfs.c: CONFIG_DEBUG_FS && !CONFIG_NET_NS).
@@ -87,9 +87,9 @@ struct Plan {
     bond_index: u32,
 }
 
-async fn plan(netlink: &Netlink, name: &str) -> Result<Plan> {
+async fn plan(netlink: &Netlink, name: &str, sysfs: &Path) -> Result<Plan> {
     require_root("takeover")?;
-    let request = import::Request { bond: None, sysfs_root: Some(PathBuf::from(SYSFS)) };
+    let request = import::Request { bond: None, sysfs_root: Some(sysfs.to_owned()) };
     let found = import::sysfs::read(Path::new(name), &request).map_err(|error| anyhow!(error))?;
     let mode = found
         .bond
@@ -97,7 +97,9 @@ async fn plan(netlink: &Netlink, name: &str) -> Result<Plan> {
         .and_then(|option| option.value.clone().ok())
         .unwrap_or_else(|| "balance-rr".to_owned());
     if !MODES.contains(&mode.as_str()) {
-        bail!("{name} is a bond in mode {mode}: alb takeover replaces balance-alb and balance-tlb bonds");
+        bail!(
+            "{name} is a bond in mode {mode}: alb takeover replaces balance-alb and balance-tlb bonds"
+        );
     }
     if found.bond.slaves.is_empty() {
         bail!("bond {name} has no slaves: there is nothing to take over");
@@ -124,9 +126,10 @@ async fn plan(netlink: &Netlink, name: &str) -> Result<Plan> {
     let addresses = netlink.carried_addresses(link.index).await?;
     let routes = netlink.carried_routes(link.index).await?;
     let clients = match std::fs::read_to_string(rlb_table_path(name)) {
-        Ok(text) => Some(bond::parse_rlb_table(&text).map_err(|error| {
-            anyhow!("{}: {error}", rlb_table_path(name).display())
-        })?),
+        Ok(text) => Some(
+            bond::parse_rlb_table(&text)
+                .map_err(|error| anyhow!("{}: {error}", rlb_table_path(name).display()))?,
+        ),
         Err(_) => None,
     };
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
@@ -166,17 +169,19 @@ fn save(record: &Record) -> Result<()> {
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// `alb takeover BOND`: replaces the bond and runs the agent until SIGTERM.
-pub async fn takeover(name: &str) -> Result<()> {
+/// `alb takeover BOND`: replaces the bond and runs the agent until
+/// SIGTERM. `sysfs` is where sysfs is mounted (`/sys`; tests mount one of
+/// their namespace elsewhere).
+pub async fn takeover(name: &str, sysfs: &Path) -> Result<()> {
     let netlink = Netlink::connect()?;
-    let Plan { record, options, bond_index } = plan(&netlink, name).await?;
+    let Plan { record, options, bond_index } = plan(&netlink, name, sysfs).await?;
     save(&record)?;
     let started = Instant::now();
     // Deleting the bond releases its slaves (bond_uninit), each with its
     // own MAC again (bonding restores the permanent one on release).
     netlink.delete(bond_index).await.with_context(|| format!("cannot delete bond {name}"))?;
     if let Err(error) = prepare_master(&netlink, &record).await {
-        return Err(give_back_after(&netlink, &record, error).await);
+        return Err(give_back_after(&netlink, &record, sysfs, error).await);
     }
     let agent = agent::run(options);
     tokio::pin!(agent);
@@ -185,7 +190,7 @@ pub async fn takeover(name: &str) -> Result<()> {
             // The agent stopped before it was ready (it undid its own
             // changes): the bond is put back.
             let error = result.err().unwrap_or_else(|| anyhow!("the agent stopped during the takeover"));
-            return Err(give_back_after(&netlink, &record, error).await);
+            return Err(give_back_after(&netlink, &record, sysfs, error).await);
         }
         result = finish(&netlink, &record) => match result {
             Ok(()) => println!(
@@ -249,14 +254,19 @@ async fn finish(netlink: &Netlink, record: &Record) -> Result<()> {
 
 /// A takeover failed after the bond was deleted: builds it again and
 /// returns the error to report.
-async fn give_back_after(netlink: &Netlink, record: &Record, error: anyhow::Error) -> anyhow::Error {
+async fn give_back_after(
+    netlink: &Netlink,
+    record: &Record,
+    sysfs: &Path,
+    error: anyhow::Error,
+) -> anyhow::Error {
     if let Ok(Some(link)) = netlink.link_by_name(&record.bond).await {
         if link.kind.as_deref() == Some("veth") {
             let _ = netlink.delete(link.index).await;
         }
     }
     let _ = crate::remove_file_if_present(&Undo::path(&record.bond));
-    match create_bond(netlink, record, &record.addresses, &record.routes).await {
+    match create_bond(netlink, record, sysfs, &record.addresses, &record.routes).await {
         Ok(()) => {
             let _ = crate::remove_file_if_present(&record_path(&record.bond));
             error.context(format!("takeover of {} failed; the bond is back", record.bond))
@@ -273,7 +283,7 @@ async fn give_back_after(netlink: &Netlink, record: &Record, error: anyhow::Erro
 /// `alb handback BOND`: stops the agent `alb takeover BOND` runs and
 /// builds the bond again, with the master's addresses and routes as they
 /// are now.
-pub async fn handback(name: &str) -> Result<()> {
+pub async fn handback(name: &str, sysfs: &Path) -> Result<()> {
     require_root("handback")?;
     let path = record_path(name);
     let text = std::fs::read_to_string(&path).map_err(|error| {
@@ -281,8 +291,10 @@ pub async fn handback(name: &str) -> Result<()> {
     })?;
     let record: Record = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a takeover record", path.display()))?;
-    if !Path::new(BONDING_MASTERS).exists() {
-        bail!("the bonding module is not loaded (modprobe bonding): cannot build bond {name} again");
+    if !sysfs.join(BONDING_MASTERS).exists() {
+        bail!(
+            "the bonding module is not loaded (modprobe bonding): cannot build bond {name} again"
+        );
     }
     let netlink = Netlink::connect()?;
     let link = netlink.existing(name).await?;
@@ -304,7 +316,7 @@ pub async fn handback(name: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    create_bond(&netlink, &record, &addresses, &routes).await?;
+    create_bond(&netlink, &record, sysfs, &addresses, &routes).await?;
     crate::remove_file_if_present(&path)?;
     crate::remove_file_if_present(&config_path(name))?;
     println!(
@@ -322,9 +334,11 @@ pub async fn handback(name: &str) -> Result<()> {
 fn agent_pid(name: &str) -> Result<nix::unistd::Pid> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     let path = control::socket_path(name);
-    let stream = std::os::unix::net::UnixStream::connect(&path)
-        .map_err(|error| anyhow!("no alb agent runs master {name} ({}: {error})", path.display()))?;
-    let credentials = getsockopt(&stream, PeerCredentials).context("cannot read the agent's pid")?;
+    let stream = std::os::unix::net::UnixStream::connect(&path).map_err(|error| {
+        anyhow!("no alb agent runs master {name} ({}: {error})", path.display())
+    })?;
+    let credentials =
+        getsockopt(&stream, PeerCredentials).context("cannot read the agent's pid")?;
     Ok(nix::unistd::Pid::from_raw(credentials.pid()))
 }
 
@@ -333,9 +347,8 @@ fn agent_pid(name: &str) -> Result<nix::unistd::Pid> {
 pub fn as_recorded(recorded: &[Address], live: Vec<Address>) -> Vec<Address> {
     live.into_iter()
         .map(|mut address| {
-            let before = recorded
-                .iter()
-                .find(|r| r.ip == address.ip && r.prefix_len == address.prefix_len);
+            let before =
+                recorded.iter().find(|r| r.ip == address.ip && r.prefix_len == address.prefix_len);
             if let Some(before) = before {
                 address.flags = before.flags;
             }
@@ -353,12 +366,13 @@ fn write_sysfs(path: &Path, value: &str) -> Result<()> {
 async fn create_bond(
     netlink: &Netlink,
     record: &Record,
+    sysfs: &Path,
     addresses: &[Address],
     routes: &[Route],
 ) -> Result<()> {
     let name = &record.bond;
-    write_sysfs(Path::new(BONDING_MASTERS), &format!("+{name}"))?;
-    let dir = Path::new(SYSFS).join("class/net").join(name).join("bonding");
+    write_sysfs(&sysfs.join(BONDING_MASTERS), &format!("+{name}"))?;
+    let dir = sysfs.join("class/net").join(name).join("bonding");
     let writes = bond::writes(&record.options);
     for (option, value) in &writes.before_slaves {
         write_sysfs(&dir.join(option), value)?;

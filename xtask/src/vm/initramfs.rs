@@ -39,7 +39,7 @@ const MODULES: &[&str] = &[
 ];
 
 /// Host programs copied in, with the libraries they link.
-const HOST_PROGRAMS: &[&str] = &["ip", "tc", "ping", "bpftool", "ethtool", "tcpdump"];
+const HOST_PROGRAMS: &[&str] = &["ip", "tc", "ping", "bpftool", "ethtool", "tcpdump", "iperf3"];
 
 /// The archive's contents: path in the guest -> (mode, contents).
 #[derive(Default)]
