@@ -142,6 +142,12 @@ enum Cmd {
         /// alb@alb0.service (readiness, watchdog, restart, journal, sandbox).
         #[arg(long, conflicts_with_all = ["compare", "nics"])]
         systemd: bool,
+        /// Instead of the scenarios: run these integration test binaries of
+        /// alb-tests (tests/tests/NAME.rs) in the guest, each with
+        /// --test-threads=1 --include-ignored; the guest passes when every
+        /// test each lists on the host ran and passed.
+        #[arg(long, value_delimiter = ',', value_name = "NAME,...", conflicts_with_all = ["compare", "nics"])]
+        tests: Vec<String>,
     },
 }
 
@@ -203,16 +209,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let soak = bench::SoakOptions { minutes: soak_minutes, seed: soak_seed };
             bench::run(quick, out, only, render, busy_share, soak)?
         }
-        Cmd::VmTest { kernel, compare, repeats, nics, systemd } => {
+        Cmd::VmTest { kernel, compare, repeats, nics, systemd, tests } => {
             let ok = if systemd {
-                vm::run(&kernel, None, true)?
+                vm::run(&kernel, None, true, &tests)?
             } else if nics {
                 vm::nics::run(&kernel)?
             } else if compare {
-                vm::run(&kernel, Some(repeats), false)?
+                vm::run(&kernel, Some(repeats), false, &[])?
+            } else if !tests.is_empty() {
+                vm::run(&kernel, None, false, &tests)?
             } else {
                 // Both guests: the seed lab on veth, then NICs that filter.
-                let veth = vm::run(&kernel, None, false)?;
+                let veth = vm::run(&kernel, None, false, &[])?;
                 vm::nics::run(&kernel)? && veth
             };
             if !ok {

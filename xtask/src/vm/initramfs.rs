@@ -1,7 +1,8 @@
-//! The guest's initramfs: busybox-static, the host's `ip`, `tc`, `ping`, `ethtool`, `tcpdump`,
-//! `bpftool` and the `alb` binary with the shared libraries `ldd` lists,
-//! the kernel modules the scenarios need, and `/init` (guest.sh), written
-//! as a cpio "newc" archive and gzipped.
+//! The guest's initramfs: busybox-static, the host programs of
+//! [`HOST_PROGRAMS`] and the `alb` binary with the shared libraries `ldd`
+//! lists, the kernel modules the scenarios need, and `/init` (guest.sh, or
+//! the test runner of suite.rs), written as a cpio "newc" archive and
+//! gzipped.
 
 use std::{
     collections::BTreeMap,
@@ -39,16 +40,22 @@ const MODULES: &[&str] = &[
 ];
 
 /// Host programs copied in, with the libraries they link.
-const HOST_PROGRAMS: &[&str] = &["ip", "tc", "ping", "bpftool", "ethtool", "tcpdump", "iperf3"];
+const HOST_PROGRAMS: &[&str] = &[
+    "ip", "tc", "bridge", "ss", "ping", "bpftool", "ethtool", "tcpdump", "iperf3", "nsenter",
+    "sysctl", "setpriv",
+];
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
 /// The archive's contents: path in the guest -> (mode, contents).
 #[derive(Default)]
-struct Tree {
+pub(crate) struct Tree {
     entries: BTreeMap<String, (u32, Vec<u8>)>,
 }
 
 impl Tree {
-    fn dir(&mut self, path: &str) {
+    pub(crate) fn dir(&mut self, path: &str) {
         let mut at = String::new();
         for part in path.trim_matches('/').split('/') {
             if !at.is_empty() {
@@ -59,7 +66,7 @@ impl Tree {
         }
     }
 
-    fn file(&mut self, path: &str, mode: u32, contents: Vec<u8>) {
+    pub(crate) fn file(&mut self, path: &str, mode: u32, contents: Vec<u8>) {
         let path = path.trim_start_matches('/');
         if let Some((parent, _)) = path.rsplit_once('/') {
             self.dir(parent);
@@ -67,7 +74,7 @@ impl Tree {
         self.entries.insert(path.to_owned(), (0o100_000 | mode, contents));
     }
 
-    fn symlink(&mut self, path: &str, target: &str) {
+    pub(crate) fn symlink(&mut self, path: &str, target: &str) {
         let path = path.trim_start_matches('/');
         if let Some((parent, _)) = path.rsplit_once('/') {
             self.dir(parent);
@@ -76,7 +83,7 @@ impl Tree {
     }
 
     /// A host binary and every library `ldd` lists for it.
-    fn binary(&mut self, host: &Path, guest: &str) -> Result<()> {
+    pub(crate) fn binary(&mut self, host: &Path, guest: &str) -> Result<()> {
         let bytes = fs::read(host).with_context(|| format!("cannot read {}", host.display()))?;
         self.file(guest, 0o755, bytes);
         let out = cmd::output(Command::new("ldd").arg(host))?;
@@ -146,14 +153,22 @@ pub(crate) fn build(
     work: &Path,
     out: &Path,
 ) -> Result<()> {
-    let mut tree = Tree::default();
-    for dir in ["proc", "sys", "dev", "run", "tmp", "etc", "root", "modules"] {
-        tree.dir(dir);
-    }
+    let mut tree = base(kernel, alb, work)?;
     tree.file("init", 0o755, INIT.as_bytes().to_vec());
     tree.file("nics.sh", 0o644, NICS.as_bytes().to_vec());
     tree.file("etc/alb-vm-mode", 0o644, mode.as_bytes().to_vec());
     tree.file("etc/alb-vm-repeats", 0o644, repeats.as_bytes().to_vec());
+    write(&tree, out)
+}
+
+/// What every busybox guest has, without /init: busybox and its applets,
+/// [`HOST_PROGRAMS`] and `alb` in /usr/bin with their libraries, and the
+/// modules of `kernel` in /modules (loaded in /modules/order).
+pub(crate) fn base(kernel: &Kernel, alb: &Path, work: &Path) -> Result<Tree> {
+    let mut tree = Tree::default();
+    for dir in ["proc", "sys", "dev", "run", "tmp", "etc", "root", "modules"] {
+        tree.dir(dir);
+    }
     let busybox = Path::new("/bin/busybox");
     if !busybox.exists() {
         bail!("no /bin/busybox: install busybox-static (cargo xtask bootstrap)");
@@ -169,6 +184,9 @@ pub(crate) fn build(
         tree.binary(&host, &format!("usr/bin/{program}"))?;
     }
     tree.binary(alb, "usr/bin/alb")?;
+    // Users the tools look up: tcpdump -Z root, setpriv --reuid=nobody.
+    tree.file("etc/passwd", 0o644, PASSWD.as_bytes().to_vec());
+    tree.file("etc/group", 0o644, GROUP.as_bytes().to_vec());
     let modules = work.join("modules");
     if modules.exists() {
         fs::remove_dir_all(&modules)?;
@@ -183,7 +201,11 @@ pub(crate) fn build(
         );
     }
     tree.file("modules/order", 0o644, format!("{}\n", order.join("\n")).into_bytes());
+    Ok(tree)
+}
 
+/// Writes `tree` gzipped to `out`.
+pub(crate) fn write(tree: &Tree, out: &Path) -> Result<()> {
     let mut gzip = Command::new("gzip")
         .arg("-4")
         .stdin(Stdio::piped())

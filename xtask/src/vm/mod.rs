@@ -11,6 +11,7 @@ mod initramfs;
 mod kernel;
 pub(crate) mod nics;
 mod rootfs;
+pub(crate) mod suite;
 mod systemd;
 
 use std::{
@@ -39,6 +40,14 @@ const BUSYBOX: Guest = Guest {
     memory_mib: 1024,
     append: "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable",
     timeout: Duration::from_secs(900),
+};
+
+/// The busybox guest of `--tests`: /init is guest-tests.sh; room for the
+/// test binaries in its initramfs (RAM), and time for them under TCG.
+const BUSYBOX_TESTS: Guest = Guest {
+    memory_mib: 3072,
+    append: "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable",
+    timeout: Duration::from_secs(5400),
 };
 
 /// One line the guest printed between the markers.
@@ -76,6 +85,8 @@ struct Report {
     /// `--compare`: (implementation, scenario, client) -> lost time in ms
     /// per round.
     losses: BTreeMap<(String, String, String), Vec<f64>>,
+    /// `--tests`: what the test binaries printed.
+    suite: suite::Collector,
 }
 
 /// "compare IMPL SCENARIO CLIENT lost=N sent=M time=Tms": the time lost,
@@ -94,8 +105,13 @@ fn parse_loss(metric: &str) -> Option<((String, String, String), f64)> {
     Some((key, lost * interval))
 }
 
-/// `cargo xtask vm-test --kernel K [--compare | --systemd]`.
-pub(crate) fn run(kernels: &[String], compare: Option<u32>, with_systemd: bool) -> Result<bool> {
+/// `cargo xtask vm-test --kernel K [--compare | --systemd] [--tests A,B]`.
+pub(crate) fn run(
+    kernels: &[String],
+    compare: Option<u32>,
+    with_systemd: bool,
+    tests: &[String],
+) -> Result<bool> {
     bootstrap::run()?;
     let root = cargo::target_dir()?;
     let cache = root.join("vm-cache");
@@ -113,7 +129,13 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>, with_systemd: bool) 
         kernels.iter().map(String::as_str).collect()
     };
     if with_systemd {
+        // The systemd guest's own runner takes suite::build and
+        // suite::add_to_tree; until then it runs its scenarios.
+        anyhow::ensure!(tests.is_empty(), "--tests with --systemd is not supported yet");
         return systemd::run(&series, &cache, &logs);
+    }
+    if !tests.is_empty() {
+        return run_tests(&series, &cache, &logs, tests);
     }
     // Release: a smaller initramfs, and what users run.
     let alb = cargo::build_agent(cargo::Profile::Release)?;
@@ -149,6 +171,51 @@ pub(crate) fn run(kernels: &[String], compare: Option<u32>, with_systemd: bool) 
         let text = fs::read_to_string(&path).unwrap_or_default();
         fs::write(&path, with_comparison(&text, &comparison(&tables, repeats)))?;
         eprintln!("vm-test: wrote the comparison into {}", path.display());
+    }
+    print_summary(&summary);
+    Ok(all_ok)
+}
+
+/// `--tests`: the named test binaries in a busybox guest per kernel.
+fn run_tests(series: &[&str], cache: &Path, logs: &Path, tests: &[String]) -> Result<bool> {
+    let (binaries, alb) = suite::build(tests)?;
+    let mut all_ok = true;
+    let mut summary = Vec::new();
+    for &series in series {
+        let kernel = kernel::prepare(series, cache)?;
+        let work = cache.join(format!("work-{series}"));
+        fs::create_dir_all(&work)?;
+        let initrd = work.join("initrd-tests.gz");
+        let mut tree = initramfs::base(&kernel, &alb, &work)?;
+        tree.file("init", 0o755, suite::RUNNER.as_bytes().to_vec());
+        suite::add_to_tree(&mut tree, &binaries, &alb, &work)?;
+        initramfs::write(&tree, &initrd)?;
+        let log = logs.join(format!("{series}-tests.log"));
+        eprintln!(
+            "vm-test: booting {} under QEMU TCG with {}; console log in {}",
+            kernel.package,
+            tests.join(","),
+            log.display()
+        );
+        let started = Instant::now();
+        let report = boot(&kernel.vmlinuz, &initrd, &log, &BUSYBOX_TESTS)?;
+        let secs = started.elapsed().as_secs();
+        let verdict = report.suite.verdict(&binaries);
+        let ok = report.ended && verdict.ok();
+        all_ok &= ok;
+        let mut line = format!(
+            "{series:<6} {}: {} passed, {} failed ({secs} s)",
+            kernel.package,
+            verdict.passed,
+            verdict.failed.len()
+        );
+        if !report.ended {
+            line.push_str(" [the guest did not finish: see the log]");
+        }
+        for problem in verdict.failed.iter().chain(&verdict.problems) {
+            line.push_str(&format!("\n         {problem}"));
+        }
+        summary.push(line);
     }
     print_summary(&summary);
     Ok(all_ok)
@@ -223,6 +290,10 @@ fn boot(vmlinuz: &Path, initrd: &Path, log: &Path, guest: &Guest) -> Result<Repo
         let line = String::from_utf8_lossy(&line?).into_owned();
         use std::io::Write as _;
         writeln!(file, "{}", line.trim_end_matches('\r'))?;
+        report.suite.line(&line);
+        if line.starts_with("test ") || line.contains("@@ALB-TEST-") {
+            println!("  {}", line.trim_end_matches('\r'));
+        }
         if line.contains("@@ALB-BEGIN") {
             report.begun = true;
         } else if line.contains("@@ALB-END") {
