@@ -119,6 +119,19 @@ fn gaps(runs: &[PingRun], from: f64, to: f64) -> String {
         .join(", ")
 }
 
+/// Which slave each client's neighbour entry for the server names (its
+/// MAC's last byte, `17` for veth17), in client order.
+fn told(lab: &Lab) -> Vec<String> {
+    lab.clients()
+        .iter()
+        .map(|client| {
+            let mac = lab.neigh_mac(&client.ns, SERVER_IP4).expect("ip neigh").unwrap_or_default();
+            let slave = lab.slaves().iter().find(|slave| slave.mac == mac);
+            slave.map_or_else(|| format!("({mac})"), |slave| slave.name.clone())
+        })
+        .collect()
+}
+
 fn uname_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
 }
@@ -143,7 +156,7 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
     assert_eq!(kind(&lab, &bond), "bond");
 
     // The stream: from the server to c3 (-R), long enough for both ways.
-    let mut server = lab.spawn(&srv, &["iperf3", "-s", "-1"]).expect("iperf3 -s");
+    let mut server = lab.spawn(&srv, &["iperf3", "-s", "-1", "--forceflush"]).expect("iperf3 -s");
     wait_until(scaled(Duration::from_secs(5)), "iperf3 listening", || {
         Ok(server.log().contains("Server listening"))
     })
@@ -154,6 +167,7 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
         .spawn(&client_ns, &["iperf3", "-c", SERVER_IP4, "-R", "-J", "-t", &stream_s])
         .expect("iperf3 -c");
     let pings = start_pings(&lab, &[1, 2, 3], Duration::from_secs(3600), INTERVAL);
+    let told_by_bond = told(&lab);
 
     let alb = alb_bin().to_string_lossy().into_owned();
     let took_at = common::pings::unix_now();
@@ -168,6 +182,7 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
     assert_eq!(kind(&lab, &bond), "veth", "alb's master replaced the bond");
     assert_device_kept(&lab, &mac, "after the takeover");
     wait_for_clients(&lab, "alb's master");
+    let told_by_alb = told(&lab);
     // The stream runs under alb for a while before it is handed back.
     std::thread::sleep(Duration::from_secs(2));
 
@@ -184,6 +199,7 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
     let slaves: Vec<String> = lab.slaves().iter().map(|s| s.name.clone()).collect();
     assert_eq!(bonding_file(sysfs.path(), &bond, "slaves"), slaves.join(" "));
     wait_for_clients(&lab, "the kernel bond again");
+    let told_again = told(&lab);
     let handed_at = common::pings::unix_now();
     assert!(
         stream.exited().expect("iperf3").is_none(),
@@ -217,12 +233,20 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
     // console log (target/vm-logs/) keeps the figures of a passing run.
     let figures = format!(
         "takeover: kernel {}: longest gap without a reply, takeover: {}; handback: {}; \
-         iperf3: {} retransmits, {:.0} Mbit/s; {}; {}\n",
+         iperf3: {} retransmits, {:.0} Mbit/s; the server's MAC each client has (bond, alb, \
+         bond again): {}; {}; {}\n",
         uname_release(),
         gaps(&runs, took_at, back_at),
         gaps(&runs, back_at, handed_at),
         retransmits.map_or_else(|| "?".to_owned(), |n| n.to_string()),
         bits / 1e6,
+        told_by_bond.iter()
+            .zip(&told_by_alb)
+            .zip(&told_again)
+            .enumerate()
+            .map(|(i, ((a, b), c))| format!("c{} {a} {b} {c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", "),
         first_line(&agent.log(), "alb: took over"),
         first_line(&text(&handback), "alb: handed back"),
     );

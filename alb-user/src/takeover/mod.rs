@@ -9,9 +9,10 @@
 //! addresses and routes (rtnetlink), and bonding's receive table where
 //! debugfs shows it. The definition is kept in `/run/alb/BOND.takeover.json`
 //! for the handback. The time off the network is the time between the
-//! bond's deletion and the agent's programs running: the master is made
-//! and given the addresses before the agent starts, and the routes the
-//! moment the agent raises it.
+//! bond's deletion and the agent's programs running: the programs and maps
+//! are loaded (the verifier's time) while the bond still runs, the master
+//! is made and given the addresses before the agent starts, and the routes
+//! the moment the agent raises it.
 
 pub mod bond;
 
@@ -175,15 +176,29 @@ fn save(record: &Record) -> Result<()> {
 pub async fn takeover(name: &str, sysfs: &Path) -> Result<()> {
     let netlink = Netlink::connect()?;
     let Plan { record, options, bond_index } = plan(&netlink, name, sysfs).await?;
+    // The verifier's time is spent while the bond still carries the traffic.
+    agent::ensure_bpffs()?;
+    let pins = datapath::pin_dir(name);
+    if datapath::has_pinned_state(&pins) {
+        bail!("{} holds an earlier alb data path: alb down --master {name} first", pins.display());
+    }
+    let preloaded = match datapath::Datapath::load(Some(&pins), options.max_clients) {
+        Ok(preloaded) => preloaded,
+        Err(error) => {
+            let _ = datapath::remove_pins(&pins);
+            return Err(error);
+        }
+    };
     save(&record)?;
     let started = Instant::now();
     // Deleting the bond releases its slaves (bond_uninit), each with its
     // own MAC again (bonding restores the permanent one on release).
     netlink.delete(bond_index).await.with_context(|| format!("cannot delete bond {name}"))?;
     if let Err(error) = prepare_master(&netlink, &record).await {
+        drop(preloaded);
         return Err(give_back_after(&netlink, &record, sysfs, error).await);
     }
-    let agent = agent::run(options);
+    let agent = agent::run_preloaded(options, preloaded);
     tokio::pin!(agent);
     tokio::select! {
         result = &mut agent => {
@@ -220,6 +235,7 @@ async fn prepare_master(netlink: &Netlink, record: &Record) -> Result<()> {
     let link = netlink.existing(name).await?;
     let undo = Undo {
         created_master: Some(link.index),
+        pins: Some(datapath::pin_dir(name)),
         netns: Some(crate::undo::current_netns()?),
         ..Undo::default()
     };
@@ -266,6 +282,7 @@ async fn give_back_after(
         }
     }
     let _ = crate::remove_file_if_present(&Undo::path(&record.bond));
+    let _ = datapath::remove_pins(&datapath::pin_dir(&record.bond));
     match create_bond(netlink, record, sysfs, &record.addresses, &record.routes).await {
         Ok(()) => {
             let _ = crate::remove_file_if_present(&record_path(&record.bond));
