@@ -22,7 +22,7 @@ use std::{path::Path, process::Output, time::Duration};
 use alb_tests::{Lab, SERVER_IP4, SERVER_IP6, require_bonding, wait_until};
 use common::{
     alb_as_nobody, alb_bin, lab,
-    pings::{PingRun, report, start_pings},
+    pings::{PingRun, report, spawn_pings},
     run_alb,
 };
 use serde_json::Value;
@@ -166,7 +166,8 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
     let mut stream = lab
         .spawn(&client_ns, &["iperf3", "-c", SERVER_IP4, "-R", "-J", "-t", &stream_s])
         .expect("iperf3 -c");
-    let pings = start_pings(&lab, &[1, 2, 3], Duration::from_secs(3600), INTERVAL);
+    let pings = spawn_pings(&lab, &[1, 2, 3], Duration::from_secs(3600), INTERVAL);
+    pings.wait_for_first_replies(scaled(Duration::from_secs(5)));
     let told_by_bond = told(&lab);
 
     let alb = alb_bin().to_string_lossy().into_owned();
@@ -240,7 +241,8 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
         gaps(&runs, back_at, handed_at),
         retransmits.map_or_else(|| "?".to_owned(), |n| n.to_string()),
         bits / 1e6,
-        told_by_bond.iter()
+        told_by_bond
+            .iter()
             .zip(&told_by_alb)
             .zip(&told_again)
             .enumerate()

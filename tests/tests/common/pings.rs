@@ -92,6 +92,21 @@ pub(crate) fn spawn_pings_to(
 }
 
 impl Pings {
+    /// Waits up to `timeout` until every ping has had a reply.
+    pub(crate) fn wait_for_first_replies(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for (number, proc) in &self.runs {
+            while !proc.log().contains("bytes from") {
+                assert!(
+                    Instant::now() < deadline,
+                    "c{number}: no reply in {timeout:?}:\n{}",
+                    proc.log()
+                );
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
     /// Ends every ping now (SIGINT: it prints its summary) and returns
     /// what each measured.
     pub(crate) fn interrupt(mut self) -> Vec<PingRun> {
