@@ -62,7 +62,7 @@ async fn run_with(options: Options, preloaded: Option<crate::datapath::Datapath>
     // Bound before anything changes: a taken port refuses the start.
     let metrics = options.metrics_listen.map(crate::metrics::bind).transpose()?;
     ensure_bpffs()?;
-    setup::refuse_foreign_pins(&options)?;
+    setup::refuse_foreign_pins(&options, preloaded.is_some())?;
     // An agent that died left its record: its old values are the ones to restore.
     let mut undo = Undo::load(&options.master)?.unwrap_or_default();
     undo.claim_netns(&options.master)?;

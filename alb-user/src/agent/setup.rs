@@ -27,10 +27,11 @@ use crate::{
 };
 
 /// Refuses, before anything changes, pins this agent cannot adopt and
-/// slaves another alb master already uses.
-pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
+/// slaves another alb master already uses. `preloaded`: the pins are this
+/// agent's own, loaded fresh (not yet published, so of no format yet).
+pub(super) fn refuse_foreign_pins(options: &Options, preloaded: bool) -> Result<()> {
     let pins = datapath::pin_dir(&options.master);
-    let adopting = datapath::has_pinned_state(&pins);
+    let adopting = !preloaded && datapath::has_pinned_state(&pins);
     if adopting {
         // The pins may carry live traffic: refuse before touching anything.
         datapath::check_pins(&pins, options.max_clients)?;

@@ -148,8 +148,11 @@ async fn plan(netlink: &Netlink, name: &str, sysfs: &Path) -> Result<Plan> {
         .iter()
         .filter_map(|option| Some((option.kernel.clone(), option.value.clone().ok()?)))
         .collect::<Vec<_>>();
+    // What the import did not already name.
     for name in bond::writes(&options_shown).not_written {
-        eprintln!("alb: {name}: alb handback will not set it again (not a balance-alb option)");
+        if !imported.notes.iter().any(|note| note.option == name) {
+            eprintln!("alb: {name}: alb handback will not set it again (not a balance-alb option)");
+        }
     }
     let record = Record {
         bond: name.to_owned(),
