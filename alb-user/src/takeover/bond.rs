@@ -97,7 +97,7 @@ pub fn parse_rlb_table(text: &str) -> Result<Vec<RlbClient>, String> {
         }
         let address = |text: &str| {
             text.parse::<Ipv4Addr>()
-                .map_err(|_| format!("line {}: {text:?} is not an IPv4 address", number + 1))
+                .map_err(|error| format!("line {}: {text:?}: {error}", number + 1))
         };
         if crate::parse_mac(mac).is_none() {
             return Err(format!("line {}: {mac:?} is not a MAC address", number + 1));

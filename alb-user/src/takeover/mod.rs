@@ -188,7 +188,7 @@ pub async fn takeover(name: &str, sysfs: &Path) -> Result<()> {
     let preloaded = match datapath::Datapath::load(Some(&pins), options.max_clients) {
         Ok(preloaded) => preloaded,
         Err(error) => {
-            let _ = datapath::remove_pins(&pins);
+            warn_on(datapath::remove_pins(&pins));
             return Err(error);
         }
     };
@@ -281,14 +281,17 @@ async fn give_back_after(
 ) -> anyhow::Error {
     if let Ok(Some(link)) = netlink.link_by_name(&record.bond).await {
         if link.kind.as_deref() == Some("veth") {
-            let _ = netlink.delete(link.index).await;
+            warn_on(netlink.delete(link.index).await);
         }
     }
-    let _ = crate::remove_file_if_present(&Undo::path(&record.bond));
-    let _ = datapath::remove_pins(&datapath::pin_dir(&record.bond));
+    warn_on(crate::remove_file_if_present(&Undo::path(&record.bond)).map_err(anyhow::Error::from));
+    warn_on(datapath::remove_pins(&datapath::pin_dir(&record.bond)));
     match create_bond(netlink, record, sysfs, &record.addresses, &record.routes).await {
         Ok(()) => {
-            let _ = crate::remove_file_if_present(&record_path(&record.bond));
+            warn_on(
+                crate::remove_file_if_present(&record_path(&record.bond))
+                    .map_err(anyhow::Error::from),
+            );
             error.context(format!("takeover of {} failed; the bond is back", record.bond))
         }
         Err(again) => error.context(format!(
@@ -297,6 +300,14 @@ async fn give_back_after(
             record.bond,
             record_path(&record.bond).display()
         )),
+    }
+}
+
+/// Cleaning up after a failure: what fails is said, the first error stays
+/// the one reported.
+fn warn_on(result: Result<()>) {
+    if let Err(error) = result {
+        log::warn!("{error:#}");
     }
 }
 
