@@ -265,6 +265,12 @@ fn a_bond_of_another_mode_is_refused_and_left_as_it_was() {
         .unwrap_or_else(|e| panic!("kernel bond: {e:#}"));
     let sysfs = lab.srv_sysfs().unwrap_or_else(|e| panic!("sysfs of the server: {e:#}"));
     let sysfs_root = sysfs.path().to_string_lossy().into_owned();
+    // Compared once miimon has given the bond its carrier: not a change of
+    // the takeover's.
+    wait_until(scaled(Duration::from_secs(5)), "the bond's carrier", || {
+        Ok(lab.link(&srv, &bond)?.operstate == "UP")
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
     let before = lab.ip(&srv, &["-d", "link", "show", "dev", &bond]).expect("ip link");
     let refused = run_alb(&srv, &["takeover", "--sysfs-root", &sysfs_root, &bond]);
     assert_refused("active-backup", &refused, "mode active-backup");
