@@ -161,7 +161,7 @@ fn takeover_and_handback_keep_the_clients_and_a_tcp_stream() {
         Ok(server.log().contains("Server listening"))
     })
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let stream_s = scaled(Duration::from_secs(15)).as_secs().to_string();
+    let stream_s = scaled(Duration::from_secs(25)).as_secs().to_string();
     let client_ns = lab.client(3).ns.clone();
     let mut stream = lab
         .spawn(&client_ns, &["iperf3", "-c", SERVER_IP4, "-R", "-J", "-t", &stream_s])
