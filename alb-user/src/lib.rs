@@ -24,6 +24,7 @@ pub mod slaves;
 pub mod state;
 pub mod status;
 pub mod sysctl;
+pub mod takeover;
 pub mod undo;
 
 // The man page and the shell completions are the binary's (main.rs).

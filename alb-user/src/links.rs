@@ -1,6 +1,8 @@
 //! Network devices through rtnetlink: the agent's one netlink handle (aya
 //! speaks netlink of its own for the clsact filters, inside datapath/).
 
+pub mod addressing;
+
 use alb_common::wire::Mac;
 use anyhow::{Context as _, Result, bail};
 use futures::{Stream, StreamExt as _, TryStreamExt as _};

@@ -10,7 +10,7 @@ use alb::{
     agent,
     config::{self, Settings},
     control::{self, Request},
-    import, status,
+    import, status, takeover,
 };
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
@@ -67,6 +67,14 @@ enum Command {
     /// (TOML, on stdout); every option that does not map is a line
     /// PATH:LINE: option: why on stderr.
     Import(ImportArgs),
+    /// Replace a running kernel bond (balance-alb or balance-tlb) by alb's
+    /// master of the same name, with its slaves, MAC, addresses and routes,
+    /// and run the agent in the foreground until SIGTERM.
+    Takeover(BondArgs),
+    /// Stop the agent `alb takeover BOND` runs and build the kernel bond
+    /// again: its mode, options, slaves in order, MAC, and the master's
+    /// addresses and routes.
+    Handback(BondArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
@@ -163,6 +171,16 @@ struct ImportArgs {
 }
 
 #[derive(Args)]
+struct BondArgs {
+    /// The bond's name (alb's master takes it).
+    #[arg(value_name = "BOND")]
+    bond: String,
+    /// Where sysfs is mounted (tests mount one of their network namespace).
+    #[arg(long, hide = true, value_name = "DIR", default_value = "/sys")]
+    sysfs_root: PathBuf,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     #[arg(long, default_value = "alb0")]
     master: String,
@@ -239,6 +257,12 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Some(Command::Config(ConfigCommand::Check { path })) => check_config(&path),
         Some(Command::Import(args)) => import_bond(&args),
+        Some(Command::Takeover(args)) => {
+            runtime.block_on(takeover::takeover(&args.bond, &args.sysfs_root))
+        }
+        Some(Command::Handback(args)) => {
+            runtime.block_on(takeover::handback(&args.bond, &args.sysfs_root))
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "alb", &mut std::io::stdout());
             Ok(())

@@ -48,7 +48,8 @@ pub fn current_netns() -> Result<u64> {
 }
 
 impl Undo {
-    fn path(master: &str) -> PathBuf {
+    /// Where the record of master `master` is kept.
+    pub fn path(master: &str) -> PathBuf {
         Path::new(RUN_DIR).join(format!("{master}.state"))
     }
 

@@ -43,10 +43,10 @@ pub mod tidy;
 
 pub use agent::{Agent, AgentCommand, ClientStatus, SlaveStatus, Status};
 pub use lab::{
-    BRIDGE, CLIENT_DEV, Client, DEFAULT_MASTER, DEFAULT_PREFIX, Lab, LabConfig, LinkInfo,
-    LinkStats, MAX_CLIENTS, MAX_SLAVES, MAX_VMS, PREFIX_LEN4, PREFIX_LEN6, PingLog, PingStats,
-    SERVER_IP4, SERVER_IP6, Slave, VM_BRIDGE, Vm, VmKind, client_ns, outage, require_root, srv_ns,
-    sw_ns, vm_ns, wait_until,
+    BONDING_MODULE, BRIDGE, CLIENT_DEV, Client, DEFAULT_MASTER, DEFAULT_PREFIX, Lab, LabConfig,
+    LinkInfo, LinkStats, MAX_CLIENTS, MAX_SLAVES, MAX_VMS, PREFIX_LEN4, PREFIX_LEN6, PingLog,
+    PingStats, SERVER_IP4, SERVER_IP6, Slave, SrvSysfs, VM_BRIDGE, Vm, VmKind, client_ns, outage,
+    require_bonding, require_root, srv_ns, sw_ns, vm_ns, wait_until,
 };
 pub use proc::{Proc, STOP_TIMEOUT};
 pub use scale::{TIME_SCALE_VAR, scaled, time_scale};

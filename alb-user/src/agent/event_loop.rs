@@ -25,6 +25,10 @@ use crate::{
 pub(super) const EVENT_BATCH: usize = 4096;
 
 /// Sets up, then serves until an error (a signal ends it from `run`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "what run() set up before the data path, handed on once"
+)]
 pub(super) async fn serve(
     netlink: &Netlink,
     options: &Options,
@@ -33,8 +37,9 @@ pub(super) async fn serve(
     hangup: tokio::signal::unix::Signal,
     ready: &std::cell::Cell<bool>,
     metrics: Option<std::net::TcpListener>,
+    preloaded: Option<crate::datapath::Datapath>,
 ) -> Result<()> {
-    let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo).await?;
+    let (mut agent, link_events) = setup::setup(netlink, options, slaves, undo, preloaded).await?;
     let result = event_loop(&mut agent, undo, link_events, hangup, ready, metrics).await;
     agent.announce.teller.stop();
     result

@@ -43,6 +43,18 @@ use crate::{
 
 /// Runs the agent in the current network namespace until a signal.
 pub async fn run(options: Options) -> Result<()> {
+    run_with(options, None).await
+}
+
+/// [`run`] with the programs and maps already loaded and pinned, fresh
+/// ([`crate::datapath::Datapath::load`] into the master's pin directory):
+/// `alb takeover` loads them before it deletes the bond, so that the time
+/// off the network does not include the verifier's.
+pub async fn run_preloaded(options: Options, datapath: crate::datapath::Datapath) -> Result<()> {
+    run_with(options, Some(datapath)).await
+}
+
+async fn run_with(options: Options, preloaded: Option<crate::datapath::Datapath>) -> Result<()> {
     startup::preflight(&options)?;
     let netlink = Netlink::connect()?;
     let slaves = startup::resolve_slaves(&netlink, &options).await?;
@@ -50,7 +62,7 @@ pub async fn run(options: Options) -> Result<()> {
     // Bound before anything changes: a taken port refuses the start.
     let metrics = options.metrics_listen.map(crate::metrics::bind).transpose()?;
     ensure_bpffs()?;
-    setup::refuse_foreign_pins(&options)?;
+    setup::refuse_foreign_pins(&options, preloaded.is_some())?;
     // An agent that died left its record: its old values are the ones to restore.
     let mut undo = Undo::load(&options.master)?.unwrap_or_default();
     undo.claim_netns(&options.master)?;
@@ -65,7 +77,7 @@ pub async fn run(options: Options) -> Result<()> {
     let hangup = signal(SignalKind::hangup())?;
     let ready = std::cell::Cell::new(false);
     let result = tokio::select! {
-        result = event_loop::serve(&netlink, &options, &slaves, &mut undo, hangup, &ready, metrics) => result,
+        result = event_loop::serve(&netlink, &options, &slaves, &mut undo, hangup, &ready, metrics, preloaded) => result,
         () = signals.next() => Ok(()),
     };
     Notifier::from_env().stopping();

@@ -27,10 +27,11 @@ use crate::{
 };
 
 /// Refuses, before anything changes, pins this agent cannot adopt and
-/// slaves another alb master already uses.
-pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
+/// slaves another alb master already uses. `preloaded`: the pins are this
+/// agent's own, loaded fresh (not yet published, so of no format yet).
+pub(super) fn refuse_foreign_pins(options: &Options, preloaded: bool) -> Result<()> {
     let pins = datapath::pin_dir(&options.master);
-    let adopting = datapath::has_pinned_state(&pins);
+    let adopting = !preloaded && datapath::has_pinned_state(&pins);
     if adopting {
         // The pins may carry live traffic: refuse before touching anything.
         datapath::check_pins(&pins, options.max_clients)?;
@@ -47,12 +48,15 @@ pub(super) fn refuse_foreign_pins(options: &Options) -> Result<()> {
 /// Creates (or adopts) the master, prepares the slaves, loads and attaches
 /// the programs, and publishes the state, or adopts the state an earlier
 /// agent left. Returns the agent and its link events, subscribed before
-/// the devices were read so that no change falls between.
+/// the devices were read so that no change falls between. `preloaded`:
+/// programs and maps loaded (and pinned) before, fresh (`alb takeover`
+/// loads them while the bond still runs).
 pub(super) async fn setup(
     netlink: &Netlink,
     options: &Options,
     slaves: &[Link],
     undo: &mut Undo,
+    preloaded: Option<Datapath>,
 ) -> Result<(Agent, impl Stream<Item = LinkReport> + use<>)> {
     let primary = primary_index(options);
     // A first MAC for a new master: the primary's, else the first slave's
@@ -74,10 +78,13 @@ pub(super) async fn setup(
     }
 
     let pins = datapath::pin_dir(&options.master);
-    let adopting = datapath::has_pinned_state(&pins);
+    let adopting = preloaded.is_none() && datapath::has_pinned_state(&pins);
     undo.pins = Some(pins.clone());
     undo.save(&options.master)?;
-    let mut datapath = Datapath::load(Some(&pins), options.max_clients)?;
+    let mut datapath = match preloaded {
+        Some(datapath) => datapath,
+        None => Datapath::load(Some(&pins), options.max_clients)?,
+    };
     datapath.attach(&options.master, &options.slaves)?;
     let usable = set.state.usable();
     let slots = Slots::weighted(&usable, set.capacity());

@@ -22,6 +22,7 @@
 //! traffic, [`tables`] neighbour and switch tables, [`wait`] polling, and
 //! [`vms`] VMs behind the master.
 
+mod bond;
 mod config;
 mod down;
 mod exec;
@@ -39,6 +40,7 @@ use std::{path::PathBuf, sync::atomic::AtomicUsize};
 use anyhow::{Result, ensure};
 
 pub use self::{
+    bond::{BONDING_MODULE, SrvSysfs, require_bonding},
     config::LabConfig,
     links::{LinkInfo, LinkStats},
     names::{client_ns, srv_ns, sw_ns, vm_ns},

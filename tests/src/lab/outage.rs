@@ -81,6 +81,20 @@ impl PingLog {
         Duration::from_secs_f64(times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max))
     }
 
+    /// The longest time between two replies in a row of which the later
+    /// came after `from` and the earlier before `to` (seconds since the
+    /// epoch): the longest silence that overlaps [from, to].
+    pub fn longest_gap_between(&self, from: f64, to: f64) -> Duration {
+        let mut times: Vec<f64> = self.replies.values().copied().collect();
+        times.sort_by(f64::total_cmp);
+        let longest = times
+            .windows(2)
+            .filter(|w| w[1] > from && w[0] < to)
+            .map(|w| w[1] - w[0])
+            .fold(0.0, f64::max);
+        Duration::from_secs_f64(longest)
+    }
+
     /// The run's outage ([`outage`]).
     pub fn outage(&self) -> Duration {
         outage(u64::from(self.longest_run_lost()), self.longest_gap(), self.interval)
@@ -131,6 +145,19 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_gap_between_two_moments_counts_the_silences_that_overlap_them() {
+        let replies = [(1, 100.00), (2, 100.01), (3, 100.50), (4, 100.51), (5, 101.51)];
+        let log = PingLog { transmitted: 5, interval: 10 * MS, replies: replies.into() };
+        // The silence from 100.01 to 100.50 overlaps [100.2, 100.3].
+        let gap = log.longest_gap_between(100.2, 100.3);
+        assert!((gap.as_secs_f64() - 0.49).abs() < 1e-6, "{gap:?}");
+        // Only the second silence overlaps [101.0, 102.0].
+        let gap = log.longest_gap_between(101.0, 102.0);
+        assert!((gap.as_secs_f64() - 1.0).abs() < 1e-6, "{gap:?}");
+        assert_eq!(log.longest_gap_between(99.0, 99.5), Duration::ZERO);
+    }
 
     #[test]
     fn the_outage_is_the_longer_of_the_lost_run_and_the_silence() {

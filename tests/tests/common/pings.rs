@@ -92,6 +92,31 @@ pub(crate) fn spawn_pings_to(
 }
 
 impl Pings {
+    /// Waits up to `timeout` until every ping has had a reply.
+    pub(crate) fn wait_for_first_replies(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for (number, proc) in &self.runs {
+            while !proc.log().contains("bytes from") {
+                assert!(
+                    Instant::now() < deadline,
+                    "c{number}: no reply in {timeout:?}:\n{}",
+                    proc.log()
+                );
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// Ends every ping now (SIGINT: it prints its summary) and returns
+    /// what each measured.
+    pub(crate) fn interrupt(mut self) -> Vec<PingRun> {
+        for (number, proc) in &mut self.runs {
+            proc.signal(nix::sys::signal::Signal::SIGINT)
+                .unwrap_or_else(|e| panic!("SIGINT to the ping of c{number}: {e:#}"));
+        }
+        self.finish()
+    }
+
     /// Waits for every ping to end and returns what each measured.
     pub(crate) fn finish(self) -> Vec<PingRun> {
         let limit = self.duration + Duration::from_secs(10);
@@ -142,6 +167,12 @@ impl PingRun {
     /// The longest silence between two replies, less one interval.
     pub(crate) fn longest_silence(&self) -> Duration {
         self.parsed.longest_gap().saturating_sub(self.parsed.interval)
+    }
+
+    /// The longest time without a reply that overlaps [from, to] (seconds
+    /// since the epoch).
+    pub(crate) fn longest_gap_within(&self, from: f64, to: f64) -> Duration {
+        self.parsed.longest_gap_between(from, to)
     }
 
     /// The client's receive outage: the longer of the two measures.
