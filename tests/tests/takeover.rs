@@ -19,7 +19,7 @@ mod common;
 
 use std::{path::Path, process::Output, time::Duration};
 
-use alb_tests::{Lab, SERVER_IP4, SERVER_IP6, require_bonding, wait_until};
+use alb_tests::{Lab, SERVER_IP4, SERVER_IP6, require_bonding, scaled, wait_until};
 use common::{
     alb_as_nobody, alb_bin, lab,
     pings::{PingRun, report, spawn_pings},
@@ -33,17 +33,6 @@ const ROUTE_VIA: &str = "198.18.0.11";
 
 /// The pings' interval (the 10 ms).
 const INTERVAL: Duration = Duration::from_millis(10);
-
-/// `ALB_TEST_TIME_SCALE` (default 1; the guests set it for TCG) times
-/// `timeout`, as the tests library's waits scale theirs.
-fn scaled(timeout: Duration) -> Duration {
-    let scale = std::env::var("ALB_TEST_TIME_SCALE")
-        .ok()
-        .and_then(|value| value.parse::<f64>().ok())
-        .filter(|scale| *scale >= 1.0)
-        .unwrap_or(1.0);
-    timeout.mul_f64(scale)
-}
 
 /// Standard output, then standard error unless it is the same (run_alb
 /// merges them into both).
