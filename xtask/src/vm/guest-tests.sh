@@ -1,7 +1,8 @@
 #!/bin/sh
 # The guests' runner of `vm-test --tests`: no scenario of its own. It runs
 # each test binary of /etc/alb-vm-tests ("NAME PATH" a line) one test at a
-# time, between markers the host parses (xtask/src/vm/suite.rs). As the
+# time (with what passing tests printed: their figures), between markers
+# the host parses (xtask/src/vm/suite.rs). As the
 # busybox guest's /init (PID 1) it first mounts what the tests need and
 # loads the modules, and powers the guest off at the end; the systemd
 # guest's alb-vmtest.service runs it as it is (systemd has mounted and
@@ -28,7 +29,7 @@ while read -r name path; do
     start=$(cut -d' ' -f1 /proc/uptime)
     # libtest's lines go to the console; what the tests' children write to
     # stderr is kept apart, and shown when the binary fails.
-    "$path" --test-threads=1 --include-ignored </dev/null 2>/tmp/stderr-"$name"
+    "$path" --test-threads=1 --include-ignored --show-output </dev/null 2>/tmp/stderr-"$name"
     rc=$?
     echo "@@ALB-TEST-END $name $rc"
     echo "@@ALB-INFO $name: exit $rc, $(awk -v s="$start" '{ printf "%d", $1 - s }' /proc/uptime) s"

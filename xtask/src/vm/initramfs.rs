@@ -23,8 +23,8 @@ const INIT: &str = include_str!("guest.sh");
 /// `vm-test --nics`: the guest's half, sourced by /init.
 const NICS: &str = include_str!("nics/guest.sh");
 
-/// Modules the scenarios need (dependencies are added); `8021q` for the
-/// VLAN devices of the VLAN scenario; the last three drive the emulated
+/// Modules the tests need (dependencies are added); `8021q` for the VLAN
+/// devices of tests/tests/vlan.rs; the last three drive the emulated
 /// NICs of `vm-test --nics` (virtio_pci is built into 6.12).
 const MODULES: &[&str] = &[
     "veth",
