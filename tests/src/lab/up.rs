@@ -13,7 +13,7 @@ use super::{
     names::{lab_mac, log_dir},
     require_root, srv_ns, sw_ns,
 };
-use crate::netns;
+use crate::{cmd, netns};
 
 /// One server slave and the switch port it is cabled to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +53,21 @@ impl Lab {
     /// Builds the topology `config` describes. Fails, leaving nothing behind,
     /// if any of its namespaces already exists.
     pub fn up(config: LabConfig) -> Result<Self> {
+        Self::up_with(config, false)
+    }
+
+    /// [`Lab::up`], but the server namespace is the root network namespace
+    /// (its name bound to PID 1's with `ip netns attach`): the slaves are
+    /// created there, for an agent a service manager runs in the root
+    /// namespace. Only for a QEMU guest that is all the lab's (the systemd
+    /// guest of `cargo xtask vm-test --systemd`), never on a development
+    /// host. Dropping the lab removes the name and, with the switch's
+    /// namespace, the slaves (a veth pair goes with either end).
+    pub fn up_with_server_in_root_ns(config: LabConfig) -> Result<Self> {
+        Self::up_with(config, true)
+    }
+
+    fn up_with(config: LabConfig, server_in_root_ns: bool) -> Result<Self> {
         config.validate()?;
         require_root()?;
         let prefix = &config.prefix;
@@ -105,7 +120,11 @@ impl Lab {
         std::fs::create_dir_all(&lab.log_dir)
             .with_context(|| format!("cannot create {}", lab.log_dir.display()))?;
         for ns in all {
-            netns::add(&ns)?;
+            if server_in_root_ns && ns == lab.srv {
+                cmd::ip(&["netns", "attach", &ns, "1"])?;
+            } else {
+                netns::add(&ns)?;
+            }
             lab.created.push(ns);
         }
         lab.build().with_context(|| format!("cannot build lab {:?}", lab.config.prefix))?;

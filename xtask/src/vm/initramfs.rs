@@ -82,6 +82,12 @@ impl Tree {
         self.entries.insert(path.to_owned(), (0o120_777, target.as_bytes().to_vec()));
     }
 
+    /// Drops `path` and everything under it.
+    pub(crate) fn remove(&mut self, path: &str) {
+        let under = format!("{path}/");
+        self.entries.retain(|entry, _| entry != path && !entry.starts_with(&under));
+    }
+
     /// A host binary and every library `ldd` lists for it.
     pub(crate) fn binary(&mut self, host: &Path, guest: &str) -> Result<()> {
         let bytes = fs::read(host).with_context(|| format!("cannot read {}", host.display()))?;

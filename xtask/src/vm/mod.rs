@@ -6,8 +6,9 @@
 //! target/vm-logs/ and fails unless every listed test passed. `--compare`
 //! boots guest.sh instead (the kernel's balance-alb against alb, figures
 //! for docs/kernels.md). `--systemd` (systemd.rs) boots a Debian 12 root
-//! filesystem with systemd as PID 1 instead, and runs alb as the packaged
-//! service.
+//! filesystem with systemd as PID 1 instead, installs the package and
+//! runs the test binaries there (tests/tests/system.rs: alb as the
+//! packaged service).
 
 mod initramfs;
 mod kernel;
@@ -136,10 +137,7 @@ pub(crate) fn run(
         kernels.iter().map(String::as_str).collect()
     };
     if with_systemd {
-        // The systemd guest's own runner takes suite::build and
-        // suite::add_to_tree; until then it runs its scenarios.
-        anyhow::ensure!(tests.is_empty(), "--tests with --systemd is not supported yet");
-        return systemd::run(&series, &cache, &logs);
+        return systemd::run(&series, &cache, &logs, tests);
     }
     if !tests.is_empty() {
         return run_tests(&series, &cache, &logs, tests);
@@ -205,25 +203,38 @@ fn run_tests(series: &[&str], cache: &Path, logs: &Path, tests: &[String]) -> Re
         let started = Instant::now();
         let report = boot(&kernel.vmlinuz, &initrd, &log, &busybox_tests(binaries.len()))?;
         let secs = started.elapsed().as_secs();
-        let verdict = report.suite.verdict(&binaries);
-        let ok = report.ended && verdict.ok();
+        let (ok, line) = tests_summary(series, &kernel.package, secs, &report, &binaries);
         all_ok &= ok;
-        let mut line = format!(
-            "{series:<6} {}: {} passed, {} failed ({secs} s)",
-            kernel.package,
-            verdict.passed,
-            verdict.failed.len()
-        );
-        if !report.ended {
-            line.push_str(" [the guest did not finish: see the log]");
-        }
-        for problem in verdict.failed.iter().chain(&verdict.problems) {
-            line.push_str(&format!("\n         {problem}"));
-        }
         summary.push(line);
     }
     print_summary(&summary);
     Ok(all_ok)
+}
+
+/// Whether a guest of `--tests` (busybox or systemd) passed: it finished
+/// and every test each of `binaries` lists ran and passed; and its line in
+/// the summary.
+fn tests_summary(
+    series: &str,
+    package: &str,
+    secs: u64,
+    report: &Report,
+    binaries: &[suite::TestBinary],
+) -> (bool, String) {
+    let verdict = report.suite.verdict(binaries);
+    let ok = report.ended && verdict.ok();
+    let mut line = format!(
+        "{series:<6} {package}: {} passed, {} failed ({secs} s)",
+        verdict.passed,
+        verdict.failed.len()
+    );
+    if !report.ended {
+        line.push_str(" [the guest did not finish: see the log]");
+    }
+    for problem in verdict.failed.iter().chain(&verdict.problems) {
+        line.push_str(&format!("\n         {problem}"));
+    }
+    (ok, line)
 }
 
 /// The rounds `--compare` must report as done: each implementation's, per
@@ -244,13 +255,6 @@ fn print_summary(lines: &[String]) {
 }
 
 impl Report {
-    /// The systemd guest's summary (systemd.rs: its own scenarios, until
-    /// it runs the test binaries): any check passed and none failed.
-    fn summary(&self, series: &str, package: &str, secs: u64) -> (bool, String) {
-        let passed = self.passed.clone();
-        self.summary_of(series, package, secs, &passed)
-    }
-
     /// Whether the guest passed (every check of `expected` passed, none
     /// failed, the guest finished), and its line in the summary.
     fn summary_of(
