@@ -254,6 +254,18 @@ impl Guest {
         // Dropping the lab removes its namespaces, and the slaves with the
         // switch's.
         self.lab = None;
+        // Until systemd has seen them go, the slaves' device units are
+        // active and alb@alb0's start would not wait for the new ones (at a
+        // boot there are none yet).
+        check(
+            "the slaves' device units to go",
+            wait_until(Duration::from_secs(30), "the slaves' device units to go", || {
+                Ok(["veth17", "veth19"].iter().all(|s| {
+                    prop(&format!("sys-subsystem-net-devices-{s}.device"), "ActiveState")
+                        != "active"
+                }))
+            }),
+        );
         for dir in self.tool.runtime.iter().chain(&["/run/alb"]) {
             if Path::new(dir).exists() {
                 check(dir, fs::remove_dir_all(dir).map_err(Into::into));
@@ -388,8 +400,17 @@ impl Guest {
                 "slave {} has addresses {addrs:?}: a network tool configured it",
                 slave.name
             );
-            let view = (self.tool.slave_state)(&slave.name);
-            assert_eq!(view, "unmanaged", "what {} says of slave {}", self.tool.name, slave.name);
+        }
+        // The master's hidden peer is no device of the tool's either.
+        let peer = format!("{}p", "alb0");
+        let peer_addrs = addresses(&peer);
+        assert!(
+            peer_addrs.iter().all(|a| a.starts_with("fe80:")),
+            "{peer} has addresses {peer_addrs:?}: a network tool configured it"
+        );
+        for dev in self.lab().slaves().iter().map(|s| s.name.as_str()).chain([peer.as_str()]) {
+            let view = (self.tool.slave_state)(dev);
+            assert_eq!(view, "unmanaged", "what {} says of {dev}", self.tool.name);
         }
         let log = self.dhcp_log();
         let requests: Vec<&str> = log
