@@ -49,11 +49,14 @@ fn requested() -> Option<String> {
 pub fn kernel_has_tcx() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap_or_else(|e| panic!("/proc/sys/kernel/osrelease: {e}"));
-    let mut numbers = release.trim().split(['.', '-']).map(|n| n.parse::<u32>().ok());
-    match (numbers.next().flatten(), numbers.next().flatten()) {
-        (Some(major), Some(minor)) => (major, minor) >= (6, 6),
-        _ => panic!("cannot read a kernel version from {release:?}"),
-    }
+    tcx_in(&release).unwrap_or_else(|| panic!("cannot read a kernel version from {release:?}"))
+}
+
+/// Whether kernel release `release` ("6.1.0-57-amd64") is 6.6 or later.
+fn tcx_in(release: &str) -> Option<bool> {
+    let mut numbers = release.trim().split(['.', '-', '+']).map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (numbers.next()??, numbers.next()??);
+    Some((major, minor) >= (6, 6))
 }
 
 /// Whether this pass forces a hook ([`TEST_HOOK_VAR`] set): then the
@@ -80,4 +83,20 @@ pub fn expected() -> Hook {
 /// refuses a bad one).
 pub fn agent_env() -> Option<(&'static str, String)> {
     requested().map(|value| (AGENT_HOOK_VAR, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcx_in;
+
+    #[test]
+    fn tcx_comes_with_linux_6_6() {
+        assert_eq!(tcx_in("5.10.0-32-amd64"), Some(false));
+        assert_eq!(tcx_in("6.1.0-57-amd64\n"), Some(false));
+        assert_eq!(tcx_in("6.6.0"), Some(true));
+        assert_eq!(tcx_in("6.12.118+deb12-amd64"), Some(true));
+        assert_eq!(tcx_in("6.18.0"), Some(true));
+        assert_eq!(tcx_in("7.0"), Some(true));
+        assert_eq!(tcx_in("linux"), None);
+    }
 }

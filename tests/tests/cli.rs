@@ -235,14 +235,16 @@ fn bpffs_not_mountable_is_refused() {
 }
 
 /// Two masters in two network namespaces may have slaves of the same
-/// names, on either hook. A clsact record names only a device, so another
+/// names, on either hook (on TCX only where the kernel has it: Debian's
+/// 5.10 and 6.1 in the guests have clsact alone). A clsact record names only a device, so another
 /// master's record counts only when its undo record was made in this
 /// namespace (before, the second lab's start was refused: "veth17 is
 /// already a slave of another alb master").
 #[test]
 fn masters_in_two_namespaces_may_have_slaves_of_the_same_names() {
     let labs = [common::lab(1, 2), common::lab(1, 2)];
-    for hook in ["clsact", "tcx"] {
+    let hooks: &[&str] = if hook::kernel_has_tcx() { &["clsact", "tcx"] } else { &["clsact"] };
+    for &hook in hooks {
         let agents: Vec<Agent> = labs
             .iter()
             .map(|lab| {

@@ -139,9 +139,10 @@ enum Cmd {
         /// must fail.
         #[arg(long, conflicts_with = "compare")]
         nics: bool,
-        /// Instead of the scenarios: boot Debian 12 with systemd as PID 1,
-        /// install the package (`cargo xtask package`) and run alb as
-        /// alb@alb0.service (readiness, watchdog, restart, journal, sandbox).
+        /// Boot Debian 12 with systemd as PID 1 instead, with the package
+        /// (`cargo xtask package`), and run the test binaries there
+        /// [default --tests: system, alb@alb0.service: install, readiness,
+        /// watchdog, reload, restart, upgrade, journal, sandbox].
         #[arg(long, conflicts_with_all = ["compare", "nics"])]
         systemd: bool,
         /// The integration test binaries of alb-tests (tests/tests/NAME.rs)

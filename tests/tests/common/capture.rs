@@ -63,6 +63,11 @@ impl Capture {
         Self { proc, file, what: format!("{dev} in {ns}") }
     }
 
+    /// What tcpdump has written so far (`-U`: whole packets), to wait on.
+    pub(crate) fn frames_so_far(&self) -> Vec<Frame> {
+        std::fs::read(&self.file).ok().and_then(|bytes| parse_pcap(&bytes)).unwrap_or_default()
+    }
+
     /// Stops tcpdump (after a short grace period for frames in flight) and
     /// returns what it captured.
     pub(crate) fn finish(mut self) -> Vec<Frame> {

@@ -86,22 +86,26 @@ fn a_flap_inside_updelay_is_ignored() {
     assert_eq!(client_count(&status, "veth19"), 2, "veth19 got its share: {:?}", counts(&status));
 }
 
-/// Bonding's downdelay: with `--downdelay 300`, a port down for 100 ms
-/// does not make its slave unusable nor move its clients; one that stays
-/// down is given up after the downdelay, not before.
+/// Bonding's downdelay: with `--downdelay 300` (times
+/// `ALB_TEST_TIME_SCALE`: under TCG the two `ip link` commands of a
+/// 100 ms blip take longer than 300 ms between them), a port down for
+/// 100 ms does not make its slave unusable nor move its clients; one that
+/// stays down is given up after the downdelay, not before.
 #[test]
 fn a_blip_inside_downdelay_is_ignored() {
-    let Rig { agent, lab } = rig(4, 2, &["--downdelay", "300"]);
+    let downdelay = alb_tests::scaled(Duration::from_millis(300));
+    let downdelay_ms = downdelay.as_millis().to_string();
+    let Rig { agent, lab } = rig(4, 2, &["--downdelay", &downdelay_ms]);
     let veth19 = lab.slave(1).clone();
     set_port(&lab, &veth19.port, false);
     thread::sleep(Duration::from_millis(100));
     set_port(&lab, &veth19.port, true);
     let watch = Instant::now();
-    while watch.elapsed() < Duration::from_millis(600) {
+    while watch.elapsed() < downdelay * 2 {
         let status = agent.status();
         assert!(
             usable(&status, "veth19") && client_count(&status, "veth19") == 2,
-            "veth19 given up after a 100 ms blip inside a 300 ms downdelay:\n{status}\nagent log:\n{}",
+            "veth19 given up after a 100 ms blip inside a {downdelay:?} downdelay:\n{status}\nagent log:\n{}",
             agent.log()
         );
         thread::sleep(Duration::from_millis(20));
@@ -119,10 +123,10 @@ fn a_blip_inside_downdelay_is_ignored() {
     });
     let took = down.elapsed();
     println!(
-        "failover: downdelay 300 ms: veth19 given up {:.0} ms after carrier loss",
+        "failover: downdelay {downdelay:?}: veth19 given up {:.0} ms after carrier loss",
         took.as_secs_f64() * 1000.0
     );
-    assert!(took >= Duration::from_millis(300), "downdelay honoured: given up after {took:?}");
+    assert!(took >= downdelay, "downdelay honoured: given up after {took:?}");
     let status = agent.wait_status(Duration::from_secs(1), "veth19's clients moved", |s| {
         client_count(s, "veth19") == 0
     });

@@ -23,8 +23,8 @@ const INIT: &str = include_str!("guest.sh");
 /// `vm-test --nics`: the guest's half, sourced by /init.
 const NICS: &str = include_str!("nics/guest.sh");
 
-/// Modules the scenarios need (dependencies are added); `8021q` for the
-/// VLAN devices of the VLAN scenario; the last three drive the emulated
+/// Modules the tests need (dependencies are added); `8021q` for the VLAN
+/// devices of tests/tests/vlan.rs; the last three drive the emulated
 /// NICs of `vm-test --nics` (virtio_pci is built into 6.12).
 const MODULES: &[&str] = &[
     "veth",
@@ -80,6 +80,12 @@ impl Tree {
             self.dir(parent);
         }
         self.entries.insert(path.to_owned(), (0o120_777, target.as_bytes().to_vec()));
+    }
+
+    /// Drops `path` and everything under it.
+    pub(crate) fn remove(&mut self, path: &str) {
+        let under = format!("{path}/");
+        self.entries.retain(|entry, _| entry != path && !entry.starts_with(&under));
     }
 
     /// A host binary and every library `ldd` lists for it.

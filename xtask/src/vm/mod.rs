@@ -1,11 +1,14 @@
-//! `cargo xtask vm-test`: alb's behaviour scenarios inside QEMU (TCG)
-//! guests running Debian's own packaged kernels (5.10 and 6.1: no TCX, clsact; 6.12:
-//! TCX). Each guest boots a busybox initramfs with the agent, builds the
-//! seed lab in network namespaces, runs the scenarios of guest.sh and
-//! prints results between markers on the serial console; the host parses
-//! them, keeps the console log in target/vm-logs/ and fails on any failure.
-//! `--systemd` (systemd.rs) boots a Debian 12 root filesystem with systemd
-//! as PID 1 instead, and runs alb as the packaged service.
+//! `cargo xtask vm-test`: alb's integration test binaries inside QEMU
+//! (TCG) guests running Debian's own packaged kernels (5.10 and 6.1: no
+//! TCX, clsact; 6.12: TCX). Each guest boots a busybox initramfs with the
+//! binaries, runs them (suite.rs) and prints their output between markers
+//! on the serial console; the host parses it, keeps the console log in
+//! target/vm-logs/ and fails unless every listed test passed. `--compare`
+//! boots guest.sh instead (the kernel's balance-alb against alb, figures
+//! for docs/kernels.md). `--systemd` (systemd.rs) boots a Debian 12 root
+//! filesystem with systemd as PID 1 instead, installs the package and
+//! runs the test binaries there (tests/tests/system.rs: alb as the
+//! packaged service).
 
 mod initramfs;
 mod kernel;
@@ -35,7 +38,7 @@ pub(super) struct Guest {
     timeout: Duration,
 }
 
-/// The busybox guest of the behaviour scenarios: /init is guest.sh.
+/// The busybox guest of `--compare`: /init is guest.sh.
 const BUSYBOX: Guest = Guest {
     memory_mib: 1024,
     append: "console=ttyS0 quiet loglevel=1 panic=-1 tsc=reliable",
@@ -85,7 +88,7 @@ fn parse(line: &str) -> Option<Line> {
 struct Report {
     begun: bool,
     ended: bool,
-    passed: usize,
+    passed: Vec<String>,
     failed: Vec<String>,
     /// `--compare`: (implementation, scenario, client) -> lost time in ms
     /// per round.
@@ -134,14 +137,15 @@ pub(crate) fn run(
         kernels.iter().map(String::as_str).collect()
     };
     if with_systemd {
-        // The systemd guest's own runner takes suite::build and
-        // suite::add_to_tree; until then it runs its scenarios.
-        anyhow::ensure!(tests.is_empty(), "--tests with --systemd is not supported yet");
-        return systemd::run(&series, &cache, &logs);
+        return systemd::run(&series, &cache, &logs, tests);
     }
     if !tests.is_empty() {
         return run_tests(&series, &cache, &logs, tests);
     }
+    let Some(repeats) = compare else {
+        bail!("vm-test: name the test binaries (--tests) or --compare");
+    };
+    let expected = compare_checks(repeats);
     // Release: a smaller initramfs, and what users run.
     let alb = cargo::build_agent(cargo::Profile::Release)?;
     let mut all_ok = true;
@@ -152,11 +156,8 @@ pub(crate) fn run(
         let work = cache.join(format!("work-{series}"));
         fs::create_dir_all(&work)?;
         let initrd = work.join("initrd.gz");
-        let mode = if compare.is_some() { "compare" } else { "test" };
-        let repeats = compare.unwrap_or(0).to_string();
-        initramfs::build(&kernel, &alb, mode, &repeats, &work, &initrd)?;
-        let suffix = if compare.is_some() { "-compare" } else { "" };
-        let log = logs.join(format!("{series}{suffix}.log"));
+        initramfs::build(&kernel, &alb, "compare", &repeats.to_string(), &work, &initrd)?;
+        let log = logs.join(format!("{series}-compare.log"));
         eprintln!(
             "vm-test: booting {} under QEMU TCG (a few minutes); console log in {}",
             kernel.package,
@@ -164,19 +165,16 @@ pub(crate) fn run(
         );
         let started = Instant::now();
         let report = boot(&kernel.vmlinuz, &initrd, &log, &BUSYBOX)?;
-        let (ok, line) = report.summary(series, &kernel.package, started.elapsed().as_secs());
+        let secs = started.elapsed().as_secs();
+        let (ok, line) = report.summary_of(series, &kernel.package, secs, &expected);
         all_ok &= ok;
         summary.push(line);
-        if compare.is_some() {
-            tables.push((kernel.package.clone(), report.losses));
-        }
+        tables.push((kernel.package.clone(), report.losses));
     }
-    if let Some(repeats) = compare {
-        let path = cargo::root().join("docs").join("kernels.md");
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        fs::write(&path, with_comparison(&text, &comparison(&tables, repeats)))?;
-        eprintln!("vm-test: wrote the comparison into {}", path.display());
-    }
+    let path = cargo::root().join("docs").join("kernels.md");
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    fs::write(&path, with_comparison(&text, &comparison(&tables, repeats)))?;
+    eprintln!("vm-test: wrote the comparison into {}", path.display());
     print_summary(&summary);
     Ok(all_ok)
 }
@@ -205,25 +203,48 @@ fn run_tests(series: &[&str], cache: &Path, logs: &Path, tests: &[String]) -> Re
         let started = Instant::now();
         let report = boot(&kernel.vmlinuz, &initrd, &log, &busybox_tests(binaries.len()))?;
         let secs = started.elapsed().as_secs();
-        let verdict = report.suite.verdict(&binaries);
-        let ok = report.ended && verdict.ok();
+        let (ok, line) = tests_summary(series, &kernel.package, secs, &report, &binaries);
         all_ok &= ok;
-        let mut line = format!(
-            "{series:<6} {}: {} passed, {} failed ({secs} s)",
-            kernel.package,
-            verdict.passed,
-            verdict.failed.len()
-        );
-        if !report.ended {
-            line.push_str(" [the guest did not finish: see the log]");
-        }
-        for problem in verdict.failed.iter().chain(&verdict.problems) {
-            line.push_str(&format!("\n         {problem}"));
-        }
         summary.push(line);
     }
     print_summary(&summary);
     Ok(all_ok)
+}
+
+/// Whether a guest of `--tests` (busybox or systemd) passed: it finished
+/// and every test each of `binaries` lists ran and passed; and its line in
+/// the summary.
+fn tests_summary(
+    series: &str,
+    package: &str,
+    secs: u64,
+    report: &Report,
+    binaries: &[suite::TestBinary],
+) -> (bool, String) {
+    let verdict = report.suite.verdict(binaries);
+    let ok = report.ended && verdict.ok();
+    let mut line = format!(
+        "{series:<6} {package}: {} passed, {} failed ({secs} s)",
+        verdict.passed,
+        verdict.failed.len()
+    );
+    if !report.ended {
+        line.push_str(" [the guest did not finish: see the log]");
+    }
+    for problem in verdict.failed.iter().chain(&verdict.problems) {
+        line.push_str(&format!("\n         {problem}"));
+    }
+    (ok, line)
+}
+
+/// The rounds `--compare` must report as done: each implementation's, per
+/// round (guest.sh's `run_compare`).
+fn compare_checks(repeats: u32) -> Vec<String> {
+    (1..=repeats)
+        .flat_map(|r| {
+            ["bond", "alb"].map(|implementation| format!("compare.{implementation}.round{r}"))
+        })
+        .collect()
 }
 
 fn print_summary(lines: &[String]) {
@@ -234,14 +255,30 @@ fn print_summary(lines: &[String]) {
 }
 
 impl Report {
-    /// Whether the guest passed, and its line in the summary.
-    fn summary(&self, series: &str, package: &str, secs: u64) -> (bool, String) {
-        let ok = self.begun && self.ended && self.failed.is_empty() && self.passed > 0;
+    /// Whether the guest passed (every check of `expected` passed, none
+    /// failed, the guest finished), and its line in the summary.
+    fn summary_of(
+        &self,
+        series: &str,
+        package: &str,
+        secs: u64,
+        expected: &[String],
+    ) -> (bool, String) {
+        let missing: Vec<&String> = expected.iter().filter(|e| !self.passed.contains(e)).collect();
+        let ok = self.begun
+            && self.ended
+            && self.failed.is_empty()
+            && missing.is_empty()
+            && !expected.is_empty();
         let mut line = format!(
             "{series:<6} {package}: {} passed, {} failed ({secs} s)",
-            self.passed,
+            self.passed.len(),
             self.failed.len()
         );
+        if !missing.is_empty() {
+            let missing: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
+            line.push_str(&format!(" [did not pass: {}]", missing.join(", ")));
+        }
         if !self.ended {
             line.push_str(" [the guest did not finish: see the log]");
         }
@@ -308,7 +345,7 @@ fn boot(vmlinuz: &Path, initrd: &Path, log: &Path, guest: &Guest) -> Result<Repo
             Some(Line::Result { pass, name, detail }) => {
                 println!("  [{}] {name} {detail}", if pass { " ok " } else { "FAIL" });
                 if pass {
-                    report.passed += 1;
+                    report.passed.push(name);
                 } else {
                     report.failed.push(name);
                 }
@@ -430,6 +467,20 @@ mod tests {
         let one = with_comparison(&two, "H\n| linux-image-5.10 | c |\n| linux-image-6.1 | d |\n");
         assert!(one.contains("| linux-image-5.10 | c |\n| linux-image-6.1 | d |\n"), "{one}");
         assert!(one.contains("| linux-image-6.12 | b |") && !one.contains("| a |"), "{one}");
+    }
+
+    #[test]
+    fn a_compare_guest_passes_only_with_every_round() {
+        let expected = super::compare_checks(2);
+        assert_eq!(expected.len(), 4);
+        let mut report = super::Report { begun: true, ended: true, ..Default::default() };
+        report.passed = expected[..3].to_vec();
+        let (ok, line) = report.summary_of("6.1", "k", 1, &expected);
+        assert!(!ok && line.contains("compare.alb.round2"), "{line}");
+        report.passed = expected.clone();
+        assert!(report.summary_of("6.1", "k", 1, &expected).0);
+        report.ended = false;
+        assert!(!report.summary_of("6.1", "k", 1, &expected).0);
     }
 
     #[test]

@@ -61,14 +61,25 @@ pub(crate) struct TestBinary {
 /// `names` (in that order) with their expected tests, and the agent's path.
 pub(crate) fn build(names: &[String]) -> Result<(Vec<TestBinary>, PathBuf)> {
     let alb = cargo::build_agent(cargo::Profile::Debug)?;
+    // The package selection of `cargo xtask test` (suite.rs), so that the
+    // guest runs the binaries the host's passes built and ran, not a second
+    // build with other features (`-p alb-tests` alone resolves others).
     let mut build = cargo::cargo();
-    build.args(["test", "-p", "alb-tests", "--no-run", "--message-format=json"]);
+    build.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "alb-ebpf",
+        "--no-run",
+        "--message-format=json",
+    ]);
     eprintln!("vm-test: building the test binaries ({})", cmd::describe(&build));
     let out = cmd::output(build.stderr(std::process::Stdio::inherit()))?;
     if !out.status.success() {
         bail!("building the test binaries failed ({})", out.status);
     }
-    let built = test_executables(&String::from_utf8_lossy(&out.stdout));
+    let manifest = cargo::root().join("tests").join("Cargo.toml");
+    let built = test_executables(&String::from_utf8_lossy(&out.stdout), &manifest);
     let mut binaries = Vec::new();
     for name in names {
         let path = built.get(name.as_str()).with_context(|| {
@@ -86,12 +97,16 @@ pub(crate) fn build(names: &[String]) -> Result<(Vec<TestBinary>, PathBuf)> {
     Ok((binaries, alb))
 }
 
-/// The integration test executables in cargo's JSON messages, by name.
-fn test_executables(messages: &str) -> BTreeMap<String, PathBuf> {
+/// The integration test executables of the package of `manifest` in
+/// cargo's JSON messages, by name.
+fn test_executables(messages: &str, manifest: &Path) -> BTreeMap<String, PathBuf> {
     let mut found = BTreeMap::new();
     for line in messages.lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        if message["reason"] != "compiler-artifact" || message["target"]["kind"][0] != "test" {
+        if message["reason"] != "compiler-artifact"
+            || message["target"]["kind"][0] != "test"
+            || message["manifest_path"].as_str().map(Path::new) != Some(manifest)
+        {
             continue;
         }
         let (Some(name), Some(exe)) =
@@ -430,11 +445,12 @@ mod tests {
 
     #[test]
     fn test_executables_come_from_cargos_messages() {
-        let messages = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"alb_tests"},"executable":null}
-{"reason":"compiler-artifact","target":{"kind":["test"],"name":"seed"},"executable":"/t/debug/deps/seed-1"}
-{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"alb_tests"},"executable":"/t/debug/deps/alb_tests-2"}
+        let messages = r#"{"reason":"compiler-artifact","manifest_path":"/r/tests/Cargo.toml","target":{"kind":["lib"],"name":"alb_tests"},"executable":null}
+{"reason":"compiler-artifact","manifest_path":"/r/tests/Cargo.toml","target":{"kind":["test"],"name":"seed"},"executable":"/t/debug/deps/seed-1"}
+{"reason":"compiler-artifact","manifest_path":"/r/xtask/Cargo.toml","target":{"kind":["test"],"name":"other"},"executable":"/t/debug/deps/other-3"}
+{"reason":"compiler-artifact","manifest_path":"/r/tests/Cargo.toml","target":{"kind":["lib"],"name":"alb_tests"},"executable":"/t/debug/deps/alb_tests-2"}
 {"reason":"build-finished","success":true}"#;
-        let found = test_executables(messages);
+        let found = test_executables(messages, std::path::Path::new("/r/tests/Cargo.toml"));
         assert_eq!(found.len(), 1);
         assert_eq!(found["seed"], PathBuf::from("/t/debug/deps/seed-1"));
     }
