@@ -117,6 +117,12 @@ fn the_package_installs_where_the_unit_expects_and_runs_in_a_lab() {
         assert!(script.contains(needle), "{path} is a completion script");
     }
 
+    // The udev rule that lets NetworkManager manage the master
+    // (network_tools.rs runs it with NetworkManager).
+    let rule = std::fs::read_to_string(root.join("lib/udev/rules.d/86-alb-master.rules"))
+        .expect("the udev rule is installed");
+    assert!(rule.contains(r#"TEST=="/etc/alb/%k.toml", ENV{NM_UNMANAGED}="0""#), "{rule}");
+
     // The unit, verified in that root.
     root.place(Path::new("/bin/kill"), "bin/kill").expect("kill for ExecReload=");
     let said = root.verify_unit("alb@alb0.service").unwrap_or_else(|e| panic!("{e:#}"));
@@ -138,8 +144,12 @@ fn the_package_installs_where_the_unit_expects_and_runs_in_a_lab() {
 
     // A purge takes it all away.
     root.dpkg(&["--purge", "alb"]).unwrap_or_else(|e| panic!("{e:#}"));
-    for path in [program.as_str(), "lib/systemd/system/alb@.service", "usr/share/man/man8/alb.8.gz"]
-    {
+    for path in [
+        program.as_str(),
+        "lib/systemd/system/alb@.service",
+        "lib/udev/rules.d/86-alb-master.rules",
+        "usr/share/man/man8/alb.8.gz",
+    ] {
         assert!(!root.join(path).exists(), "{path} is gone after a purge");
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask package`: a Debian package of alb, built from the release
 //! agent (the BPF object is embedded in it) with `dpkg-deb`: the binary,
-//! the systemd unit, an example config, the man page and shell completions
+//! the systemd unit, a udev rule for NetworkManager, an example config, the man page and shell completions
 //! generated from the command line's own definition.
 
 use std::{
@@ -20,6 +20,9 @@ use crate::cargo::{self, Profile};
 /// Where every installed file goes, relative to `/`.
 pub(crate) const BINARY: &str = "usr/sbin/alb";
 pub(crate) const UNIT: &str = "lib/systemd/system/alb@.service";
+/// Lets NetworkManager manage a master that has a config file (it leaves
+/// veth devices unmanaged): packaging/udev/86-alb-master.rules.
+pub(crate) const UDEV_RULES: &str = "lib/udev/rules.d/86-alb-master.rules";
 pub(crate) const MAN_PAGE: &str = "usr/share/man/man8/alb.8.gz";
 pub(crate) const EXAMPLE_CONFIG: &str = "usr/share/doc/alb/examples/alb.toml";
 const COPYRIGHT: &str = "usr/share/doc/alb/copyright";
@@ -53,6 +56,7 @@ pub(crate) fn run() -> Result<PathBuf> {
     let packaging = root.join("packaging");
     install(&alb, &stage.join(BINARY), 0o755)?;
     install(&packaging.join("systemd/alb@.service"), &stage.join(UNIT), 0o644)?;
+    install(&packaging.join("udev/86-alb-master.rules"), &stage.join(UDEV_RULES), 0o644)?;
     install(&packaging.join("alb.toml"), &stage.join(EXAMPLE_CONFIG), 0o644)?;
     install(&packaging.join("debian/copyright"), &stage.join(COPYRIGHT), 0o644)?;
     for (from, to) in MONITORING {

@@ -19,10 +19,35 @@ use crate::bootstrap::status;
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 
-/// What the guest needs beyond minbase: systemd as PID 1 and its helpers,
-/// the lab's tools (`ip`, `tc`, `ping`, `nsenter` comes with util-linux),
-/// `ps`, `modprobe`, and bpftool to see that nothing of alb is left.
-const INCLUDE: &str = "systemd,systemd-sysv,udev,dbus,iproute2,iputils-ping,procps,kmod,bpftool";
+/// What the guest needs beyond minbase: systemd as PID 1 and its helpers
+/// (systemd-networkd among them), the lab's tools (`ip`, `tc`, `ping`,
+/// `nsenter` comes with util-linux), `ps`, `modprobe`, bpftool to see that
+/// nothing of alb is left, and the network tools that configure the master
+/// in tests/tests/network_tools.rs: ifupdown with bridge-utils (its
+/// `bridge_ports`), NetworkManager, netplan (its generator writes
+/// networkd's files), and dnsmasq's binary as the switch side's DHCP server. libpam-systemd is logind, which NetworkManager's
+/// polkitd depends on through a virtual package (default-logind) that
+/// debootstrap does not resolve.
+const INCLUDE: &str = "systemd,systemd-sysv,udev,dbus,iproute2,iputils-ping,procps,kmod,bpftool,\
+                       ifupdown,bridge-utils,libpam-systemd,network-manager,dnsmasq-base,netplan.io";
+
+/// Units the packages above enable that must not run at boot: a network
+/// tool would take the lab's slaves as they appear (NetworkManager gives
+/// every new Ethernet device a DHCP profile). The tests that want a tool
+/// start it themselves. Relative to the root; removed after debootstrap.
+const DISABLED: &[&str] = &[
+    "etc/systemd/system/multi-user.target.wants/NetworkManager.service",
+    "etc/systemd/system/network-online.target.wants/NetworkManager-wait-online.service",
+    "etc/systemd/system/dbus-org.freedesktop.nm-dispatcher.service",
+    "etc/systemd/system/multi-user.target.wants/networking.service",
+    "etc/systemd/system/network-online.target.wants/networking.service",
+    "etc/systemd/system/multi-user.target.wants/wpa_supplicant.service",
+    "etc/systemd/system/dbus-fi.w1.wpa_supplicant1.service",
+];
+
+/// Written into the root filesystem's directory once it is complete: a
+/// cached root made from another package list is made again.
+const STAMP: &str = ".alb-include";
 
 /// What the guest never reads (package lists, documentation, translations,
 /// the hardware database), relative to the root. Removing it halves the
@@ -44,6 +69,11 @@ const SLIM: &[&str] = &[
 pub(crate) fn prepare(cache: &Path) -> Result<PathBuf> {
     let dir = cache.join(format!("rootfs-{SUITE}"));
     let archive = cache.join(format!("rootfs-{SUITE}.cpio"));
+    let stamp = dir.join(STAMP);
+    if dir.exists() && fs::read_to_string(&stamp).ok().as_deref() != Some(INCLUDE) {
+        eprintln!("vm-test: {} has another package list: made again", dir.display());
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
     if !dir.exists() {
         let partial = cache.join(format!("rootfs-{SUITE}.partial"));
         if partial.exists() {
@@ -63,6 +93,8 @@ pub(crate) fn prepare(cache: &Path) -> Result<PathBuf> {
             .stdout(Stdio::null());
         status(&mut debootstrap).context("debootstrap (cargo xtask bootstrap installs it)")?;
         slim(&partial)?;
+        disable(&partial)?;
+        fs::write(partial.join(STAMP), INCLUDE)?;
         // Complete only now: an interrupted run leaves a .partial to redo.
         fs::rename(&partial, &dir)?;
         if archive.exists() {
@@ -94,6 +126,17 @@ fn slim(root: &Path) -> Result<()> {
             }
         } else {
             fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Disables what must not run at boot ([`DISABLED`]).
+fn disable(root: &Path) -> Result<()> {
+    for link in DISABLED {
+        let link = root.join(link);
+        if fs::symlink_metadata(&link).is_ok() {
+            fs::remove_file(&link).with_context(|| format!("cannot remove {}", link.display()))?;
         }
     }
     Ok(())
