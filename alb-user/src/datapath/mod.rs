@@ -325,8 +325,11 @@ impl Datapath {
     pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
         let deleted = batch::delete(data(self.map(names::CLIENTS)?)?, keys, self.fault.flags())
             .context("cannot delete from the client table");
-        self.bump_clients_generation()?;
-        deleted
+        let bumped = self.bump_clients_generation();
+        // The deletion's error first: it is the one the caller reports.
+        let count = deleted?;
+        bumped?;
+        Ok(count)
     }
 
     /// The VM table: every learned VM MAC with its entry (at most

@@ -334,11 +334,14 @@ pub(crate) fn run(ctx: &Ctx, lab: &Lab, plain: &Lab, twin: &Lab, known: &Lab) ->
             "secs": s.cpu_secs,
             "rounds": s.cpu_rounds,
             "method": "iperf3 at a fixed offered load (-b) in every arm, clients on CPU 0, \
-                       servers on the last CPU; figure = work received per CPU second of the \
-                       iperf3 ends (a cpuacct cgroup: the scheduler's clock, softirq in their \
-                       context included) plus every ksoftirqd's CPU time; one run per arm per \
-                       round, orders cycling through the permutations, no round discarded; \
-                       ratio = arm / base per round, median and 95% bootstrap interval",
+                       servers on the last CPU; figure = work per CPU second over 1 s of each \
+                       run's steady part (sampled 0.7 s after the client starts, before it \
+                       ends): bytes (TCP) or packets (UDP) through the client's interface, both \
+                       directions, over the CPU time of the iperf3 ends (a cpuacct cgroup: the \
+                       scheduler's clock, softirq in their context included) plus every \
+                       ksoftirqd's; one run per arm per round, orders cycling through the \
+                       permutations, no round discarded; ratio = arm / base per round, median \
+                       and 95% bootstrap interval",
             "aa": "plain veth against a twin plain veth (same build, same protocol)",
             "known_cost": "the twin with a bounded-loop TC program (BPF_PROG_TEST_RUN ns per \
                            run, empty-program floor subtracted) on its server veth, ingress \

@@ -9,7 +9,7 @@ use super::section;
 use crate::bench::report::{Ratio, arr, f, num, ratio, yes};
 
 pub(super) fn cpu_md(md: &mut String, doc: &Value) {
-    let heading = "### 2c. CPU per unit of work at a fixed offered load (the validated method)";
+    let heading = "### 2c. CPU per unit of work at a fixed offered load (validated in each test before it is read)";
     let Some(c) = section(md, doc, "cpu", heading) else {
         return;
     };
