@@ -102,7 +102,7 @@ pub(crate) fn to_client(
 ) -> i32 {
     // SAFETY: a live map value.
     let slot = unsafe { (*entry).slot };
-    to_slot(packet, config, slot, entry, || core::ptr::null_mut(), from_master)
+    to_slot(packet, config, slot, entry, core::ptr::null_mut, from_master)
 }
 
 /// Sends to a known client of slot `slot` by its slave; its counters are

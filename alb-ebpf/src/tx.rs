@@ -41,7 +41,7 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         TxPlan::Balance { client, bucket, from_master } => {
             if let Some(key) = client {
                 if let Some((slot, entry)) = cache::slot_of(config, &key) {
-                    let look_up = || ALB_CLIENTS.get_ptr_mut(key).unwrap_or(core::ptr::null_mut());
+                    let look_up = || ALB_CLIENTS.get_ptr_mut(key).unwrap_or_default();
                     return to_slot(&packet, config, slot, entry, look_up, from_master);
                 }
             }
