@@ -14,6 +14,7 @@ extern crate std;
 
 pub mod active;
 pub mod assign;
+pub mod client_cache;
 pub mod frames;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod invariants;

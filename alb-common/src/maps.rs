@@ -154,7 +154,10 @@ pub struct Config {
     /// Client counters count 1 frame in this many, weighted by it
     /// (`alb_common::sampling`); 0 and 1 count every frame.
     pub client_sampling: u32,
-    pub _pad2: u32,
+    /// Bumped by the agent after every deletion from the client tables,
+    /// so that `alb_tx`'s client cache drops what it held
+    /// (`alb_common::client_cache`). Was padding: an older agent writes 0.
+    pub clients_generation: u32,
 }
 
 impl Default for Config {
@@ -168,7 +171,7 @@ impl Default for Config {
             _pad1: [0; 2],
             usable: [0; MAX_SLAVES],
             client_sampling: 0,
-            _pad2: 0,
+            clients_generation: 0,
         }
     }
 }

@@ -100,12 +100,32 @@ pub(crate) fn to_client(
     entry: *mut ClientEntry,
     from_master: bool,
 ) -> i32 {
-    // SAFETY: a live map value; counters are only updated atomically.
-    let entry = unsafe { &mut *entry };
-    let slave = slave_of_slot(entry.slot);
+    // SAFETY: a live map value.
+    let slot = unsafe { (*entry).slot };
+    to_slot(packet, config, slot, entry, core::ptr::null_mut, from_master)
+}
+
+/// Sends to a known client of slot `slot` by its slave; its counters are
+/// in `entry`, or, when that is null (the slot came from the cache), in
+/// what `look_up` finds: only a frame drawn for the counters pays it.
+#[inline(always)]
+pub(crate) fn to_slot(
+    packet: &Packet<'_>,
+    config: &Config,
+    slot: u32,
+    entry: *mut ClientEntry,
+    look_up: impl FnOnce() -> *mut ClientEntry,
+    from_master: bool,
+) -> i32 {
+    let slave = slave_of_slot(slot);
     let weight = stats::client_weight(slave, config.client_sampling);
     if weight != 0 {
-        stats::add_shared(&mut entry.tx_packets, &mut entry.tx_bytes, packet.len(), weight);
+        let entry = if entry.is_null() { look_up() } else { entry };
+        if !entry.is_null() {
+            // SAFETY: a live map value; counters are only updated atomically.
+            let entry = unsafe { &mut *entry };
+            stats::add_shared(&mut entry.tx_packets, &mut entry.tx_bytes, packet.len(), weight);
+        }
     }
     count(Reason::TxClient);
     send(packet, config, slave, from_master)

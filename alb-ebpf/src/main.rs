@@ -18,6 +18,7 @@
     reason = "atomic_xadd: the BPF target has no CAS, so core offers no atomic fetch_add"
 )]
 
+mod cache;
 mod forward;
 mod handover;
 mod ipv6;

@@ -2,6 +2,7 @@
 //! `alb_common::maps`; the agent pins these (alb-user's `datapath::layout`).
 
 use alb_common::{
+    client_cache::{CLIENT_CACHE_ENTRIES, CachedClient},
     maps::{
         CLIENT_SLOTS, CURSORS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config,
         DEFAULT_MAX_CLIENTS, EVENT_RING_BYTES, Event, HostKey6, MAX_SERVERS, MAX_SLAVES, MAX_VMS,
@@ -24,6 +25,7 @@ const TAILS: usize = TAIL_CALLS as usize;
 const VMS: usize = MAX_VMS as usize;
 const CURSOR_COUNT: usize = CURSORS as usize;
 const SERVERS: usize = MAX_SERVERS as usize;
+const CACHED: usize = CLIENT_CACHE_ENTRIES as usize;
 
 #[btf_map]
 pub(crate) static ALB_CONFIG: Array<Config, 1> = Array::new();
@@ -85,3 +87,14 @@ pub(crate) static ALB_EVENTS: RingBuf<Event, RING> = RingBuf::new();
 /// The programs `alb_tx` and `alb_rx` hand frames over to (the IPv6 path).
 #[btf_map]
 pub(crate) static ALB_PROGS: ProgramArray<TAILS> = ProgramArray::new();
+
+/// `alb_tx`'s client cache (`alb_common::client_cache`): per CPU, direct
+/// mapped. Not pinned: a new object starts with an empty cache.
+#[btf_map]
+pub(crate) static ALB_TX_CACHE: PerCpuArray<CachedClient, CACHED> = PerCpuArray::new();
+
+/// The data path's generation of `ALB_CLIENTS` (the cache's `local`),
+/// bumped after every insertion (which may evict a client). Not pinned,
+/// as the cache it guards.
+#[btf_map]
+pub(crate) static ALB_CACHE_GEN: Array<u64, 1> = Array::new();

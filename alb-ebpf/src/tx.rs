@@ -13,7 +13,8 @@ use alb_common::{
 use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
 
 use crate::{
-    forward::{by_bucket, deal, fresh_entry, send, slave_of_slot, to_client, usable_slave},
+    cache,
+    forward::{by_bucket, deal, fresh_entry, send, slave_of_slot, to_slot, usable_slave},
     handover,
     maps::{ALB_CLIENTS, ALB_CONFIG, ALB_SERVERS, ALB_VMS},
     packet::{Packet, redirect},
@@ -39,8 +40,9 @@ pub(crate) fn run(ctx: &TcContext) -> i32 {
         }
         TxPlan::Balance { client, bucket, from_master } => {
             if let Some(key) = client {
-                if let Some(entry) = ALB_CLIENTS.get_ptr_mut(key) {
-                    return to_client(&packet, config, entry, from_master);
+                if let Some((slot, entry)) = cache::slot_of(config, &key) {
+                    let look_up = || ALB_CLIENTS.get_ptr_mut(key).unwrap_or_default();
+                    return to_slot(&packet, config, slot, entry, look_up, from_master);
                 }
             }
             by_bucket(&packet, config, bucket, from_master)
@@ -165,7 +167,10 @@ fn new_client(key: &ClientKey, mac: &Mac) -> u32 {
     let Some((slot, slave)) = deal(CURSOR_CLIENTS) else { return NO_SLAVE };
     let entry = fresh_entry(slot, mac);
     // Another CPU may have dealt this client first: keep its assignment.
-    if ALB_CLIENTS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST)).is_err() {
+    let inserted = ALB_CLIENTS.insert(key, entry, u64::from(aya_ebpf::bindings::BPF_NOEXIST));
+    // Inserted or not, the LRU may have evicted a client to make room.
+    cache::invalidate();
+    if inserted.is_err() {
         // SAFETY: a live map value, read once.
         return ALB_CLIENTS.get_ptr(key).map_or(slave, |e| slave_of_slot(unsafe { (*e).slot }));
     }

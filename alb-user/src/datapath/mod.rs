@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use alb_common::{
     assign::initial_bucket_slave,
     maps::{
-        CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6, ClientSlot, MAX_SLAVES, SLAVE_PRESENT,
-        SLAVE_UP, Slave, SlaveStats, TAIL_RX6, TAIL_TX6, TX_BUCKETS, Traffic, TxBucket, VmEntry,
-        VmKey, names, programs,
+        CLIENT_SLOTS, ClientEntry, ClientKey, ClientKey6, ClientSlot, Config, MAX_SLAVES,
+        SLAVE_PRESENT, SLAVE_UP, Slave, SlaveStats, TAIL_RX6, TAIL_TX6, TX_BUCKETS, Traffic,
+        TxBucket, VmEntry, VmKey, names, programs,
     },
     reason::Reason,
 };
@@ -200,11 +200,27 @@ impl Datapath {
     }
 
     /// Writes the master-wide config (active slave, master MAC, usable slaves).
+    /// The clients' generation (`Config::clients_generation`) is kept as
+    /// the map holds it: only [`Self::forget_clients`] changes it.
     pub fn write_config(&mut self, state: &State) -> Result<()> {
         let flags = self.fault.flags();
-        let mut config: Array<&mut MapData, _> = Array::try_from(self.map_mut(names::CONFIG)?)?;
-        config.set(0, state.config(), flags).context("cannot write the config")?;
+        let mut config: Array<&mut MapData, Config> =
+            Array::try_from(self.map_mut(names::CONFIG)?)?;
+        let generation = config.get(&0, 0).map_or(0, |c| c.clients_generation);
+        let next = Config { clients_generation: generation, ..state.config() };
+        config.set(0, next, flags).context("cannot write the config")?;
         Ok(())
+    }
+
+    /// Bumps `Config::clients_generation`, which drops every entry of
+    /// `alb_tx`'s client cache (`alb_common::client_cache`).
+    fn bump_clients_generation(&mut self) -> Result<()> {
+        let flags = self.fault.flags();
+        let mut config: Array<&mut MapData, Config> =
+            Array::try_from(self.map_mut(names::CONFIG)?)?;
+        let mut current = config.get(&0, 0).context("cannot read the config")?;
+        current.clients_generation = current.clients_generation.wrapping_add(1);
+        config.set(0, current, flags).context("cannot write the config")
     }
 
     /// The device of each slave slot as the maps hold it (0: empty), read
@@ -305,9 +321,16 @@ impl Datapath {
 
     /// Deletes clients from the table, in one system call; returns how
     /// many were there.
+    /// The transmit path's client cache is invalidated after the deletion
+    /// (also after a partial one).
     pub fn forget_clients(&mut self, keys: &[ClientKey]) -> Result<usize> {
-        batch::delete(data(self.map(names::CLIENTS)?)?, keys, self.fault.flags())
-            .context("cannot delete from the client table")
+        let deleted = batch::delete(data(self.map(names::CLIENTS)?)?, keys, self.fault.flags())
+            .context("cannot delete from the client table");
+        let bumped = self.bump_clients_generation();
+        // The deletion's error first: it is the one the caller reports.
+        let count = deleted?;
+        bumped?;
+        Ok(count)
     }
 
     /// The VM table: every learned VM MAC with its entry (at most

@@ -14,6 +14,7 @@
 //! in the output directory ([`merge`]).
 
 mod balance;
+mod cpu;
 mod failover;
 mod layout;
 mod merge;
@@ -55,6 +56,10 @@ pub(crate) struct Sizes {
     pub(crate) max_rounds: usize,
     /// Paired rounds per test of the layout experiment.
     pub(crate) layout_rounds: usize,
+    /// Figure 2c: seconds per run at the offered load, and rounds (none
+    /// is discarded).
+    pub(crate) cpu_secs: u32,
+    pub(crate) cpu_rounds: usize,
     /// iperf3 seconds per aggregation test, and its rounds.
     pub(crate) agg_secs: u32,
     pub(crate) agg_rounds: usize,
@@ -83,6 +88,8 @@ impl Sizes {
             rounds: 20,
             max_rounds: 30,
             layout_rounds: 12,
+            cpu_secs: 1,
+            cpu_rounds: 12,
             agg_secs: 4,
             agg_rounds: 2,
             failover_reps: 3,
@@ -105,6 +112,8 @@ impl Sizes {
             rounds: 3,
             max_rounds: 4,
             layout_rounds: 3,
+            cpu_secs: 1,
+            cpu_rounds: 3,
             agg_secs: 1,
             agg_rounds: 1,
             failover_reps: 1,
@@ -131,8 +140,8 @@ pub(crate) struct Ctx {
 }
 
 /// The sections, in the order they run.
-pub(crate) const SECTIONS: [&str; 8] =
-    ["cost", "throughput", "layout", "aggregation", "failover", "scale", "balance", "soak"];
+pub(crate) const SECTIONS: [&str; 9] =
+    ["cost", "throughput", "cpu", "layout", "aggregation", "failover", "scale", "balance", "soak"];
 
 /// The chaos soak's options: minutes (default: the sizes') and the seed of
 /// its fault schedule (default: a fresh one, printed and recorded).
@@ -210,15 +219,21 @@ pub(crate) fn run(
         slaves,
         master: format!("ab{pid}{suffix}"),
     };
-    if SECTIONS[..6].iter().any(|s| ctx.wants(s)) {
+    if SECTIONS[..7].iter().any(|s| ctx.wants(s)) {
         eprintln!("bench: labs albb{pid}a (alb) and albb{pid}p (plain veth): 2 slaves, 4 clients");
         let lab = Lab::up(config("a", 4, 2))?;
         section(&ctx, &mut doc, &mut errors, "cost", || cost(&ctx, &lab));
-        if ["throughput", "layout", "aggregation"].iter().any(|s| ctx.wants(s)) {
+        if ["throughput", "cpu", "layout", "aggregation"].iter().any(|s| ctx.wants(s)) {
             let plain = Lab::up(config("p", 4, 2))?;
             baseline_up(&plain)?;
             section(&ctx, &mut doc, &mut errors, "throughput", || {
                 net::throughput(&ctx, &lab, &plain)
+            });
+            section(&ctx, &mut doc, &mut errors, "cpu", || {
+                let (twin, known) = (Lab::up(config("e", 1, 2))?, Lab::up(config("k", 1, 2))?);
+                baseline_up(&twin)?;
+                baseline_up(&known)?;
+                cpu::run(&ctx, &lab, &plain, &twin, &known)
             });
             section(&ctx, &mut doc, &mut errors, "layout", || layout::run(&ctx, &config, &plain));
             section(&ctx, &mut doc, &mut errors, "aggregation", || {

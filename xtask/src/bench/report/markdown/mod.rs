@@ -13,6 +13,7 @@
 mod aggregation;
 mod balance;
 mod cost;
+mod cpu;
 mod failover;
 mod scale;
 mod sizes;
@@ -83,6 +84,7 @@ pub(super) fn markdown(doc: &Value) -> String {
     targets::summary(&mut md, doc);
     cost::cost_md(&mut md, doc);
     throughput::throughput_md(&mut md, doc);
+    cpu::cpu_md(&mut md, doc);
     throughput::layout_md(&mut md, doc);
     aggregation::aggregation_md(&mut md, doc);
     failover::failover_md(&mut md, doc);
