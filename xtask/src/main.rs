@@ -76,8 +76,8 @@ enum Cmd {
     Lint,
     /// Lint (as `lint`), then run all tests (`cargo test --workspace
     /// --exclude alb-ebpf`, one test at a time), then the seed, failover,
-    /// runtime and service tests again on the clsact hook, then seed,
-    /// failover and privileges in the Linux 5.10 guest (QEMU TCG).
+    /// runtime, service and hooks tests again on the clsact hook, then
+    /// seed, privileges and cli in the Linux 5.10 guest (QEMU TCG).
     Test {
         /// Extra arguments for the test binaries (a filter, --nocapture),
         /// after `--`.
