@@ -272,6 +272,46 @@ fn a_bond_of_another_mode_is_refused_and_left_as_it_was() {
     assert_eq!(kind(&lab, &bond), "bond");
 }
 
+/// A balance-alb bond alb cannot take: one whose slaves were released,
+/// and one whose name's peer (`<bond>p`, alb's master is a veth pair) a
+/// device already has. Each is refused in one line before anything
+/// changes: the bond keeps its kind, its link and its addresses.
+#[test]
+#[ignore = "guest: needs the bonding module; run by cargo xtask vm-test --tests takeover"]
+fn a_balance_alb_bond_alb_cannot_take_is_refused_and_left_as_it_was() {
+    require_bonding().unwrap_or_else(|e| panic!("{e:#}"));
+    let lab = lab(1, 2);
+    let (srv, bond) = (lab.srv().to_owned(), lab.master().to_owned());
+    lab.add_kernel_bond("balance-alb", &["miimon", "100"])
+        .unwrap_or_else(|e| panic!("kernel bond: {e:#}"));
+    let sysfs = lab.srv_sysfs().unwrap_or_else(|e| panic!("sysfs of the server: {e:#}"));
+    let sysfs_root = sysfs.path().to_string_lossy().into_owned();
+    let takeover = || run_alb(&srv, &["takeover", "--sysfs-root", &sysfs_root, &bond]);
+    let snapshot = || {
+        let link = lab.ip(&srv, &["-d", "link", "show", "dev", &bond]).expect("ip link");
+        let addresses = lab.ip(&srv, &["addr", "show", "dev", &bond]).expect("ip addr");
+        (link, addresses)
+    };
+
+    let peer = format!("{bond}p");
+    lab.ip(&srv, &["link", "add", &peer, "type", "bridge"]).expect("a device named as the peer");
+    let before = snapshot();
+    assert_refused("the peer's name taken", &takeover(), &format!("needs the name {peer}"));
+    assert_eq!(kind(&lab, &bond), "bond");
+    assert_eq!(snapshot(), before, "the bond as it was");
+    assert_eq!(kind(&lab, &peer), "bridge", "the device of that name kept");
+    lab.ip(&srv, &["link", "del", &peer]).expect("ip link del");
+
+    for slave in lab.slaves() {
+        lab.ip(&srv, &["link", "set", &slave.name, "nomaster"]).expect("release the slave");
+    }
+    let before = snapshot();
+    assert_refused("no slaves", &takeover(), "has no slaves");
+    assert_eq!(kind(&lab, &bond), "bond");
+    assert_eq!(snapshot(), before, "the bond as it was");
+    assert!(!Path::new(&format!("/run/alb/{bond}.takeover.json")).exists(), "no takeover record");
+}
+
 #[test]
 fn takeover_and_handback_refuse_what_is_no_bond_of_theirs() {
     let lab = lab(1, 1);
