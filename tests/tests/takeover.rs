@@ -287,15 +287,26 @@ fn a_balance_alb_bond_alb_cannot_take_is_refused_and_left_as_it_was() {
     let sysfs = lab.srv_sysfs().unwrap_or_else(|e| panic!("sysfs of the server: {e:#}"));
     let sysfs_root = sysfs.path().to_string_lossy().into_owned();
     let takeover = || run_alb(&srv, &["takeover", "--sysfs-root", &sysfs_root, &bond]);
+    // What a refusal must keep: the bond's MAC, mode and slaves (bonding's
+    // files), and its global addresses; not its operstate or the link-local
+    // address's DAD, which the kernel changes on its own meanwhile.
     let snapshot = || {
-        let link = lab.ip(&srv, &["-d", "link", "show", "dev", &bond]).expect("ip link");
-        let addresses = lab.ip(&srv, &["addr", "show", "dev", &bond]).expect("ip addr");
-        (link, addresses)
+        let mac = lab.link_mac(&srv, &bond).expect("mac");
+        let mode = bonding_file(sysfs.path(), &bond, "mode");
+        let slaves = bonding_file(sysfs.path(), &bond, "slaves");
+        let addresses = lab
+            .ip(&srv, &["-o", "addr", "show", "dev", &bond, "scope", "global"])
+            .expect("ip addr")
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(3).map(str::to_owned))
+            .collect::<Vec<_>>();
+        (mac, mode, slaves, addresses)
     };
 
     let peer = format!("{bond}p");
     lab.ip(&srv, &["link", "add", &peer, "type", "bridge"]).expect("a device named as the peer");
     let before = snapshot();
+    assert!(before.3.contains(&format!("{SERVER_IP4}/24")), "the bond's address: {before:?}");
     assert_refused("the peer's name taken", &takeover(), &format!("needs the name {peer}"));
     assert_eq!(kind(&lab, &bond), "bond");
     assert_eq!(snapshot(), before, "the bond as it was");
