@@ -297,24 +297,9 @@ fn a_kernel_without_a_hook_for_alb_is_refused_in_one_line() {
     assert!(unload.status.success(), "rmmod cls_bpf: {}", String::from_utf8_lossy(&unload.stderr));
     let _back = ClsBpfBack;
     let sysctls = slave_sysctls(&lab);
-    let bin = common::alb_bin();
-    let argv = [
-        bin.to_str().expect("UTF-8 path"),
-        "--master",
-        &master,
-        "--iface",
-        "veth17",
-        "--iface",
-        "veth19",
-    ];
     let tcx = hook::kernel_has_tcx();
     let env: &[(&str, &str)] = if tcx { &[(AGENT_HOOK_VAR, "clsact")] } else { &[] };
-    let mut proc = lab.spawn_env(lab.srv(), &argv, env).expect("spawn alb");
-    let status = proc
-        .wait_timeout(Duration::from_secs(20))
-        .expect("wait")
-        .unwrap_or_else(|| panic!("alb still runs after 20 s:\n{}", proc.log()));
-    let log = proc.log();
+    let (status, log) = common::refused_start(&lab, env);
     println!("cli: without cls_bpf (TCX: {tcx}): {status}: {log}");
     assert_eq!(status.code(), Some(1), "refused with exit 1: {log}");
     let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("alb: ")).collect();

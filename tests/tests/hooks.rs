@@ -185,22 +185,7 @@ fn a_qdisc_alb_added_stays_while_it_holds_another_filter() {
 fn a_hook_switch_that_names_no_hook_is_refused() {
     let lab = common::lab(1, 2);
     let master = lab.master().to_owned();
-    let bin = common::alb_bin();
-    let argv = [
-        bin.to_str().expect("UTF-8 path"),
-        "--master",
-        &master,
-        "--iface",
-        "veth17",
-        "--iface",
-        "veth19",
-    ];
-    let mut proc = lab.spawn_env(lab.srv(), &argv, &[(AGENT_HOOK_VAR, "xdp")]).expect("spawn alb");
-    let status = proc
-        .wait_timeout(Duration::from_secs(20))
-        .expect("wait")
-        .unwrap_or_else(|| panic!("alb still runs after 20 s:\n{}", proc.log()));
-    let log = proc.log();
+    let (status, log) = common::refused_start(&lab, &[(AGENT_HOOK_VAR, "xdp")]);
     assert_eq!(status.code(), Some(1), "refused with exit 1: {log}");
     let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("alb: ")).collect();
     assert_eq!(errors.len(), 1, "one `alb:` line, not:\n{log}");

@@ -48,6 +48,28 @@ pub(crate) fn alb_bin() -> PathBuf {
     bin
 }
 
+/// Starts an agent of the lab's master on veth17 and veth19 with `env`,
+/// expecting it to refuse: waits up to 20 s for it to exit; its status and
+/// log.
+pub(crate) fn refused_start(lab: &Lab, env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let bin = alb_bin();
+    let argv = [
+        bin.to_str().expect("UTF-8 path"),
+        "--master",
+        lab.master(),
+        "--iface",
+        "veth17",
+        "--iface",
+        "veth19",
+    ];
+    let mut proc = lab.spawn_env(lab.srv(), &argv, env).expect("spawn alb");
+    let status = proc
+        .wait_timeout(Duration::from_secs(20))
+        .expect("wait")
+        .unwrap_or_else(|| panic!("alb still runs after 20 s:\n{}", proc.log()));
+    (status, proc.log())
+}
+
 /// A master name unique to the lab with prefix `prefix` (≤ 14 bytes, so
 /// that its peer `<name>p` fits in IFNAMSIZ).
 pub(crate) fn master_name(prefix: &str) -> String {
