@@ -24,12 +24,14 @@ const INIT: &str = include_str!("guest.sh");
 const NICS: &str = include_str!("nics/guest.sh");
 
 /// Modules the tests need (dependencies are added); `8021q` for the VLAN
-/// devices of tests/tests/vlan.rs; the last three drive the emulated
+/// devices of tests/tests/vlan.rs, `macvlan` for the VMs of
+/// tests/tests/vms.rs; the last three drive the emulated
 /// NICs of `vm-test --nics` (virtio_pci is built into 6.12).
 const MODULES: &[&str] = &[
     "veth",
     "bridge",
     "8021q",
+    "macvlan",
     "sch_ingress",
     "cls_bpf",
     "act_bpf",
